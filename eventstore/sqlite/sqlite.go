@@ -1,0 +1,570 @@
+// Package sqlite is the embedded eventstore.Store, on SQLite through
+// modernc.org/sqlite (pure Go, no cgo).
+//
+// The database runs in WAL mode with synchronous=FULL, so an append is
+// acknowledged only after its commit is fsynced. One writer goroutine owns
+// the only write connection and group-commits: appends that arrive while a
+// commit is in flight are queued and written together in the next
+// transaction, each under its own savepoint so that one append's conflict
+// does not fail the others. Reads use a separate pool of read-only
+// connections, which WAL lets run alongside the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/sqlmigrate"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Options configure a Store.
+type Options struct {
+	// MaxBatch caps how many events one group commit carries (default
+	// 2048). MaxBatch 1 disables group commit: one transaction per append.
+	MaxBatch int
+	// ReadConns is the size of the read pool (default 4).
+	ReadConns int
+	// Observer receives commit measurements (default: none).
+	Observer eventstore.Observer
+}
+
+// Store is the SQLite event store. Create it with Open.
+type Store struct {
+	w, r     *sql.DB
+	opts     Options
+	reqs     chan *appendReq
+	quit     chan struct{}
+	done     chan struct{}
+	closeMu  sync.Once
+	notifier eventstore.Notifier
+}
+
+type appendReq struct {
+	stream   string
+	expected eventstore.ExpectedVersion
+	events   []eventstore.EventData
+	snap     *eventstore.Snapshot
+	res      eventstore.AppendResult
+	err      error
+	done     chan struct{}
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the event store in the SQLite file at
+// path and applies its migrations.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 2048
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = 4
+	}
+	if opts.Observer == nil {
+		opts.Observer = eventstore.NopObserver{}
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	w, err := openDB(abs, false)
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := sqlmigrate.Apply(ctx, w, migrations, "migrations", "eventstore_migrations", ""); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	r, err := openDB(abs, true)
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(opts.ReadConns)
+	r.SetMaxIdleConns(opts.ReadConns)
+	r.SetConnMaxIdleTime(0)
+	s := &Store{w: w, r: r, opts: opts, reqs: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{})}
+	head, err := s.Head(ctx)
+	if err != nil {
+		s.w.Close()
+		s.r.Close()
+		return nil, err
+	}
+	s.notifier.Publish(head)
+	wr, err := newWriter(ctx, s)
+	if err != nil {
+		s.w.Close()
+		s.r.Close()
+		return nil, err
+	}
+	go wr.run()
+	return s, nil
+}
+
+// DSN returns the database/sql data source name the store uses for path:
+// WAL, synchronous=FULL, a busy timeout and foreign keys on. Read models
+// that live in their own SQLite file use it too.
+func DSN(path string, readOnly bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	if readOnly {
+		q.Add("_pragma", "query_only(1)")
+	} else {
+		q.Add("_txlock", "immediate")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+func openDB(path string, readOnly bool) (*sql.DB, error) {
+	db, err := sql.Open("sqlite", DSN(path, readOnly))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// Append implements eventstore.Store.
+func (s *Store) Append(ctx context.Context, streamID string, expected eventstore.ExpectedVersion, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	evs := append([]eventstore.EventData(nil), events...)
+	if err := eventstore.Prepare(streamID, evs); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	req := &appendReq{stream: streamID, expected: expected, events: evs, done: make(chan struct{})}
+	if err := s.submit(ctx, req); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	return req.res, req.err
+}
+
+// submit queues req for the writer and waits for it to be done.
+func (s *Store) submit(ctx context.Context, req *appendReq) error {
+	select {
+	case <-s.quit:
+		return eventstore.ErrClosed
+	default:
+	}
+	select {
+	case s.reqs <- req:
+	case <-s.quit:
+		return eventstore.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-req.done:
+		return nil
+	case <-ctx.Done():
+		// The write may still commit; a retry with the same event IDs is
+		// idempotent.
+		return ctx.Err()
+	}
+}
+
+const selectCols = `position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at`
+
+// ReadStream implements eventstore.Store.
+func (s *Store) ReadStream(ctx context.Context, streamID string, r eventstore.StreamRead) ([]eventstore.Record, error) {
+	limit := r.Limit
+	if limit <= 0 {
+		limit = eventstore.DefaultReadLimit
+	}
+	var rows *sql.Rows
+	var err error
+	if r.Direction == eventstore.Backward {
+		from := int64(r.From)
+		if r.From == 0 {
+			from = 1<<63 - 1
+		}
+		rows, err = s.r.QueryContext(ctx, `SELECT `+selectCols+` FROM events WHERE stream_id = ? AND version <= ? ORDER BY version DESC LIMIT ?`, streamID, from, limit)
+	} else {
+		rows, err = s.r.QueryContext(ctx, `SELECT `+selectCols+` FROM events WHERE stream_id = ? AND version >= ? ORDER BY version LIMIT ?`, streamID, int64(r.From), limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read stream %s: %w", streamID, err)
+	}
+	return scanRecords(rows, limit)
+}
+
+// ReadAll implements eventstore.Store.
+func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]eventstore.Record, error) {
+	if limit <= 0 {
+		limit = eventstore.DefaultReadLimit
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+selectCols+` FROM events WHERE position > ? ORDER BY position LIMIT ?`, int64(after), limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read all: %w", err)
+	}
+	return scanRecords(rows, limit)
+}
+
+func scanRecords(rows *sql.Rows, capHint int) ([]eventstore.Record, error) {
+	defer rows.Close()
+	recs := make([]eventstore.Record, 0, min(capHint, 256))
+	for rows.Next() {
+		var (
+			r        eventstore.Record
+			pos, ver int64
+			id, meta []byte
+			data     []byte
+			at       int64
+		)
+		if err := rows.Scan(&pos, &r.StreamID, &ver, &id, &r.Type, &r.SchemaVersion, &data, &meta, &at); err != nil {
+			return nil, fmt.Errorf("sqlite: scan: %w", err)
+		}
+		r.Position, r.Version = uint64(pos), uint64(ver)
+		copy(r.ID[:], id)
+		r.Data = data
+		if len(meta) > 0 {
+			if err := json.Unmarshal(meta, &r.Metadata); err != nil {
+				return nil, fmt.Errorf("sqlite: metadata at %d: %w", pos, err)
+			}
+		}
+		r.RecordedAt = time.Unix(0, at).UTC()
+		recs = append(recs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: read: %w", err)
+	}
+	return recs, nil
+}
+
+// Head implements eventstore.Store.
+func (s *Store) Head(ctx context.Context) (uint64, error) {
+	var head int64
+	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(position), 0) FROM events`).Scan(&head); err != nil {
+		return 0, fmt.Errorf("sqlite: head: %w", err)
+	}
+	return uint64(head), nil
+}
+
+// WaitForAppend implements eventstore.Store.
+func (s *Store) WaitForAppend(ctx context.Context, after uint64) error {
+	return s.notifier.Wait(ctx, after)
+}
+
+// SaveSnapshot implements eventstore.Store.
+func (s *Store) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) error {
+	if snap.StreamID == "" || !json.Valid(snap.State) {
+		return fmt.Errorf("%w: snapshot needs a stream ID and JSON state", eventstore.ErrInvalidEvent)
+	}
+	// The write connection belongs to the writer goroutine, so the
+	// snapshot rides in its next group commit.
+	req := &appendReq{snap: &snap, done: make(chan struct{})}
+	if err := s.submit(ctx, req); err != nil {
+		return err
+	}
+	if req.err != nil {
+		return fmt.Errorf("sqlite: save snapshot: %w", req.err)
+	}
+	return nil
+}
+
+// LoadSnapshot implements eventstore.Store.
+func (s *Store) LoadSnapshot(ctx context.Context, streamID string) (eventstore.Snapshot, bool, error) {
+	snap := eventstore.Snapshot{StreamID: streamID}
+	var ver int64
+	var state []byte
+	err := s.r.QueryRowContext(ctx, `SELECT version, state_version, state FROM snapshots WHERE stream_id = ?`, streamID).Scan(&ver, &snap.StateVersion, &state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return eventstore.Snapshot{}, false, nil
+	}
+	if err != nil {
+		return eventstore.Snapshot{}, false, fmt.Errorf("sqlite: load snapshot: %w", err)
+	}
+	snap.Version, snap.State = uint64(ver), state
+	return snap, true, nil
+}
+
+// Ping implements eventstore.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	select {
+	case <-s.quit:
+		return eventstore.ErrClosed
+	default:
+	}
+	return s.r.PingContext(ctx)
+}
+
+// Close stops the writer, failing queued appends with ErrClosed, and
+// closes the database.
+func (s *Store) Close() error {
+	var err error
+	s.closeMu.Do(func() {
+		close(s.quit)
+		<-s.done
+		err = errors.Join(s.w.Close(), s.r.Close())
+	})
+	return err
+}
+
+// writer owns the write connection.
+type writer struct {
+	s       *Store
+	conn    *sql.Conn
+	nextPos int64
+}
+
+func newWriter(ctx context.Context, s *Store) (*writer, error) {
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: writer connection: %w", err)
+	}
+	head := s.notifier.Head()
+	return &writer{s: s, conn: conn, nextPos: int64(head) + 1}, nil
+}
+
+func (w *writer) run() {
+	defer close(w.s.done)
+	defer w.conn.Close()
+	batch := make([]*appendReq, 0, 256)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-w.s.reqs:
+			batch = append(batch, r)
+		case <-w.s.quit:
+			w.failQueued()
+			return
+		}
+		n := max(len(batch[0].events), 1)
+	fill:
+		for n < w.s.opts.MaxBatch {
+			select {
+			case r := <-w.s.reqs:
+				batch = append(batch, r)
+				n += max(len(r.events), 1)
+			default:
+				break fill
+			}
+		}
+		w.commit(batch, n)
+	}
+}
+
+func (w *writer) failQueued() {
+	for {
+		select {
+		case r := <-w.s.reqs:
+			r.err = eventstore.ErrClosed
+			close(r.done)
+		default:
+			return
+		}
+	}
+}
+
+func (w *writer) commit(batch []*appendReq, events int) {
+	start := time.Now()
+	ctx := context.Background()
+	err := w.write(ctx, batch)
+	if err != nil {
+		// Nothing in the batch was committed: fail every append that had
+		// not already failed on its own, and resynchronise positions.
+		for _, r := range batch {
+			if r.err == nil {
+				r.err = fmt.Errorf("sqlite: commit: %w", err)
+			}
+		}
+		var head int64
+		if qerr := w.conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(position), 0) FROM events`).Scan(&head); qerr == nil {
+			w.nextPos = head + 1
+		}
+	} else {
+		w.s.opts.Observer.Committed(len(batch), events, time.Since(start))
+		w.s.notifier.Publish(uint64(w.nextPos - 1))
+	}
+	for _, r := range batch {
+		close(r.done)
+	}
+}
+
+func (w *writer) write(ctx context.Context, batch []*appendReq) (err error) {
+	tx, err := w.conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback() //nolint:errcheck // reporting the first error
+		}
+	}()
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO events (position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	verStmt, err := tx.PrepareContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?`)
+	if err != nil {
+		return err
+	}
+	defer verStmt.Close()
+	idStmt, err := tx.PrepareContext(ctx, `SELECT stream_id, version, position FROM events WHERE event_id = ?`)
+	if err != nil {
+		return err
+	}
+	defer idStmt.Close()
+	now := time.Now().UnixNano()
+	single := len(batch) == 1
+	for _, r := range batch {
+		if !single {
+			if _, err := tx.ExecContext(ctx, `SAVEPOINT a`); err != nil {
+				return err
+			}
+		}
+		pos := w.nextPos
+		aerr := w.appendOne(ctx, tx, r, ins, verStmt, idStmt, now)
+		if aerr != nil && !isAppendFailure(aerr) {
+			return aerr
+		}
+		if single {
+			if aerr != nil {
+				r.err = aerr
+				w.nextPos = pos
+				return aerr
+			}
+			continue
+		}
+		if aerr != nil {
+			r.err = aerr
+			w.nextPos = pos
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO a`); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE a`); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// appendFailure marks an error that fails one append but not its batch.
+type appendFailure struct{ error }
+
+func (e appendFailure) Unwrap() error { return e.error }
+
+func isAppendFailure(err error) bool {
+	var af appendFailure
+	return errors.As(err, &af)
+}
+
+func (w *writer) appendOne(ctx context.Context, tx *sql.Tx, r *appendReq, ins, verStmt, idStmt *sql.Stmt, now int64) error {
+	if r.snap != nil {
+		_, err := tx.ExecContext(ctx, `INSERT INTO snapshots (stream_id, version, state_version, state) VALUES (?, ?, ?, ?)
+			ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state_version = excluded.state_version, state = excluded.state
+			WHERE excluded.version >= snapshots.version`, r.snap.StreamID, int64(r.snap.Version), r.snap.StateVersion, []byte(r.snap.State))
+		if err != nil {
+			return appendFailure{err}
+		}
+		return nil
+	}
+	// A retry of an earlier append is recognised by its first event ID.
+	var (
+		dupStream      string
+		dupVer, dupPos int64
+	)
+	err := idStmt.QueryRowContext(ctx, r.events[0].ID[:]).Scan(&dupStream, &dupVer, &dupPos)
+	switch {
+	case err == nil:
+		res, derr := sameAppend(ctx, tx, r, dupStream, uint64(dupVer))
+		if derr != nil {
+			return appendFailure{derr}
+		}
+		r.res = res
+		return nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return err
+	}
+	var cur int64
+	if err := verStmt.QueryRowContext(ctx, r.stream).Scan(&cur); err != nil {
+		return err
+	}
+	if !r.expected.Check(uint64(cur)) {
+		return appendFailure{&eventstore.ConcurrencyError{StreamID: r.stream, Expected: r.expected, Actual: uint64(cur)}}
+	}
+	first := w.nextPos
+	for i := range r.events {
+		e := &r.events[i]
+		var meta []byte
+		if e.Metadata != (eventstore.Metadata{}) {
+			meta, _ = json.Marshal(e.Metadata)
+		}
+		if _, err := ins.ExecContext(ctx, w.nextPos, r.stream, cur+int64(i)+1, e.ID[:], e.Type, e.SchemaVersion, []byte(e.Data), meta, now); err != nil {
+			if isUniqueViolation(err) {
+				return appendFailure{fmt.Errorf("%w: %s", eventstore.ErrDuplicateEvent, e.ID)}
+			}
+			return err
+		}
+		w.nextPos++
+	}
+	r.res = eventstore.AppendResult{FirstPosition: uint64(first), LastPosition: uint64(w.nextPos - 1), NextExpectedVersion: uint64(cur) + uint64(len(r.events))}
+	return nil
+}
+
+// sameAppend checks that r repeats an append already stored in stream from
+// version from, and returns that append's result.
+func sameAppend(ctx context.Context, tx *sql.Tx, r *appendReq, stream string, from uint64) (eventstore.AppendResult, error) {
+	if stream != r.stream {
+		return eventstore.AppendResult{}, fmt.Errorf("%w: %s is already in stream %q", eventstore.ErrDuplicateEvent, r.events[0].ID, stream)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT event_id, position, version FROM events WHERE stream_id = ? AND version >= ? ORDER BY version LIMIT ?`, stream, int64(from), len(r.events))
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	defer rows.Close()
+	var res eventstore.AppendResult
+	i := 0
+	for ; rows.Next(); i++ {
+		var id []byte
+		var pos, ver int64
+		if err := rows.Scan(&id, &pos, &ver); err != nil {
+			return eventstore.AppendResult{}, err
+		}
+		if uuid.UUID(id) != r.events[i].ID {
+			return eventstore.AppendResult{}, fmt.Errorf("%w: append repeats %s but not the events stored after it", eventstore.ErrDuplicateEvent, r.events[0].ID)
+		}
+		if i == 0 {
+			res.FirstPosition = uint64(pos)
+		}
+		res.LastPosition, res.NextExpectedVersion = uint64(pos), uint64(ver)
+	}
+	if err := rows.Err(); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	if i != len(r.events) {
+		return eventstore.AppendResult{}, fmt.Errorf("%w: append repeats %s but carries more events than were stored", eventstore.ErrDuplicateEvent, r.events[0].ID)
+	}
+	return res, nil
+}
+
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
