@@ -63,6 +63,19 @@ func (n *Notifier) Publish(head uint64) {
 	}
 }
 
+// Reset sets the head to head, even if lower (as when a read model is
+// rebuilt), and wakes every waiter.
+func (n *Notifier) Reset(head uint64) {
+	n.mu.Lock()
+	n.head = head
+	ch := n.ch
+	n.ch = nil
+	n.mu.Unlock()
+	if ch != nil {
+		close(ch)
+	}
+}
+
 // Head returns the highest published position.
 func (n *Notifier) Head() uint64 {
 	n.mu.Lock()

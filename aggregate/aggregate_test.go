@@ -1,0 +1,195 @@
+package aggregate_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/agora-commerce/agora/aggregate"
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/eventstore/sqlite"
+)
+
+// counter is a tiny aggregate: Added events add to a total that may not
+// exceed a limit.
+type counter struct {
+	Total int `json:"total"`
+	Count int `json:"count"`
+}
+
+type added struct{ N int }
+
+var errLimit = errors.New("limit reached")
+
+func counterType(every uint64, stateVersion int) aggregate.Type[counter, added] {
+	return aggregate.Type[counter, added]{
+		Name:    "counter",
+		Initial: func() counter { return counter{} },
+		Evolve: func(s counter, e added) counter {
+			s.Total += e.N
+			s.Count++
+			return s
+		},
+		Encode: func(e added) (eventstore.EventData, error) {
+			b, err := json.Marshal(e)
+			return eventstore.EventData{Type: "Added", Data: b}, err
+		},
+		Decode: func(r eventstore.Record) (added, error) {
+			var e added
+			err := json.Unmarshal(r.Data, &e)
+			return e, err
+		},
+		SnapshotEvery: every,
+		StateVersion:  stateVersion,
+	}
+}
+
+func add(n, limit int) aggregate.Decide[counter, added] {
+	return func(l aggregate.Loaded[counter]) ([]added, error) {
+		if l.State.Total+n > limit {
+			return nil, errLimit
+		}
+		return []added{{N: n}}, nil
+	}
+}
+
+func openStore(t testing.TB) eventstore.Store {
+	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "es.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestSnapshotAndTailEqualReplay(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	repo := aggregate.NewRepository(store, counterType(10, 1))
+	for i := 1; i <= 25; i++ {
+		if _, err := repo.Handle(ctx, "a", eventstore.Metadata{}, add(i, 1<<30)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, ok, err := store.LoadSnapshot(ctx, "counter-a")
+	if err != nil || !ok || snap.Version != 20 {
+		t.Fatalf("snapshot: %+v ok=%v err=%v, want version 20", snap, ok, err)
+	}
+	withSnap, err := repo.Load(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replay, err := aggregate.NewRepository(store, counterType(0, 1)).Load(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if withSnap != replay || replay.Version != 25 || replay.State.Total != 325 {
+		t.Fatalf("snapshot load %+v, replay %+v", withSnap, replay)
+	}
+}
+
+func TestChangedStateShapeIgnoresSnapshot(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	// A snapshot whose state is of another shape: it must not be read.
+	if err := store.SaveSnapshot(ctx, eventstore.Snapshot{StreamID: "counter-b", Version: 1, StateVersion: 1, State: json.RawMessage(`{"total":999,"count":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	repo := aggregate.NewRepository(store, counterType(100, 2))
+	if _, err := repo.Handle(ctx, "b", eventstore.Metadata{}, add(5, 100)); err != nil {
+		t.Fatal(err)
+	}
+	l, err := repo.Load(ctx, "b")
+	if err != nil || l.State.Total != 5 || l.Version != 1 {
+		t.Fatalf("load = %+v, %v; want total 5 (stale snapshot ignored)", l, err)
+	}
+}
+
+func TestRuleBrokenAppendsNothing(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	repo := aggregate.NewRepository(store, counterType(0, 1))
+	if _, err := repo.Handle(ctx, "c", eventstore.Metadata{}, add(5, 4)); !errors.Is(err, errLimit) {
+		t.Fatalf("err = %v, want errLimit", err)
+	}
+	if head, _ := store.Head(ctx); head != 0 {
+		t.Fatalf("head = %d after a refused command", head)
+	}
+}
+
+func TestConcurrentCommandsRetryAndKeepInvariant(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	repo := aggregate.NewRepository(store, counterType(7, 1), aggregate.WithRetries(200))
+	const workers, each, limit = 16, 10, 100
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, refused := 0, 0
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				_, err := repo.Handle(ctx, "d", eventstore.Metadata{}, add(1, limit))
+				mu.Lock()
+				switch {
+				case err == nil:
+					ok++
+				case errors.Is(err, errLimit):
+					refused++
+				default:
+					t.Errorf("handle: %v", err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	l, err := repo.Load(ctx, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok != limit || refused != workers*each-limit || l.State.Total != limit || l.Version != limit {
+		t.Fatalf("ok=%d refused=%d state=%+v version=%d", ok, refused, l.State, l.Version)
+	}
+}
+
+func BenchmarkLoad10k(b *testing.B) {
+	ctx := context.Background()
+	store := openStore(b)
+	for _, every := range []uint64{0, 10000} {
+		repo := aggregate.NewRepository(store, counterType(every, 1))
+		id := fmt.Sprintf("bench-%d", every)
+		var evs []eventstore.EventData
+		for i := 0; i < 10000; i++ {
+			evs = append(evs, eventstore.EventData{Type: "Added", Data: json.RawMessage(`{"N":1}`)})
+		}
+		if _, err := store.Append(ctx, "counter-"+id, eventstore.NoStream, evs...); err != nil {
+			b.Fatal(err)
+		}
+		l, err := repo.Load(ctx, id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if every > 0 {
+			if err := repo.SaveSnapshot(ctx, l); err != nil {
+				b.Fatal(err)
+			}
+		}
+		name := "replay"
+		if every > 0 {
+			name = "snapshot"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := repo.Load(ctx, id); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

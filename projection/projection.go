@@ -1,0 +1,291 @@
+// Package projection keeps CQRS read models up to date from an event
+// store's global log.
+//
+// A Runner follows the log from its checkpoint and hands events to a
+// Projection in batches, inside one database transaction that also moves
+// the checkpoint. A crash therefore loses or repeats nothing: either the
+// batch's effects and the new checkpoint are both committed or neither is,
+// and the runner resumes from the committed checkpoint. Rebuild resets the
+// read model and replays the log. WaitFor lets a query wait until the read
+// model has caught up with a position the client wrote (read-your-writes).
+//
+// SQL here uses $1-style placeholders, which both PostgreSQL and SQLite
+// (modernc.org/sqlite) accept.
+package projection
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agora-commerce/agora/eventstore"
+)
+
+// Projection turns events into a read model.
+type Projection interface {
+	// Name identifies the projection's checkpoint; it must be unique per database.
+	Name() string
+	// Setup creates the read model's tables if they do not exist.
+	Setup(ctx context.Context, db *sql.DB) error
+	// Apply applies a batch of events (in position order) within tx.
+	// Events the projection does not care about are skipped.
+	Apply(ctx context.Context, tx *sql.Tx, batch []eventstore.Record) error
+	// Reset deletes the read model's data within tx, for a rebuild.
+	Reset(ctx context.Context, tx *sql.Tx) error
+}
+
+// Options tune a Runner.
+type Options struct {
+	// BatchSize caps the events per transaction (default 500).
+	BatchSize int
+	// Logger receives errors and rebuild progress (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Runner keeps one Projection up to date. Create it with NewRunner and
+// start it with Run.
+type Runner struct {
+	store eventstore.Store
+	db    *sql.DB
+	p     Projection
+	opts  Options
+
+	pos      atomic.Uint64
+	notifier eventstore.Notifier
+	// mu serialises batches with Rebuild.
+	mu    sync.Mutex
+	epoch atomic.Uint64
+	// rebuilt is closed (and replaced) by Rebuild to wake Run.
+	rebuilt chan struct{}
+}
+
+// wakeStore interrupts the runner's wait for new events when a rebuild
+// starts.
+type wakeStore struct {
+	eventstore.Store
+	wake <-chan struct{}
+}
+
+func (w wakeStore) WaitForAppend(ctx context.Context, after uint64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-w.wake:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := w.Store.WaitForAppend(ctx, after)
+	select {
+	case <-w.wake:
+		return errRestart
+	default:
+		return err
+	}
+}
+
+// NewRunner returns a runner applying store's events to p in db.
+func NewRunner(store eventstore.Store, db *sql.DB, p Projection, opts Options) *Runner {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 500
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Runner{store: store, db: db, p: p, opts: opts, rebuilt: make(chan struct{})}
+}
+
+// Name returns the projection's name.
+func (r *Runner) Name() string { return r.p.Name() }
+
+const checkpointTable = `CREATE TABLE IF NOT EXISTS projection_checkpoints (
+	name     TEXT PRIMARY KEY,
+	position BIGINT NOT NULL
+)`
+
+// Init creates the checkpoint table and the read model's tables and
+// loads the checkpoint. Run calls it; call it earlier to serve queries
+// before the runner starts.
+func (r *Runner) Init(ctx context.Context) error {
+	if _, err := r.db.ExecContext(ctx, checkpointTable); err != nil {
+		return fmt.Errorf("projection %s: checkpoint table: %w", r.p.Name(), err)
+	}
+	if err := r.p.Setup(ctx, r.db); err != nil {
+		return fmt.Errorf("projection %s: setup: %w", r.p.Name(), err)
+	}
+	pos, err := r.checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	r.setPos(pos)
+	return nil
+}
+
+func (r *Runner) checkpoint(ctx context.Context) (uint64, error) {
+	var pos int64
+	err := r.db.QueryRowContext(ctx, `SELECT position FROM projection_checkpoints WHERE name = $1`, r.p.Name()).Scan(&pos)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("projection %s: load checkpoint: %w", r.p.Name(), err)
+	}
+	return uint64(pos), nil
+}
+
+func (r *Runner) setPos(p uint64) {
+	r.pos.Store(p)
+	r.notifier.Publish(p)
+}
+
+var errRestart = errors.New("projection: restart after rebuild")
+
+// Run initialises the runner and follows the log until ctx ends. A failing
+// batch is retried with backoff; Run returns only ctx's error or an Init
+// failure.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := r.Init(ctx); err != nil {
+		return err
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		r.mu.Lock()
+		epoch, wake := r.epoch.Load(), r.rebuilt
+		r.mu.Unlock()
+		err := eventstore.Subscribe(ctx, wakeStore{r.store, wake}, r.pos.Load(), r.opts.BatchSize, func(ctx context.Context, batch []eventstore.Record) error {
+			if err := r.applyBatch(ctx, epoch, batch); err != nil {
+				return err
+			}
+			backoff = 100 * time.Millisecond
+			return nil
+		})
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errors.Is(err, errRestart) {
+			continue
+		}
+		r.opts.Logger.Error("projection batch failed; retrying", "projection", r.p.Name(), "err", err, "backoff", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, 10*time.Second)
+		// Resume from what is committed.
+		if pos, err := r.checkpoint(ctx); err == nil {
+			r.setPos(pos)
+		}
+	}
+}
+
+func (r *Runner) applyBatch(ctx context.Context, epoch uint64, batch []eventstore.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.epoch.Load() != epoch {
+		return errRestart
+	}
+	last := batch[len(batch)-1].Position
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("projection %s: begin: %w", r.p.Name(), err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after commit
+	if err := r.p.Apply(ctx, tx, batch); err != nil {
+		return fmt.Errorf("projection %s: apply up to %d: %w", r.p.Name(), last, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO projection_checkpoints (name, position) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET position = excluded.position`, r.p.Name(), int64(last)); err != nil {
+		return fmt.Errorf("projection %s: checkpoint: %w", r.p.Name(), err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("projection %s: commit: %w", r.p.Name(), err)
+	}
+	r.setPos(last)
+	return nil
+}
+
+// Position returns the last position applied to the read model.
+func (r *Runner) Position() uint64 { return r.pos.Load() }
+
+// Lag returns how many positions the read model is behind the log's head.
+func (r *Runner) Lag(ctx context.Context) (uint64, error) {
+	head, err := r.store.Head(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if p := r.pos.Load(); head > p {
+		return head - p, nil
+	}
+	return 0, nil
+}
+
+// WaitFor blocks until the read model includes position pos, or ctx ends.
+func (r *Runner) WaitFor(ctx context.Context, pos uint64) error {
+	if pos == 0 {
+		return nil
+	}
+	return r.notifier.Wait(ctx, pos-1)
+}
+
+// Rebuild empties the read model, moves the checkpoint back to the start
+// and, if the runner is running, waits until it has replayed the log up to
+// the head as it was when Rebuild began, calling progress (if not nil)
+// about once a second with the position reached and the target.
+func (r *Runner) Rebuild(ctx context.Context, progress func(pos, target uint64)) error {
+	target, err := r.store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	err = r.reset(ctx)
+	if err == nil {
+		r.epoch.Add(1)
+		r.pos.Store(0)
+		r.notifier.Reset(0)
+		close(r.rebuilt)
+		r.rebuilt = make(chan struct{})
+	}
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	r.opts.Logger.Info("projection rebuild started", "projection", r.p.Name(), "target", target)
+	for r.pos.Load() < target {
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := r.WaitFor(wctx, target)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if progress != nil {
+			progress(r.pos.Load(), target)
+		}
+		if err == nil {
+			break
+		}
+	}
+	r.opts.Logger.Info("projection rebuilt", "projection", r.p.Name(), "position", r.pos.Load())
+	return nil
+}
+
+func (r *Runner) reset(ctx context.Context) error {
+	tx, err := r.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("projection %s: begin reset: %w", r.p.Name(), err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after commit
+	if err := r.p.Reset(ctx, tx); err != nil {
+		return fmt.Errorf("projection %s: reset: %w", r.p.Name(), err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM projection_checkpoints WHERE name = $1`, r.p.Name()); err != nil {
+		return fmt.Errorf("projection %s: reset checkpoint: %w", r.p.Name(), err)
+	}
+	return tx.Commit()
+}
