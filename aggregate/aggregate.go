@@ -16,7 +16,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
@@ -69,24 +71,32 @@ type Repository[S, E any] struct {
 	store   eventstore.Store
 	typ     Type[S, E]
 	retries int
+	// stripes serialise commands on the same aggregate within this
+	// process, so that local contention queues instead of conflicting;
+	// the expected-version check still guards against other processes.
+	stripes []sync.Mutex
 }
 
 // Option configures a Repository.
 type Option func(*options)
 
-type options struct{ retries int }
+type options struct{ retries, stripes int }
 
 // WithRetries sets how many times Handle retries a concurrency conflict
 // (default 5).
 func WithRetries(n int) Option { return func(o *options) { o.retries = n } }
 
+// WithLockStripes sets how many mutex stripes serialise same-aggregate
+// commands in this process (default 256; 0 turns local serialisation off).
+func WithLockStripes(n int) Option { return func(o *options) { o.stripes = n } }
+
 // NewRepository returns a repository for typ on store.
 func NewRepository[S, E any](store eventstore.Store, typ Type[S, E], opts ...Option) *Repository[S, E] {
-	o := options{retries: 5}
+	o := options{retries: 5, stripes: 256}
 	for _, f := range opts {
 		f(&o)
 	}
-	return &Repository[S, E]{store: store, typ: typ, retries: o.retries}
+	return &Repository[S, E]{store: store, typ: typ, retries: o.retries, stripes: make([]sync.Mutex, o.stripes)}
 }
 
 // Type returns the repository's aggregate type.
@@ -138,6 +148,13 @@ type Decide[S, E any] func(l Loaded[S]) ([]E, error)
 // runs decide again, up to the repository's retry limit. meta is stamped
 // on every event.
 func (r *Repository[S, E]) Handle(ctx context.Context, id string, meta eventstore.Metadata, decide Decide[S, E]) (Result[S, E], error) {
+	if len(r.stripes) > 0 {
+		h := fnv.New32a()
+		h.Write([]byte(id))
+		mu := &r.stripes[h.Sum32()%uint32(len(r.stripes))]
+		mu.Lock()
+		defer mu.Unlock()
+	}
 	for attempt := 0; ; attempt++ {
 		res, err := r.handleOnce(ctx, id, meta, decide)
 		if err == nil || !errors.Is(err, eventstore.ErrConcurrency) || attempt >= r.retries {

@@ -1,0 +1,166 @@
+// Package app is the payments context's application layer: the commands
+// that drive Account aggregates through the event store, and the codec
+// between domain events and stored records.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/agora-commerce/agora/aggregate"
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/payments"
+	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/money"
+)
+
+// StreamPrefix is the aggregate type name; account id's stream is "account-<id>".
+const StreamPrefix = "account"
+
+// SnapshotEvery is how often (in events) an account is snapshotted.
+const SnapshotEvery = 100
+
+// AccountType describes the Account aggregate to the repository.
+func AccountType() aggregate.Type[payments.Account, payments.Event] {
+	return aggregate.Type[payments.Account, payments.Event]{
+		Name:          StreamPrefix,
+		Initial:       func() payments.Account { return payments.Account{} },
+		Evolve:        payments.Evolve,
+		Encode:        Encode,
+		Decode:        Decode,
+		SnapshotEvery: SnapshotEvery,
+		StateVersion:  1,
+	}
+}
+
+// Encode turns a payments event into an event to append.
+func Encode(e payments.Event) (eventstore.EventData, error) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return eventstore.EventData{}, err
+	}
+	return eventstore.EventData{Type: e.EventType(), SchemaVersion: 1, Data: b}, nil
+}
+
+// Decode turns a stored record into a payments event.
+func Decode(r eventstore.Record) (payments.Event, error) {
+	switch r.Type {
+	case payments.TypeAccountOpened:
+		return decodeAs[payments.AccountOpened](r.Data)
+	case payments.TypeMoneyDeposited:
+		return decodeAs[payments.MoneyDeposited](r.Data)
+	case payments.TypeMoneyWithdrawn:
+		return decodeAs[payments.MoneyWithdrawn](r.Data)
+	case payments.TypeAccountClosed:
+		return decodeAs[payments.AccountClosed](r.Data)
+	}
+	return nil, fmt.Errorf("payments: unknown event type %q", r.Type)
+}
+
+func decodeAs[T payments.Event](data json.RawMessage) (payments.Event, error) {
+	var e T
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// IsAccountStream reports whether a stream ID is an account's, and returns the account ID.
+func IsAccountStream(stream string) (string, bool) {
+	return strings.CutPrefix(stream, StreamPrefix+"-")
+}
+
+// Service runs payments commands.
+type Service struct {
+	repo *aggregate.Repository[payments.Account, payments.Event]
+	now  func() time.Time
+}
+
+// NewService returns a Service on store.
+func NewService(store eventstore.Store) *Service {
+	return &Service{repo: aggregate.NewRepository(store, AccountType()), now: time.Now}
+}
+
+// Result is what a command produced: the account after it and the
+// position of its last event (for Agora-Position).
+type Result struct {
+	// Account is the account's state after the command.
+	Account payments.Account
+	// Version is the account stream's version after the command.
+	Version uint64
+	// Position is the global position of the command's last event.
+	Position uint64
+}
+
+func result(r aggregate.Result[payments.Account, payments.Event]) Result {
+	return Result{Account: r.State, Version: r.Version, Position: r.Append.LastPosition}
+}
+
+// OpenAccount is the command to open an account.
+type OpenAccount struct {
+	// ID is the new account's ID; empty means a new UUIDv7.
+	ID string
+	// OwnerID is the owner's ID.
+	OwnerID string
+	// Initial is the initial balance (zero amount allowed); its currency is the account's.
+	Initial money.Money
+}
+
+// Open opens an account.
+func (s *Service) Open(ctx context.Context, meta eventstore.Metadata, cmd OpenAccount) (Result, error) {
+	if cmd.ID == "" {
+		cmd.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	res, err := s.repo.Handle(ctx, cmd.ID, meta, func(l aggregate.Loaded[payments.Account]) ([]payments.Event, error) {
+		return l.State.Open(cmd.ID, cmd.OwnerID, cmd.Initial, s.now())
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return result(res), nil
+}
+
+// Deposit deposits amount into account id.
+func (s *Service) Deposit(ctx context.Context, meta eventstore.Metadata, id string, amount money.Money) (Result, error) {
+	return s.handle(ctx, meta, id, func(a payments.Account) ([]payments.Event, error) { return a.Deposit(amount, s.now()) })
+}
+
+// Withdraw withdraws amount from account id.
+func (s *Service) Withdraw(ctx context.Context, meta eventstore.Metadata, id string, amount money.Money) (Result, error) {
+	return s.handle(ctx, meta, id, func(a payments.Account) ([]payments.Event, error) { return a.Withdraw(amount, s.now()) })
+}
+
+// Close closes account id.
+func (s *Service) Close(ctx context.Context, meta eventstore.Metadata, id string) (Result, error) {
+	return s.handle(ctx, meta, id, func(a payments.Account) ([]payments.Event, error) { return a.Close(s.now()) })
+}
+
+// Get loads account id from its events (the write side).
+func (s *Service) Get(ctx context.Context, id string) (payments.Account, uint64, error) {
+	l, err := s.repo.Load(ctx, id)
+	if err != nil {
+		return payments.Account{}, 0, err
+	}
+	if !l.State.Opened() {
+		return payments.Account{}, 0, payments.ErrNotOpen
+	}
+	return l.State, l.Version, nil
+}
+
+func (s *Service) handle(ctx context.Context, meta eventstore.Metadata, id string, decide func(payments.Account) ([]payments.Event, error)) (Result, error) {
+	if id == "" {
+		return Result{}, errs.E(errs.Invalid, "account ID is empty")
+	}
+	res, err := s.repo.Handle(ctx, id, meta, func(l aggregate.Loaded[payments.Account]) ([]payments.Event, error) {
+		return decide(l.State)
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return result(res), nil
+}

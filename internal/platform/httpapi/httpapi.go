@@ -1,0 +1,281 @@
+// Package httpapi holds the HTTP conventions every Agora API shares:
+// strict JSON request decoding, JSON and problem+json (RFC 9457) responses,
+// the one table that maps errors to statuses, read-your-writes headers and
+// common middleware (request IDs, access logs, panic recovery).
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/platform/errs"
+)
+
+// MaxBodyBytes is the largest request body accepted (1 MiB); larger get 413.
+const MaxBodyBytes = 1 << 20
+
+// Header names of the read-your-writes protocol.
+const (
+	// PositionHeader carries the event-store position a write produced.
+	PositionHeader = "Agora-Position"
+	// MinPositionHeader asks a read to wait until its read model reached a position.
+	MinPositionHeader = "Agora-Min-Position"
+	// RequestIDHeader identifies a request; echoed when the client sends one.
+	RequestIDHeader = "X-Request-Id"
+)
+
+// MaxConsistencyWait bounds how long a read waits for Agora-Min-Position.
+const MaxConsistencyWait = 5 * time.Second
+
+// statusOf is the one table from error codes to HTTP statuses.
+var statusOf = map[errs.Code]int{
+	errs.Invalid:       http.StatusBadRequest,
+	errs.Unprocessable: http.StatusUnprocessableEntity,
+	errs.NotFound:      http.StatusNotFound,
+	errs.Conflict:      http.StatusConflict,
+	errs.TooLarge:      http.StatusRequestEntityTooLarge,
+	errs.Unsupported:   http.StatusUnsupportedMediaType,
+	errs.Timeout:       http.StatusGatewayTimeout,
+	errs.Unavailable:   http.StatusServiceUnavailable,
+	errs.Internal:      http.StatusInternalServerError,
+}
+
+// Problem is an RFC 9457 problem document.
+type Problem struct {
+	// Type is a URI reference identifying the problem type.
+	Type string `json:"type"`
+	// Title is a short summary of the problem type.
+	Title string `json:"title"`
+	// Status is the HTTP status code.
+	Status int `json:"status"`
+	// Detail explains this occurrence.
+	Detail string `json:"detail,omitempty"`
+	// Instance is the request path.
+	Instance string `json:"instance,omitempty"`
+	// Reason is a stable machine-readable reason, e.g. "insufficient_funds".
+	Reason string `json:"reason,omitempty"`
+	// Errors lists offending fields of a validation problem.
+	Errors []errs.FieldError `json:"errors,omitempty"`
+	// RequestID lets support find the request in the logs.
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// Classify maps any error to a coded *errs.Error, recognising the
+// platform's well-known errors.
+func Classify(err error) *errs.Error {
+	var e *errs.Error
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &e):
+		return e
+	case errors.As(err, &tooLarge):
+		return &errs.Error{Code: errs.TooLarge, Message: fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit), Err: err}
+	case errors.Is(err, eventstore.ErrConcurrency):
+		return &errs.Error{Code: errs.Conflict, Reason: "concurrent_modification", Message: "the resource was changed concurrently; retry", Err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &errs.Error{Code: errs.Timeout, Message: "the operation timed out", Err: err}
+	case errors.Is(err, eventstore.ErrClosed):
+		return &errs.Error{Code: errs.Unavailable, Message: "the service is shutting down", Err: err}
+	default:
+		return &errs.Error{Code: errs.Internal, Message: "internal error", Err: err}
+	}
+}
+
+// Error writes err as problem+json with the status of its code, logging
+// server-side failures.
+func Error(w http.ResponseWriter, r *http.Request, err error) {
+	e := Classify(err)
+	status, ok := statusOf[e.Code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if status >= 500 {
+		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	p := Problem{
+		Type:      "about:blank",
+		Title:     http.StatusText(status),
+		Status:    status,
+		Detail:    e.Message,
+		Instance:  r.URL.Path,
+		Reason:    e.Reason,
+		Errors:    e.Fields,
+		RequestID: w.Header().Get(RequestIDHeader),
+	}
+	if e.Reason != "" {
+		p.Type = "/problems/" + strings.ReplaceAll(e.Reason, "_", "-")
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// JSON writes v as a JSON response with status.
+func JSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Decode reads r's body as exactly one JSON value into dst, strictly:
+// the body must be JSON (by Content-Type, if one is given), at most
+// MaxBodyBytes, with no unknown fields, no wrong types and nothing after
+// the value. Failures are *errs.Error values ready for Error.
+func Decode(w http.ResponseWriter, r *http.Request, dst any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return errs.E(errs.Unsupported, "Content-Type must be application/json, not %q", ct)
+		}
+	}
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return decodeError(err)
+		}
+		return errs.E(errs.Invalid, "request body must hold a single JSON value")
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var (
+		syntax    *json.SyntaxError
+		typeErr   *json.UnmarshalTypeError
+		tooLarge  *http.MaxBytesError
+		fieldErr  *errs.Error
+		fieldName string
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return &errs.Error{Code: errs.TooLarge, Message: fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit), Err: err}
+	case errors.Is(err, io.EOF):
+		return errs.E(errs.Invalid, "request body is empty; a JSON object is required")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errs.E(errs.Invalid, "request body is truncated JSON")
+	case errors.As(err, &syntax):
+		return errs.E(errs.Invalid, "malformed JSON at byte %d: %v", syntax.Offset, syntax)
+	case errors.As(err, &typeErr):
+		fieldName = typeErr.Field
+		if fieldName == "" {
+			return errs.E(errs.Invalid, "request body must be a JSON object")
+		}
+		return &errs.Error{Code: errs.Invalid, Message: "request has invalid fields",
+			Fields: []errs.FieldError{{Field: fieldName, Message: fmt.Sprintf("must be %s, not %s", typeErr.Type, typeErr.Value)}}}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &errs.Error{Code: errs.Invalid, Message: "request has unknown fields",
+			Fields: []errs.FieldError{{Field: name, Message: "unknown field"}}}
+	case errors.As(err, &fieldErr):
+		return fieldErr
+	default:
+		return &errs.Error{Code: errs.Invalid, Message: "invalid request body: " + err.Error(), Err: err}
+	}
+}
+
+// SetPosition sets the Agora-Position header of a write's response.
+func SetPosition(w http.ResponseWriter, pos uint64) {
+	w.Header().Set(PositionHeader, strconv.FormatUint(pos, 10))
+}
+
+// Waiter is a read model that can wait until it includes a position.
+type Waiter interface {
+	WaitFor(ctx context.Context, pos uint64) error
+}
+
+// Consistent honours Agora-Min-Position: it waits (up to
+// MaxConsistencyWait) until rm includes the requested position. It returns
+// an Invalid error for a malformed header and a Timeout error (504) when
+// the read model does not catch up in time.
+func Consistent(r *http.Request, rm Waiter) error {
+	h := r.Header.Get(MinPositionHeader)
+	if h == "" {
+		return nil
+	}
+	pos, err := strconv.ParseUint(strings.TrimSpace(h), 10, 64)
+	if err != nil {
+		return errs.E(errs.Invalid, "%s must be a non-negative integer", MinPositionHeader)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), MaxConsistencyWait)
+	defer cancel()
+	if err := rm.WaitFor(ctx, pos); err != nil {
+		if r.Context().Err() != nil {
+			return r.Context().Err()
+		}
+		return &errs.Error{Code: errs.Timeout, Reason: "read_model_lagging", Message: fmt.Sprintf("read model did not reach position %d within %v", pos, MaxConsistencyWait), Err: err}
+	}
+	return nil
+}
+
+// Middleware wraps h with request IDs, panic recovery and a JSON access
+// log line per request.
+func Middleware(log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(RequestIDHeader)
+		if id == "" || len(id) > 128 {
+			id = uuid.NewString()
+		}
+		w.Header().Set(RequestIDHeader, id)
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				log.Error("panic serving request", "path", r.URL.Path, "panic", fmt.Sprint(p), "request_id", id)
+				if !sw.wrote {
+					Error(sw, r, fmt.Errorf("panic: %v", p))
+				}
+			}
+			log.Info("http", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+				"duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", id)
+		}()
+		h.ServeHTTP(sw, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// NotFound answers unknown routes with problem+json.
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	Error(w, r, errs.E(errs.NotFound, "no route for %s %s", r.Method, r.URL.Path))
+}
