@@ -45,7 +45,7 @@ type Type[S, E any] struct {
 }
 
 // StreamID returns the stream ID of aggregate id.
-func (t *Type[S, E]) StreamID(id string) string { return t.Name + "-" + id }
+func (t Type[S, E]) StreamID(id string) string { return t.Name + "-" + id }
 
 // Loaded is an aggregate's state at a version.
 type Loaded[S any] struct {

@@ -22,6 +22,8 @@ const (
 	NotFound Code = "not_found"
 	// Conflict: a business rule or concurrent change forbids it (409).
 	Conflict Code = "conflict"
+	// MethodNotAllowed: the path exists but not with this method (405).
+	MethodNotAllowed Code = "method_not_allowed"
 	// TooLarge: the request body is too large (413).
 	TooLarge Code = "too_large"
 	// Unsupported: the request's media type is not accepted (415).

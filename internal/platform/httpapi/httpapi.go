@@ -41,15 +41,16 @@ const MaxConsistencyWait = 5 * time.Second
 
 // statusOf is the one table from error codes to HTTP statuses.
 var statusOf = map[errs.Code]int{
-	errs.Invalid:       http.StatusBadRequest,
-	errs.Unprocessable: http.StatusUnprocessableEntity,
-	errs.NotFound:      http.StatusNotFound,
-	errs.Conflict:      http.StatusConflict,
-	errs.TooLarge:      http.StatusRequestEntityTooLarge,
-	errs.Unsupported:   http.StatusUnsupportedMediaType,
-	errs.Timeout:       http.StatusGatewayTimeout,
-	errs.Unavailable:   http.StatusServiceUnavailable,
-	errs.Internal:      http.StatusInternalServerError,
+	errs.Invalid:          http.StatusBadRequest,
+	errs.Unprocessable:    http.StatusUnprocessableEntity,
+	errs.NotFound:         http.StatusNotFound,
+	errs.Conflict:         http.StatusConflict,
+	errs.TooLarge:         http.StatusRequestEntityTooLarge,
+	errs.MethodNotAllowed: http.StatusMethodNotAllowed,
+	errs.Unsupported:      http.StatusUnsupportedMediaType,
+	errs.Timeout:          http.StatusGatewayTimeout,
+	errs.Unavailable:      http.StatusServiceUnavailable,
+	errs.Internal:         http.StatusInternalServerError,
 }
 
 // Problem is an RFC 9457 problem document.

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/agora-commerce/agora/internal/bench"
+	"github.com/agora-commerce/agora/internal/server"
+)
+
+const usage = `usage: agora <command> [flags]
+
+commands:
+  serve        run the whole platform in one process (embedded storage)
+  bench store  measure the event stores (add --json for machine output)
+
+Run 'agora <command> -h' for a command's flags.`
+
+// Main is the program: ParseFlags reads the command line, Run runs the
+// command until ctx ends, Close releases what Run opened. Tests boot it on
+// port 0 with a temporary data directory.
+type Main struct {
+	// Stdout receives command output (tables, JSON).
+	Stdout io.Writer
+	// Stderr receives logs.
+	Stderr io.Writer
+
+	command string
+	serve   server.Config
+	logJSON bool
+	level   slog.Level
+	bench   bench.Config
+	asJSON  bool
+
+	srv *server.Server
+	// Ready, if set, is called with the server once it accepts requests.
+	Ready func(*server.Server)
+}
+
+// NewMain returns a Main writing to the process's stdout and stderr.
+func NewMain() *Main { return &Main{Stdout: os.Stdout, Stderr: os.Stderr} }
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// ParseFlags parses the command line (without the program name). Flags
+// default to AGORA_* environment variables.
+func (m *Main) ParseFlags(args []string) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	switch args[0] {
+	case "serve":
+		m.command = "serve"
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(m.Stderr)
+		fs.StringVar(&m.serve.Addr, "addr", env("AGORA_ADDR", "127.0.0.1:8080"), "listen address (AGORA_ADDR)")
+		fs.StringVar(&m.serve.DataDir, "data", env("AGORA_DATA_DIR", "data"), "data directory (AGORA_DATA_DIR)")
+		level := fs.String("log-level", env("AGORA_LOG_LEVEL", "info"), "debug, info, warn or error (AGORA_LOG_LEVEL)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if err := m.level.UnmarshalText([]byte(*level)); err != nil {
+			return fmt.Errorf("--log-level: %w", err)
+		}
+		return nil
+	case "bench":
+		if len(args) < 2 || args[1] != "store" {
+			return errors.New("usage: agora bench store [--json] [--events N] [--writers N]")
+		}
+		m.command = "bench store"
+		fs := flag.NewFlagSet("bench store", flag.ContinueOnError)
+		fs.SetOutput(m.Stderr)
+		fs.BoolVar(&m.asJSON, "json", false, "print one JSON object instead of a table")
+		fs.IntVar(&m.bench.Events, "events", 200_000, "events per throughput run")
+		fs.IntVar(&m.bench.Writers, "writers", 64, "concurrent appenders")
+		fs.StringVar(&m.bench.PostgresURL, "postgres", os.Getenv("AGORA_POSTGRES_URL"), "PostgreSQL URL (AGORA_POSTGRES_URL); empty skips PostgreSQL")
+		fs.StringVar(&m.bench.Dir, "dir", "", "directory for the SQLite files (default: a temporary one)")
+		return fs.Parse(args[2:])
+	case "-h", "--help", "help":
+		return errors.New(usage)
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}
+
+// Run runs the parsed command.
+func (m *Main) Run(ctx context.Context) error {
+	log := slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: m.level}))
+	slog.SetDefault(log)
+	switch m.command {
+	case "serve":
+		m.serve.Logger = log
+		srv, err := server.Open(ctx, m.serve)
+		if err != nil {
+			return err
+		}
+		m.srv = srv
+		if m.Ready != nil {
+			go func() {
+				<-srv.Ready()
+				m.Ready(srv)
+			}()
+		}
+		return srv.Run(ctx)
+	case "bench store":
+		m.bench.Log = func(format string, args ...any) { fmt.Fprintf(m.Stderr, format+"\n", args...) }
+		res, err := bench.Run(ctx, m.bench)
+		if err != nil {
+			return err
+		}
+		if m.asJSON {
+			return res.WriteJSON(m.Stdout)
+		}
+		return res.WriteTable(m.Stdout)
+	}
+	return errors.New(strings.TrimSpace(usage))
+}
+
+// Close releases what Run opened.
+func (m *Main) Close() error {
+	if m.srv != nil {
+		return m.srv.Close()
+	}
+	return nil
+}

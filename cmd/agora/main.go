@@ -1,0 +1,32 @@
+// Command agora runs the Agora commerce platform.
+//
+//	agora serve                 the whole platform, embedded (SQLite), on :8080
+//	agora bench store [--json]  event-store throughput and latency
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := NewMain()
+	if err := m.ParseFlags(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "agora:", err)
+		os.Exit(2)
+	}
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "agora:", err)
+		m.Close()
+		os.Exit(1)
+	}
+	if err := m.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, "agora:", err)
+		os.Exit(1)
+	}
+}

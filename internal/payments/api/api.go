@@ -1,0 +1,391 @@
+// Package api is the payments context's HTTP interface (open host
+// service): the /api/v1/accounts endpoints of API.md.
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/payments"
+	"github.com/agora-commerce/agora/internal/payments/app"
+	"github.com/agora-commerce/agora/internal/payments/readmodel"
+	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/internal/platform/httpapi"
+	"github.com/agora-commerce/agora/money"
+)
+
+// Handler serves the payments API.
+type Handler struct {
+	svc     *app.Service
+	queries *readmodel.Queries
+	rm      httpapi.Waiter
+	store   eventstore.Store
+}
+
+// New returns the payments API on the given command service, read-model
+// queries, the read model's waiter (for Agora-Min-Position) and the event
+// store (for the account event feed).
+func New(svc *app.Service, q *readmodel.Queries, rm httpapi.Waiter, store eventstore.Store) *Handler {
+	return &Handler{svc: svc, queries: q, rm: rm, store: store}
+}
+
+// Register adds the payments routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/accounts", h.open)
+	mux.HandleFunc("GET /api/v1/accounts", h.list)
+	mux.HandleFunc("GET /api/v1/accounts/{id}", h.get)
+	mux.HandleFunc("POST /api/v1/accounts/{id}/deposits", h.deposit)
+	mux.HandleFunc("POST /api/v1/accounts/{id}/withdrawals", h.withdraw)
+	mux.HandleFunc("POST /api/v1/accounts/{id}/close", h.close)
+	mux.HandleFunc("GET /api/v1/accounts/{id}/events", h.events)
+}
+
+// amount is a request amount: a Money object, or a bare integer of minor
+// units in the account's currency.
+type amount struct {
+	set   bool
+	money *money.Money
+	minor int64
+}
+
+func (a *amount) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if bytes.Equal(b, []byte("null")) {
+		return errs.Fields(errs.FieldError{Field: "amount", Message: "must not be null"})
+	}
+	a.set = true
+	if len(b) > 0 && b[0] == '{' {
+		var m money.Money
+		if err := json.Unmarshal(b, &m); err != nil {
+			return errs.Fields(errs.FieldError{Field: "amount", Message: err.Error()})
+		}
+		a.money = &m
+		return nil
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return errs.Fields(errs.FieldError{Field: "amount", Message: `must be {"amount": <integer minor units>, "currency": "<ISO 4217>"} or an integer of minor units that fits in 64 bits`})
+	}
+	a.minor = n
+	return nil
+}
+
+// in returns the amount in currency c (a bare integer takes c).
+func (a amount) in(c money.Currency) money.Money {
+	if a.money != nil {
+		return *a.money
+	}
+	return money.New(a.minor, c)
+}
+
+type accountJSON struct {
+	ID               string      `json:"id"`
+	OwnerID          string      `json:"owner_id"`
+	Balance          money.Money `json:"balance"`
+	Status           string      `json:"status"`
+	LastActivity     time.Time   `json:"last_activity"`
+	TransactionCount int64       `json:"transaction_count"`
+	Version          uint64      `json:"version"`
+	OpenedAt         time.Time   `json:"opened_at"`
+}
+
+func fromResult(r app.Result) accountJSON {
+	a := r.Account
+	return accountJSON{ID: a.ID, OwnerID: a.OwnerID, Balance: a.BalanceMoney(), Status: a.Status.String(),
+		LastActivity: a.LastActivity, TransactionCount: int64(a.Transactions), Version: r.Version, OpenedAt: a.OpenedAt}
+}
+
+func fromSummary(s readmodel.Summary) accountJSON {
+	return accountJSON(s)
+}
+
+func meta(r *http.Request) eventstore.Metadata {
+	return eventstore.Metadata{
+		Tenant:        "demo",
+		CorrelationID: r.Header.Get(httpapi.RequestIDHeader),
+		TraceParent:   r.Header.Get("Traceparent"),
+	}
+}
+
+func validID(field, v string) *errs.FieldError {
+	switch {
+	case v == "":
+		return &errs.FieldError{Field: field, Message: "is required"}
+	case len(v) > 128:
+		return &errs.FieldError{Field: field, Message: "is longer than 128 characters"}
+	case strings.ContainsAny(v, "\x00\r\n\t"):
+		return &errs.FieldError{Field: field, Message: "contains control characters"}
+	}
+	return nil
+}
+
+func pathID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if fe := validID("id", id); fe != nil {
+		return "", errs.Fields(*fe)
+	}
+	return id, nil
+}
+
+type openRequest struct {
+	ID             string  `json:"id"`
+	OwnerID        string  `json:"owner_id"`
+	Currency       *string `json:"currency"`
+	InitialBalance amount  `json:"initial_balance"`
+}
+
+func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
+	var req openRequest
+	if err := httpapi.Decode(w, r, &req); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	var bad []errs.FieldError
+	if fe := validID("owner_id", req.OwnerID); fe != nil {
+		bad = append(bad, *fe)
+	}
+	if req.ID != "" {
+		if fe := validID("id", req.ID); fe != nil {
+			bad = append(bad, *fe)
+		}
+	}
+	var cur money.Currency
+	if req.Currency == nil {
+		bad = append(bad, errs.FieldError{Field: "currency", Message: "is required"})
+	} else if c, err := money.ParseCurrency(*req.Currency); err != nil {
+		bad = append(bad, errs.FieldError{Field: "currency", Message: "is not a known upper-case ISO 4217 code"})
+	} else {
+		cur = c
+	}
+	if len(bad) > 0 {
+		httpapi.Error(w, r, errs.Fields(bad...))
+		return
+	}
+	initial := money.New(0, cur)
+	if req.InitialBalance.set {
+		initial = req.InitialBalance.in(cur)
+		if initial.Currency != cur {
+			httpapi.Error(w, r, &errs.Error{Code: errs.Unprocessable, Reason: "currency_mismatch", Message: "initial_balance must be in the account's currency",
+				Fields: []errs.FieldError{{Field: "initial_balance.currency", Message: "must equal currency"}}})
+			return
+		}
+	}
+	res, err := h.svc.Open(r.Context(), meta(r), app.OpenAccount{ID: req.ID, OwnerID: req.OwnerID, Initial: initial})
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	httpapi.SetPosition(w, res.Position)
+	w.Header().Set("Location", "/api/v1/accounts/"+res.Account.ID)
+	httpapi.JSON(w, http.StatusCreated, fromResult(res))
+}
+
+type amountRequest struct {
+	Amount amount `json:"amount"`
+}
+
+type moneyCommand func(ctx context.Context, m eventstore.Metadata, id string, amount money.Money) (app.Result, error)
+
+func (h *Handler) deposit(w http.ResponseWriter, r *http.Request) { h.move(w, r, h.svc.Deposit) }
+
+func (h *Handler) withdraw(w http.ResponseWriter, r *http.Request) { h.move(w, r, h.svc.Withdraw) }
+
+func (h *Handler) move(w http.ResponseWriter, r *http.Request, cmd moneyCommand) {
+	id, err := pathID(r)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	var req amountRequest
+	if err := httpapi.Decode(w, r, &req); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if !req.Amount.set {
+		httpapi.Error(w, r, errs.Fields(errs.FieldError{Field: "amount", Message: "is required"}))
+		return
+	}
+	var cur money.Currency
+	if req.Amount.money == nil {
+		// A bare integer is in the account's currency.
+		acc, _, err := h.svc.Get(r.Context(), id)
+		if err != nil {
+			httpapi.Error(w, r, err)
+			return
+		}
+		cur = acc.Currency
+	}
+	res, err := cmd(r.Context(), meta(r), id, req.Amount.in(cur))
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	httpapi.SetPosition(w, res.Position)
+	httpapi.JSON(w, http.StatusOK, fromResult(res))
+}
+
+func (h *Handler) close(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if r.ContentLength != 0 {
+		var empty struct{}
+		if err := httpapi.Decode(w, r, &empty); err != nil {
+			httpapi.Error(w, r, err)
+			return
+		}
+	}
+	res, err := h.svc.Close(r.Context(), meta(r), id)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	httpapi.SetPosition(w, res.Position)
+	httpapi.JSON(w, http.StatusOK, fromResult(res))
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if err := httpapi.Consistent(r, h.rm); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	s, err := h.queries.Get(r.Context(), id)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	httpapi.JSON(w, http.StatusOK, fromSummary(s))
+}
+
+// Limit parses ?limit= (default 50, at most 500).
+func Limit(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 50, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 500 {
+		return 0, errs.Fields(errs.FieldError{Field: "limit", Message: "must be an integer from 1 to 500"})
+	}
+	return n, nil
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for k := range q {
+		switch k {
+		case "status", "min_balance", "limit", "cursor":
+		default:
+			httpapi.Error(w, r, errs.Fields(errs.FieldError{Field: k, Message: "unknown query parameter"}))
+			return
+		}
+	}
+	limit, err := Limit(r)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	f := readmodel.Filter{Limit: limit, Cursor: q.Get("cursor")}
+	if v := q.Get("status"); v != "" {
+		st, err := payments.ParseStatus(v)
+		if err != nil {
+			httpapi.Error(w, r, err)
+			return
+		}
+		f.Status = &st
+	}
+	if v := q.Get("min_balance"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			httpapi.Error(w, r, errs.Fields(errs.FieldError{Field: "min_balance", Message: "must be an integer of minor units"}))
+			return
+		}
+		f.MinBalance = &n
+	}
+	if err := httpapi.Consistent(r, h.rm); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	page, err := h.queries.List(r.Context(), f)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	items := make([]accountJSON, len(page.Items))
+	for i, s := range page.Items {
+		items[i] = fromSummary(s)
+	}
+	httpapi.JSON(w, http.StatusOK, struct {
+		Items      []accountJSON `json:"items"`
+		NextCursor string        `json:"next_cursor,omitempty"`
+	}{items, page.NextCursor})
+}
+
+type eventJSON struct {
+	Position      uint64              `json:"position"`
+	Version       uint64              `json:"version"`
+	ID            string              `json:"id"`
+	Type          string              `json:"type"`
+	SchemaVersion int                 `json:"schema_version"`
+	Data          json.RawMessage     `json:"data"`
+	Metadata      eventstore.Metadata `json:"metadata"`
+	RecordedAt    time.Time           `json:"recorded_at"`
+}
+
+func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	limit, err := Limit(r)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	from := uint64(1)
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		v, err := readmodel.DecodeCursor(c)
+		n, perr := strconv.ParseUint(v, 10, 64)
+		if err != nil || perr != nil || n == 0 {
+			httpapi.Error(w, r, errs.Fields(errs.FieldError{Field: "cursor", Message: "is not a cursor this API issued"}))
+			return
+		}
+		from = n
+	}
+	recs, err := h.store.ReadStream(r.Context(), app.AccountType().StreamID(id), eventstore.StreamRead{From: from, Limit: limit + 1})
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if len(recs) == 0 && from == 1 {
+		httpapi.Error(w, r, payments.ErrNotOpen)
+		return
+	}
+	out := struct {
+		Items      []eventJSON `json:"items"`
+		NextCursor string      `json:"next_cursor,omitempty"`
+	}{Items: []eventJSON{}}
+	if len(recs) > limit {
+		recs = recs[:limit]
+		out.NextCursor = readmodel.EncodeCursor(strconv.FormatUint(recs[limit-1].Version+1, 10))
+	}
+	for _, rec := range recs {
+		out.Items = append(out.Items, eventJSON{Position: rec.Position, Version: rec.Version, ID: rec.ID.String(), Type: rec.Type,
+			SchemaVersion: rec.SchemaVersion, Data: rec.Data, Metadata: rec.Metadata, RecordedAt: rec.RecordedAt})
+	}
+	httpapi.JSON(w, http.StatusOK, out)
+}

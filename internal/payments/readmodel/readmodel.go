@@ -1,0 +1,242 @@
+// Package readmodel holds the payments context's CQRS read side: the
+// account summary projection (balance, status, last activity, transaction
+// count, version) and the queries on it — one account, accounts by status,
+// accounts with a balance of at least N — served from indexed SQL tables
+// that the projection keeps up to date from the event log. The SQL runs on
+// SQLite and PostgreSQL alike.
+package readmodel
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/payments"
+	"github.com/agora-commerce/agora/internal/payments/app"
+	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/money"
+)
+
+// Summary is one row of the account summary read model.
+type Summary struct {
+	ID               string      `json:"id"`
+	OwnerID          string      `json:"owner_id"`
+	Balance          money.Money `json:"balance"`
+	Status           string      `json:"status"`
+	LastActivity     time.Time   `json:"last_activity"`
+	TransactionCount int64       `json:"transaction_count"`
+	Version          uint64      `json:"version"`
+	OpenedAt         time.Time   `json:"opened_at"`
+}
+
+// Projection maintains the account_summary table.
+type Projection struct{}
+
+// Name implements projection.Projection.
+func (Projection) Name() string { return "payments.account_summary" }
+
+// Setup implements projection.Projection.
+func (Projection) Setup(ctx context.Context, db *sql.DB) error {
+	for _, q := range []string{
+		`CREATE TABLE IF NOT EXISTS payments_account_summary (
+			id                TEXT PRIMARY KEY,
+			owner_id          TEXT NOT NULL,
+			currency          TEXT NOT NULL,
+			balance           BIGINT NOT NULL,
+			status            TEXT NOT NULL,
+			last_activity     BIGINT NOT NULL,
+			transaction_count BIGINT NOT NULL,
+			version           BIGINT NOT NULL,
+			opened_at         BIGINT NOT NULL
+		)`,
+		`CREATE INDEX IF NOT EXISTS payments_account_summary_status ON payments_account_summary (status, id)`,
+		`CREATE INDEX IF NOT EXISTS payments_account_summary_balance ON payments_account_summary (balance, id)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Reset implements projection.Projection.
+func (Projection) Reset(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM payments_account_summary`)
+	return err
+}
+
+// Apply implements projection.Projection.
+func (Projection) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore.Record) error {
+	for _, r := range batch {
+		id, ok := app.IsAccountStream(r.StreamID)
+		if !ok {
+			continue
+		}
+		e, err := app.Decode(r)
+		if err != nil {
+			return err
+		}
+		ver := int64(r.Version)
+		switch e := e.(type) {
+		case payments.AccountOpened:
+			txs := 0
+			if e.InitialBalance > 0 {
+				txs = 1
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO payments_account_summary
+				(id, owner_id, currency, balance, status, last_activity, transaction_count, version, opened_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+				id, e.OwnerID, e.Currency.Code(), e.InitialBalance, payments.Active.String(), e.At.UnixNano(), txs, ver, e.At.UnixNano())
+		case payments.MoneyDeposited:
+			_, err = tx.ExecContext(ctx, `UPDATE payments_account_summary SET balance = balance + $1,
+				transaction_count = transaction_count + 1, last_activity = $2, version = $3 WHERE id = $4`,
+				e.Amount.Amount, e.At.UnixNano(), ver, id)
+		case payments.MoneyWithdrawn:
+			_, err = tx.ExecContext(ctx, `UPDATE payments_account_summary SET balance = balance - $1,
+				transaction_count = transaction_count + 1, last_activity = $2, version = $3 WHERE id = $4`,
+				e.Amount.Amount, e.At.UnixNano(), ver, id)
+		case payments.AccountClosed:
+			_, err = tx.ExecContext(ctx, `UPDATE payments_account_summary SET status = $1, last_activity = $2, version = $3 WHERE id = $4`,
+				payments.Closed.String(), e.At.UnixNano(), ver, id)
+		}
+		if err != nil {
+			return fmt.Errorf("account %s v%d: %w", id, r.Version, err)
+		}
+	}
+	return nil
+}
+
+// Queries reads the account summary.
+type Queries struct{ db *sql.DB }
+
+// NewQueries returns queries on db.
+func NewQueries(db *sql.DB) *Queries { return &Queries{db: db} }
+
+const summaryCols = `id, owner_id, currency, balance, status, last_activity, transaction_count, version, opened_at`
+
+func scanSummary(row interface{ Scan(...any) error }) (Summary, error) {
+	var (
+		s                    Summary
+		cur                  string
+		bal, last, cnt, open int64
+		ver                  int64
+	)
+	if err := row.Scan(&s.ID, &s.OwnerID, &cur, &bal, &s.Status, &last, &cnt, &ver, &open); err != nil {
+		return Summary{}, err
+	}
+	c, err := money.ParseCurrency(cur)
+	if err != nil {
+		return Summary{}, err
+	}
+	s.Balance = money.New(bal, c)
+	s.LastActivity = time.Unix(0, last).UTC()
+	s.OpenedAt = time.Unix(0, open).UTC()
+	s.TransactionCount, s.Version = cnt, uint64(ver)
+	return s, nil
+}
+
+// Get returns account id's summary.
+func (q *Queries) Get(ctx context.Context, id string) (Summary, error) {
+	s, err := scanSummary(q.db.QueryRowContext(ctx, `SELECT `+summaryCols+` FROM payments_account_summary WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Summary{}, payments.ErrNotOpen
+	}
+	if err != nil {
+		return Summary{}, fmt.Errorf("payments: get summary: %w", err)
+	}
+	return s, nil
+}
+
+// Filter selects accounts for List.
+type Filter struct {
+	// Status, if set, keeps accounts in that status.
+	Status *payments.Status
+	// MinBalance, if set, keeps accounts whose balance (minor units) is at least it.
+	MinBalance *int64
+	// Limit caps the page size.
+	Limit int
+	// Cursor is the opaque cursor of the previous page ("" for the first).
+	Cursor string
+}
+
+// Page is one page of accounts.
+type Page struct {
+	// Items are the page's accounts, ordered by ID.
+	Items []Summary `json:"items"`
+	// NextCursor fetches the next page; empty at the end.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+type cursor struct {
+	After string `json:"a"`
+}
+
+// EncodeCursor makes an opaque cursor from the last ID of a page.
+func EncodeCursor(after string) string {
+	b, _ := json.Marshal(cursor{After: after})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// DecodeCursor reads a cursor made by EncodeCursor.
+func DecodeCursor(s string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	var c cursor
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil || c.After == "" {
+		return "", errs.Fields(errs.FieldError{Field: "cursor", Message: "is not a cursor this API issued"})
+	}
+	return c.After, nil
+}
+
+// List returns a page of accounts matching f, ordered by ID.
+func (q *Queries) List(ctx context.Context, f Filter) (Page, error) {
+	query := `SELECT ` + summaryCols + ` FROM payments_account_summary WHERE 1 = 1`
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Status != nil {
+		query += ` AND status = ` + arg(f.Status.String())
+	}
+	if f.MinBalance != nil {
+		query += ` AND balance >= ` + arg(*f.MinBalance)
+	}
+	if f.Cursor != "" {
+		after, err := DecodeCursor(f.Cursor)
+		if err != nil {
+			return Page{}, err
+		}
+		query += ` AND id > ` + arg(after)
+	}
+	query += ` ORDER BY id LIMIT ` + arg(f.Limit+1)
+	rows, err := q.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return Page{}, fmt.Errorf("payments: list accounts: %w", err)
+	}
+	defer rows.Close()
+	page := Page{Items: []Summary{}}
+	for rows.Next() {
+		s, err := scanSummary(rows)
+		if err != nil {
+			return Page{}, fmt.Errorf("payments: list accounts: %w", err)
+		}
+		page.Items = append(page.Items, s)
+	}
+	if err := rows.Err(); err != nil {
+		return Page{}, fmt.Errorf("payments: list accounts: %w", err)
+	}
+	if len(page.Items) > f.Limit {
+		page.Items = page.Items[:f.Limit]
+		page.NextCursor = EncodeCursor(page.Items[f.Limit-1].ID)
+	}
+	return page, nil
+}

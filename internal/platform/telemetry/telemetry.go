@@ -1,0 +1,159 @@
+// Package telemetry wires Agora's Prometheus metrics: event-store commit
+// latency and batch size, events appended, projection lag, and RED
+// metrics per HTTP route.
+package telemetry
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics is the process's metric registry and the collectors Agora feeds.
+type Metrics struct {
+	// Registry holds every collector; Handler serves it.
+	Registry *prometheus.Registry
+
+	appendSeconds *prometheus.HistogramVec
+	batchSize     *prometheus.HistogramVec
+	events        *prometheus.CounterVec
+	appends       *prometheus.CounterVec
+	httpRequests  *prometheus.CounterVec
+	httpSeconds   *prometheus.HistogramVec
+}
+
+// New returns a registry with Go and process collectors and Agora's metrics.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &Metrics{
+		Registry: reg,
+		appendSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "agora_eventstore_commit_seconds",
+			Help:    "Time from the start of an event-store write transaction to its durable commit.",
+			Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1},
+		}, []string{"store"}),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "agora_eventstore_batch_events",
+			Help:    "Events per group-committed event-store transaction.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+		}, []string{"store"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agora_eventstore_events_appended_total",
+			Help: "Events durably appended to the event store.",
+		}, []string{"store"}),
+		appends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agora_eventstore_appends_total",
+			Help: "Appends (calls carrying one or more events) committed.",
+		}, []string{"store"}),
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agora_http_requests_total",
+			Help: "HTTP requests by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		httpSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "agora_http_request_seconds",
+			Help:    "HTTP request duration by route pattern.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route", "method"}),
+	}
+	reg.MustRegister(m.appendSeconds, m.batchSize, m.events, m.appends, m.httpRequests, m.httpSeconds)
+	return m
+}
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// StoreObserver implements eventstore.Observer for the store named name.
+type StoreObserver struct {
+	seconds prometheus.Observer
+	batch   prometheus.Observer
+	events  prometheus.Counter
+	appends prometheus.Counter
+}
+
+// Store returns an eventstore.Observer feeding the store metrics.
+func (m *Metrics) Store(name string) *StoreObserver {
+	return &StoreObserver{
+		seconds: m.appendSeconds.WithLabelValues(name),
+		batch:   m.batchSize.WithLabelValues(name),
+		events:  m.events.WithLabelValues(name),
+		appends: m.appends.WithLabelValues(name),
+	}
+}
+
+// Committed implements eventstore.Observer.
+func (o *StoreObserver) Committed(appends, events int, d time.Duration) {
+	o.seconds.Observe(d.Seconds())
+	o.batch.Observe(float64(events))
+	o.events.Add(float64(events))
+	o.appends.Add(float64(appends))
+}
+
+// Lagger reports a projection's lag in positions.
+type Lagger interface {
+	Name() string
+	Lag(ctx context.Context) (uint64, error)
+}
+
+// Projection registers a gauge of p's lag (head position minus checkpoint),
+// read at scrape time.
+func (m *Metrics) Projection(p Lagger) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "agora_projection_lag_events",
+		Help:        "Event-store head position minus the projection's checkpoint.",
+		ConstLabels: prometheus.Labels{"projection": p.Name()},
+	}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		lag, err := p.Lag(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(lag)
+	}))
+}
+
+// HTTP wraps h with per-route request counts and durations. The route is
+// the ServeMux pattern that matched (never the raw path, to bound label
+// cardinality).
+func (m *Metrics) HTTP(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		m.httpRequests.WithLabelValues(route, r.Method, strconv.Itoa(sw.code)).Inc()
+		m.httpSeconds.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+	})
+}
+
+type codeWriter struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (w *codeWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.code, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *codeWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *codeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
