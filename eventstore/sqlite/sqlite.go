@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -48,12 +49,16 @@ type Options struct {
 // Store is the SQLite event store. Create it with Open.
 type Store struct {
 	w, r     *sql.DB
+	ckpt     *sql.DB
+	ckptDone chan struct{}
 	opts     Options
 	reqs     chan *appendReq
 	quit     chan struct{}
 	done     chan struct{}
 	closeMu  sync.Once
 	notifier eventstore.Notifier
+	// inFlight counts callers inside submit, for the writer's linger.
+	inFlight atomic.Int64
 }
 
 type appendReq struct {
@@ -104,21 +109,27 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	r.SetMaxOpenConns(opts.ReadConns)
 	r.SetMaxIdleConns(opts.ReadConns)
 	r.SetConnMaxIdleTime(0)
-	s := &Store{w: w, r: r, opts: opts, reqs: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{})}
+	ckpt, err := openDB(abs, false)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	ckpt.SetMaxOpenConns(1)
+	s := &Store{w: w, r: r, ckpt: ckpt, opts: opts, reqs: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{}), ckptDone: make(chan struct{})}
 	head, err := s.Head(ctx)
 	if err != nil {
-		s.w.Close()
-		s.r.Close()
+		s.closeDBs()
 		return nil, err
 	}
 	s.notifier.Publish(head)
 	wr, err := newWriter(ctx, s)
 	if err != nil {
-		s.w.Close()
-		s.r.Close()
+		s.closeDBs()
 		return nil, err
 	}
 	go wr.run()
+	go s.checkpointer()
 	return s, nil
 }
 
@@ -162,6 +173,8 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventstore
 
 // submit queues req for the writer and waits for it to be done.
 func (s *Store) submit(ctx context.Context, req *appendReq) error {
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
 	select {
 	case <-s.quit:
 		return eventstore.ErrClosed
@@ -316,9 +329,36 @@ func (s *Store) Close() error {
 	s.closeMu.Do(func() {
 		close(s.quit)
 		<-s.done
-		err = errors.Join(s.w.Close(), s.r.Close())
+		<-s.ckptDone
+		// A final checkpoint folds the WAL into the database file.
+		_, _ = s.ckpt.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`)
+		err = s.closeDBs()
 	})
 	return err
+}
+
+func (s *Store) closeDBs() error {
+	return errors.Join(s.w.Close(), s.r.Close(), s.ckpt.Close())
+}
+
+// checkpointer copies the WAL back into the database file from its own
+// connection, so that the writer never pays for a checkpoint inside a
+// commit (the writer's automatic checkpoints are off). PASSIVE checkpoints
+// never block the writer or the readers.
+func (s *Store) checkpointer() {
+	defer close(s.ckptDone)
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+			if _, err := s.ckpt.Exec(`PRAGMA wal_checkpoint(PASSIVE)`); err != nil {
+				continue
+			}
+		}
+	}
 }
 
 // writer owns the write connection.
@@ -326,20 +366,56 @@ type writer struct {
 	s       *Store
 	conn    *sql.Conn
 	nextPos int64
+	// versions caches stream versions; the writer is the only writer of
+	// this file, and data_version tells it if another connection wrote.
+	versions    map[string]int64
+	dataVersion int64
+	stmts       stmts
 }
 
+// maxCachedStreams bounds the stream-version cache.
+const maxCachedStreams = 1 << 20
+
 func newWriter(ctx context.Context, s *Store) (*writer, error) {
+	// Statements prepared on the pool (whose only connection becomes the
+	// writer's) are reused by every transaction without re-preparing.
+	var st stmts
+	for _, p := range []struct {
+		dst **sql.Stmt
+		q   string
+	}{
+		{&st.ins, `INSERT INTO events (position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&st.ver, `SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?`},
+		{&st.id, `SELECT stream_id, version FROM events WHERE event_id = ?`},
+		{&st.del, `DELETE FROM events WHERE position >= ?`},
+	} {
+		var err error
+		if *p.dst, err = s.w.PrepareContext(ctx, p.q); err != nil {
+			return nil, fmt.Errorf("sqlite: prepare: %w", err)
+		}
+	}
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: writer connection: %w", err)
 	}
+	// Checkpoints are the checkpointer's job; a big page cache keeps the
+	// indexes' hot pages in memory.
+	if _, err := conn.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("sqlite: writer pragmas: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, `PRAGMA cache_size = -65536`); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("sqlite: writer pragmas: %w", err)
+	}
 	head := s.notifier.Head()
-	return &writer{s: s, conn: conn, nextPos: int64(head) + 1}, nil
+	return &writer{s: s, conn: conn, stmts: st, nextPos: int64(head) + 1, versions: make(map[string]int64)}, nil
 }
 
 func (w *writer) run() {
 	defer close(w.s.done)
 	defer w.conn.Close()
+	defer w.stmts.close()
 	batch := make([]*appendReq, 0, 256)
 	for {
 		batch = batch[:0]
@@ -351,19 +427,71 @@ func (w *writer) run() {
 			return
 		}
 		n := max(len(batch[0].events), 1)
-	fill:
-		for n < w.s.opts.MaxBatch {
-			select {
-			case r := <-w.s.reqs:
-				batch = append(batch, r)
-				n += max(len(r.events), 1)
-			default:
-				break fill
-			}
-		}
+		batch, n = collect(w.s.reqs, batch, n, w.s.opts.MaxBatch, w.s.inFlight.Load)
 		w.commit(batch, n)
 	}
 }
+
+// Group-commit timing. A commit costs about one fsync whatever its size,
+// so a batch should hold every append that is about to arrive. After a
+// commit, the appenders it released need a moment to return and send
+// their next append; a writer that starts at once commits only the appends
+// that queued meanwhile, and the appenders split into two alternating
+// halves. So the writer lingers while some caller inside Append has not
+// yet queued (inFlight counts them), re-checking every lingerTick, for at
+// most lingerMax. A lone appender never waits.
+const (
+	lingerTick = 50 * time.Microsecond
+	lingerMax  = 500 * time.Microsecond
+)
+
+// collect adds queued requests to batch until it holds maxBatch events,
+// or every caller inside Append (inFlight) is in it, or lingerMax passed.
+func collect[R interface{ size() int }](reqs <-chan R, batch []R, n, maxBatch int, inFlight func() int64) ([]R, int) {
+	var deadline time.Time
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for n < maxBatch {
+		select {
+		case r := <-reqs:
+			batch = append(batch, r)
+			n += r.size()
+			continue
+		default:
+		}
+		if int64(len(batch)) >= inFlight() {
+			return batch, n
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(lingerMax)
+		}
+		wait := min(lingerTick, time.Until(deadline))
+		if wait <= 0 {
+			return batch, n
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case r := <-reqs:
+			batch = append(batch, r)
+			n += r.size()
+			if !timer.Stop() {
+				<-timer.C
+			}
+		case <-timer.C:
+		}
+	}
+	return batch, n
+}
+
+func (r *appendReq) size() int { return max(len(r.events), 1) }
 
 func (w *writer) failQueued() {
 	for {
@@ -383,12 +511,13 @@ func (w *writer) commit(batch []*appendReq, events int) {
 	err := w.write(ctx, batch)
 	if err != nil {
 		// Nothing in the batch was committed: fail every append that had
-		// not already failed on its own, and resynchronise positions.
+		// not already failed on its own, and resynchronise.
 		for _, r := range batch {
 			if r.err == nil {
 				r.err = fmt.Errorf("sqlite: commit: %w", err)
 			}
 		}
+		clear(w.versions)
 		var head int64
 		if qerr := w.conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(position), 0) FROM events`).Scan(&head); qerr == nil {
 			w.nextPos = head + 1
@@ -402,6 +531,17 @@ func (w *writer) commit(batch []*appendReq, events int) {
 	}
 }
 
+// stmts are the writer's prepared statements for one transaction.
+type stmts struct {
+	ins, ver, id, del *sql.Stmt
+}
+
+func (s stmts) close() {
+	for _, st := range []*sql.Stmt{s.ins, s.ver, s.id, s.del} {
+		st.Close()
+	}
+}
+
 func (w *writer) write(ctx context.Context, batch []*appendReq) (err error) {
 	tx, err := w.conn.BeginTx(ctx, nil)
 	if err != nil {
@@ -412,51 +552,29 @@ func (w *writer) write(ctx context.Context, batch []*appendReq) (err error) {
 			tx.Rollback() //nolint:errcheck // reporting the first error
 		}
 	}()
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO events (position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
+	var dv int64
+	if err := tx.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&dv); err != nil {
 		return err
 	}
-	defer ins.Close()
-	verStmt, err := tx.PrepareContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?`)
-	if err != nil {
-		return err
+	if dv != w.dataVersion || len(w.versions) > maxCachedStreams {
+		// Another connection committed (or the cache is full): forget.
+		clear(w.versions)
+		w.dataVersion = dv
 	}
-	defer verStmt.Close()
-	idStmt, err := tx.PrepareContext(ctx, `SELECT stream_id, version, position FROM events WHERE event_id = ?`)
-	if err != nil {
-		return err
+	st := stmts{
+		ins: tx.StmtContext(ctx, w.stmts.ins),
+		ver: tx.StmtContext(ctx, w.stmts.ver),
+		id:  tx.StmtContext(ctx, w.stmts.id),
+		del: tx.StmtContext(ctx, w.stmts.del),
 	}
-	defer idStmt.Close()
 	now := time.Now().UnixNano()
-	single := len(batch) == 1
 	for _, r := range batch {
-		if !single {
-			if _, err := tx.ExecContext(ctx, `SAVEPOINT a`); err != nil {
+		if err := w.appendOne(ctx, tx, st, r, now); err != nil {
+			var af appendFailure
+			if !errors.As(err, &af) {
 				return err
 			}
-		}
-		pos := w.nextPos
-		aerr := w.appendOne(ctx, tx, r, ins, verStmt, idStmt, now)
-		if aerr != nil && !isAppendFailure(aerr) {
-			return aerr
-		}
-		if single {
-			if aerr != nil {
-				r.err = aerr
-				w.nextPos = pos
-				return aerr
-			}
-			continue
-		}
-		if aerr != nil {
-			r.err = aerr
-			w.nextPos = pos
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO a`); err != nil {
-				return err
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `RELEASE a`); err != nil {
-			return err
+			r.err = af.error
 		}
 	}
 	return tx.Commit()
@@ -467,12 +585,23 @@ type appendFailure struct{ error }
 
 func (e appendFailure) Unwrap() error { return e.error }
 
-func isAppendFailure(err error) bool {
-	var af appendFailure
-	return errors.As(err, &af)
+func (w *writer) version(ctx context.Context, st stmts, stream string) (int64, error) {
+	if v, ok := w.versions[stream]; ok {
+		return v, nil
+	}
+	var v int64
+	if err := st.ver.QueryRowContext(ctx, stream).Scan(&v); err != nil {
+		return 0, err
+	}
+	w.versions[stream] = v
+	return v, nil
 }
 
-func (w *writer) appendOne(ctx context.Context, tx *sql.Tx, r *appendReq, ins, verStmt, idStmt *sql.Stmt, now int64) error {
+// appendOne writes one append inside the batch's transaction. In SQLite a
+// failed statement undoes only itself, so the common path needs no
+// savepoint: a duplicate event ID is detected by the insert failing, and a
+// partly written append is deleted by position.
+func (w *writer) appendOne(ctx context.Context, tx *sql.Tx, st stmts, r *appendReq, now int64) error {
 	if r.snap != nil {
 		_, err := tx.ExecContext(ctx, `INSERT INTO snapshots (stream_id, version, state_version, state) VALUES (?, ?, ?, ?)
 			ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state_version = excluded.state_version, state = excluded.state
@@ -482,28 +611,16 @@ func (w *writer) appendOne(ctx context.Context, tx *sql.Tx, r *appendReq, ins, v
 		}
 		return nil
 	}
-	// A retry of an earlier append is recognised by its first event ID.
-	var (
-		dupStream      string
-		dupVer, dupPos int64
-	)
-	err := idStmt.QueryRowContext(ctx, r.events[0].ID[:]).Scan(&dupStream, &dupVer, &dupPos)
-	switch {
-	case err == nil:
-		res, derr := sameAppend(ctx, tx, r, dupStream, uint64(dupVer))
-		if derr != nil {
-			return appendFailure{derr}
-		}
-		r.res = res
-		return nil
-	case !errors.Is(err, sql.ErrNoRows):
-		return err
-	}
-	var cur int64
-	if err := verStmt.QueryRowContext(ctx, r.stream).Scan(&cur); err != nil {
+	cur, err := w.version(ctx, st, r.stream)
+	if err != nil {
 		return err
 	}
 	if !r.expected.Check(uint64(cur)) {
+		// A retry of an earlier append may carry a condition that held then.
+		if res, ok, err := w.repeat(ctx, tx, st, r); ok || err != nil {
+			r.res = res
+			return err
+		}
 		return appendFailure{&eventstore.ConcurrencyError{StreamID: r.stream, Expected: r.expected, Actual: uint64(cur)}}
 	}
 	first := w.nextPos
@@ -513,16 +630,51 @@ func (w *writer) appendOne(ctx context.Context, tx *sql.Tx, r *appendReq, ins, v
 		if e.Metadata != (eventstore.Metadata{}) {
 			meta, _ = json.Marshal(e.Metadata)
 		}
-		if _, err := ins.ExecContext(ctx, w.nextPos, r.stream, cur+int64(i)+1, e.ID[:], e.Type, e.SchemaVersion, []byte(e.Data), meta, now); err != nil {
-			if isUniqueViolation(err) {
-				return appendFailure{fmt.Errorf("%w: %s", eventstore.ErrDuplicateEvent, e.ID)}
-			}
+		_, err := st.ins.ExecContext(ctx, w.nextPos, r.stream, cur+int64(i)+1, e.ID[:], e.Type, e.SchemaVersion, []byte(e.Data), meta, now)
+		if err == nil {
+			w.nextPos++
+			continue
+		}
+		if !isDuplicateID(err) {
 			return err
 		}
-		w.nextPos++
+		// Undo this append's earlier events, then see whether it repeats
+		// an append already stored.
+		if i > 0 {
+			if _, err := st.del.ExecContext(ctx, first); err != nil {
+				return err
+			}
+			w.nextPos = first
+		}
+		if res, ok, err := w.repeat(ctx, tx, st, r); ok || err != nil {
+			r.res = res
+			return err
+		}
+		return appendFailure{fmt.Errorf("%w: %s", eventstore.ErrDuplicateEvent, e.ID)}
 	}
+	w.versions[r.stream] = cur + int64(len(r.events))
 	r.res = eventstore.AppendResult{FirstPosition: uint64(first), LastPosition: uint64(w.nextPos - 1), NextExpectedVersion: uint64(cur) + uint64(len(r.events))}
 	return nil
+}
+
+// repeat reports whether r's first event ID is already stored; if so, r
+// must repeat that append exactly (ok, with its result) or it fails with
+// ErrDuplicateEvent.
+func (w *writer) repeat(ctx context.Context, tx *sql.Tx, st stmts, r *appendReq) (eventstore.AppendResult, bool, error) {
+	var stream string
+	var ver int64
+	err := st.id.QueryRowContext(ctx, r.events[0].ID[:]).Scan(&stream, &ver)
+	if errors.Is(err, sql.ErrNoRows) {
+		return eventstore.AppendResult{}, false, nil
+	}
+	if err != nil {
+		return eventstore.AppendResult{}, false, err
+	}
+	res, err := sameAppend(ctx, tx, r, stream, uint64(ver))
+	if err != nil {
+		return eventstore.AppendResult{}, false, appendFailure{err}
+	}
+	return res, true, nil
 }
 
 // sameAppend checks that r repeats an append already stored in stream from
@@ -561,10 +713,10 @@ func sameAppend(ctx context.Context, tx *sql.Tx, r *appendReq, stream string, fr
 	return res, nil
 }
 
-func isUniqueViolation(err error) bool {
+func isDuplicateID(err error) bool {
 	var se *sqlite.Error
-	if errors.As(err, &se) {
-		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	if errors.As(err, &se) && se.Code() != sqlite3.SQLITE_CONSTRAINT_UNIQUE {
+		return false
 	}
-	return strings.Contains(err.Error(), "UNIQUE constraint failed")
+	return strings.Contains(err.Error(), "events.event_id")
 }
