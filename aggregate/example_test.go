@@ -28,7 +28,7 @@ func Example() {
 	repo := aggregate.NewRepository(store, aggregate.Type[light, toggled]{
 		Name:    "light",
 		Initial: func() light { return light{} },
-		Evolve:  func(s light, e toggled) light { return light{On: e.On} },
+		Evolve:  func(s light, e toggled) light { return light(e) },
 		Encode: func(e toggled) (eventstore.EventData, error) {
 			b, err := json.Marshal(e)
 			return eventstore.EventData{Type: "Toggled", Data: b}, err

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/agora-commerce/agora/internal/bench"
 	"github.com/agora-commerce/agora/internal/server"
@@ -22,6 +21,9 @@ commands:
 
 Run 'agora <command> -h' for a command's flags.`
 
+// errUsage asks main to print the usage.
+var errUsage = errors.New("usage: agora <command> [flags]")
+
 // Main is the program: ParseFlags reads the command line, Run runs the
 // command until ctx ends, Close releases what Run opened. Tests boot it on
 // port 0 with a temporary data directory.
@@ -33,7 +35,6 @@ type Main struct {
 
 	command string
 	serve   server.Config
-	logJSON bool
 	level   slog.Level
 	bench   bench.Config
 	asJSON  bool
@@ -57,7 +58,7 @@ func env(name, def string) string {
 // default to AGORA_* environment variables.
 func (m *Main) ParseFlags(args []string) error {
 	if len(args) == 0 {
-		return errors.New(usage)
+		return errUsage
 	}
 	switch args[0] {
 	case "serve":
@@ -88,9 +89,9 @@ func (m *Main) ParseFlags(args []string) error {
 		fs.StringVar(&m.bench.Dir, "dir", "", "directory for the SQLite files (default: a temporary one)")
 		return fs.Parse(args[2:])
 	case "-h", "--help", "help":
-		return errors.New(usage)
+		return errUsage
 	}
-	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+	return fmt.Errorf("unknown command %q (run 'agora help')", args[0])
 }
 
 // Run runs the parsed command.
@@ -123,7 +124,7 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		return res.WriteTable(m.Stdout)
 	}
-	return errors.New(strings.TrimSpace(usage))
+	return errUsage
 }
 
 // Close releases what Run opened.

@@ -6,6 +6,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,7 +19,11 @@ func main() {
 	defer stop()
 	m := NewMain()
 	if err := m.ParseFlags(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "agora:", err)
+		if errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, usage)
+		} else if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "agora:", err)
+		}
 		os.Exit(2)
 	}
 	if err := m.Run(ctx); err != nil {
