@@ -22,14 +22,21 @@
 //
 // # Writes
 //
-// One writer goroutine per Store takes queued appends, locks their stream
-// rows (in stream-ID order, before the positions row: one lock order for
-// every process), checks expected versions and idempotency in Go, and
-// writes all accepted events with a few pipelined statements and one
-// commit. A failed check fails only its append. If the transaction itself
-// fails (say a duplicate event ID raced in from another process) the batch
-// is retried one append per transaction, so only the culprit fails.
-// synchronous_commit stays on: an append returns only once durable.
+// One writer goroutine per Store takes the appends queued while the
+// previous commit was in flight and writes them as one transaction in a
+// single pipelined round trip: BEGIN, take positions, insert every event
+// (one statement over arrays), pg_notify, COMMIT. Expected versions are
+// checked in Go against a cache of stream versions; the unique
+// (stream_id, version) and event_id indexes are the authority. A cached
+// version can only be stale by being too low (versions only grow), so a
+// stale check makes the insert collide and the transaction fail; the
+// batch then falls back to the checked path, one append per transaction,
+// which reads the stream's version and the first event ID from the
+// database: a repeat of a stored append returns the original result, a
+// failed condition a *ConcurrencyError, and one append's failure never
+// fails another's. Appends whose condition fails against the cache take
+// the checked path too. synchronous_commit stays on: an append returns
+// only once it is durable.
 //
 // # Waking readers
 //
@@ -47,9 +54,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -59,6 +66,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/groupcommit"
 	"github.com/agora-commerce/agora/internal/sqlmigrate"
 )
 
@@ -95,6 +103,8 @@ type Store struct {
 	done     sync.WaitGroup
 	once     sync.Once
 	notifier eventstore.Notifier
+	// inFlight counts callers inside Append, for the writer's linger.
+	inFlight atomic.Int64
 }
 
 type request struct {
@@ -107,6 +117,9 @@ type request struct {
 }
 
 var _ eventstore.Store = (*Store)(nil)
+
+// Size implements groupcommit.Request.
+func (r *request) Size() int { return len(r.events) }
 
 // Open connects to the database at url, applies migrations and starts the
 // writer and the listener.
@@ -208,6 +221,8 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventstore
 		return eventstore.AppendResult{}, err
 	}
 	req := &request{stream: streamID, expected: expected, events: evs, done: make(chan struct{})}
+	s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
 	select {
 	case <-s.quit:
 		return eventstore.AppendResult{}, eventstore.ErrClosed
@@ -363,6 +378,7 @@ func (s *Store) Close() error {
 func (s *Store) writer(conn *pgxpool.Conn) {
 	defer s.done.Done()
 	defer conn.Release()
+	w := &writer{s: s, conn: conn.Conn(), versions: make(map[string]int64)}
 	batch := make([]*request, 0, 256)
 	for {
 		batch = batch[:0]
@@ -381,62 +397,270 @@ func (s *Store) writer(conn *pgxpool.Conn) {
 			}
 		}
 		n := len(batch[0].events)
-	fill:
-		for n < s.opts.MaxBatch {
-			select {
-			case r := <-s.reqs:
-				batch = append(batch, r)
-				n += len(r.events)
-			default:
-				break fill
-			}
-		}
-		s.commit(conn.Conn(), batch, n)
+		batch, n = groupcommit.Collect(s.reqs, batch, n, s.opts.MaxBatch, s.inFlight.Load)
+		w.commit(batch, n)
 	}
 }
 
-func (s *Store) commit(conn *pgx.Conn, batch []*request, events int) {
+// writer is the state of the writer goroutine.
+type writer struct {
+	s    *Store
+	conn *pgx.Conn
+	// versions caches stream versions. It may be stale when another
+	// process appends to the same stream; that is always caught: a stale
+	// version is lower than the real one, so inserting the next version
+	// collides with the unique (stream_id, version) index and the batch
+	// falls back to the checked path.
+	versions map[string]int64
+}
+
+// maxCachedStreams bounds the stream-version cache.
+const maxCachedStreams = 1 << 20
+
+func (w *writer) commit(batch []*request, events int) {
 	ctx := context.Background()
 	start := time.Now()
-	head, err := s.write(ctx, conn, batch)
-	if err != nil && len(batch) > 1 {
-		// Something failed the whole transaction: isolate the culprit by
-		// writing each append on its own.
-		for _, r := range batch {
-			r.err, r.res = nil, eventstore.AppendResult{}
-			h, err := s.write(ctx, conn, []*request{r})
-			if err != nil && r.err == nil {
-				r.err = err
-			}
-			head = max(head, h)
+	head, slow := w.fast(ctx, batch)
+	for _, r := range slow {
+		h, err := w.checked(ctx, r)
+		if err != nil && r.err == nil {
+			r.err = err
 		}
-	} else if err != nil && batch[0].err == nil {
-		batch[0].err = err
+		head = max(head, h)
 	}
 	if head > 0 {
-		s.opts.Observer.Committed(len(batch), events, time.Since(start))
-		s.notifier.Publish(head)
+		w.s.opts.Observer.Committed(len(batch), events, time.Since(start))
+		w.s.notifier.Publish(head)
 	}
 	for _, r := range batch {
 		close(r.done)
 	}
 }
 
-// write commits batch in one transaction and returns the new head (0 if
-// nothing was written). Requests that fail their own checks get r.err; a
-// returned error means the transaction failed and nothing was written.
-func (s *Store) write(ctx context.Context, conn *pgx.Conn, batch []*request) (uint64, error) {
+// rows are the columns of events to insert, one slice per column.
+type rows struct {
+	stream  []string
+	version []int64
+	id      []uuid.UUID
+	typ     []string
+	schema  []int32
+	data    []string
+	meta    []*string
+}
+
+func (rs *rows) add(r *request, cur int64) {
+	for i, e := range r.events {
+		rs.stream = append(rs.stream, r.stream)
+		rs.version = append(rs.version, cur+int64(i)+1)
+		rs.id = append(rs.id, e.ID)
+		rs.typ = append(rs.typ, e.Type)
+		rs.schema = append(rs.schema, int32(e.SchemaVersion))
+		rs.data = append(rs.data, string(e.Data))
+		if e.Metadata != (eventstore.Metadata{}) {
+			m, _ := json.Marshal(e.Metadata)
+			ms := string(m)
+			rs.meta = append(rs.meta, &ms)
+		} else {
+			rs.meta = append(rs.meta, nil)
+		}
+	}
+}
+
+// The write pipeline: positions are taken from the counter row (whose lock
+// orders commits, see the package doc) and the events inserted, the
+// subscribers notified and the transaction committed, in one round trip.
+const (
+	takePositions = `UPDATE positions SET last = last + $1 WHERE id = 1 RETURNING last`
+	insertEvents  = `INSERT INTO events (position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at)
+		SELECT p.last - $1 + t.ord, t.stream_id, t.version, t.event_id, t.type, t.schema_version, t.data::json, t.metadata::json, now()
+		FROM positions p,
+		     unnest($2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::int[], $7::text[], $8::text[])
+		     WITH ORDINALITY AS t(stream_id, version, event_id, type, schema_version, data, metadata, ord)
+		WHERE p.id = 1`
+	notifyHead = `SELECT pg_notify($1, last::text) FROM positions WHERE id = 1`
+)
+
+// insert runs the write pipeline inside an explicit transaction and
+// returns the new head.
+func (w *writer) insert(ctx context.Context, rs *rows) (uint64, error) {
+	n := int64(len(rs.id))
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	b.Queue(takePositions, n)
+	b.Queue(insertEvents, n, rs.stream, rs.version, rs.id, rs.typ, rs.schema, rs.data, rs.meta)
+	b.Queue(notifyHead, w.s.channel)
+	b.Queue(`COMMIT`)
+	br := w.conn.SendBatch(ctx, b)
+	var last int64
+	_, err := br.Exec()
+	if err == nil {
+		err = br.QueryRow().Scan(&last)
+	}
+	if err == nil {
+		_, err = br.Exec()
+	}
+	if err == nil {
+		_, err = br.Exec()
+	}
+	if err == nil {
+		_, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		// The transaction is aborted (or was never begun); end it.
+		_, _ = w.conn.Exec(ctx, `ROLLBACK`)
+		return 0, err
+	}
+	return uint64(last), nil
+}
+
+// fast writes, in one transaction, every append of batch whose expected
+// version holds against the cached stream versions. It returns the new
+// head and the appends left for the checked path: those whose condition
+// failed against the cache (perhaps stale, perhaps a retry of an append
+// already stored), or all of them if the transaction failed.
+func (w *writer) fast(ctx context.Context, batch []*request) (uint64, []*request) {
+	if err := w.load(ctx, batch); err != nil {
+		return 0, batch
+	}
+	var (
+		rs       rows
+		accepted []*request
+		slow     []*request
+		next     = make(map[string]int64)
+		offset   int64
+	)
+	for _, r := range batch {
+		cur, ok := next[r.stream]
+		if !ok {
+			cur = w.versions[r.stream]
+		}
+		if !r.expected.Check(uint64(cur)) {
+			slow = append(slow, r)
+			continue
+		}
+		rs.add(r, cur)
+		n := int64(len(r.events))
+		r.res = eventstore.AppendResult{FirstPosition: uint64(offset + 1), LastPosition: uint64(offset + n), NextExpectedVersion: uint64(cur + n)}
+		offset += n
+		next[r.stream] = cur + n
+		accepted = append(accepted, r)
+	}
+	if len(accepted) == 0 {
+		return 0, slow
+	}
+	last, err := w.insert(ctx, &rs)
+	if err != nil {
+		// A stale cached version, a repeated event ID, or a broken
+		// connection: forget what we believed and check each append.
+		for _, r := range batch {
+			delete(w.versions, r.stream)
+			r.res = eventstore.AppendResult{}
+		}
+		return 0, batch
+	}
+	base := uint64(last) - uint64(offset)
+	for _, r := range accepted {
+		r.res.FirstPosition += base
+		r.res.LastPosition += base
+	}
+	if len(w.versions) > maxCachedStreams {
+		clear(w.versions)
+	}
+	for id, v := range next {
+		w.versions[id] = v
+	}
+	return last, slow
+}
+
+// load reads the versions of the batch's streams that are not cached.
+func (w *writer) load(ctx context.Context, batch []*request) error {
+	var missing []string
+	seen := make(map[string]bool)
+	for _, r := range batch {
+		if _, ok := w.versions[r.stream]; !ok && !seen[r.stream] {
+			seen[r.stream] = true
+			missing = append(missing, r.stream)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	rows, err := w.conn.Query(ctx, `SELECT s, COALESCE((SELECT max(version) FROM events WHERE stream_id = s), 0) FROM unnest($1::text[]) AS s`, missing)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var v int64
+		if err := rows.Scan(&id, &v); err != nil {
+			return err
+		}
+		w.versions[id] = v
+	}
+	return rows.Err()
+}
+
+// checked writes one append in its own transaction with authoritative
+// checks: a repeat of an append already stored returns its result, a
+// failed condition a *ConcurrencyError. A race with another process on the
+// same stream is retried.
+func (w *writer) checked(ctx context.Context, r *request) (uint64, error) {
+	delete(w.versions, r.stream)
 	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		head, err := s.writeOnce(ctx, conn, batch)
+	for attempt := 0; attempt < 8; attempt++ {
+		r.err, r.res = nil, eventstore.AppendResult{}
+		var st stored
+		err := w.conn.QueryRow(ctx, `SELECT stream_id, version, position FROM events WHERE event_id = $1`, r.events[0].ID).Scan(&st.stream, &st.version, &st.position)
+		switch {
+		case err == nil:
+			tx, err := w.conn.Begin(ctx)
+			if err != nil {
+				return 0, fmt.Errorf("postgres: append: %w", err)
+			}
+			res, err := sameAppend(ctx, tx, r, st)
+			tx.Rollback(ctx) //nolint:errcheck // read-only
+			if err != nil {
+				if errors.Is(err, eventstore.ErrDuplicateEvent) {
+					r.err = err
+					return 0, nil
+				}
+				return 0, fmt.Errorf("postgres: append: %w", err)
+			}
+			r.res = res
+			return 0, nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return 0, fmt.Errorf("postgres: append: %w", err)
+		}
+		var cur int64
+		if err := w.conn.QueryRow(ctx, `SELECT COALESCE(max(version), 0) FROM events WHERE stream_id = $1`, r.stream).Scan(&cur); err != nil {
+			return 0, fmt.Errorf("postgres: append: %w", err)
+		}
+		if !r.expected.Check(uint64(cur)) {
+			r.err = &eventstore.ConcurrencyError{StreamID: r.stream, Expected: r.expected, Actual: uint64(cur)}
+			w.versions[r.stream] = cur
+			return 0, nil
+		}
+		var rs rows
+		rs.add(r, cur)
+		last, err := w.insert(ctx, &rs)
 		if err == nil {
-			return head, nil
+			n := int64(len(r.events))
+			r.res = eventstore.AppendResult{FirstPosition: uint64(last) - uint64(n) + 1, LastPosition: uint64(last), NextExpectedVersion: uint64(cur + n)}
+			w.versions[r.stream] = cur + n
+			return last, nil
 		}
 		lastErr = err
-		for _, r := range batch {
-			r.err, r.res = nil, eventstore.AppendResult{}
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "23505" && pe.ConstraintName == "events_event_id_key" {
+			// An ID of this append (not its first) is stored already.
+			r.err = fmt.Errorf("%w: %s", eventstore.ErrDuplicateEvent, pe.Detail)
+			return 0, nil
 		}
-		if !retryable(err) {
+		if !retryable(err) && !isUniqueViolation(err) {
 			break
 		}
 	}
@@ -457,171 +681,6 @@ type stored struct {
 	stream   string
 	version  int64
 	position int64
-}
-
-func (s *Store) writeOnce(ctx context.Context, conn *pgx.Conn, batch []*request) (head uint64, err error) {
-	streams := make([]string, 0, len(batch))
-	firstIDs := make([]uuid.UUID, 0, len(batch))
-	for _, r := range batch {
-		streams = append(streams, r.stream)
-		firstIDs = append(firstIDs, r.events[0].ID)
-	}
-	slices.Sort(streams)
-	streams = slices.Compact(streams)
-
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback(ctx) //nolint:errcheck // reporting the first error
-		}
-	}()
-	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO streams (stream_id, version) SELECT unnest($1::text[]), 0 ON CONFLICT DO NOTHING`, streams)
-	b.Queue(`SELECT stream_id, version FROM streams WHERE stream_id = ANY($1::text[]) ORDER BY stream_id FOR UPDATE`, streams)
-	b.Queue(`SELECT event_id, stream_id, version, position FROM events WHERE event_id = ANY($1::uuid[])`, firstIDs)
-	br := tx.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		br.Close()
-		return 0, err
-	}
-	versions := make(map[string]int64, len(streams))
-	rows, err := br.Query()
-	if err != nil {
-		br.Close()
-		return 0, err
-	}
-	for rows.Next() {
-		var id string
-		var v int64
-		if err := rows.Scan(&id, &v); err != nil {
-			rows.Close()
-			br.Close()
-			return 0, err
-		}
-		versions[id] = v
-	}
-	if err := rows.Err(); err != nil {
-		br.Close()
-		return 0, err
-	}
-	existing := make(map[uuid.UUID]stored)
-	rows, err = br.Query()
-	if err != nil {
-		br.Close()
-		return 0, err
-	}
-	for rows.Next() {
-		var id uuid.UUID
-		var st stored
-		if err := rows.Scan(&id, &st.stream, &st.version, &st.position); err != nil {
-			rows.Close()
-			br.Close()
-			return 0, err
-		}
-		existing[id] = st
-	}
-	if err := rows.Err(); err != nil {
-		br.Close()
-		return 0, err
-	}
-	if err := br.Close(); err != nil {
-		return 0, err
-	}
-
-	// Decide each append in arrival order.
-	var (
-		evStream  []string
-		evVersion []int64
-		evID      []uuid.UUID
-		evType    []string
-		evSchema  []int32
-		evData    []string
-		evMeta    []*string
-		accepted  []*request
-		changed   = map[string]int64{}
-		offset    int64
-	)
-	for _, r := range batch {
-		if st, ok := existing[r.events[0].ID]; ok {
-			res, err := sameAppend(ctx, tx, r, st)
-			if err != nil {
-				if errors.Is(err, eventstore.ErrDuplicateEvent) {
-					r.err = err
-					continue
-				}
-				return 0, err
-			}
-			r.res = res
-			continue
-		}
-		cur := versions[r.stream]
-		if !r.expected.Check(uint64(cur)) {
-			r.err = &eventstore.ConcurrencyError{StreamID: r.stream, Expected: r.expected, Actual: uint64(cur)}
-			continue
-		}
-		for i, e := range r.events {
-			evStream = append(evStream, r.stream)
-			evVersion = append(evVersion, cur+int64(i)+1)
-			evID = append(evID, e.ID)
-			evType = append(evType, e.Type)
-			evSchema = append(evSchema, int32(e.SchemaVersion))
-			evData = append(evData, string(e.Data))
-			if e.Metadata != (eventstore.Metadata{}) {
-				m, _ := json.Marshal(e.Metadata)
-				ms := string(m)
-				evMeta = append(evMeta, &ms)
-			} else {
-				evMeta = append(evMeta, nil)
-			}
-		}
-		n := int64(len(r.events))
-		// Positions are relative until the positions row is read.
-		r.res = eventstore.AppendResult{FirstPosition: uint64(offset + 1), LastPosition: uint64(offset + n), NextExpectedVersion: uint64(cur + n)}
-		offset += n
-		versions[r.stream] = cur + n
-		changed[r.stream] = cur + n
-		accepted = append(accepted, r)
-	}
-	if len(accepted) == 0 {
-		return 0, tx.Commit(ctx)
-	}
-	chStreams := make([]string, 0, len(changed))
-	chVersions := make([]int64, 0, len(changed))
-	for id, v := range changed {
-		chStreams = append(chStreams, id)
-		chVersions = append(chVersions, v)
-	}
-	b = &pgx.Batch{}
-	b.Queue(`UPDATE positions SET last = last + $1 WHERE id = 1 RETURNING last`, offset)
-	b.Queue(`INSERT INTO events (position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at)
-		SELECT p.last - $1 + t.ord, t.stream_id, t.version, t.event_id, t.type, t.schema_version, t.data::json, t.metadata::json, now()
-		FROM positions p,
-		     unnest($2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::int[], $7::text[], $8::text[])
-		     WITH ORDINALITY AS t(stream_id, version, event_id, type, schema_version, data, metadata, ord)
-		WHERE p.id = 1`, offset, evStream, evVersion, evID, evType, evSchema, evData, evMeta)
-	b.Queue(`UPDATE streams s SET version = t.version FROM unnest($1::text[], $2::bigint[]) AS t(stream_id, version) WHERE s.stream_id = t.stream_id`, chStreams, chVersions)
-	b.Queue(`SELECT pg_notify($1, last::text) FROM positions WHERE id = 1`, s.channel)
-	br = tx.SendBatch(ctx, b)
-	var last int64
-	if err := br.QueryRow().Scan(&last); err != nil {
-		br.Close()
-		return 0, err
-	}
-	if err := br.Close(); err != nil {
-		return 0, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, err
-	}
-	base := uint64(last - offset)
-	for _, r := range accepted {
-		r.res.FirstPosition += base
-		r.res.LastPosition += base
-	}
-	return uint64(last), nil
 }
 
 // sameAppend checks that r repeats the append stored from st onwards and

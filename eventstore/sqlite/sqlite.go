@@ -29,6 +29,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/groupcommit"
 	"github.com/agora-commerce/agora/internal/sqlmigrate"
 )
 
@@ -427,71 +428,13 @@ func (w *writer) run() {
 			return
 		}
 		n := max(len(batch[0].events), 1)
-		batch, n = collect(w.s.reqs, batch, n, w.s.opts.MaxBatch, w.s.inFlight.Load)
+		batch, n = groupcommit.Collect(w.s.reqs, batch, n, w.s.opts.MaxBatch, w.s.inFlight.Load)
 		w.commit(batch, n)
 	}
 }
 
-// Group-commit timing. A commit costs about one fsync whatever its size,
-// so a batch should hold every append that is about to arrive. After a
-// commit, the appenders it released need a moment to return and send
-// their next append; a writer that starts at once commits only the appends
-// that queued meanwhile, and the appenders split into two alternating
-// halves. So the writer lingers while some caller inside Append has not
-// yet queued (inFlight counts them), re-checking every lingerTick, for at
-// most lingerMax. A lone appender never waits.
-const (
-	lingerTick = 50 * time.Microsecond
-	lingerMax  = 500 * time.Microsecond
-)
-
-// collect adds queued requests to batch until it holds maxBatch events,
-// or every caller inside Append (inFlight) is in it, or lingerMax passed.
-func collect[R interface{ size() int }](reqs <-chan R, batch []R, n, maxBatch int, inFlight func() int64) ([]R, int) {
-	var deadline time.Time
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	for n < maxBatch {
-		select {
-		case r := <-reqs:
-			batch = append(batch, r)
-			n += r.size()
-			continue
-		default:
-		}
-		if int64(len(batch)) >= inFlight() {
-			return batch, n
-		}
-		if deadline.IsZero() {
-			deadline = time.Now().Add(lingerMax)
-		}
-		wait := min(lingerTick, time.Until(deadline))
-		if wait <= 0 {
-			return batch, n
-		}
-		if timer == nil {
-			timer = time.NewTimer(wait)
-		} else {
-			timer.Reset(wait)
-		}
-		select {
-		case r := <-reqs:
-			batch = append(batch, r)
-			n += r.size()
-			if !timer.Stop() {
-				<-timer.C
-			}
-		case <-timer.C:
-		}
-	}
-	return batch, n
-}
-
-func (r *appendReq) size() int { return max(len(r.events), 1) }
+// Size implements groupcommit.Request.
+func (r *appendReq) Size() int { return max(len(r.events), 1) }
 
 func (w *writer) failQueued() {
 	for {

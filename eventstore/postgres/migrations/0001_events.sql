@@ -10,10 +10,6 @@ CREATE TABLE events (
     recorded_at    TIMESTAMPTZ NOT NULL,
     UNIQUE (stream_id, version)
 );
-CREATE TABLE streams (
-    stream_id TEXT   PRIMARY KEY,
-    version   BIGINT NOT NULL
-);
 -- One row: the last position handed out. Its row lock, held from
 -- allocation to commit, orders commits by position (see package doc).
 CREATE TABLE positions (
