@@ -5,9 +5,11 @@
 // acknowledged only after its commit is fsynced. One writer goroutine owns
 // the only write connection and group-commits: appends that arrive while a
 // commit is in flight are queued and written together in the next
-// transaction, each under its own savepoint so that one append's conflict
-// does not fail the others. Reads use a separate pool of read-only
-// connections, which WAL lets run alongside the writer.
+// transaction, where one append's conflict does not fail the others (a
+// failed SQLite statement undoes only itself). Reads use a separate pool of
+// read-only connections, which WAL lets run alongside the writer. The
+// stream index is written behind the log (streamindex.go explains why and
+// how). One process owns a store file at a time (a lock file enforces it).
 package sqlite
 
 import (
@@ -17,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -58,6 +61,8 @@ type Store struct {
 	done     chan struct{}
 	closeMu  sync.Once
 	notifier eventstore.Notifier
+	mem      *memtable
+	unlock   func()
 	// inFlight counts callers inside submit, for the writer's linger.
 	inFlight atomic.Int64
 }
@@ -70,6 +75,8 @@ type appendReq struct {
 	res      eventstore.AppendResult
 	err      error
 	done     chan struct{}
+	// wrote is set when this append's events were inserted (not a repeat).
+	wrote bool
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -90,8 +97,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %w", err)
 	}
+	unlock, err := lockFile(abs + ".lock")
+	if err != nil {
+		return nil, err
+	}
 	w, err := openDB(abs, false)
 	if err != nil {
+		unlock()
 		return nil, err
 	}
 	w.SetMaxOpenConns(1)
@@ -100,11 +112,19 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	w.SetConnMaxIdleTime(0)
 	if err := sqlmigrate.Apply(ctx, w, migrations, "migrations", "eventstore_migrations", ""); err != nil {
 		w.Close()
+		unlock()
 		return nil, fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	mem := newMemtable()
+	if err := recoverIndex(ctx, w, mem); err != nil {
+		w.Close()
+		unlock()
+		return nil, err
 	}
 	r, err := openDB(abs, true)
 	if err != nil {
 		w.Close()
+		unlock()
 		return nil, err
 	}
 	r.SetMaxOpenConns(opts.ReadConns)
@@ -114,10 +134,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		w.Close()
 		r.Close()
+		unlock()
 		return nil, err
 	}
 	ckpt.SetMaxOpenConns(1)
-	s := &Store{w: w, r: r, ckpt: ckpt, opts: opts, reqs: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{}), ckptDone: make(chan struct{})}
+	s := &Store{w: w, r: r, ckpt: ckpt, opts: opts, reqs: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{}), ckptDone: make(chan struct{}), mem: mem, unlock: unlock}
 	head, err := s.Head(ctx)
 	if err != nil {
 		s.closeDBs()
@@ -199,29 +220,6 @@ func (s *Store) submit(ctx context.Context, req *appendReq) error {
 }
 
 const selectCols = `position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at`
-
-// ReadStream implements eventstore.Store.
-func (s *Store) ReadStream(ctx context.Context, streamID string, r eventstore.StreamRead) ([]eventstore.Record, error) {
-	limit := r.Limit
-	if limit <= 0 {
-		limit = eventstore.DefaultReadLimit
-	}
-	var rows *sql.Rows
-	var err error
-	if r.Direction == eventstore.Backward {
-		from := int64(r.From)
-		if r.From == 0 {
-			from = 1<<63 - 1
-		}
-		rows, err = s.r.QueryContext(ctx, `SELECT `+selectCols+` FROM events WHERE stream_id = ? AND version <= ? ORDER BY version DESC LIMIT ?`, streamID, from, limit)
-	} else {
-		rows, err = s.r.QueryContext(ctx, `SELECT `+selectCols+` FROM events WHERE stream_id = ? AND version >= ? ORDER BY version LIMIT ?`, streamID, int64(r.From), limit)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: read stream %s: %w", streamID, err)
-	}
-	return scanRecords(rows, limit)
-}
 
 // ReadAll implements eventstore.Store.
 func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]eventstore.Record, error) {
@@ -339,7 +337,9 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeDBs() error {
-	return errors.Join(s.w.Close(), s.r.Close(), s.ckpt.Close())
+	err := errors.Join(s.w.Close(), s.r.Close(), s.ckpt.Close())
+	s.unlock()
+	return err
 }
 
 // checkpointer copies the WAL back into the database file from its own
@@ -386,8 +386,8 @@ func newWriter(ctx context.Context, s *Store) (*writer, error) {
 		q   string
 	}{
 		{&st.ins, `INSERT INTO events (position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&st.ver, `SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?`},
-		{&st.id, `SELECT stream_id, version FROM events WHERE event_id = ?`},
+		{&st.ver, `SELECT COALESCE(MAX(version), 0) FROM stream_index WHERE stream_id = ?`},
+		{&st.id, `SELECT stream_id, position FROM events WHERE event_id = ?`},
 		{&st.del, `DELETE FROM events WHERE position >= ?`},
 	} {
 		var err error
@@ -420,16 +420,40 @@ func (w *writer) run() {
 	batch := make([]*appendReq, 0, 256)
 	for {
 		batch = batch[:0]
+		var idle <-chan time.Time
+		if w.s.mem.size() > 0 {
+			idle = time.After(time.Second)
+		}
 		select {
 		case r := <-w.s.reqs:
 			batch = append(batch, r)
+		case <-idle:
+			w.flushIndex()
+			continue
 		case <-w.s.quit:
 			w.failQueued()
+			if !skipFinalFlush {
+				w.flushIndex()
+			}
 			return
 		}
 		n := max(len(batch[0].events), 1)
 		batch, n = groupcommit.Collect(w.s.reqs, batch, n, w.s.opts.MaxBatch, w.s.inFlight.Load)
 		w.commit(batch, n)
+		if w.s.mem.size() >= flushEvents {
+			w.flushIndex()
+		}
+	}
+}
+
+// skipFinalFlush lets tests close a store as a crash would leave it.
+var skipFinalFlush = false
+
+// flushIndex flushes the memtable; a failure leaves it in memory (and the
+// log intact), to be retried at the next flush.
+func (w *writer) flushIndex() {
+	if err := w.flush(context.Background()); err != nil {
+		slog.Warn("sqlite: stream index flush failed; will retry", "err", err)
 	}
 }
 
@@ -466,6 +490,16 @@ func (w *writer) commit(batch []*appendReq, events int) {
 			w.nextPos = head + 1
 		}
 	} else {
+		for _, r := range batch {
+			if r.wrote && r.err == nil {
+				n := int64(len(r.events))
+				entries := make([]indexEntry, n)
+				for i := range entries {
+					entries[i] = indexEntry{version: int64(r.res.NextExpectedVersion) - n + int64(i) + 1, position: int64(r.res.FirstPosition) + int64(i)}
+				}
+				w.s.mem.add(r.stream, entries)
+			}
+		}
 		w.s.opts.Observer.Committed(len(batch), events, time.Since(start))
 		w.s.notifier.Publish(uint64(w.nextPos - 1))
 	}
@@ -499,10 +533,16 @@ func (w *writer) write(ctx context.Context, batch []*appendReq) (err error) {
 	if err := tx.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&dv); err != nil {
 		return err
 	}
-	if dv != w.dataVersion || len(w.versions) > maxCachedStreams {
-		// Another connection committed (or the cache is full): forget.
+	if dv != w.dataVersion {
+		// Another connection committed: rebuild what we keep in memory.
 		clear(w.versions)
+		if err := recoverIndex(ctx, tx, w.s.mem); err != nil {
+			return err
+		}
 		w.dataVersion = dv
+	}
+	if len(w.versions) > maxCachedStreams {
+		clear(w.versions)
 	}
 	st := stmts{
 		ins: tx.StmtContext(ctx, w.stmts.ins),
@@ -530,6 +570,10 @@ func (e appendFailure) Unwrap() error { return e.error }
 
 func (w *writer) version(ctx context.Context, st stmts, stream string) (int64, error) {
 	if v, ok := w.versions[stream]; ok {
+		return v, nil
+	}
+	if v, ok := w.s.mem.lastVersion(stream); ok {
+		w.versions[stream] = v
 		return v, nil
 	}
 	var v int64
@@ -596,6 +640,7 @@ func (w *writer) appendOne(ctx context.Context, tx *sql.Tx, st stmts, r *appendR
 		return appendFailure{fmt.Errorf("%w: %s", eventstore.ErrDuplicateEvent, e.ID)}
 	}
 	w.versions[r.stream] = cur + int64(len(r.events))
+	r.wrote = true
 	r.res = eventstore.AppendResult{FirstPosition: uint64(first), LastPosition: uint64(w.nextPos - 1), NextExpectedVersion: uint64(cur) + uint64(len(r.events))}
 	return nil
 }
@@ -605,28 +650,29 @@ func (w *writer) appendOne(ctx context.Context, tx *sql.Tx, st stmts, r *appendR
 // ErrDuplicateEvent.
 func (w *writer) repeat(ctx context.Context, tx *sql.Tx, st stmts, r *appendReq) (eventstore.AppendResult, bool, error) {
 	var stream string
-	var ver int64
-	err := st.id.QueryRowContext(ctx, r.events[0].ID[:]).Scan(&stream, &ver)
+	var pos int64
+	err := st.id.QueryRowContext(ctx, r.events[0].ID[:]).Scan(&stream, &pos)
 	if errors.Is(err, sql.ErrNoRows) {
 		return eventstore.AppendResult{}, false, nil
 	}
 	if err != nil {
 		return eventstore.AppendResult{}, false, err
 	}
-	res, err := sameAppend(ctx, tx, r, stream, uint64(ver))
+	res, err := sameAppend(ctx, tx, r, stream, pos)
 	if err != nil {
 		return eventstore.AppendResult{}, false, appendFailure{err}
 	}
 	return res, true, nil
 }
 
-// sameAppend checks that r repeats an append already stored in stream from
-// version from, and returns that append's result.
-func sameAppend(ctx context.Context, tx *sql.Tx, r *appendReq, stream string, from uint64) (eventstore.AppendResult, error) {
+// sameAppend checks that r repeats an append already stored in stream
+// from position from (an append's events have consecutive positions), and
+// returns that append's result.
+func sameAppend(ctx context.Context, tx *sql.Tx, r *appendReq, stream string, from int64) (eventstore.AppendResult, error) {
 	if stream != r.stream {
 		return eventstore.AppendResult{}, fmt.Errorf("%w: %s is already in stream %q", eventstore.ErrDuplicateEvent, r.events[0].ID, stream)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT event_id, position, version FROM events WHERE stream_id = ? AND version >= ? ORDER BY version LIMIT ?`, stream, int64(from), len(r.events))
+	rows, err := tx.QueryContext(ctx, `SELECT event_id, position, version, stream_id FROM events WHERE position >= ? ORDER BY position LIMIT ?`, from, len(r.events))
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
@@ -636,10 +682,11 @@ func sameAppend(ctx context.Context, tx *sql.Tx, r *appendReq, stream string, fr
 	for ; rows.Next(); i++ {
 		var id []byte
 		var pos, ver int64
-		if err := rows.Scan(&id, &pos, &ver); err != nil {
+		var sid string
+		if err := rows.Scan(&id, &pos, &ver, &sid); err != nil {
 			return eventstore.AppendResult{}, err
 		}
-		if uuid.UUID(id) != r.events[i].ID {
+		if uuid.UUID(id) != r.events[i].ID || sid != stream {
 			return eventstore.AppendResult{}, fmt.Errorf("%w: append repeats %s but not the events stored after it", eventstore.ErrDuplicateEvent, r.events[0].ID)
 		}
 		if i == 0 {

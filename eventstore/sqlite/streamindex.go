@@ -1,0 +1,275 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/agora-commerce/agora/eventstore"
+)
+
+// The stream index is written behind the log, as in an LSM tree.
+//
+// A B-tree index on (stream_id, version) maintained inside every append
+// transaction costs one leaf page per distinct stream per commit: with
+// appends spread over many streams that is most of a commit's WAL frames
+// (each a write system call) and of its fsync. So the events table is
+// indexed by position and event ID only, and the stream index lives in two
+// parts:
+//
+//   - stream_index, a table holding every event up to
+//     stream_index_state.indexed_through, and
+//   - the memtable, in memory, holding every committed event after it.
+//
+// The writer adds an append's entries to the memtable after its commit
+// and, every flushEvents events (or when idle), writes the memtable into
+// stream_index together with the new indexed_through in one transaction,
+// sorted by key so that each leaf page is written once per flush rather
+// than once per commit. On open the memtable is rebuilt from the events
+// after indexed_through, so a crash loses nothing: the log is the truth
+// and the index is derived from it.
+//
+// A reader copies the stream's memtable entries first and queries
+// stream_index second; an entry flushed in between appears in both and is
+// deduplicated by version, and none can be missed because an entry leaves
+// the memtable only after it is committed to stream_index.
+
+// flushEvents is how many memtable entries trigger a flush.
+const flushEvents = 8192
+
+type indexEntry struct {
+	version, position int64
+}
+
+// memtable is the in-memory part of the stream index.
+type memtable struct {
+	mu      sync.RWMutex
+	streams map[string][]indexEntry
+	count   int
+}
+
+func newMemtable() *memtable { return &memtable{streams: make(map[string][]indexEntry)} }
+
+// add records committed entries (called by the writer only).
+func (m *memtable) add(stream string, entries []indexEntry) {
+	m.mu.Lock()
+	m.streams[stream] = append(m.streams[stream], entries...)
+	m.count += len(entries)
+	m.mu.Unlock()
+}
+
+// lastVersion returns the stream's highest version in the memtable.
+func (m *memtable) lastVersion(stream string) (int64, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	e := m.streams[stream]
+	if len(e) == 0 {
+		return 0, false
+	}
+	return e[len(e)-1].version, true
+}
+
+// entries returns a copy of the stream's entries.
+func (m *memtable) entries(stream string) []indexEntry {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return slices.Clone(m.streams[stream])
+}
+
+func (m *memtable) size() int {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.count
+}
+
+// recoverIndex rebuilds the memtable from the events after indexed_through.
+func recoverIndex(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, m *memtable) error {
+	rows, err := q.QueryContext(ctx, `SELECT stream_id, version, position FROM events
+		WHERE position > (SELECT indexed_through FROM stream_index_state WHERE id = 1) ORDER BY position`)
+	if err != nil {
+		return fmt.Errorf("sqlite: recover stream index: %w", err)
+	}
+	defer rows.Close()
+	fresh := make(map[string][]indexEntry)
+	n := 0
+	for rows.Next() {
+		var stream string
+		var e indexEntry
+		if err := rows.Scan(&stream, &e.version, &e.position); err != nil {
+			return fmt.Errorf("sqlite: recover stream index: %w", err)
+		}
+		fresh[stream] = append(fresh[stream], e)
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("sqlite: recover stream index: %w", err)
+	}
+	m.mu.Lock()
+	m.streams, m.count = fresh, n
+	m.mu.Unlock()
+	return nil
+}
+
+// flush writes the memtable into stream_index (writer goroutine only).
+func (w *writer) flush(ctx context.Context) error {
+	m := w.s.mem
+	m.mu.RLock()
+	keys := make([]string, 0, len(m.streams))
+	for k := range m.streams {
+		keys = append(keys, k)
+	}
+	m.mu.RUnlock()
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.Sort(keys)
+	through := w.nextPos - 1
+	tx, err := w.conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after commit
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO stream_index (stream_id, version, position) VALUES (?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer ins.Close()
+	for _, k := range keys {
+		for _, e := range m.entries(k) {
+			if _, err := ins.ExecContext(ctx, k, e.version, e.position); err != nil {
+				return fmt.Errorf("sqlite: flush stream index: %w", err)
+			}
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE stream_index_state SET indexed_through = ? WHERE id = 1`, through); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	// Only the writer adds entries, so the memtable holds exactly what was
+	// flushed.
+	m.mu.Lock()
+	m.streams, m.count = make(map[string][]indexEntry), 0
+	m.mu.Unlock()
+	return nil
+}
+
+// ReadStream implements eventstore.Store.
+func (s *Store) ReadStream(ctx context.Context, streamID string, r eventstore.StreamRead) ([]eventstore.Record, error) {
+	limit := r.Limit
+	if limit <= 0 {
+		limit = eventstore.DefaultReadLimit
+	}
+	back := r.Direction == eventstore.Backward
+	lo, hi := int64(r.From), int64(1<<63-1)
+	if back {
+		lo, hi = 0, int64(r.From)
+		if r.From == 0 {
+			hi = 1<<63 - 1
+		}
+	}
+	// The memtable first, then the table (see the note at the top).
+	var fromMem []int64
+	for _, e := range s.mem.entries(streamID) {
+		if e.version >= lo && e.version <= hi {
+			fromMem = append(fromMem, e.position)
+		}
+	}
+	if back {
+		slices.Reverse(fromMem)
+	}
+	if len(fromMem) > limit {
+		fromMem = fromMem[:limit]
+	}
+	var recs []eventstore.Record
+	// Backward reads take the memtable's (newest) entries first; forward
+	// reads the table's (oldest) first.
+	if back && len(fromMem) == limit {
+		return s.byPositions(ctx, fromMem, true)
+	}
+	order := "ASC"
+	if back {
+		order = "DESC"
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+prefixed+` FROM stream_index si JOIN events e ON e.position = si.position
+		WHERE si.stream_id = ? AND si.version >= ? AND si.version <= ? ORDER BY si.version `+order+` LIMIT ?`, streamID, lo, hi, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read stream %s: %w", streamID, err)
+	}
+	indexed, err := scanRecords(rows, limit)
+	if err != nil {
+		return nil, err
+	}
+	mem, err := s.byPositions(ctx, fromMem, back)
+	if err != nil {
+		return nil, err
+	}
+	if back {
+		recs = mergeVersions(mem, indexed, true)
+	} else {
+		recs = mergeVersions(indexed, mem, false)
+	}
+	if len(recs) > limit {
+		recs = recs[:limit]
+	}
+	return recs, nil
+}
+
+// mergeVersions merges two version-ordered record lists (a's versions
+// come first in the order) dropping duplicates.
+func mergeVersions(a, b []eventstore.Record, desc bool) []eventstore.Record {
+	out := make([]eventstore.Record, 0, len(a)+len(b))
+	seen := make(map[uint64]bool, len(a))
+	for _, r := range a {
+		seen[r.Version] = true
+		out = append(out, r)
+	}
+	for _, r := range b {
+		if !seen[r.Version] {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(x, y eventstore.Record) int {
+		if desc {
+			return int(int64(y.Version) - int64(x.Version))
+		}
+		return int(int64(x.Version) - int64(y.Version))
+	})
+	return out
+}
+
+// byPositions reads the events at the given positions, in that order.
+func (s *Store) byPositions(ctx context.Context, positions []int64, desc bool) ([]eventstore.Record, error) {
+	if len(positions) == 0 {
+		return nil, nil
+	}
+	var recs []eventstore.Record
+	for chunk := range slices.Chunk(positions, 500) {
+		args := make([]any, len(chunk))
+		for i, p := range chunk {
+			args[i] = p
+		}
+		order := "ASC"
+		if desc {
+			order = "DESC"
+		}
+		rows, err := s.r.QueryContext(ctx, `SELECT `+selectCols+` FROM events WHERE position IN (?`+strings.Repeat(",?", len(chunk)-1)+`) ORDER BY position `+order, args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: read events: %w", err)
+		}
+		part, err := scanRecords(rows, len(chunk))
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, part...)
+	}
+	return recs, nil
+}
+
+const prefixed = `e.position, e.stream_id, e.version, e.event_id, e.type, e.schema_version, e.data, e.metadata, e.recorded_at`
