@@ -6,15 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	_ "modernc.org/sqlite"
-
 	"github.com/agora-commerce/agora/eventstore"
-	"github.com/agora-commerce/agora/eventstore/sqlite"
+	"github.com/agora-commerce/agora/internal/testenv"
 	"github.com/agora-commerce/agora/projection"
 )
 
@@ -53,22 +50,6 @@ func (l *ledger) Reset(ctx context.Context, tx *sql.Tx) error {
 	return err
 }
 
-func setup(t *testing.T) (eventstore.Store, *sql.DB) {
-	dir := t.TempDir()
-	store, err := sqlite.Open(context.Background(), filepath.Join(dir, "es.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	db, err := sql.Open("sqlite", sqlite.DSN(filepath.Join(dir, "rm.db"), false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.SetMaxOpenConns(1)
-	t.Cleanup(func() { db.Close() })
-	return store, db
-}
-
 func appendN(t *testing.T, s eventstore.Store, from, to int) uint64 {
 	var last uint64
 	for i := from; i < to; i++ {
@@ -89,90 +70,93 @@ func count(t *testing.T, db *sql.DB) (n, sum int64) {
 }
 
 func TestExactlyOnceAcrossFailuresAndRestarts(t *testing.T) {
-	store, db := setup(t)
-	p := &ledger{}
-	p.failEvery.Store(3)
-	appendN(t, store, 0, 300)
-	ctx, cancel := context.WithCancel(context.Background())
-	r := projection.NewRunner(store, db, p, projection.Options{BatchSize: 7})
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	last := appendN(t, store, 300, 400)
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer wcancel()
-	if err := r.WaitFor(wctx, last); err != nil {
-		t.Fatalf("wait: %v (at %d)", err, r.Position())
-	}
-	cancel()
-	<-done
-	// A new runner (a restarted process) continues from the checkpoint.
-	p.failEvery.Store(0)
-	last = appendN(t, store, 400, 450)
-	ctx2, cancel2 := context.WithCancel(context.Background())
-	defer cancel2()
-	r2 := projection.NewRunner(store, db, p, projection.Options{})
-	go r2.Run(ctx2)
-	wctx2, wcancel2 := context.WithTimeout(ctx2, 30*time.Second)
-	defer wcancel2()
-	if err := r2.WaitFor(wctx2, last); err != nil {
-		t.Fatal(err)
-	}
-	n, sum := count(t, db)
-	if n != 450 || sum != 449*450/2 {
-		t.Fatalf("ledger has %d rows summing to %d; want 450 and %d", n, sum, 449*450/2)
-	}
-	if lag, err := r2.Lag(ctx2); err != nil || lag != 0 {
-		t.Fatalf("lag = %d, %v", lag, err)
-	}
+	testenv.Backends(t, func(t *testing.T, store eventstore.Store, db *sql.DB) {
+		p := &ledger{}
+		p.failEvery.Store(3)
+		appendN(t, store, 0, 300)
+		ctx, cancel := context.WithCancel(context.Background())
+		r := projection.NewRunner(store, db, p, projection.Options{BatchSize: 7})
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		last := appendN(t, store, 300, 400)
+		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+		defer wcancel()
+		if err := r.WaitFor(wctx, last); err != nil {
+			t.Fatalf("wait: %v (at %d)", err, r.Position())
+		}
+		cancel()
+		<-done
+		// A new runner (a restarted process) continues from the checkpoint.
+		p.failEvery.Store(0)
+		last = appendN(t, store, 400, 450)
+		ctx2, cancel2 := context.WithCancel(context.Background())
+		defer cancel2()
+		r2 := projection.NewRunner(store, db, p, projection.Options{})
+		go r2.Run(ctx2)
+		wctx2, wcancel2 := context.WithTimeout(ctx2, 30*time.Second)
+		defer wcancel2()
+		if err := r2.WaitFor(wctx2, last); err != nil {
+			t.Fatal(err)
+		}
+		n, sum := count(t, db)
+		if n != 450 || sum != 449*450/2 {
+			t.Fatalf("ledger has %d rows summing to %d; want 450 and %d", n, sum, 449*450/2)
+		}
+		if lag, err := r2.Lag(ctx2); err != nil || lag != 0 {
+			t.Fatalf("lag = %d, %v", lag, err)
+		}
+	})
 }
 
 func TestRebuild(t *testing.T) {
-	store, db := setup(t)
-	p := &ledger{}
-	last := appendN(t, store, 0, 200)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	r := projection.NewRunner(store, db, p, projection.Options{BatchSize: 50})
-	go r.Run(ctx)
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer wcancel()
-	if err := r.WaitFor(wctx, last); err != nil {
-		t.Fatal(err)
-	}
-	// Corrupt the read model; a rebuild must restore it.
-	if _, err := db.Exec(`UPDATE ledger SET n = 0`); err != nil {
-		t.Fatal(err)
-	}
-	var calls int
-	if err := r.Rebuild(wctx, func(pos, target uint64) { calls++ }); err != nil {
-		t.Fatal(err)
-	}
-	if r.Position() < last {
-		t.Fatalf("after rebuild position %d < %d", r.Position(), last)
-	}
-	n, sum := count(t, db)
-	if n != 200 || sum != 199*200/2 {
-		t.Fatalf("after rebuild: %d rows, sum %d", n, sum)
-	}
-	// Live events after a rebuild still arrive.
-	last = appendN(t, store, 200, 210)
-	if err := r.WaitFor(wctx, last); err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := count(t, db); n != 210 {
-		t.Fatalf("after rebuild and more events: %d rows", n)
-	}
+	testenv.Backends(t, func(t *testing.T, store eventstore.Store, db *sql.DB) {
+		p := &ledger{}
+		last := appendN(t, store, 0, 200)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		r := projection.NewRunner(store, db, p, projection.Options{BatchSize: 50})
+		go r.Run(ctx)
+		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+		defer wcancel()
+		if err := r.WaitFor(wctx, last); err != nil {
+			t.Fatal(err)
+		}
+		// Corrupt the read model; a rebuild must restore it.
+		if _, err := db.Exec(`UPDATE ledger SET n = 0`); err != nil {
+			t.Fatal(err)
+		}
+		var calls int
+		if err := r.Rebuild(wctx, func(pos, target uint64) { calls++ }); err != nil {
+			t.Fatal(err)
+		}
+		if r.Position() < last {
+			t.Fatalf("after rebuild position %d < %d", r.Position(), last)
+		}
+		n, sum := count(t, db)
+		if n != 200 || sum != 199*200/2 {
+			t.Fatalf("after rebuild: %d rows, sum %d", n, sum)
+		}
+		// Live events after a rebuild still arrive.
+		last = appendN(t, store, 200, 210)
+		if err := r.WaitFor(wctx, last); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := count(t, db); n != 210 {
+			t.Fatalf("after rebuild and more events: %d rows", n)
+		}
+	})
 }
 
 func TestWaitForTimesOut(t *testing.T) {
-	store, db := setup(t)
-	r := projection.NewRunner(store, db, &ledger{}, projection.Options{})
-	if err := r.Init(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-	defer cancel()
-	if err := r.WaitFor(ctx, 5); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v", err)
-	}
+	testenv.Backends(t, func(t *testing.T, store eventstore.Store, db *sql.DB) {
+		r := projection.NewRunner(store, db, &ledger{}, projection.Options{})
+		if err := r.Init(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		defer cancel()
+		if err := r.WaitFor(ctx, 5); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v", err)
+		}
+	})
 }

@@ -45,26 +45,42 @@ type Config struct {
 
 // Throughput is one store's append figures.
 type Throughput struct {
-	EventsPerSec      float64 `json:"events_per_sec"`
+	// EventsPerSec is the group-committed append rate.
+	EventsPerSec float64 `json:"events_per_sec"`
+	// NaiveEventsPerSec is the one-transaction-per-append baseline's rate.
 	NaiveEventsPerSec float64 `json:"naive_events_per_sec"`
-	Speedup           float64 `json:"speedup"`
-	P50Ms             float64 `json:"p50_ms"`
-	P99Ms             float64 `json:"p99_ms"`
-	NaiveP99Ms        float64 `json:"naive_p99_ms"`
-	Events            int     `json:"events"`
-	Writers           int     `json:"writers"`
-	CatchupPerSec     float64 `json:"catchup_events_per_sec"`
-	Skipped           string  `json:"skipped,omitempty"`
+	// Speedup is EventsPerSec / NaiveEventsPerSec.
+	Speedup float64 `json:"speedup"`
+	// P50Ms is the median append latency in milliseconds.
+	P50Ms float64 `json:"p50_ms"`
+	// P99Ms is the 99th-percentile append latency in milliseconds.
+	P99Ms float64 `json:"p99_ms"`
+	// NaiveP99Ms is the baseline's 99th-percentile latency.
+	NaiveP99Ms float64 `json:"naive_p99_ms"`
+	// Events is how many events the main run appended.
+	Events int `json:"events"`
+	// Writers is how many concurrent appenders ran.
+	Writers int `json:"writers"`
+	// CatchupPerSec is the rate of reading the whole log from position 0.
+	CatchupPerSec float64 `json:"catchup_events_per_sec"`
+	// Skipped says why the store was not measured, if it was not.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // Result is the benchmark's output.
 type Result struct {
-	SQLite                     Throughput `json:"sqlite"`
-	Postgres                   Throughput `json:"postgres"`
-	CatchupEventsPerSec        float64    `json:"catchup_events_per_sec"`
-	AggregateLoad10kSnapshotMs float64    `json:"aggregate_load_10k_snapshot_ms"`
-	AggregateLoad10kReplayMs   float64    `json:"aggregate_load_10k_replay_ms"`
-	CPUs                       int        `json:"cpus"`
+	// SQLite is the embedded store's figures.
+	SQLite Throughput `json:"sqlite"`
+	// Postgres is the PostgreSQL store's figures.
+	Postgres Throughput `json:"postgres"`
+	// CatchupEventsPerSec is the SQLite store's catch-up rate.
+	CatchupEventsPerSec float64 `json:"catchup_events_per_sec"`
+	// AggregateLoad10kSnapshotMs is the time to load a 10k-event account from its snapshot.
+	AggregateLoad10kSnapshotMs float64 `json:"aggregate_load_10k_snapshot_ms"`
+	// AggregateLoad10kReplayMs is the time to load it by replaying every event.
+	AggregateLoad10kReplayMs float64 `json:"aggregate_load_10k_replay_ms"`
+	// CPUs is runtime.NumCPU on the measuring machine.
+	CPUs int `json:"cpus"`
 }
 
 // WriteJSON prints r as one JSON object.

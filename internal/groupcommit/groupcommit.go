@@ -6,7 +6,10 @@ package groupcommit
 import "time"
 
 // Request is a queued write; Size is how many events it carries.
-type Request interface{ Size() int }
+type Request interface {
+	// Size is how many events the request carries (at least 1).
+	Size() int
+}
 
 // Group-commit timing. A commit costs about one fsync whatever its size,
 // so a batch should hold every append that is about to arrive. After a

@@ -56,14 +56,22 @@ func (s *Status) UnmarshalText(b []byte) error {
 // Account is the state of an account aggregate, built by Evolve from its
 // events. The zero value is an account that has not been opened.
 type Account struct {
-	ID           string         `json:"id"`
-	OwnerID      string         `json:"owner_id"`
-	Currency     money.Currency `json:"currency"`
-	Balance      int64          `json:"balance"`
-	Status       Status         `json:"status"`
-	Transactions int            `json:"transactions"`
-	OpenedAt     time.Time      `json:"opened_at"`
-	LastActivity time.Time      `json:"last_activity"`
+	// ID is the account's ID (its stream is "account-" + ID).
+	ID string `json:"id"`
+	// OwnerID is who owns the account.
+	OwnerID string `json:"owner_id"`
+	// Currency is the account's currency; every amount must be in it.
+	Currency money.Currency `json:"currency"`
+	// Balance is in minor units of Currency; never negative.
+	Balance int64 `json:"balance"`
+	// Status is Active or Closed (zero before opening).
+	Status Status `json:"status"`
+	// Transactions counts the account's events (opening included).
+	Transactions int `json:"transactions"`
+	// OpenedAt is when the account was opened.
+	OpenedAt time.Time `json:"opened_at"`
+	// LastActivity is the time of the latest event.
+	LastActivity time.Time `json:"last_activity"`
 }
 
 // Opened reports whether the account exists.
@@ -103,27 +111,37 @@ type Event interface {
 
 // AccountOpened records a new account.
 type AccountOpened struct {
-	AccountID      string         `json:"account_id"`
-	OwnerID        string         `json:"owner_id"`
-	Currency       money.Currency `json:"currency"`
-	InitialBalance int64          `json:"initial_balance"`
-	At             time.Time      `json:"at"`
+	// AccountID is the new account's ID.
+	AccountID string `json:"account_id"`
+	// OwnerID is who owns it.
+	OwnerID string `json:"owner_id"`
+	// Currency is its currency.
+	Currency money.Currency `json:"currency"`
+	// InitialBalance is its opening balance in minor units (zero or more).
+	InitialBalance int64 `json:"initial_balance"`
+	// At is when it was opened.
+	At time.Time `json:"at"`
 }
 
 // MoneyDeposited records a deposit.
 type MoneyDeposited struct {
+	// Amount is what was deposited (positive, in the account's currency).
 	Amount money.Money `json:"amount"`
-	At     time.Time   `json:"at"`
+	// At is when.
+	At time.Time `json:"at"`
 }
 
 // MoneyWithdrawn records a withdrawal.
 type MoneyWithdrawn struct {
+	// Amount is what was withdrawn (positive, at most the balance).
 	Amount money.Money `json:"amount"`
-	At     time.Time   `json:"at"`
+	// At is when.
+	At time.Time `json:"at"`
 }
 
 // AccountClosed records the closing of an account.
 type AccountClosed struct {
+	// At is when.
 	At time.Time `json:"at"`
 }
 

@@ -25,14 +25,22 @@ import (
 
 // Summary is one row of the account summary read model.
 type Summary struct {
-	ID               string      `json:"id"`
-	OwnerID          string      `json:"owner_id"`
-	Balance          money.Money `json:"balance"`
-	Status           string      `json:"status"`
-	LastActivity     time.Time   `json:"last_activity"`
-	TransactionCount int64       `json:"transaction_count"`
-	Version          uint64      `json:"version"`
-	OpenedAt         time.Time   `json:"opened_at"`
+	// ID is the account's ID.
+	ID string `json:"id"`
+	// OwnerID is who owns the account.
+	OwnerID string `json:"owner_id"`
+	// Balance is the current balance.
+	Balance money.Money `json:"balance"`
+	// Status is "Active" or "Closed".
+	Status string `json:"status"`
+	// LastActivity is the time of the latest event.
+	LastActivity time.Time `json:"last_activity"`
+	// TransactionCount counts the account's events (opening included).
+	TransactionCount int64 `json:"transaction_count"`
+	// Version is the account stream's version this row reflects.
+	Version uint64 `json:"version"`
+	// OpenedAt is when the account was opened.
+	OpenedAt time.Time `json:"opened_at"`
 }
 
 // Projection maintains the account_summary table.

@@ -200,6 +200,7 @@ func SetPosition(w http.ResponseWriter, pos uint64) {
 
 // Waiter is a read model that can wait until it includes a position.
 type Waiter interface {
+	// WaitFor returns once the read model includes pos, or ctx is done.
 	WaitFor(ctx context.Context, pos uint64) error
 }
 

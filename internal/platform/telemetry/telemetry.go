@@ -98,7 +98,9 @@ func (o *StoreObserver) Committed(appends, events int, d time.Duration) {
 
 // Lagger reports a projection's lag in positions.
 type Lagger interface {
+	// Name is the projection's name, the metric's label.
 	Name() string
+	// Lag is how many positions the projection is behind the store's head.
 	Lag(ctx context.Context) (uint64, error)
 }
 
