@@ -6,8 +6,8 @@
 // many streams while a subscriber follows the log; the subscriber must see
 // every event exactly once, in position order, with every stream's
 // versions in order. It appends Options.TortureEvents events (100,000 by
-// default); the -long flag or AGORA_TORTURE_EVENTS raises it (-long means
-// 1,000,000).
+// default); the -long flag multiplies it by ten (1,000,000 by default) and
+// AGORA_TORTURE_EVENTS sets it.
 package storetest
 
 import (
@@ -28,12 +28,12 @@ import (
 	"github.com/agora-commerce/agora/eventstore"
 )
 
-var long = flag.Bool("long", false, "storetest: run the torture test with 1,000,000 events")
+var long = flag.Bool("long", false, "storetest: run the torture test with ten times the events (1,000,000 by default)")
 
 // Options tune the suite.
 type Options struct {
 	// TortureEvents is how many events the torture test appends; 0 means
-	// 100,000 (or 1,000,000 with -long, or AGORA_TORTURE_EVENTS).
+	// 100,000. -long multiplies it by ten; AGORA_TORTURE_EVENTS replaces it.
 	TortureEvents int
 }
 
@@ -69,14 +69,14 @@ func Run(t *testing.T, newStore Factory, opts Options) {
 	}
 	t.Run("Torture", func(t *testing.T) {
 		n := opts.TortureEvents
-		if v, err := strconv.Atoi(os.Getenv("AGORA_TORTURE_EVENTS")); err == nil && v > 0 {
-			n = v
-		}
-		if *long {
-			n = 1_000_000
-		}
 		if n <= 0 {
 			n = 100_000
+		}
+		if *long {
+			n *= 10
+		}
+		if v, err := strconv.Atoi(os.Getenv("AGORA_TORTURE_EVENTS")); err == nil && v > 0 {
+			n = v
 		}
 		s := newStore(t)
 		defer s.Close()
