@@ -5,25 +5,17 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
-	"os"
 	"testing"
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/eventstore/postgres"
 	"github.com/agora-commerce/agora/eventstore/storetest"
+	"github.com/agora-commerce/agora/internal/testenv"
 )
-
-func testURL(t testing.TB) string {
-	url := os.Getenv("AGORA_TEST_POSTGRES_URL")
-	if url == "" {
-		t.Skip("AGORA_TEST_POSTGRES_URL not set; skipping PostgreSQL tests (.ci/run sets it)")
-	}
-	return url
-}
 
 // openSchema opens a store in a fresh schema dropped when the test ends.
 func openSchema(t testing.TB, opts postgres.Options) (string, postgres.Options) {
-	url := testURL(t)
+	url := testenv.PostgresURL(t)
 	opts.Schema = fmt.Sprintf("es_test_%d", rand.Uint64())
 	t.Cleanup(func() {
 		if err := postgres.DropSchema(context.Background(), url, opts.Schema); err != nil {
