@@ -422,7 +422,7 @@ func (w *writer) run() {
 		batch = batch[:0]
 		var idle <-chan time.Time
 		if w.s.mem.size() > 0 {
-			idle = time.After(time.Second)
+			idle = time.After(idleFlush)
 		}
 		select {
 		case r := <-w.s.reqs:
@@ -446,8 +446,14 @@ func (w *writer) run() {
 	}
 }
 
-// skipFinalFlush lets tests close a store as a crash would leave it.
-var skipFinalFlush = false
+// Test hooks, read by the writer goroutine, which Open starts after they
+// are set: skipFinalFlush closes a store as a crash would leave it;
+// idleFlush is how long the writer waits, idle, before flushing the
+// memtable.
+var (
+	skipFinalFlush = false
+	idleFlush      = time.Second
+)
 
 // flushIndex flushes the memtable; a failure leaves it in memory (and the
 // log intact), to be retried at the next flush.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
 )
@@ -18,6 +19,10 @@ import (
 func TestStreamIndexAcrossFlushesAndCrash(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "es.db")
+	// No idle flush: the crash must find entries in memory however slowly
+	// this test runs (under -race, say).
+	idleFlush = time.Hour
+	defer func() { idleFlush = time.Second }()
 	s, err := Open(ctx, path, Options{})
 	if err != nil {
 		t.Fatal(err)
