@@ -1,0 +1,288 @@
+package messaging
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agora-commerce/agora/eventstore"
+)
+
+// Entry is one position of a Log: the message to publish there, or nil
+// when there is nothing to publish (a domain event that is not part of
+// the published language, say).
+type Entry struct {
+	// Position is the entry's place in the log, starting at 1.
+	Position uint64
+	// Message is what to publish, or nil.
+	Message *Message
+}
+
+// Log is an ordered, durable source of messages to publish: an outbox.
+type Log interface {
+	// Read returns up to limit entries after position after, in order.
+	Read(ctx context.Context, after uint64, limit int) ([]Entry, error)
+	// Wait blocks until the log may have grown past after, or ctx ends.
+	Wait(ctx context.Context, after uint64) error
+}
+
+// Mapper turns a domain event into the integration message to publish
+// (ok false: publish nothing for it). It must be deterministic: a
+// republished event must map to the same message.
+type Mapper func(r eventstore.Record) (m Message, ok bool, err error)
+
+// EventLog is an event store as the outbox of the contexts whose events it
+// holds: every record is mapped by m.
+func EventLog(store eventstore.Store, m Mapper) Log { return eventLog{store, m} }
+
+type eventLog struct {
+	store eventstore.Store
+	m     Mapper
+}
+
+func (l eventLog) Read(ctx context.Context, after uint64, limit int) ([]Entry, error) {
+	recs, err := l.store.ReadAll(ctx, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, len(recs))
+	for i, r := range recs {
+		out[i].Position = r.Position
+		m, ok, err := l.m(r)
+		if err != nil {
+			return nil, fmt.Errorf("messaging: map event %d (%s): %w", r.Position, r.Type, err)
+		}
+		if !ok {
+			continue
+		}
+		if m.ID == "" {
+			m.ID = r.ID.String()
+		}
+		if m.Headers == nil {
+			m.Headers = make(map[string]string, 4)
+		}
+		setIf(m.Headers, HeaderCorrelation, r.Metadata.CorrelationID)
+		setIf(m.Headers, HeaderCausation, r.Metadata.CausationID)
+		setIf(m.Headers, HeaderTenant, r.Metadata.Tenant)
+		out[i].Message = &m
+	}
+	return out, nil
+}
+
+func setIf(h map[string]string, k, v string) {
+	if _, ok := h[k]; !ok && v != "" {
+		h[k] = v
+	}
+}
+
+func (l eventLog) Wait(ctx context.Context, after uint64) error {
+	return l.store.WaitForAppend(ctx, after)
+}
+
+// Checkpoints stores how far each relay has published.
+type Checkpoints interface {
+	// Load returns the relay's position (0 if it has none).
+	Load(ctx context.Context, relay string) (uint64, error)
+	// Save records the relay's position.
+	Save(ctx context.Context, relay string, pos uint64) error
+}
+
+// Tail reports the highest log position that the broker durably holds
+// from this relay; ok is false when the broker cannot tell (its stream
+// has aged out every message, say).
+type Tail func(ctx context.Context) (pos uint64, ok bool, err error)
+
+// RelayOptions configure a Relay.
+type RelayOptions struct {
+	// Name keys the relay's checkpoint.
+	Name string
+	// BatchSize is how many entries are read and published at once
+	// (default 1024).
+	BatchSize int
+	// Tail, if set, is asked on start and after RequestRewind; the relay
+	// resumes from the lower of its checkpoint and the tail, so that a
+	// tail the broker acknowledged but lost (a crash before its lazy
+	// fsync) is published again.
+	Tail Tail
+	// Logger receives failures (default slog.Default()).
+	Logger *slog.Logger
+	// Published, if set, is called with the count of each published batch.
+	Published func(n int)
+}
+
+// Relay publishes a Log's messages: at least once, in order, moving its
+// checkpoint only after the broker acknowledged.
+type Relay struct {
+	log    Log
+	pub    Publisher
+	cp     Checkpoints
+	opts   RelayOptions
+	rewind atomic.Bool
+	pos    atomic.Uint64
+
+	mu      sync.Mutex
+	changed chan struct{}
+}
+
+// NewRelay returns a relay of log to pub with checkpoints in cp.
+func NewRelay(log Log, pub Publisher, cp Checkpoints, opts RelayOptions) *Relay {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 1024
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	r := &Relay{log: log, pub: pub, cp: cp, opts: opts, changed: make(chan struct{})}
+	r.rewind.Store(true)
+	return r
+}
+
+// RequestRewind asks the relay to check the broker's tail again before
+// its next batch; call it when the broker may have restarted (on
+// reconnect).
+func (r *Relay) RequestRewind() { r.rewind.Store(true) }
+
+// Position is the last position published and checkpointed.
+func (r *Relay) Position() uint64 { return r.pos.Load() }
+
+// WaitFor blocks until the relay has published through pos, or ctx ends.
+func (r *Relay) WaitFor(ctx context.Context, pos uint64) error {
+	for {
+		r.mu.Lock()
+		ch := r.changed
+		r.mu.Unlock()
+		if r.pos.Load() >= pos {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (r *Relay) moved(pos uint64) {
+	r.pos.Store(pos)
+	r.mu.Lock()
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+// Run publishes until ctx ends; failures are retried with backoff.
+func (r *Relay) Run(ctx context.Context) error {
+	pos, err := r.cp.Load(ctx, r.opts.Name)
+	for err != nil {
+		r.opts.Logger.Warn("relay: load checkpoint", "relay", r.opts.Name, "err", err)
+		if serr := sleep(ctx, time.Second); serr != nil {
+			return serr
+		}
+		pos, err = r.cp.Load(ctx, r.opts.Name)
+	}
+	r.moved(pos)
+	backoff := newBackoff()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.step(ctx, &pos); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			r.opts.Logger.Warn("relay: will retry", "relay", r.opts.Name, "position", pos, "err", err)
+			if err := sleep(ctx, backoff.next()); err != nil {
+				return err
+			}
+			continue
+		}
+		backoff.reset()
+	}
+}
+
+func (r *Relay) step(ctx context.Context, pos *uint64) error {
+	if r.opts.Tail != nil && r.rewind.Swap(false) {
+		t, ok, err := r.opts.Tail(ctx)
+		if err != nil {
+			r.rewind.Store(true)
+			return fmt.Errorf("read the broker's tail: %w", err)
+		}
+		if ok && t < *pos {
+			r.opts.Logger.Warn("relay: the broker lost an acknowledged tail; publishing it again",
+				"relay", r.opts.Name, "checkpoint", *pos, "broker", t)
+			*pos = t
+			r.moved(t)
+		}
+	}
+	entries, err := r.log.Read(ctx, *pos, r.opts.BatchSize)
+	if err != nil {
+		return err
+	}
+	if len(entries) == 0 {
+		return r.log.Wait(ctx, *pos)
+	}
+	msgs := make([]Message, 0, len(entries))
+	for _, e := range entries {
+		if e.Message == nil {
+			continue
+		}
+		m := *e.Message
+		h := make(map[string]string, len(m.Headers)+2)
+		for k, v := range m.Headers {
+			h[k] = v
+		}
+		h[HeaderPosition] = strconv.FormatUint(e.Position, 10)
+		if m.Type != "" {
+			h[HeaderType] = m.Type
+		}
+		m.Headers = h
+		msgs = append(msgs, m)
+	}
+	if len(msgs) > 0 {
+		if err := r.pub.Publish(ctx, msgs...); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		if r.opts.Published != nil {
+			r.opts.Published(len(msgs))
+		}
+	}
+	last := entries[len(entries)-1].Position
+	if err := r.cp.Save(ctx, r.opts.Name, last); err != nil {
+		// Published but not checkpointed: the next attempt republishes
+		// this batch and the broker drops the repeats.
+		return fmt.Errorf("save checkpoint: %w", err)
+	}
+	*pos = last
+	r.moved(last)
+	return nil
+}
+
+type backoff struct{ d time.Duration }
+
+func newBackoff() *backoff { return &backoff{} }
+
+func (b *backoff) next() time.Duration {
+	if b.d == 0 {
+		b.d = 50 * time.Millisecond
+	} else {
+		b.d = min(2*b.d, 5*time.Second)
+	}
+	return b.d
+}
+
+func (b *backoff) reset() { b.d = 0 }
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
