@@ -1,0 +1,463 @@
+package saga
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/projection"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Logger receives step failures (default slog.Default()).
+	Logger *slog.Logger
+	// BaseBackoff is the first retry's delay (default 100ms); each retry
+	// doubles it, up to MaxBackoff (default 5s), with jitter.
+	BaseBackoff, MaxBackoff time.Duration
+	// CompensationAttempts caps a compensation's attempts before the saga
+	// is left Failed (default 5).
+	CompensationAttempts int
+}
+
+// runner is a definition with its data type erased.
+type runner interface {
+	steps() []stepInfo
+	action(ctx context.Context, i int, id string, attempt int, data json.RawMessage) (json.RawMessage, error)
+	compensate(ctx context.Context, i int, id string, attempt int, data json.RawMessage, reason string) error
+	onEnd(ctx context.Context, id string, status Status, reason string, data json.RawMessage) error
+}
+
+type stepInfo struct {
+	name        string
+	compensable bool
+	deadline    time.Duration
+	maxAttempts int
+}
+
+// Engine runs saga instances over an event store.
+type Engine struct {
+	store eventstore.Store
+	db    *sql.DB
+	opts  Options
+	defs  map[string]runner
+
+	mu      sync.Mutex
+	running map[string]bool
+	ctx     context.Context
+	wg      sync.WaitGroup
+	index   *projection.Runner
+}
+
+// NewEngine returns an engine over store, keeping its index of instances
+// in db (table saga_instances, maintained by a projection).
+func NewEngine(store eventstore.Store, db *sql.DB, opts Options) *Engine {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.BaseBackoff <= 0 {
+		opts.BaseBackoff = 100 * time.Millisecond
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = 5 * time.Second
+	}
+	if opts.CompensationAttempts <= 0 {
+		opts.CompensationAttempts = 5
+	}
+	e := &Engine{store: store, db: db, opts: opts, defs: map[string]runner{}, running: map[string]bool{}}
+	e.index = projection.NewRunner(store, db, indexProjection{}, projection.Options{})
+	return e
+}
+
+// Register adds definition d to e. Register all definitions before Run.
+func Register[D any](e *Engine, d Definition[D]) {
+	e.defs[d.Type] = typed[D]{d}
+}
+
+type typed[D any] struct{ d Definition[D] }
+
+func (t typed[D]) steps() []stepInfo {
+	out := make([]stepInfo, len(t.d.Steps))
+	for i, s := range t.d.Steps {
+		out[i] = stepInfo{name: s.Name, compensable: s.Compensate != nil, deadline: s.Deadline, maxAttempts: s.MaxAttempts}
+		if out[i].maxAttempts <= 0 {
+			out[i].maxAttempts = 5
+		}
+	}
+	return out
+}
+
+func (t typed[D]) decode(data json.RawMessage) (*D, error) {
+	d := new(D)
+	if len(data) > 0 {
+		if err := json.Unmarshal(data, d); err != nil {
+			return nil, fmt.Errorf("saga %s: decode data: %w", t.d.Type, err)
+		}
+	}
+	return d, nil
+}
+
+func (t typed[D]) action(ctx context.Context, i int, id string, attempt int, data json.RawMessage) (json.RawMessage, error) {
+	d, err := t.decode(data)
+	if err != nil {
+		return nil, err
+	}
+	s := t.d.Steps[i]
+	if err := s.Action(ctx, &Exec[D]{SagaID: id, Step: s.Name, Attempt: attempt, Data: d}); err != nil {
+		return nil, err
+	}
+	return json.Marshal(d)
+}
+
+func (t typed[D]) compensate(ctx context.Context, i int, id string, attempt int, data json.RawMessage, reason string) error {
+	d, err := t.decode(data)
+	if err != nil {
+		return err
+	}
+	s := t.d.Steps[i]
+	return s.Compensate(ctx, &Exec[D]{SagaID: id, Step: s.Name, Attempt: attempt, Data: d, Reason: reason})
+}
+
+func (t typed[D]) onEnd(ctx context.Context, id string, status Status, reason string, data json.RawMessage) error {
+	if t.d.OnEnd == nil {
+		return nil
+	}
+	d, err := t.decode(data)
+	if err != nil {
+		return err
+	}
+	return t.d.OnEnd(ctx, id, status, reason, *d)
+}
+
+// StreamID is the stream of instance id.
+func StreamID(id string) string { return "saga-" + id }
+
+// Start begins instance id of definition typ with data, and returns the
+// position of its first event. Starting an instance that exists already
+// is a no-op (the ID is the idempotency key). Start may be called before
+// Run; the instance then starts when Run does.
+func (e *Engine) Start(ctx context.Context, typ, id string, data any) (uint64, error) {
+	r, ok := e.defs[typ]
+	if !ok {
+		return 0, fmt.Errorf("saga: unknown type %q", typ)
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return 0, fmt.Errorf("saga: encode data: %w", err)
+	}
+	names := make([]string, 0)
+	for _, s := range r.steps() {
+		names = append(names, s.name)
+	}
+	body, _ := json.Marshal(event{Type: typ, Steps: names, Data: raw})
+	res, err := e.store.Append(ctx, StreamID(id), eventstore.NoStream, eventstore.EventData{
+		ID: startID(id), Type: evStarted, Data: body,
+	})
+	if errors.Is(err, eventstore.ErrConcurrency) {
+		return 0, nil // started before
+	}
+	if err != nil {
+		return 0, fmt.Errorf("saga: start %s: %w", id, err)
+	}
+	e.drive(id)
+	return res.LastPosition, nil
+}
+
+// Get returns instance id's timeline.
+func (e *Engine) Get(ctx context.Context, id string) (Instance, error) {
+	st, err := e.load(ctx, id)
+	if err != nil {
+		return Instance{}, err
+	}
+	return st.view(), nil
+}
+
+// Retry resumes a Failed instance: the compensation that failed is tried
+// again, with a fresh budget of attempts.
+func (e *Engine) Retry(ctx context.Context, id string) error {
+	st, err := e.load(ctx, id)
+	if err != nil {
+		return err
+	}
+	if st.status != Failed {
+		return ErrNotFailed
+	}
+	if err := e.append(ctx, st, event{}, evRetried); err != nil {
+		return err
+	}
+	e.drive(id)
+	return nil
+}
+
+// Run resumes every instance that is not finished and runs instances as
+// they start, until ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	if err := e.index.Init(ctx); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.ctx = ctx
+	e.mu.Unlock()
+	errc := make(chan error, 1)
+	go func() { errc <- e.index.Run(ctx) }()
+	head, err := e.store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	if err := e.index.WaitFor(ctx, head); err != nil {
+		return err
+	}
+	ids, err := unfinished(ctx, e.db)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		e.drive(id)
+	}
+	<-ctx.Done()
+	e.wg.Wait()
+	<-errc
+	return ctx.Err()
+}
+
+// Wait blocks until instance id is Completed, Compensated or Failed, or
+// ctx ends.
+func (e *Engine) Wait(ctx context.Context, id string) (Instance, error) {
+	for {
+		in, err := e.Get(ctx, id)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return in, err
+		}
+		if err == nil && (in.Status.Terminal() || in.Status == Failed) {
+			return in, nil
+		}
+		// Wake on the next append anywhere (or re-check after a while).
+		after, _ := e.store.Head(ctx)
+		wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		_ = e.store.WaitForAppend(wctx, after)
+		cancel()
+		if ctx.Err() != nil {
+			return in, ctx.Err()
+		}
+	}
+}
+
+// drive runs instance id in its own goroutine unless one already does (or
+// the engine is not running yet).
+func (e *Engine) drive(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.ctx == nil || e.ctx.Err() != nil || e.running[id] {
+		return
+	}
+	e.running[id] = true
+	ctx := e.ctx
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		defer func() {
+			e.mu.Lock()
+			delete(e.running, id)
+			e.mu.Unlock()
+		}()
+		if err := e.advance(ctx, id); err != nil && ctx.Err() == nil {
+			if errors.Is(err, eventstore.ErrConcurrency) {
+				return // another engine advanced it
+			}
+			e.opts.Logger.Error("saga: stopped", "saga", id, "err", err)
+		}
+	}()
+}
+
+func (e *Engine) backoff(attempt int) time.Duration {
+	d := e.opts.BaseBackoff << min(attempt-1, 20)
+	d = min(d, e.opts.MaxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+// advance runs instance id until it finishes, fails or ctx ends.
+func (e *Engine) advance(ctx context.Context, id string) error {
+	for {
+		st, err := e.load(ctx, id)
+		if err != nil {
+			return err
+		}
+		r := e.defs[st.typ]
+		if r == nil {
+			return fmt.Errorf("saga %s: unknown type %q", id, st.typ)
+		}
+		steps := r.steps()
+		switch st.status {
+		case Completed, Compensated, Failed:
+			return nil
+		case Started:
+			i := st.next
+			if i == len(steps) {
+				if err := r.onEnd(ctx, id, Completed, "", st.data); err != nil {
+					e.opts.Logger.Warn("saga: end hook failed; will retry", "saga", id, "err", err)
+					if err := sleep(ctx, e.backoff(1)); err != nil {
+						return err
+					}
+					continue
+				}
+				return e.append(ctx, st, event{}, evCompleted)
+			}
+			if err := e.forward(ctx, r, st, i, steps[i]); err != nil {
+				return err
+			}
+		case Compensating:
+			j := st.toCompensate(steps)
+			if j < 0 {
+				if err := r.onEnd(ctx, id, Compensated, st.reason, st.data); err != nil {
+					e.opts.Logger.Warn("saga: end hook failed; will retry", "saga", id, "err", err)
+					if err := sleep(ctx, e.backoff(1)); err != nil {
+						return err
+					}
+					continue
+				}
+				return e.append(ctx, st, event{Reason: st.reason}, evCompensated)
+			}
+			if err := e.backward(ctx, r, st, j); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// forward makes one attempt at step i.
+func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, s stepInfo) error {
+	attempt := st.attempts[i] + 1
+	now := time.Now()
+	if s.deadline > 0 && !st.firstTry[i].IsZero() && now.After(st.firstTry[i].Add(s.deadline)) {
+		return e.append(ctx, st, event{Step: i, Attempt: attempt - 1, Reason: "timeout", Error: "step deadline passed", Uncertain: true}, evStepFailed, evCompensating)
+	}
+	if err := e.append(ctx, st, event{Step: i, Attempt: attempt}, evStepStarted); err != nil {
+		return err
+	}
+	actx := ctx
+	var cancel context.CancelFunc = func() {}
+	if s.deadline > 0 {
+		first := st.firstTry[i]
+		if first.IsZero() {
+			first = now
+		}
+		actx, cancel = context.WithDeadline(ctx, first.Add(s.deadline))
+	}
+	data, err := r.action(actx, i, st.id, attempt, st.data)
+	timedOut := actx.Err() != nil && ctx.Err() == nil
+	cancel()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err == nil {
+		return e.append(ctx, st, event{Step: i, Data: data}, evStepCompleted)
+	}
+	if reason := ReasonOf(err); reason != "" {
+		// A business failure: the step did nothing to undo.
+		return e.append(ctx, st, event{Step: i, Attempt: attempt, Reason: reason, Error: err.Error()}, evStepFailed, evCompensating)
+	}
+	if timedOut || attempt >= s.maxAttempts {
+		// The step's outcome is unknown: compensate it too.
+		reason := "step_failed"
+		if timedOut {
+			reason = "timeout"
+		}
+		return e.append(ctx, st, event{Step: i, Attempt: attempt, Reason: reason, Error: err.Error(), Uncertain: true}, evStepFailed, evCompensating)
+	}
+	e.opts.Logger.Warn("saga: step failed; retrying", "saga", st.id, "step", s.name, "attempt", attempt, "err", err)
+	if err := e.append(ctx, st, event{Step: i, Attempt: attempt, Error: err.Error()}, evStepFailed); err != nil {
+		return err
+	}
+	return sleep(ctx, e.backoff(attempt))
+}
+
+// backward makes one attempt at compensating step j.
+func (e *Engine) backward(ctx context.Context, r runner, st *state, j int) error {
+	attempt := st.compAttempts[j] + 1
+	if err := e.append(ctx, st, event{Step: j, Attempt: attempt}, evStepCompensating); err != nil {
+		return err
+	}
+	err := r.compensate(ctx, j, st.id, attempt, st.data, st.reason)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err == nil {
+		return e.append(ctx, st, event{Step: j}, evStepCompensated)
+	}
+	e.opts.Logger.Warn("saga: compensation failed", "saga", st.id, "step", j, "attempt", attempt, "err", err)
+	if attempt-st.compBudgetFrom[j] >= e.opts.CompensationAttempts {
+		return e.append(ctx, st, event{Step: j, Attempt: attempt, Error: err.Error()}, evCompensationError, evFailed)
+	}
+	if err := e.append(ctx, st, event{Step: j, Attempt: attempt, Error: err.Error()}, evCompensationError); err != nil {
+		return err
+	}
+	return sleep(ctx, e.backoff(attempt))
+}
+
+// append records events of the given types with body ev, at the
+// instance's version, and folds them into st.
+func (e *Engine) append(ctx context.Context, st *state, ev event, types ...string) error {
+	body, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	evs := make([]eventstore.EventData, len(types))
+	for i, t := range types {
+		evs[i] = eventstore.EventData{Type: t, Data: body}
+	}
+	res, err := e.store.Append(ctx, StreamID(st.id), eventstore.Exact(st.version), evs...)
+	if err != nil {
+		return fmt.Errorf("saga %s: %w", st.id, err)
+	}
+	now := time.Now().UTC()
+	for _, t := range types {
+		st.apply(t, ev, now)
+	}
+	st.version = res.NextExpectedVersion
+	return nil
+}
+
+func (e *Engine) load(ctx context.Context, id string) (*state, error) {
+	st := &state{id: id}
+	from := uint64(1)
+	for {
+		recs, err := e.store.ReadStream(ctx, StreamID(id), eventstore.StreamRead{From: from, Limit: 1000})
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range recs {
+			var ev event
+			if err := json.Unmarshal(r.Data, &ev); err != nil {
+				return nil, fmt.Errorf("saga %s: event %d: %w", id, r.Version, err)
+			}
+			st.apply(r.Type, ev, r.RecordedAt)
+			st.version = r.Version
+		}
+		if len(recs) < 1000 {
+			break
+		}
+		from = recs[len(recs)-1].Version + 1
+	}
+	if st.version == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	return st, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,325 @@
+package saga_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/testenv"
+	"github.com/agora-commerce/agora/saga"
+)
+
+type order struct {
+	ID          string `json:"id"`
+	Reservation string `json:"reservation,omitempty"`
+}
+
+// world records what steps did, in order, and lets a test script failures.
+type world struct {
+	mu    sync.Mutex
+	log   []string
+	fail  map[string]func(ctx context.Context, attempt int) error // by step or "undo:"+step
+	ended []string
+}
+
+func newWorld() *world { return &world{fail: map[string]func(context.Context, int) error{}} }
+
+func (w *world) record(s string) {
+	w.mu.Lock()
+	w.log = append(w.log, s)
+	w.mu.Unlock()
+}
+
+func (w *world) script(key string, f func(ctx context.Context, attempt int) error) {
+	w.mu.Lock()
+	w.fail[key] = f
+	w.mu.Unlock()
+}
+
+func (w *world) failure(ctx context.Context, key string, attempt int) error {
+	w.mu.Lock()
+	f := w.fail[key]
+	w.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f(ctx, attempt)
+}
+
+func (w *world) history() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return strings.Join(w.log, " ")
+}
+
+func (w *world) definition(deadline time.Duration) saga.Definition[order] {
+	step := func(name string) saga.Step[order] {
+		return saga.Step[order]{
+			Name: name,
+			Action: func(ctx context.Context, x *saga.Exec[order]) error {
+				if err := w.failure(ctx, name, x.Attempt); err != nil {
+					w.record(name + "!")
+					return err
+				}
+				if name == "reserve" {
+					x.Data.Reservation = "r-" + x.Data.ID
+				}
+				w.record(name)
+				return nil
+			},
+			Compensate: func(ctx context.Context, x *saga.Exec[order]) error {
+				if err := w.failure(ctx, "undo:"+name, x.Attempt); err != nil {
+					w.record("undo:" + name + "!")
+					return err
+				}
+				if name == "reserve" && x.Data.Reservation == "" {
+					return errors.New("the reservation ID was not kept")
+				}
+				w.record("undo:" + name + "(" + x.Reason + ")")
+				return nil
+			},
+			Deadline: deadline,
+		}
+	}
+	return saga.Definition[order]{
+		Type:  "checkout",
+		Steps: []saga.Step[order]{step("create"), step("reserve"), step("pay"), step("ship")},
+		OnEnd: func(ctx context.Context, id string, status saga.Status, reason string, d order) error {
+			w.mu.Lock()
+			w.ended = append(w.ended, fmt.Sprintf("%s:%s:%s", id, status, reason))
+			w.mu.Unlock()
+			return nil
+		},
+	}
+}
+
+func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+type harness struct {
+	t     *testing.T
+	store eventstore.Store
+	db    *sql.DB
+	w     *world
+}
+
+// engine starts an engine for the harness's world; stop cancels it.
+func (h *harness) engine(deadline time.Duration) (e *saga.Engine, stop func()) {
+	e = saga.NewEngine(h.store, h.db, saga.Options{Logger: quiet(), BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, CompensationAttempts: 3})
+	saga.Register(e, h.w.definition(deadline))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	h.t.Cleanup(stop)
+	return e, stop
+}
+
+func (h *harness) wait(e *saga.Engine, id string) saga.Instance {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	in, err := e.Wait(ctx, id)
+	if err != nil {
+		h.t.Fatalf("wait %s: %v (history %s)", id, err, h.w.history())
+	}
+	return in
+}
+
+func setup(t *testing.T) *harness {
+	store, db := testenv.SQLite(t)
+	return &harness{t: t, store: store, db: db, w: newWorld()}
+}
+
+func statuses(in saga.Instance) string {
+	var s []string
+	for _, st := range in.Steps {
+		s = append(s, st.Name+"="+st.Status)
+	}
+	return strings.Join(s, " ")
+}
+
+func TestCompletes(t *testing.T) {
+	testenv.Backends(t, func(t *testing.T, store eventstore.Store, db *sql.DB) {
+		h := &harness{t: t, store: store, db: db, w: newWorld()}
+		e, _ := h.engine(0)
+		if _, err := e.Start(context.Background(), "checkout", "s1", order{ID: "o1"}); err != nil {
+			t.Fatal(err)
+		}
+		// Starting again is a no-op.
+		if _, err := e.Start(context.Background(), "checkout", "s1", order{ID: "other"}); err != nil {
+			t.Fatal(err)
+		}
+		in := h.wait(e, "s1")
+		if in.Status != saga.Completed || h.w.history() != "create reserve pay ship" {
+			t.Fatalf("status %s, history %q", in.Status, h.w.history())
+		}
+		if got := statuses(in); got != "create=Completed reserve=Completed pay=Completed ship=Completed" {
+			t.Fatalf("timeline %s", got)
+		}
+		if !strings.Contains(string(in.Data), `"reservation":"r-o1"`) {
+			t.Fatalf("data %s lost the step's change", in.Data)
+		}
+		if !slices.Equal(h.w.ended, []string{"s1:Completed:"}) {
+			t.Fatalf("ended %v", h.w.ended)
+		}
+	})
+}
+
+func TestBusinessFailureCompensatesInReverse(t *testing.T) {
+	h := setup(t)
+	h.w.script("pay", func(context.Context, int) error { return saga.Fail("insufficient_funds") })
+	e, _ := h.engine(0)
+	e.Start(context.Background(), "checkout", "s2", order{ID: "o2"})
+	in := h.wait(e, "s2")
+	want := "create reserve pay! undo:reserve(insufficient_funds) undo:create(insufficient_funds)"
+	if in.Status != saga.Compensated || in.Reason != "insufficient_funds" || h.w.history() != want {
+		t.Fatalf("status %s reason %q history %q", in.Status, in.Reason, h.w.history())
+	}
+	if got := statuses(in); got != "create=Compensated reserve=Compensated pay=Failed ship=Skipped" {
+		t.Fatalf("timeline %s", got)
+	}
+	if !slices.Equal(h.w.ended, []string{"s2:Compensated:insufficient_funds"}) {
+		t.Fatalf("ended %v", h.w.ended)
+	}
+}
+
+func TestTransientFailuresAreRetried(t *testing.T) {
+	h := setup(t)
+	h.w.script("reserve", func(_ context.Context, attempt int) error {
+		if attempt < 3 {
+			return errors.New("inventory unavailable")
+		}
+		return nil
+	})
+	e, _ := h.engine(0)
+	e.Start(context.Background(), "checkout", "s3", order{ID: "o3"})
+	in := h.wait(e, "s3")
+	if in.Status != saga.Completed || in.Steps[1].Attempts != 3 {
+		t.Fatalf("status %s, reserve attempts %d, history %q", in.Status, in.Steps[1].Attempts, h.w.history())
+	}
+}
+
+func TestExhaustedRetriesCompensateTheUncertainStep(t *testing.T) {
+	h := setup(t)
+	h.w.script("ship", func(context.Context, int) error { return errors.New("carrier down") })
+	e, _ := h.engine(0)
+	e.Start(context.Background(), "checkout", "s4", order{ID: "o4"})
+	in := h.wait(e, "s4")
+	if n := strings.Count(h.w.history(), "ship!"); in.Status != saga.Compensated || in.Reason != "step_failed" || n != 5 {
+		t.Fatalf("status %s reason %q, %d attempts to ship", in.Status, in.Reason, n)
+	}
+	// The shipment may exist (its outcome is unknown), so it is cancelled too.
+	if !strings.HasSuffix(h.w.history(), "undo:ship(step_failed) undo:pay(step_failed) undo:reserve(step_failed) undo:create(step_failed)") {
+		t.Fatalf("history %q", h.w.history())
+	}
+}
+
+func TestDeadline(t *testing.T) {
+	h := setup(t)
+	e := saga.NewEngine(h.store, h.db, saga.Options{Logger: quiet(), BaseBackoff: time.Millisecond})
+	def := h.w.definition(0)
+	def.Steps[2].Deadline = 50 * time.Millisecond
+	def.Steps[2].Action = func(ctx context.Context, x *saga.Exec[order]) error {
+		<-ctx.Done() // the payment service hangs
+		return ctx.Err()
+	}
+	saga.Register(e, def)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go e.Run(ctx)
+	e.Start(ctx, "checkout", "s5", order{ID: "o5"})
+	in := h.wait(e, "s5")
+	if in.Status != saga.Compensated || in.Reason != "timeout" {
+		t.Fatalf("status %s reason %q history %q", in.Status, in.Reason, h.w.history())
+	}
+}
+
+func TestFailedCompensationWaitsForRetry(t *testing.T) {
+	h := setup(t)
+	h.w.script("pay", func(context.Context, int) error { return saga.Fail("insufficient_funds") })
+	broken := true
+	var mu sync.Mutex
+	h.w.script("undo:reserve", func(context.Context, int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if broken {
+			return errors.New("inventory down")
+		}
+		return nil
+	})
+	e, _ := h.engine(0)
+	ctx := context.Background()
+	e.Start(ctx, "checkout", "s6", order{ID: "o6"})
+	in := h.wait(e, "s6")
+	if in.Status != saga.Failed || in.Error != "inventory down" || in.Steps[1].Status != "CompensationFailed" {
+		t.Fatalf("status %s error %q timeline %s", in.Status, in.Error, statuses(in))
+	}
+	if err := e.Retry(ctx, "s1-unknown"); !errors.Is(err, saga.ErrNotFound) {
+		t.Fatalf("retry of an unknown saga: %v", err)
+	}
+	mu.Lock()
+	broken = false
+	mu.Unlock()
+	if err := e.Retry(ctx, "s6"); err != nil {
+		t.Fatal(err)
+	}
+	in = h.wait(e, "s6")
+	if in.Status != saga.Compensated || !strings.HasSuffix(h.w.history(), "undo:reserve(insufficient_funds) undo:create(insufficient_funds)") {
+		t.Fatalf("after retry: status %s history %q", in.Status, h.w.history())
+	}
+	if err := e.Retry(ctx, "s6"); !errors.Is(err, saga.ErrNotFailed) {
+		t.Fatalf("retry of a compensated saga: %v", err)
+	}
+}
+
+// TestResumesAfterCrash stops an engine while a step hangs, then starts a
+// new engine on the same store: it resumes at that step, and no completed
+// step runs again.
+func TestResumesAfterCrash(t *testing.T) {
+	testenv.Backends(t, func(t *testing.T, store eventstore.Store, db *sql.DB) {
+		h := &harness{t: t, store: store, db: db, w: newWorld()}
+		hang := make(chan struct{})
+		var once sync.Once
+		h.w.script("pay", func(ctx context.Context, attempt int) error {
+			if attempt == 1 {
+				once.Do(func() { close(hang) })
+				<-ctx.Done() // the process dies mid-step
+				return ctx.Err()
+			}
+			return nil
+		})
+		e, crash := h.engine(0)
+		ctx := context.Background()
+		for i := range 3 {
+			if _, err := e.Start(ctx, "checkout", fmt.Sprintf("c%d", i), order{ID: fmt.Sprint(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		<-hang
+		time.Sleep(50 * time.Millisecond) // let the others reach the step too
+		crash()
+		e2, _ := h.engine(0)
+		for i := range 3 {
+			in := h.wait(e2, fmt.Sprintf("c%d", i))
+			if in.Status != saga.Completed {
+				t.Fatalf("c%d: %s", i, in.Status)
+			}
+		}
+		hist := h.w.history()
+		if n := strings.Count(hist, "create"); n != 3 {
+			t.Fatalf("create ran %d times for 3 sagas: %s", n, hist)
+		}
+		if n := strings.Count(hist, "ship"); n != 3 {
+			t.Fatalf("ship ran %d times for 3 sagas: %s", n, hist)
+		}
+	})
+}

@@ -1,0 +1,213 @@
+package saga
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/agora-commerce/agora/eventstore"
+)
+
+var startSpace = uuid.MustParse("2b0c7a55-0e7e-4a51-9f0d-6c2b3f6a9e41")
+
+// startID is the Started event's ID: the same for every Start of one
+// instance, so a repeated Start is an idempotent re-append.
+func startID(id string) uuid.UUID { return uuid.NewSHA1(startSpace, []byte(id)) }
+
+// state is an instance folded from its events.
+type state struct {
+	id, typ string
+	names   []string
+	status  Status
+	reason  string
+	lastErr string
+	data    json.RawMessage
+	version uint64
+
+	next           int   // steps completed, in order
+	attempts       []int // action attempts per step
+	firstTry       []time.Time
+	completed      []bool
+	uncertain      []bool // failed with an unknown outcome: compensate too
+	compensated    []bool
+	compAttempts   []int
+	compBudgetFrom []int // compensation attempts before the last Retry
+	stepStatus     []string
+	stepErr        []string
+	stepAt         []time.Time
+	started        time.Time
+	updated        time.Time
+}
+
+func (s *state) apply(typ string, ev event, at time.Time) {
+	s.updated = at
+	mark := func(i int, status string) {
+		if i >= 0 && i < len(s.stepStatus) {
+			s.stepStatus[i], s.stepAt[i] = status, at
+		}
+	}
+	switch typ {
+	case evStarted:
+		n := len(ev.Steps)
+		s.typ, s.names, s.data, s.status, s.started = ev.Type, ev.Steps, ev.Data, Started, at
+		s.attempts, s.firstTry, s.completed, s.uncertain = make([]int, n), make([]time.Time, n), make([]bool, n), make([]bool, n)
+		s.compensated, s.compAttempts, s.compBudgetFrom = make([]bool, n), make([]int, n), make([]int, n)
+		s.stepStatus, s.stepErr, s.stepAt = make([]string, n), make([]string, n), make([]time.Time, n)
+		for i := range s.stepStatus {
+			s.stepStatus[i] = "Pending"
+		}
+	case evStepStarted:
+		s.attempts[ev.Step] = ev.Attempt
+		if s.firstTry[ev.Step].IsZero() {
+			s.firstTry[ev.Step] = at
+		}
+		mark(ev.Step, "Running")
+	case evStepCompleted:
+		s.completed[ev.Step] = true
+		s.next = ev.Step + 1
+		if len(ev.Data) > 0 {
+			s.data = ev.Data
+		}
+		mark(ev.Step, "Completed")
+	case evStepFailed:
+		s.stepErr[ev.Step] = ev.Error
+		if ev.Uncertain {
+			s.uncertain[ev.Step] = true
+		}
+		mark(ev.Step, "Failed")
+	case evCompensating:
+		s.status, s.reason = Compensating, ev.Reason
+	case evStepCompensating:
+		s.compAttempts[ev.Step] = ev.Attempt
+		mark(ev.Step, "Compensating")
+	case evStepCompensated:
+		s.compensated[ev.Step] = true
+		mark(ev.Step, "Compensated")
+	case evCompensationError:
+		s.stepErr[ev.Step], s.lastErr = ev.Error, ev.Error
+		mark(ev.Step, "CompensationFailed")
+	case evCompleted:
+		s.status = Completed
+	case evCompensated:
+		s.status = Compensated
+	case evFailed:
+		s.status = Failed
+	case evRetried:
+		s.status, s.lastErr = Compensating, ""
+		copy(s.compBudgetFrom, s.compAttempts)
+	}
+}
+
+// toCompensate returns the last step still to undo, or -1.
+func (s *state) toCompensate(steps []stepInfo) int {
+	for j := len(steps) - 1; j >= 0; j-- {
+		if (s.completed[j] || s.uncertain[j]) && !s.compensated[j] && steps[j].compensable {
+			return j
+		}
+	}
+	return -1
+}
+
+func (s *state) view() Instance {
+	in := Instance{ID: s.id, Type: s.typ, Status: s.status, Reason: s.reason, Data: s.data, Version: s.version,
+		StartedAt: s.started, UpdatedAt: s.updated}
+	if s.status == Failed {
+		in.Error = s.lastErr
+	}
+	in.Steps = make([]StepView, len(s.names))
+	for i, n := range s.names {
+		v := StepView{Name: n, Status: s.stepStatus[i], Attempts: s.attempts[i], Error: s.stepErr[i]}
+		if s.compAttempts[i] > 0 {
+			v.Attempts = s.compAttempts[i]
+		}
+		if s.stepStatus[i] == "Pending" && s.status != Started {
+			v.Status = "Skipped"
+		}
+		if !s.stepAt[i].IsZero() {
+			at := s.stepAt[i]
+			v.At = &at
+		}
+		in.Steps[i] = v
+	}
+	return in
+}
+
+// indexProjection keeps saga_instances: every instance's type and status,
+// so an engine finds the unfinished ones when it starts.
+type indexProjection struct{}
+
+func (indexProjection) Name() string { return "saga.instances" }
+
+func (indexProjection) Setup(ctx context.Context, db *sql.DB) error {
+	_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS saga_instances (
+		id         TEXT PRIMARY KEY,
+		type       TEXT NOT NULL,
+		status     TEXT NOT NULL,
+		updated_at BIGINT NOT NULL)`)
+	return err
+}
+
+func (indexProjection) Reset(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM saga_instances`)
+	return err
+}
+
+func (indexProjection) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore.Record) error {
+	for _, r := range batch {
+		if len(r.StreamID) < 5 || r.StreamID[:5] != "saga-" {
+			continue
+		}
+		id := r.StreamID[5:]
+		var status Status
+		switch r.Type {
+		case evStarted:
+			var ev event
+			if err := json.Unmarshal(r.Data, &ev); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO saga_instances (id, type, status, updated_at) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (id) DO NOTHING`, id, ev.Type, string(Started), r.RecordedAt.UnixNano()); err != nil {
+				return fmt.Errorf("saga index: %w", err)
+			}
+			continue
+		case evCompensating, evRetried:
+			status = Compensating
+		case evCompleted:
+			status = Completed
+		case evCompensated:
+			status = Compensated
+		case evFailed:
+			status = Failed
+		default:
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE saga_instances SET status = $1, updated_at = $2 WHERE id = $3`,
+			string(status), r.RecordedAt.UnixNano(), id); err != nil {
+			return fmt.Errorf("saga index: %w", err)
+		}
+	}
+	return nil
+}
+
+// unfinished lists the instances an engine must resume.
+func unfinished(ctx context.Context, db *sql.DB) ([]string, error) {
+	rows, err := db.QueryContext(ctx, `SELECT id FROM saga_instances WHERE status IN ($1, $2) ORDER BY updated_at`,
+		string(Started), string(Compensating))
+	if err != nil {
+		return nil, fmt.Errorf("saga: list unfinished: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
