@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/backoff"
 )
 
 // Entry is one position of a Log: the message to publish there, or nil
@@ -179,13 +180,13 @@ func (r *Relay) Run(ctx context.Context) error {
 	pos, err := r.cp.Load(ctx, r.opts.Name)
 	for err != nil {
 		r.opts.Logger.Warn("relay: load checkpoint", "relay", r.opts.Name, "err", err)
-		if serr := sleep(ctx, time.Second); serr != nil {
+		if serr := backoff.Sleep(ctx, time.Second); serr != nil {
 			return serr
 		}
 		pos, err = r.cp.Load(ctx, r.opts.Name)
 	}
 	r.moved(pos)
-	backoff := newBackoff()
+	failures := 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -195,12 +196,13 @@ func (r *Relay) Run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			r.opts.Logger.Warn("relay: will retry", "relay", r.opts.Name, "position", pos, "err", err)
-			if err := sleep(ctx, backoff.next()); err != nil {
+			failures++
+			if err := backoff.Sleep(ctx, backoff.Delay(50*time.Millisecond, 5*time.Second, failures)); err != nil {
 				return err
 			}
 			continue
 		}
-		backoff.reset()
+		failures = 0
 	}
 }
 
@@ -259,30 +261,4 @@ func (r *Relay) step(ctx context.Context, pos *uint64) error {
 	*pos = last
 	r.moved(last)
 	return nil
-}
-
-type backoff struct{ d time.Duration }
-
-func newBackoff() *backoff { return &backoff{} }
-
-func (b *backoff) next() time.Duration {
-	if b.d == 0 {
-		b.d = 50 * time.Millisecond
-	} else {
-		b.d = min(2*b.d, 5*time.Second)
-	}
-	return b.d
-}
-
-func (b *backoff) reset() { b.d = 0 }
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

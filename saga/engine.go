@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/projection"
 )
 
@@ -277,9 +277,7 @@ func (e *Engine) drive(id string) {
 }
 
 func (e *Engine) backoff(attempt int) time.Duration {
-	d := e.opts.BaseBackoff << min(attempt-1, 20)
-	d = min(d, e.opts.MaxBackoff)
-	return d/2 + rand.N(d/2+1)
+	return backoff.Delay(e.opts.BaseBackoff, e.opts.MaxBackoff, attempt)
 }
 
 // advance runs instance id until it finishes, fails or ctx ends.
@@ -302,7 +300,7 @@ func (e *Engine) advance(ctx context.Context, id string) error {
 			if i == len(steps) {
 				if err := r.onEnd(ctx, id, Completed, "", st.data); err != nil {
 					e.opts.Logger.Warn("saga: end hook failed; will retry", "saga", id, "err", err)
-					if err := sleep(ctx, e.backoff(1)); err != nil {
+					if err := backoff.Sleep(ctx, e.backoff(1)); err != nil {
 						return err
 					}
 					continue
@@ -317,7 +315,7 @@ func (e *Engine) advance(ctx context.Context, id string) error {
 			if j < 0 {
 				if err := r.onEnd(ctx, id, Compensated, st.reason, st.data); err != nil {
 					e.opts.Logger.Warn("saga: end hook failed; will retry", "saga", id, "err", err)
-					if err := sleep(ctx, e.backoff(1)); err != nil {
+					if err := backoff.Sleep(ctx, e.backoff(1)); err != nil {
 						return err
 					}
 					continue
@@ -375,7 +373,7 @@ func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, s step
 	if err := e.append(ctx, st, event{Step: i, Attempt: attempt, Error: err.Error()}, evStepFailed); err != nil {
 		return err
 	}
-	return sleep(ctx, e.backoff(attempt))
+	return backoff.Sleep(ctx, e.backoff(attempt))
 }
 
 // backward makes one attempt at compensating step j.
@@ -398,7 +396,7 @@ func (e *Engine) backward(ctx context.Context, r runner, st *state, j int) error
 	if err := e.append(ctx, st, event{Step: j, Attempt: attempt, Error: err.Error()}, evCompensationError); err != nil {
 		return err
 	}
-	return sleep(ctx, e.backoff(attempt))
+	return backoff.Sleep(ctx, e.backoff(attempt))
 }
 
 // append records events of the given types with body ev, at the
@@ -449,15 +447,4 @@ func (e *Engine) load(ctx context.Context, id string) (*state, error) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
 	return st, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
