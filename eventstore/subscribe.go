@@ -50,24 +50,17 @@ type Notifier struct {
 }
 
 // Publish records a new head position and wakes every waiter.
-func (n *Notifier) Publish(head uint64) {
-	n.mu.Lock()
-	if head > n.head {
-		n.head = head
-	}
-	ch := n.ch
-	n.ch = nil
-	n.mu.Unlock()
-	if ch != nil {
-		close(ch)
-	}
-}
+func (n *Notifier) Publish(head uint64) { n.set(head, false) }
 
 // Reset sets the head to head, even if lower (as when a read model is
 // rebuilt), and wakes every waiter.
-func (n *Notifier) Reset(head uint64) {
+func (n *Notifier) Reset(head uint64) { n.set(head, true) }
+
+func (n *Notifier) set(head uint64, lower bool) {
 	n.mu.Lock()
-	n.head = head
+	if lower || head > n.head {
+		n.head = head
+	}
 	ch := n.ch
 	n.ch = nil
 	n.mu.Unlock()

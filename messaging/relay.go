@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -123,10 +122,8 @@ type Relay struct {
 	cp     Checkpoints
 	opts   RelayOptions
 	rewind atomic.Bool
-	pos    atomic.Uint64
-
-	mu      sync.Mutex
-	changed chan struct{}
+	// pos is the last position published and checkpointed.
+	pos eventstore.Notifier
 }
 
 // NewRelay returns a relay of log to pub with checkpoints in cp.
@@ -137,7 +134,7 @@ func NewRelay(log Log, pub Publisher, cp Checkpoints, opts RelayOptions) *Relay 
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	r := &Relay{log: log, pub: pub, cp: cp, opts: opts, changed: make(chan struct{})}
+	r := &Relay{log: log, pub: pub, cp: cp, opts: opts}
 	r.rewind.Store(true)
 	return r
 }
@@ -148,32 +145,18 @@ func NewRelay(log Log, pub Publisher, cp Checkpoints, opts RelayOptions) *Relay 
 func (r *Relay) RequestRewind() { r.rewind.Store(true) }
 
 // Position is the last position published and checkpointed.
-func (r *Relay) Position() uint64 { return r.pos.Load() }
+func (r *Relay) Position() uint64 { return r.pos.Head() }
 
 // WaitFor blocks until the relay has published through pos, or ctx ends.
 func (r *Relay) WaitFor(ctx context.Context, pos uint64) error {
-	for {
-		r.mu.Lock()
-		ch := r.changed
-		r.mu.Unlock()
-		if r.pos.Load() >= pos {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if pos == 0 {
+		return nil
 	}
+	return r.pos.Wait(ctx, pos-1)
 }
 
-func (r *Relay) moved(pos uint64) {
-	r.pos.Store(pos)
-	r.mu.Lock()
-	close(r.changed)
-	r.changed = make(chan struct{})
-	r.mu.Unlock()
-}
+// moved records the relay's position (lower after a rewind).
+func (r *Relay) moved(pos uint64) { r.pos.Reset(pos) }
 
 // Run publishes until ctx ends; failures are retried with backoff.
 func (r *Relay) Run(ctx context.Context) error {

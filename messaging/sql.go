@@ -6,8 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
+
+	"github.com/agora-commerce/agora/eventstore"
 )
 
 // The SQL here runs on SQLite and PostgreSQL alike ($n placeholders,
@@ -104,9 +105,8 @@ func (i *Inbox) Handle(ctx context.Context, msgID string, effect func(tx *sql.Tx
 type SQLOutbox struct {
 	db    *sql.DB
 	table string
-
-	mu      sync.Mutex
-	changed chan struct{}
+	// notes counts Notify calls; Wait watches it.
+	notes eventstore.Notifier
 }
 
 // NewSQLOutbox returns the outbox in db's table (created if needed); the
@@ -122,7 +122,7 @@ func NewSQLOutbox(ctx context.Context, db *sql.DB, table string, autoIncrement s
 	if err != nil {
 		return nil, fmt.Errorf("messaging: create outbox: %w", err)
 	}
-	return &SQLOutbox{db: db, table: table, changed: make(chan struct{})}, nil
+	return &SQLOutbox{db: db, table: table}, nil
 }
 
 // AutoIncrement column types for NewSQLOutbox.
@@ -150,12 +150,7 @@ func (o *SQLOutbox) Add(ctx context.Context, tx *sql.Tx, msgs ...Message) error 
 }
 
 // Notify wakes the relay after a transaction with Add committed.
-func (o *SQLOutbox) Notify() {
-	o.mu.Lock()
-	close(o.changed)
-	o.changed = make(chan struct{})
-	o.mu.Unlock()
-}
+func (o *SQLOutbox) Notify() { o.notes.Publish(o.notes.Head() + 1) }
 
 // Read implements Log.
 //
@@ -192,9 +187,7 @@ func (o *SQLOutbox) Read(ctx context.Context, after uint64, limit int) ([]Entry,
 // Wait implements Log: it returns on Notify or after a short poll
 // interval (for rows added by other processes).
 func (o *SQLOutbox) Wait(ctx context.Context, after uint64) error {
-	o.mu.Lock()
-	ch := o.changed
-	o.mu.Unlock()
+	ch := o.notes.Changed()
 	// A row committed after the caller's Read but before ch was taken
 	// would otherwise wait for the poll.
 	var head sql.NullInt64

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/backoff"
 )
 
 // Projection turns events into a read model.
@@ -55,39 +56,13 @@ type Runner struct {
 	p     Projection
 	opts  Options
 
-	pos      atomic.Uint64
-	notifier eventstore.Notifier
+	// pos holds the last position applied (Head) and wakes WaitFor.
+	pos eventstore.Notifier
 	// mu serialises batches with Rebuild.
 	mu    sync.Mutex
 	epoch atomic.Uint64
 	// rebuilt is closed (and replaced) by Rebuild to wake Run.
 	rebuilt chan struct{}
-}
-
-// wakeStore interrupts the runner's wait for new events when a rebuild
-// starts.
-type wakeStore struct {
-	eventstore.Store
-	wake <-chan struct{}
-}
-
-func (w wakeStore) WaitForAppend(ctx context.Context, after uint64) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-w.wake:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	err := w.Store.WaitForAppend(ctx, after)
-	select {
-	case <-w.wake:
-		return errRestart
-	default:
-		return err
-	}
 }
 
 // NewRunner returns a runner applying store's events to p in db.
@@ -139,10 +114,7 @@ func (r *Runner) checkpoint(ctx context.Context) (uint64, error) {
 	return uint64(pos), nil
 }
 
-func (r *Runner) setPos(p uint64) {
-	r.pos.Store(p)
-	r.notifier.Publish(p)
-}
+func (r *Runner) setPos(p uint64) { r.pos.Publish(p) }
 
 var errRestart = errors.New("projection: restart after rebuild")
 
@@ -153,35 +125,53 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.Init(ctx); err != nil {
 		return err
 	}
-	backoff := 100 * time.Millisecond
+	failures := 0
 	for {
 		r.mu.Lock()
-		epoch, wake := r.epoch.Load(), r.rebuilt
+		epoch, rebuilt := r.epoch.Load(), r.rebuilt
 		r.mu.Unlock()
-		err := eventstore.Subscribe(ctx, wakeStore{r.store, wake}, r.pos.Load(), r.opts.BatchSize, func(ctx context.Context, batch []eventstore.Record) error {
+		// A rebuild cancels the subscription, which then restarts from 0.
+		sctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-rebuilt:
+				cancel()
+			case <-sctx.Done():
+			}
+		}()
+		err := eventstore.Subscribe(sctx, r.store, r.Position(), r.opts.BatchSize, func(ctx context.Context, batch []eventstore.Record) error {
 			if err := r.applyBatch(ctx, epoch, batch); err != nil {
 				return err
 			}
-			backoff = 100 * time.Millisecond
+			failures = 0
 			return nil
 		})
+		cancel()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if errors.Is(err, errRestart) {
+		if errors.Is(err, errRestart) || isClosed(rebuilt) {
 			continue
 		}
-		r.opts.Logger.Error("projection batch failed; retrying", "projection", r.p.Name(), "err", err, "backoff", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return ctx.Err()
+		failures++
+		delay := backoff.Delay(100*time.Millisecond, 10*time.Second, failures)
+		r.opts.Logger.Error("projection batch failed; retrying", "projection", r.p.Name(), "err", err, "backoff", delay)
+		if err := backoff.Sleep(ctx, delay); err != nil {
+			return err
 		}
-		backoff = min(2*backoff, 10*time.Second)
 		// Resume from what is committed.
 		if pos, err := r.checkpoint(ctx); err == nil {
 			r.setPos(pos)
 		}
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -212,7 +202,7 @@ func (r *Runner) applyBatch(ctx context.Context, epoch uint64, batch []eventstor
 }
 
 // Position returns the last position applied to the read model.
-func (r *Runner) Position() uint64 { return r.pos.Load() }
+func (r *Runner) Position() uint64 { return r.pos.Head() }
 
 // Lag returns how many positions the read model is behind the log's head.
 func (r *Runner) Lag(ctx context.Context) (uint64, error) {
@@ -220,7 +210,7 @@ func (r *Runner) Lag(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if p := r.pos.Load(); head > p {
+	if p := r.Position(); head > p {
 		return head - p, nil
 	}
 	return 0, nil
@@ -231,7 +221,7 @@ func (r *Runner) WaitFor(ctx context.Context, pos uint64) error {
 	if pos == 0 {
 		return nil
 	}
-	return r.notifier.Wait(ctx, pos-1)
+	return r.pos.Wait(ctx, pos-1)
 }
 
 // Rebuild empties the read model, moves the checkpoint back to the start
@@ -247,8 +237,7 @@ func (r *Runner) Rebuild(ctx context.Context, progress func(pos, target uint64))
 	err = r.reset(ctx)
 	if err == nil {
 		r.epoch.Add(1)
-		r.pos.Store(0)
-		r.notifier.Reset(0)
+		r.pos.Reset(0)
 		close(r.rebuilt)
 		r.rebuilt = make(chan struct{})
 	}
@@ -257,7 +246,7 @@ func (r *Runner) Rebuild(ctx context.Context, progress func(pos, target uint64))
 		return err
 	}
 	r.opts.Logger.Info("projection rebuild started", "projection", r.p.Name(), "target", target)
-	for r.pos.Load() < target {
+	for r.Position() < target {
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
 		err := r.WaitFor(wctx, target)
 		cancel()
@@ -265,13 +254,13 @@ func (r *Runner) Rebuild(ctx context.Context, progress func(pos, target uint64))
 			return ctx.Err()
 		}
 		if progress != nil {
-			progress(r.pos.Load(), target)
+			progress(r.Position(), target)
 		}
 		if err == nil {
 			break
 		}
 	}
-	r.opts.Logger.Info("projection rebuilt", "projection", r.p.Name(), "position", r.pos.Load())
+	r.opts.Logger.Info("projection rebuilt", "projection", r.p.Name(), "position", r.Position())
 	return nil
 }
 

@@ -367,11 +367,10 @@ type writer struct {
 	s       *Store
 	conn    *sql.Conn
 	nextPos int64
-	// versions caches stream versions; the writer is the only writer of
-	// this file, and data_version tells it if another connection wrote.
-	versions    map[string]int64
-	dataVersion int64
-	stmts       stmts
+	// versions caches stream versions: the writer is the only writer of
+	// the file (the lock file keeps other processes out).
+	versions map[string]int64
+	stmts    stmts
 }
 
 // maxCachedStreams bounds the stream-version cache.
@@ -535,18 +534,6 @@ func (w *writer) write(ctx context.Context, batch []*appendReq) (err error) {
 			tx.Rollback() //nolint:errcheck // reporting the first error
 		}
 	}()
-	var dv int64
-	if err := tx.QueryRowContext(ctx, `PRAGMA data_version`).Scan(&dv); err != nil {
-		return err
-	}
-	if dv != w.dataVersion {
-		// Another connection committed: rebuild what we keep in memory.
-		clear(w.versions)
-		if err := recoverIndex(ctx, tx, w.s.mem); err != nil {
-			return err
-		}
-		w.dataVersion = dv
-	}
 	if len(w.versions) > maxCachedStreams {
 		clear(w.versions)
 	}

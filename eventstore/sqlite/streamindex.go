@@ -86,10 +86,8 @@ func (m *memtable) size() int {
 }
 
 // recoverIndex rebuilds the memtable from the events after indexed_through.
-func recoverIndex(ctx context.Context, q interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, m *memtable) error {
-	rows, err := q.QueryContext(ctx, `SELECT stream_id, version, position FROM events
+func recoverIndex(ctx context.Context, db *sql.DB, m *memtable) error {
+	rows, err := db.QueryContext(ctx, `SELECT stream_id, version, position FROM events
 		WHERE position > (SELECT indexed_through FROM stream_index_state WHERE id = 1) ORDER BY position`)
 	if err != nil {
 		return fmt.Errorf("sqlite: recover stream index: %w", err)

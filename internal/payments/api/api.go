@@ -84,25 +84,12 @@ func (a amount) in(c money.Currency) money.Money {
 	return money.New(a.minor, c)
 }
 
-type accountJSON struct {
-	ID               string      `json:"id"`
-	OwnerID          string      `json:"owner_id"`
-	Balance          money.Money `json:"balance"`
-	Status           string      `json:"status"`
-	LastActivity     time.Time   `json:"last_activity"`
-	TransactionCount int64       `json:"transaction_count"`
-	Version          uint64      `json:"version"`
-	OpenedAt         time.Time   `json:"opened_at"`
-}
-
-func fromResult(r app.Result) accountJSON {
+// fromResult is a write's response: the account as the read model will
+// show it once it catches up.
+func fromResult(r app.Result) readmodel.Summary {
 	a := r.Account
-	return accountJSON{ID: a.ID, OwnerID: a.OwnerID, Balance: a.BalanceMoney(), Status: a.Status.String(),
+	return readmodel.Summary{ID: a.ID, OwnerID: a.OwnerID, Balance: a.BalanceMoney(), Status: a.Status.String(),
 		LastActivity: a.LastActivity, TransactionCount: int64(a.Transactions), Version: r.Version, OpenedAt: a.OpenedAt}
-}
-
-func fromSummary(s readmodel.Summary) accountJSON {
-	return accountJSON(s)
 }
 
 func meta(r *http.Request) eventstore.Metadata {
@@ -267,7 +254,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	httpapi.JSON(w, http.StatusOK, fromSummary(s))
+	httpapi.JSON(w, http.StatusOK, s)
 }
 
 // Limit parses ?limit= (default 50, at most 500).
@@ -324,14 +311,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	items := make([]accountJSON, len(page.Items))
-	for i, s := range page.Items {
-		items[i] = fromSummary(s)
-	}
-	httpapi.JSON(w, http.StatusOK, struct {
-		Items      []accountJSON `json:"items"`
-		NextCursor string        `json:"next_cursor,omitempty"`
-	}{items, page.NextCursor})
+	httpapi.JSON(w, http.StatusOK, page)
 }
 
 type eventJSON struct {
