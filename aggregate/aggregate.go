@@ -17,11 +17,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/backoff"
 )
 
 // Type describes an aggregate type with state S and events E.
@@ -161,11 +161,8 @@ func (r *Repository[S, E]) Handle(ctx context.Context, id string, meta eventstor
 			return res, err
 		}
 		// Back off a little, with jitter, so contending writers spread out.
-		d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 5)))
-		select {
-		case <-time.After(d):
-		case <-ctx.Done():
-			return res, ctx.Err()
+		if err := backoff.Sleep(ctx, backoff.Delay(time.Millisecond, 32*time.Millisecond, attempt+1)); err != nil {
+			return res, err
 		}
 	}
 }
