@@ -75,12 +75,27 @@ type Repository[S, E any] struct {
 	// process, so that local contention queues instead of conflicting;
 	// the expected-version check still guards against other processes.
 	stripes []sync.Mutex
+
+	// cache keeps the state each aggregate had after its last command here
+	// (WithCache), so a hot aggregate is not rebuilt from its snapshot for
+	// every command; the stream's tail is still read before deciding.
+	cacheMu  sync.Mutex
+	cache    map[string]Loaded[S]
+	cacheCap int
 }
 
 // Option configures a Repository.
 type Option func(*options)
 
-type options struct{ retries, stripes int }
+type options struct{ retries, stripes, cache int }
+
+// WithCache keeps the latest state of up to n aggregates in memory for
+// Handle. Handle still reads the stream's tail after the cached version, so
+// events appended by other processes are never missed. Evolve may then
+// update a cached state in place (a map in S, say): read Result.State
+// right away, under no assumption that it stays unchanged. Commands on the
+// same aggregate are serialised by the lock stripes, so turn these on too.
+func WithCache(n int) Option { return func(o *options) { o.cache = n } }
 
 // WithRetries sets how many times Handle retries a concurrency conflict
 // (default 5).
@@ -96,7 +111,11 @@ func NewRepository[S, E any](store eventstore.Store, typ Type[S, E], opts ...Opt
 	for _, f := range opts {
 		f(&o)
 	}
-	return &Repository[S, E]{store: store, typ: typ, retries: o.retries, stripes: make([]sync.Mutex, o.stripes)}
+	r := &Repository[S, E]{store: store, typ: typ, retries: o.retries, stripes: make([]sync.Mutex, o.stripes)}
+	if o.cache > 0 && o.stripes > 0 {
+		r.cacheCap, r.cache = o.cache, make(map[string]Loaded[S])
+	}
+	return r
 }
 
 // Type returns the repository's aggregate type.
@@ -120,6 +139,12 @@ func (r *Repository[S, E]) Load(ctx context.Context, id string) (Loaded[S], erro
 			// A snapshot that does not decode is ignored: replay is always correct.
 		}
 	}
+	return r.tail(ctx, l)
+}
+
+// tail folds the events after l.Version into l.
+func (r *Repository[S, E]) tail(ctx context.Context, l Loaded[S]) (Loaded[S], error) {
+	stream := r.typ.StreamID(l.ID)
 	for {
 		recs, err := r.store.ReadStream(ctx, stream, eventstore.StreamRead{From: l.Version + 1, Limit: eventstore.DefaultReadLimit})
 		if err != nil {
@@ -167,11 +192,54 @@ func (r *Repository[S, E]) Handle(ctx context.Context, id string, meta eventstor
 	}
 }
 
+// loadCached returns the cached state of id brought up to date, or loads it.
+func (r *Repository[S, E]) loadCached(ctx context.Context, id string) (Loaded[S], error) {
+	if r.cache == nil {
+		return r.Load(ctx, id)
+	}
+	r.cacheMu.Lock()
+	l, ok := r.cache[id]
+	r.cacheMu.Unlock()
+	if !ok {
+		return r.Load(ctx, id)
+	}
+	l, err := r.tail(ctx, l)
+	if err != nil {
+		r.forget(id)
+	}
+	return l, err
+}
+
+func (r *Repository[S, E]) remember(l Loaded[S]) {
+	if r.cache == nil {
+		return
+	}
+	r.cacheMu.Lock()
+	defer r.cacheMu.Unlock()
+	if _, ok := r.cache[l.ID]; !ok && len(r.cache) >= r.cacheCap {
+		for k := range r.cache { // evict an arbitrary entry
+			delete(r.cache, k)
+			break
+		}
+	}
+	r.cache[l.ID] = l
+}
+
+func (r *Repository[S, E]) forget(id string) {
+	if r.cache == nil {
+		return
+	}
+	r.cacheMu.Lock()
+	delete(r.cache, id)
+	r.cacheMu.Unlock()
+}
+
 func (r *Repository[S, E]) handleOnce(ctx context.Context, id string, meta eventstore.Metadata, decide Decide[S, E]) (Result[S, E], error) {
-	l, err := r.Load(ctx, id)
+	l, err := r.loadCached(ctx, id)
 	if err != nil {
 		return Result[S, E]{Loaded: l}, err
 	}
+	r.remember(l)
 	events, err := decide(l)
 	if err != nil || len(events) == 0 {
 		return Result[S, E]{Loaded: l}, err
@@ -188,6 +256,9 @@ func (r *Repository[S, E]) handleOnce(ctx context.Context, id string, meta event
 	stream := r.typ.StreamID(id)
 	app, err := r.store.Append(ctx, stream, eventstore.Exact(l.Version), data...)
 	if err != nil {
+		if !errors.Is(err, eventstore.ErrConcurrency) {
+			r.forget(id) // the append's fate is unknown: reload next time
+		}
 		return Result[S, E]{Loaded: l}, err
 	}
 	before := l.Version
@@ -199,6 +270,7 @@ func (r *Repository[S, E]) handleOnce(ctx context.Context, id string, meta event
 		// A failed snapshot costs only speed: the events are committed.
 		_ = r.SaveSnapshot(ctx, l)
 	}
+	r.remember(l)
 	return Result[S, E]{Loaded: l, Events: events, Append: app}, nil
 }
 

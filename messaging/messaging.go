@@ -120,3 +120,20 @@ var eventIDSpace = uuid.MustParse("6f1c3c4e-5b8e-4b7e-9c1e-2a4e0b7c9d10")
 func EventID(msgID string, i int) uuid.UUID {
 	return uuid.NewSHA1(eventIDSpace, []byte(msgID+"/"+strconv.Itoa(i)))
 }
+
+// NewMessage returns a message of type typ on subject with v as its JSON
+// body (ID and headers are left for the caller or the relay to fill).
+func NewMessage(subject, typ string, v any) (Message, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return Message{}, err
+	}
+	return Message{Subject: subject, Type: typ, Data: b}, nil
+}
+
+// Decode unmarshals a message body into T.
+func Decode[T any](m Message) (T, error) {
+	var v T
+	err := json.Unmarshal(m.Data, &v)
+	return v, err
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 
@@ -260,4 +261,28 @@ func (m *Money) UnmarshalJSON(b []byte) error {
 	}
 	*m = New(amount, cur)
 	return nil
+}
+
+// Percent returns basisPoints/10000 of m (10% is 1000), rounded half to
+// even at the minor unit, so that rounding errors do not drift one way
+// over many amounts. It never overflows: the result's magnitude is at
+// most m's when basisPoints is at most 10000.
+func (m Money) Percent(basisPoints int64) (Money, error) {
+	if basisPoints < 0 || basisPoints > 10000 {
+		return Money{}, fmt.Errorf("money: percentage %d bp is outside 0..10000", basisPoints)
+	}
+	p := new(big.Int).Mul(big.NewInt(m.Amount), big.NewInt(basisPoints))
+	q, r := new(big.Int).QuoRem(p, big.NewInt(10000), new(big.Int))
+	// Round half to even: compare twice the remainder with the divisor.
+	twice := new(big.Int).Abs(r)
+	twice.Lsh(twice, 1)
+	switch c := twice.Cmp(big.NewInt(10000)); {
+	case c > 0, c == 0 && q.Bit(0) == 1:
+		if p.Sign() < 0 {
+			q.Sub(q, big.NewInt(1))
+		} else {
+			q.Add(q, big.NewInt(1))
+		}
+	}
+	return New(q.Int64(), m.Currency), nil
 }

@@ -196,6 +196,38 @@ func (e *Engine) Retry(ctx context.Context, id string) error {
 	return nil
 }
 
+// ErrNotRunning reports an Abort of an instance that is no longer running
+// its steps forward (it completed, or is compensating already).
+var ErrNotRunning = errors.New("saga: the instance is not running forward")
+
+// Abort stops a Started instance from going further: it compensates every
+// completed step, and the step that may be running too (compensations are
+// idempotent and must cope with an action that has not happened or is
+// still in flight), then ends Compensated with reason.
+func (e *Engine) Abort(ctx context.Context, id, reason string) error {
+	for attempt := 0; ; attempt++ {
+		st, err := e.load(ctx, id)
+		if err != nil {
+			return err
+		}
+		if st.status != Started {
+			return ErrNotRunning
+		}
+		ev := event{Reason: reason, Step: -1}
+		if i := st.next; i < len(st.attempts) && st.attempts[i] > 0 {
+			ev.Step, ev.Uncertain = i, true
+		}
+		err = e.append(ctx, st, ev, evCompensating)
+		if err == nil {
+			e.drive(id)
+			return nil
+		}
+		if !errors.Is(err, eventstore.ErrConcurrency) || attempt >= 20 {
+			return err
+		}
+	}
+}
+
 // Run resumes every instance that is not finished and runs instances as
 // they start, until ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
@@ -267,11 +299,17 @@ func (e *Engine) drive(id string) {
 			delete(e.running, id)
 			e.mu.Unlock()
 		}()
-		if err := e.advance(ctx, id); err != nil && ctx.Err() == nil {
-			if errors.Is(err, eventstore.ErrConcurrency) {
-				return // another engine advanced it
+		for {
+			err := e.advance(ctx, id)
+			if err == nil || ctx.Err() != nil {
+				return
 			}
-			e.opts.Logger.Error("saga: stopped", "saga", id, "err", err)
+			if !errors.Is(err, eventstore.ErrConcurrency) {
+				e.opts.Logger.Error("saga: stopped", "saga", id, "err", err)
+				return
+			}
+			// Someone else appended (an Abort, another engine): reload and
+			// go on from what the stream says now.
 		}
 	}()
 }

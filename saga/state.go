@@ -81,6 +81,9 @@ func (s *state) apply(typ string, ev event, at time.Time) {
 		mark(ev.Step, "Failed")
 	case evCompensating:
 		s.status, s.reason = Compensating, ev.Reason
+		if ev.Uncertain && ev.Step >= 0 && ev.Step < len(s.uncertain) {
+			s.uncertain[ev.Step] = true // aborted while the step ran
+		}
 	case evStepCompensating:
 		s.compAttempts[ev.Step] = ev.Attempt
 		mark(ev.Step, "Compensating")

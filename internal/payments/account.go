@@ -72,6 +72,8 @@ type Account struct {
 	OpenedAt time.Time `json:"opened_at"`
 	// LastActivity is the time of the latest event.
 	LastActivity time.Time `json:"last_activity"`
+	// Legs records every transfer key the account has seen (see Debit).
+	Legs map[string]Leg `json:"legs,omitempty"`
 }
 
 // Opened reports whether the account exists.
@@ -185,6 +187,8 @@ func Evolve(a Account, e Event) Account {
 	case AccountClosed:
 		a.Status = Closed
 		a.LastActivity = e.At
+	default:
+		a = a.evolveLeg(e)
 	}
 	return a
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/money"
+	"github.com/agora-commerce/agora/saga"
 )
 
 // Handler serves the payments API.
@@ -26,6 +27,7 @@ type Handler struct {
 	queries *readmodel.Queries
 	rm      httpapi.Waiter
 	store   eventstore.Store
+	sagas   *saga.Engine
 }
 
 // New returns the payments API on the given command service, read-model
@@ -44,6 +46,10 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/accounts/{id}/withdrawals", h.withdraw)
 	mux.HandleFunc("POST /api/v1/accounts/{id}/close", h.close)
 	mux.HandleFunc("GET /api/v1/accounts/{id}/events", h.events)
+	if h.sagas != nil {
+		mux.HandleFunc("POST /api/v1/transfers", h.transfer)
+		mux.HandleFunc("GET /api/v1/transfers/{id}", h.getTransfer)
+	}
 }
 
 // amount is a request amount: a Money object, or a bare integer of minor

@@ -34,7 +34,7 @@ func AccountType() aggregate.Type[payments.Account, payments.Event] {
 		Encode:        Encode,
 		Decode:        Decode,
 		SnapshotEvery: SnapshotEvery,
-		StateVersion:  1,
+		StateVersion:  2,
 	}
 }
 
@@ -58,6 +58,18 @@ func Decode(r eventstore.Record) (payments.Event, error) {
 		return decodeAs[payments.MoneyWithdrawn](r.Data)
 	case payments.TypeAccountClosed:
 		return decodeAs[payments.AccountClosed](r.Data)
+	case payments.TypeTransferDebited:
+		return decodeAs[payments.TransferDebited](r.Data)
+	case payments.TypeTransferCredited:
+		return decodeAs[payments.TransferCredited](r.Data)
+	case payments.TypeTransferRefunded:
+		return decodeAs[payments.TransferRefunded](r.Data)
+	case payments.TypeTransferReversed:
+		return decodeAs[payments.TransferReversed](r.Data)
+	case payments.TypeTransferDeclined:
+		return decodeAs[payments.TransferDeclined](r.Data)
+	case payments.TypeTransferVoided:
+		return decodeAs[payments.TransferVoided](r.Data)
 	}
 	return nil, fmt.Errorf("payments: unknown event type %q", r.Type)
 }
@@ -83,7 +95,7 @@ type Service struct {
 
 // NewService returns a Service on store.
 func NewService(store eventstore.Store) *Service {
-	return &Service{repo: aggregate.NewRepository(store, AccountType()), now: time.Now}
+	return &Service{repo: aggregate.NewRepository(store, AccountType(), aggregate.WithCache(4096)), now: time.Now}
 }
 
 // Result is what a command produced: the account after it and the

@@ -109,6 +109,16 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore.Reco
 			_, err = tx.ExecContext(ctx, `UPDATE payments_account_summary SET balance = balance - $1,
 				transaction_count = transaction_count + 1, last_activity = $2, version = $3 WHERE id = $4`,
 				e.Amount.Amount, e.At.UnixNano(), ver, id)
+		case payments.TransferDebited:
+			err = moveBalance(ctx, tx, id, -e.Amount.Amount, e.At, ver)
+		case payments.TransferCredited:
+			err = moveBalance(ctx, tx, id, e.Amount.Amount, e.At, ver)
+		case payments.TransferRefunded:
+			err = moveBalance(ctx, tx, id, e.Amount.Amount, e.At, ver)
+		case payments.TransferReversed:
+			err = moveBalance(ctx, tx, id, -e.Amount.Amount, e.At, ver)
+		case payments.TransferDeclined, payments.TransferVoided:
+			_, err = tx.ExecContext(ctx, `UPDATE payments_account_summary SET version = $1 WHERE id = $2`, ver, id)
 		case payments.AccountClosed:
 			_, err = tx.ExecContext(ctx, `UPDATE payments_account_summary SET status = $1, last_activity = $2, version = $3 WHERE id = $4`,
 				payments.Closed.String(), e.At.UnixNano(), ver, id)
@@ -118,6 +128,13 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore.Reco
 		}
 	}
 	return nil
+}
+
+func moveBalance(ctx context.Context, tx *sql.Tx, id string, delta int64, at time.Time, ver int64) error {
+	_, err := tx.ExecContext(ctx, `UPDATE payments_account_summary SET balance = balance + $1,
+		transaction_count = transaction_count + 1, last_activity = $2, version = $3 WHERE id = $4`,
+		delta, at.UnixNano(), ver, id)
+	return err
 }
 
 // Queries reads the account summary.

@@ -100,3 +100,12 @@ func CodeOf(err error) Code {
 	}
 	return Internal
 }
+
+// ReasonOf returns the Reason of the first *Error in err's chain, or "".
+func ReasonOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return ""
+}

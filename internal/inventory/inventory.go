@@ -1,0 +1,291 @@
+// Package inventory is the inventory bounded context's domain: stock per
+// product (event-sourced) and reservations per order. It is plain Go.
+//
+// Stock keeps, per product, what is on hand and which orders hold part of
+// it. Reserving, releasing and committing are idempotent per order, and a
+// release that arrives before its reservation leaves a tombstone, so a
+// late reservation for that order is refused instead of holding stock
+// forever. Available stock is on hand minus reserved, and a reservation
+// never takes it below zero: concurrent orders for the last unit are
+// serialised by the stream's expected version, so exactly one wins.
+//
+// Reservation records, per order, the outcome of reserving all its items
+// (Reserved, or Rejected with a reason), then Released or Committed.
+package inventory
+
+import (
+	"time"
+
+	"github.com/agora-commerce/agora/internal/platform/errs"
+)
+
+// MaxQuantity bounds a restock or an order line.
+const MaxQuantity = 1_000_000_000
+
+// HoldState is where an order's hold on one product stands.
+type HoldState string
+
+// Hold states.
+const (
+	HoldReserved  HoldState = "reserved"
+	HoldCommitted HoldState = "committed"
+	HoldReleased  HoldState = "released"
+)
+
+// Hold is one order's claim on a product's stock.
+type Hold struct {
+	// Quantity is how many units the order holds (0 for a tombstone).
+	Quantity int64 `json:"quantity"`
+	// State is reserved, committed or released.
+	State HoldState `json:"state"`
+}
+
+// Stock is the state of one product's stock.
+type Stock struct {
+	// ProductID identifies the product (stream "stock-" + ProductID).
+	ProductID string `json:"product_id"`
+	// OnHand counts units in the warehouse, reserved ones included.
+	OnHand int64 `json:"on_hand"`
+	// Reserved counts units held for orders not yet committed.
+	Reserved int64 `json:"reserved"`
+	// Holds are the orders' claims, by order ID. Evolve updates it in place.
+	Holds map[string]Hold `json:"holds,omitempty"`
+}
+
+// Available is what can still be reserved.
+func (s Stock) Available() int64 { return s.OnHand - s.Reserved }
+
+// Errors.
+var (
+	// ErrOutOfStock reports a reservation larger than what is available.
+	ErrOutOfStock = errs.Rule("out_of_stock", "not enough stock is available")
+	// ErrReservationClosed reports reserving for an order whose hold was released.
+	ErrReservationClosed = errs.Rule("reservation_closed", "the order's reservation was released")
+	// ErrNoReservation reports committing an order that holds nothing.
+	ErrNoReservation = errs.Rule("no_reservation", "the order holds no reservation")
+	// ErrBadQuantity reports a quantity out of range.
+	ErrBadQuantity = &errs.Error{Code: errs.Unprocessable, Reason: "invalid_quantity", Message: "quantity must be between 1 and 1000000000",
+		Fields: []errs.FieldError{{Field: "quantity", Message: "must be between 1 and 1000000000"}}}
+	// ErrTooMuchStock reports a restock that would overflow.
+	ErrTooMuchStock = &errs.Error{Code: errs.Unprocessable, Reason: "quantity_overflow", Message: "on-hand stock would exceed its limit"}
+)
+
+// Event is an inventory domain event.
+type Event interface {
+	// EventType is the stored type name.
+	EventType() string
+}
+
+// StockRestocked adds units on hand.
+type StockRestocked struct {
+	ProductID string    `json:"product_id"`
+	Quantity  int64     `json:"quantity"`
+	At        time.Time `json:"at"`
+}
+
+// StockReserved holds units for an order.
+type StockReserved struct {
+	ProductID string    `json:"product_id"`
+	OrderID   string    `json:"order_id"`
+	Quantity  int64     `json:"quantity"`
+	At        time.Time `json:"at"`
+}
+
+// StockReleased gives an order's units back (Quantity 0: a tombstone).
+type StockReleased struct {
+	ProductID string    `json:"product_id"`
+	OrderID   string    `json:"order_id"`
+	Quantity  int64     `json:"quantity"`
+	At        time.Time `json:"at"`
+}
+
+// StockCommitted ships an order's units: they leave on-hand stock.
+type StockCommitted struct {
+	ProductID string    `json:"product_id"`
+	OrderID   string    `json:"order_id"`
+	Quantity  int64     `json:"quantity"`
+	At        time.Time `json:"at"`
+}
+
+// EventType implements Event.
+func (StockRestocked) EventType() string { return "inventory.StockRestocked" }
+
+// EventType implements Event.
+func (StockReserved) EventType() string { return "inventory.StockReserved" }
+
+// EventType implements Event.
+func (StockReleased) EventType() string { return "inventory.StockReleased" }
+
+// EventType implements Event.
+func (StockCommitted) EventType() string { return "inventory.StockCommitted" }
+
+// EvolveStock returns the stock after e.
+func EvolveStock(s Stock, e Event) Stock {
+	hold := func(order string, h Hold) {
+		if s.Holds == nil {
+			s.Holds = make(map[string]Hold)
+		}
+		s.Holds[order] = h
+	}
+	switch e := e.(type) {
+	case StockRestocked:
+		s.ProductID = e.ProductID
+		s.OnHand += e.Quantity
+	case StockReserved:
+		s.ProductID = e.ProductID
+		s.Reserved += e.Quantity
+		hold(e.OrderID, Hold{Quantity: e.Quantity, State: HoldReserved})
+	case StockReleased:
+		s.ProductID = e.ProductID
+		s.Reserved -= e.Quantity
+		hold(e.OrderID, Hold{Quantity: e.Quantity, State: HoldReleased})
+	case StockCommitted:
+		s.Reserved -= e.Quantity
+		s.OnHand -= e.Quantity
+		hold(e.OrderID, Hold{Quantity: e.Quantity, State: HoldCommitted})
+	}
+	return s
+}
+
+// Restock decides adding qty units on hand.
+func (s Stock) Restock(product string, qty int64, now time.Time) ([]Event, error) {
+	if qty <= 0 || qty > MaxQuantity {
+		return nil, ErrBadQuantity
+	}
+	if s.OnHand > MaxQuantity*1000-qty {
+		return nil, ErrTooMuchStock
+	}
+	return []Event{StockRestocked{ProductID: product, Quantity: qty, At: now.UTC()}}, nil
+}
+
+// Reserve decides holding qty units for order.
+func (s Stock) Reserve(product, order string, qty int64, now time.Time) ([]Event, error) {
+	if qty <= 0 || qty > MaxQuantity {
+		return nil, ErrBadQuantity
+	}
+	if h, ok := s.Holds[order]; ok {
+		if h.State == HoldReleased {
+			return nil, ErrReservationClosed
+		}
+		return nil, nil // held already
+	}
+	if qty > s.Available() {
+		return nil, ErrOutOfStock
+	}
+	return []Event{StockReserved{ProductID: product, OrderID: order, Quantity: qty, At: now.UTC()}}, nil
+}
+
+// Release decides giving order's units back; with no hold it leaves a tombstone.
+func (s Stock) Release(product, order string, now time.Time) ([]Event, error) {
+	h, ok := s.Holds[order]
+	switch {
+	case !ok:
+		return []Event{StockReleased{ProductID: product, OrderID: order, At: now.UTC()}}, nil
+	case h.State == HoldReserved:
+		return []Event{StockReleased{ProductID: product, OrderID: order, Quantity: h.Quantity, At: now.UTC()}}, nil
+	}
+	return nil, nil
+}
+
+// Commit decides that order's held units leave the warehouse.
+func (s Stock) Commit(product, order string, now time.Time) ([]Event, error) {
+	h, ok := s.Holds[order]
+	switch {
+	case ok && h.State == HoldReserved:
+		return []Event{StockCommitted{ProductID: product, OrderID: order, Quantity: h.Quantity, At: now.UTC()}}, nil
+	case ok && h.State == HoldCommitted:
+		return nil, nil
+	}
+	return nil, ErrNoReservation
+}
+
+// Line is one product and quantity of an order.
+type Line struct {
+	ProductID string `json:"product_id"`
+	Quantity  int64  `json:"quantity"`
+}
+
+// ReservationStatus is where an order's reservation stands.
+type ReservationStatus string
+
+// Reservation statuses.
+const (
+	ReservationNone      ReservationStatus = ""
+	ReservationPending   ReservationStatus = "Requested"
+	ReservationReserved  ReservationStatus = "Reserved"
+	ReservationRejected  ReservationStatus = "Rejected"
+	ReservationReleased  ReservationStatus = "Released"
+	ReservationCommitted ReservationStatus = "Committed"
+)
+
+// Reservation is the state of one order's reservation.
+type Reservation struct {
+	OrderID string            `json:"order_id"`
+	Lines   []Line            `json:"lines,omitempty"`
+	Status  ReservationStatus `json:"status"`
+	Reason  string            `json:"reason,omitempty"`
+}
+
+// ReservationRequested starts reserving an order's lines.
+type ReservationRequested struct {
+	OrderID string    `json:"order_id"`
+	Lines   []Line    `json:"lines"`
+	At      time.Time `json:"at"`
+}
+
+// OrderStockReserved: every line of the order is held.
+type OrderStockReserved struct {
+	OrderID string    `json:"order_id"`
+	At      time.Time `json:"at"`
+}
+
+// OrderStockRejected: the order could not be held (nothing stays held).
+type OrderStockRejected struct {
+	OrderID string    `json:"order_id"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
+}
+
+// OrderStockReleased: the order's holds are given back (or will be refused).
+type OrderStockReleased struct {
+	OrderID string    `json:"order_id"`
+	At      time.Time `json:"at"`
+}
+
+// OrderStockCommitted: the order's units left the warehouse.
+type OrderStockCommitted struct {
+	OrderID string    `json:"order_id"`
+	At      time.Time `json:"at"`
+}
+
+// EventType implements Event.
+func (ReservationRequested) EventType() string { return "inventory.ReservationRequested" }
+
+// EventType implements Event.
+func (OrderStockReserved) EventType() string { return "inventory.OrderStockReserved" }
+
+// EventType implements Event.
+func (OrderStockRejected) EventType() string { return "inventory.OrderStockRejected" }
+
+// EventType implements Event.
+func (OrderStockReleased) EventType() string { return "inventory.OrderStockReleased" }
+
+// EventType implements Event.
+func (OrderStockCommitted) EventType() string { return "inventory.OrderStockCommitted" }
+
+// EvolveReservation returns the reservation after e.
+func EvolveReservation(r Reservation, e Event) Reservation {
+	switch e := e.(type) {
+	case ReservationRequested:
+		r.OrderID, r.Lines, r.Status = e.OrderID, e.Lines, ReservationPending
+	case OrderStockReserved:
+		r.OrderID, r.Status = e.OrderID, ReservationReserved
+	case OrderStockRejected:
+		r.OrderID, r.Status, r.Reason = e.OrderID, ReservationRejected, e.Reason
+	case OrderStockReleased:
+		r.OrderID, r.Status = e.OrderID, ReservationReleased
+	case OrderStockCommitted:
+		r.OrderID, r.Status = e.OrderID, ReservationCommitted
+	}
+	return r
+}

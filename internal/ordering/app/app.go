@@ -1,0 +1,233 @@
+// Package app is the ordering context's application layer: placing and
+// ending orders on the event store, the orders read model, and the
+// mapping of ordering events to the published language (orderingapi).
+package app
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/agora-commerce/agora/aggregate"
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/ordering"
+	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
+	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/messaging"
+	"github.com/agora-commerce/agora/money"
+)
+
+var codec = func() *aggregate.Codec[ordering.Event] {
+	c := aggregate.NewCodec[ordering.Event]()
+	aggregate.Register[ordering.OrderPlaced](c)
+	aggregate.Register[ordering.OrderCancellationRequested](c)
+	aggregate.Register[ordering.OrderConfirmed](c)
+	aggregate.Register[ordering.OrderCancelled](c)
+	return c
+}()
+
+// StreamPrefix is the order stream prefix: "order-<id>".
+const StreamPrefix = "order"
+
+// OrderType describes the Order aggregate.
+func OrderType() aggregate.Type[ordering.Order, ordering.Event] {
+	return aggregate.Type[ordering.Order, ordering.Event]{
+		Name: StreamPrefix, Initial: func() ordering.Order { return ordering.Order{} },
+		Evolve: ordering.Evolve, Encode: codec.Encode, Decode: codec.Decode,
+	}
+}
+
+// Decode decodes an ordering record.
+func Decode(r eventstore.Record) (ordering.Event, error) { return codec.Decode(r) }
+
+// IsOrderStream reports whether stream is an order's, and which.
+func IsOrderStream(stream string) (string, bool) { return strings.CutPrefix(stream, StreamPrefix+"-") }
+
+// Catalog is what ordering needs from the catalog: current unit prices.
+type Catalog interface {
+	// Prices returns the price of each product; a product that does not
+	// exist is missing from the map.
+	Prices(ctx context.Context, ids []string) (map[string]money.Money, error)
+}
+
+// Customers is ordering's own model of a customer: whether they are premium.
+type Customers interface {
+	Premium(ctx context.Context, customerID string) (bool, error)
+}
+
+// Service runs ordering commands.
+type Service struct {
+	repo       *aggregate.Repository[ordering.Order, ordering.Event]
+	catalog    Catalog
+	customers  Customers
+	promotions map[string]ordering.Promotion
+	merchant   string
+	now        func() time.Time
+}
+
+// Options configure a Service.
+type Options struct {
+	// Catalog prices products (required).
+	Catalog Catalog
+	// Customers says who is premium (nil: nobody).
+	Customers Customers
+	// Promotions are the codes customers may use.
+	Promotions []ordering.Promotion
+	// MerchantAccountID receives the payments for orders.
+	MerchantAccountID string
+}
+
+// NewService returns a Service on store.
+func NewService(store eventstore.Store, opts Options) *Service {
+	p := map[string]ordering.Promotion{}
+	for _, pr := range opts.Promotions {
+		p[pr.Code] = pr
+	}
+	return &Service{repo: aggregate.NewRepository(store, OrderType()), catalog: opts.Catalog, customers: opts.Customers,
+		promotions: p, merchant: opts.MerchantAccountID, now: time.Now}
+}
+
+// Line is a requested product and quantity.
+type Line struct {
+	ProductID string `json:"product_id"`
+	Quantity  int64  `json:"quantity"`
+}
+
+// PlaceOrder is the command to place an order.
+type PlaceOrder struct {
+	ID               string
+	CustomerID       string
+	Lines            []Line
+	ShippingAddress  ordering.Address
+	PaymentAccountID string
+	PromotionCode    string
+}
+
+// Place prices and places an order; it returns the order and the
+// position of its event.
+func (s *Service) Place(ctx context.Context, meta eventstore.Metadata, cmd PlaceOrder) (ordering.Order, uint64, error) {
+	if cmd.ID == "" {
+		cmd.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	n := ordering.NewOrder{ID: cmd.ID, CustomerID: cmd.CustomerID, ShippingAddress: cmd.ShippingAddress,
+		PaymentAccountID: cmd.PaymentAccountID, MerchantAccountID: s.merchant}
+	for _, l := range cmd.Lines {
+		n.Items = append(n.Items, ordering.Item{ProductID: l.ProductID, Quantity: l.Quantity})
+	}
+	if err := n.Validate(); err != nil {
+		return ordering.Order{}, 0, err
+	}
+	if cmd.PromotionCode != "" {
+		p, ok := s.promotions[cmd.PromotionCode]
+		if !ok {
+			return ordering.Order{}, 0, &errs.Error{Code: errs.Unprocessable, Reason: "unknown_promotion", Message: "no such promotion code",
+				Fields: []errs.FieldError{{Field: "promotion_code", Message: "is not a known code"}}}
+		}
+		n.Promotions = []ordering.Promotion{p}
+	}
+	ids := make([]string, len(n.Items))
+	for i, it := range n.Items {
+		ids[i] = it.ProductID
+	}
+	prices, err := s.catalog.Prices(ctx, ids)
+	if err != nil {
+		return ordering.Order{}, 0, err
+	}
+	var bad []errs.FieldError
+	for i := range n.Items {
+		p, ok := prices[n.Items[i].ProductID]
+		if !ok {
+			bad = append(bad, errs.FieldError{Field: "items[" + itoa(i) + "].product_id", Message: "is not a product in the catalog"})
+			continue
+		}
+		n.Items[i].UnitPrice = p
+	}
+	if len(bad) > 0 {
+		return ordering.Order{}, 0, &errs.Error{Code: errs.Unprocessable, Reason: "unknown_product", Message: "the order names products that do not exist", Fields: bad}
+	}
+	if s.customers != nil && cmd.CustomerID != "" {
+		if n.Premium, err = s.customers.Premium(ctx, cmd.CustomerID); err != nil {
+			return ordering.Order{}, 0, err
+		}
+	}
+	res, err := s.repo.Handle(ctx, n.ID, meta, func(l aggregate.Loaded[ordering.Order]) ([]ordering.Event, error) {
+		return l.State.Place(n, s.now())
+	})
+	if err != nil {
+		return ordering.Order{}, 0, err
+	}
+	return res.State, res.Append.LastPosition, nil
+}
+
+// Get loads order id.
+func (s *Service) Get(ctx context.Context, id string) (ordering.Order, uint64, error) {
+	l, err := s.repo.Load(ctx, id)
+	if err != nil {
+		return ordering.Order{}, 0, err
+	}
+	if l.Version == 0 {
+		return ordering.Order{}, 0, ordering.ErrNotFound
+	}
+	return l.State, l.Version, nil
+}
+
+func (s *Service) handle(ctx context.Context, meta eventstore.Metadata, id string, decide func(ordering.Order, time.Time) ([]ordering.Event, error)) (ordering.Order, uint64, error) {
+	res, err := s.repo.Handle(ctx, id, meta, func(l aggregate.Loaded[ordering.Order]) ([]ordering.Event, error) {
+		return decide(l.State, s.now())
+	})
+	if err != nil {
+		return ordering.Order{}, 0, err
+	}
+	return res.State, res.Append.LastPosition, nil
+}
+
+// RequestCancel records the customer's wish to cancel Pending order id.
+func (s *Service) RequestCancel(ctx context.Context, meta eventstore.Metadata, id string) (ordering.Order, uint64, error) {
+	return s.handle(ctx, meta, id, ordering.Order.RequestCancel)
+}
+
+// Confirm confirms order id (ordering.ErrCancelled once cancellation was asked).
+func (s *Service) Confirm(ctx context.Context, meta eventstore.Metadata, id string) (ordering.Order, uint64, error) {
+	return s.handle(ctx, meta, id, ordering.Order.Confirm)
+}
+
+// Cancel cancels Pending order id for reason.
+func (s *Service) Cancel(ctx context.Context, meta eventstore.Metadata, id, reason string) (ordering.Order, uint64, error) {
+	return s.handle(ctx, meta, id, func(o ordering.Order, now time.Time) ([]ordering.Event, error) { return o.Cancel(reason, now) })
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// Publish maps an ordering record to its integration event.
+func Publish(r eventstore.Record) (messaging.Message, bool, error) {
+	if !codec.Knows(r.Type) {
+		return messaging.Message{}, false, nil
+	}
+	id, _ := IsOrderStream(r.StreamID)
+	e, err := codec.Decode(r)
+	if err != nil {
+		return messaging.Message{}, false, err
+	}
+	var m messaging.Message
+	switch e := e.(type) {
+	case ordering.OrderPlaced:
+		o := e.Order
+		p := orderingapi.OrderPlaced{OrderID: o.ID, CustomerID: o.CustomerID, Total: o.Total,
+			ShippingAddress:  orderingapi.Address(o.ShippingAddress),
+			PaymentAccountID: o.PaymentAccountID, MerchantAccountID: o.MerchantAccountID}
+		for _, it := range o.Items {
+			p.Lines = append(p.Lines, orderingapi.Line{ProductID: it.ProductID, Quantity: it.Quantity})
+		}
+		m, err = messaging.NewMessage(orderingapi.SubjectOrderPlaced, orderingapi.TypeOrderPlaced, p)
+	case ordering.OrderConfirmed:
+		m, err = messaging.NewMessage(orderingapi.SubjectOrderConfirmed, orderingapi.TypeOrderConfirmed, orderingapi.OrderConfirmed{OrderID: id})
+	case ordering.OrderCancelled:
+		m, err = messaging.NewMessage(orderingapi.SubjectOrderCancelled, orderingapi.TypeOrderCancelled, orderingapi.OrderCancelled{OrderID: id, Reason: e.Reason})
+	default:
+		return messaging.Message{}, false, nil
+	}
+	return m, err == nil, err
+}

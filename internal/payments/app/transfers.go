@@ -1,0 +1,125 @@
+package app
+
+import (
+	"context"
+	"errors"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/payments"
+	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/money"
+	"github.com/agora-commerce/agora/saga"
+)
+
+// TransferSagaType is the saga type of a transfer between accounts.
+const TransferSagaType = "transfer"
+
+// TransferData is a transfer saga's data.
+type TransferData struct {
+	// ID is the transfer's ID; the saga's ID is "transfer-" + ID.
+	ID string `json:"id"`
+	// From pays, To receives.
+	From string `json:"from"`
+	To   string `json:"to"`
+	// Amount is what moves.
+	Amount money.Money `json:"amount"`
+}
+
+// TransferSagaID is the saga instance of transfer id.
+func TransferSagaID(id string) string { return "transfer-" + id }
+
+func (d TransferData) key() string { return "transfer:" + d.ID }
+
+// legError turns a declined leg into the saga's business failure.
+func legError(r LegResult, want payments.LegState) error {
+	switch r.Leg.State {
+	case want:
+		return nil
+	case payments.LegDeclined:
+		return saga.Fail(r.Leg.Reason)
+	}
+	return saga.Fail(payments.ReasonCancelled)
+}
+
+// TransferSaga is the definition of a transfer: debit the source, credit
+// the target; a declined credit gives the debit back. Money leaves one
+// account and arrives at the other, or nothing moved.
+func TransferSaga(s *Service) saga.Definition[TransferData] {
+	meta := func(x *saga.Exec[TransferData]) eventstore.Metadata {
+		return eventstore.Metadata{CorrelationID: x.SagaID, CausationID: x.AttemptID()}
+	}
+	return saga.Definition[TransferData]{
+		Type: TransferSagaType,
+		Steps: []saga.Step[TransferData]{
+			{
+				Name: "debit",
+				Action: func(ctx context.Context, x *saga.Exec[TransferData]) error {
+					d := x.Data
+					r, err := s.Debit(ctx, meta(x), d.From, d.key(), "transfer:"+d.ID, d.Amount)
+					if err != nil {
+						return permanent(err)
+					}
+					return legError(r, payments.LegDebited)
+				},
+				Compensate: func(ctx context.Context, x *saga.Exec[TransferData]) error {
+					_, err := s.Refund(ctx, meta(x), x.Data.From, x.Data.key(), "transfer:"+x.Data.ID)
+					return err
+				},
+			},
+			{
+				Name: "credit",
+				Action: func(ctx context.Context, x *saga.Exec[TransferData]) error {
+					d := x.Data
+					r, err := s.Credit(ctx, meta(x), d.To, d.key(), "transfer:"+d.ID, d.Amount)
+					if err != nil {
+						return permanent(err)
+					}
+					return legError(r, payments.LegCredited)
+				},
+				Compensate: func(ctx context.Context, x *saga.Exec[TransferData]) error {
+					_, err := s.Reverse(ctx, meta(x), x.Data.To, x.Data.key(), "transfer:"+x.Data.ID)
+					return err
+				},
+			},
+		},
+	}
+}
+
+// permanent makes a rule the account broke (not found, wrong currency) a
+// business failure with its reason; anything else stays transient.
+func permanent(err error) error {
+	var e *errs.Error
+	if errors.As(err, &e) && e.Code != errs.Internal && e.Code != errs.Unavailable && e.Code != errs.Timeout && e.Reason != "" {
+		return saga.Failf(e.Reason, err)
+	}
+	return err
+}
+
+// Transfer is a transfer as the API shows it.
+type Transfer struct {
+	// ID is the transfer's ID.
+	ID string `json:"id"`
+	// Status is Pending, Completed or Failed (nothing moved).
+	Status string `json:"status"`
+	// Reason is why it failed.
+	Reason string `json:"reason,omitempty"`
+	// FromAccountID pays, ToAccountID receives.
+	FromAccountID string `json:"from_account_id"`
+	ToAccountID   string `json:"to_account_id"`
+	// Amount is what moves.
+	Amount money.Money `json:"amount"`
+	// SagaID is the saga running it.
+	SagaID string `json:"saga_id"`
+}
+
+// TransferFromSaga maps a transfer saga instance to a Transfer.
+func TransferFromSaga(in saga.Instance, d TransferData) Transfer {
+	t := Transfer{ID: d.ID, Status: "Pending", FromAccountID: d.From, ToAccountID: d.To, Amount: d.Amount, SagaID: in.ID}
+	switch in.Status {
+	case saga.Completed:
+		t.Status = "Completed"
+	case saga.Compensated:
+		t.Status, t.Reason = "Failed", in.Reason
+	}
+	return t
+}

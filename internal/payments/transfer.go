@@ -1,0 +1,273 @@
+package payments
+
+import (
+	"time"
+
+	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/money"
+)
+
+// A transfer moves money between two accounts in two legs, each recorded
+// on its own account under the transfer's key: the source is debited, the
+// target credited. Undoing it is the mirror: the target is reversed, the
+// source refunded. Every leg is idempotent by key, and each undo leaves a
+// tombstone when its leg has not happened yet, so a leg that arrives after
+// its undo (a redelivered command, a late message) is declined instead of
+// moving money that is never moved back.
+//
+// A refused leg is recorded too (TransferDeclined), so that asking again
+// gets the same answer and other contexts can be told.
+
+// LegState is where one transfer key stands on one account.
+type LegState string
+
+// Leg states.
+const (
+	// LegDebited: the source paid out.
+	LegDebited LegState = "debited"
+	// LegCredited: the target received.
+	LegCredited LegState = "credited"
+	// LegRefunded: a debit was given back.
+	LegRefunded LegState = "refunded"
+	// LegReversed: a credit was taken back.
+	LegReversed LegState = "reversed"
+	// LegDeclined: the leg was refused (insufficient funds, closed account).
+	LegDeclined LegState = "declined"
+	// LegVoided: undone before it happened; the leg will be declined.
+	LegVoided LegState = "voided"
+)
+
+// Leg is one transfer key's record on an account.
+type Leg struct {
+	// State is where the leg stands.
+	State LegState `json:"state"`
+	// Amount is what the leg moved (zero for tombstones).
+	Amount int64 `json:"amount,omitempty"`
+	// Reason is why a leg was declined.
+	Reason string `json:"reason,omitempty"`
+}
+
+// TransferLeg is the body of every transfer event on an account.
+type TransferLeg struct {
+	// Key identifies the transfer (unique across the platform).
+	Key string `json:"key"`
+	// Reference says what the transfer is for, e.g. "order:<id>".
+	Reference string `json:"reference,omitempty"`
+	// Amount is what moved (zero for declines and voids).
+	Amount money.Money `json:"amount"`
+	// Reason is why a leg was declined ("insufficient_funds", "account_closed", "cancelled").
+	Reason string `json:"reason,omitempty"`
+	// At is when.
+	At time.Time `json:"at"`
+}
+
+// Transfer events, recorded on the account they touch.
+type (
+	// TransferDebited: the source paid Amount out.
+	TransferDebited TransferLeg
+	// TransferCredited: the target received Amount.
+	TransferCredited TransferLeg
+	// TransferRefunded: a debit was given back to the source.
+	TransferRefunded TransferLeg
+	// TransferReversed: a credit was taken back from the target.
+	TransferReversed TransferLeg
+	// TransferDeclined: a leg was refused; nothing moved.
+	TransferDeclined TransferLeg
+	// TransferVoided: an undo arrived before its leg; nothing moved and the
+	// leg will be declined.
+	TransferVoided TransferLeg
+)
+
+// Transfer event type names, as stored.
+const (
+	TypeTransferDebited  = "payments.TransferDebited"
+	TypeTransferCredited = "payments.TransferCredited"
+	TypeTransferRefunded = "payments.TransferRefunded"
+	TypeTransferReversed = "payments.TransferReversed"
+	TypeTransferDeclined = "payments.TransferDeclined"
+	TypeTransferVoided   = "payments.TransferVoided"
+)
+
+// EventType implements Event.
+func (TransferDebited) EventType() string { return TypeTransferDebited }
+
+// EventType implements Event.
+func (TransferCredited) EventType() string { return TypeTransferCredited }
+
+// EventType implements Event.
+func (TransferRefunded) EventType() string { return TypeTransferRefunded }
+
+// EventType implements Event.
+func (TransferReversed) EventType() string { return TypeTransferReversed }
+
+// EventType implements Event.
+func (TransferDeclined) EventType() string { return TypeTransferDeclined }
+
+// EventType implements Event.
+func (TransferVoided) EventType() string { return TypeTransferVoided }
+
+// Decline reasons.
+const (
+	ReasonInsufficientFunds = "insufficient_funds"
+	ReasonAccountClosed     = "account_closed"
+	ReasonCancelled         = "cancelled"
+)
+
+// ErrDeclined reports a transfer leg that was refused; its Reason is one
+// of the decline reasons.
+func ErrDeclined(reason string) error {
+	return &errs.Error{Code: errs.Conflict, Reason: reason, Message: "the transfer was declined: " + reason}
+}
+
+// ErrUnknownKey reports an empty transfer key.
+var ErrUnknownKey = errs.E(errs.Invalid, "transfer key is empty")
+
+func (a Account) leg(key string) (Leg, bool) {
+	l, ok := a.Legs[key]
+	return l, ok
+}
+
+func (a Account) checkLeg(key string, amount money.Money) error {
+	if key == "" {
+		return ErrUnknownKey
+	}
+	if !a.Opened() {
+		return ErrNotOpen
+	}
+	if amount.Currency != a.Currency {
+		return ErrCurrencyMismatch
+	}
+	if !amount.IsPositive() {
+		return ErrNotPositive
+	}
+	return nil
+}
+
+// Debit decides the source leg of transfer key: pay amount out, or record
+// why not. Repeating it returns no events; the leg's state says the outcome.
+func (a Account) Debit(key, ref string, amount money.Money, now time.Time) ([]Event, error) {
+	if err := a.checkLeg(key, amount); err != nil {
+		return nil, err
+	}
+	if _, ok := a.leg(key); ok {
+		return nil, nil
+	}
+	body := TransferLeg{Key: key, Reference: ref, Amount: amount, At: now.UTC()}
+	switch {
+	case a.Status == Closed:
+		body.Reason, body.Amount = ReasonAccountClosed, money.New(0, a.Currency)
+		return []Event{TransferDeclined(body)}, nil
+	case amount.Amount > a.Balance:
+		body.Reason, body.Amount = ReasonInsufficientFunds, money.New(0, a.Currency)
+		return []Event{TransferDeclined(body)}, nil
+	}
+	return []Event{TransferDebited(body)}, nil
+}
+
+// Credit decides the target leg of transfer key: receive amount, or
+// record why not.
+func (a Account) Credit(key, ref string, amount money.Money, now time.Time) ([]Event, error) {
+	if err := a.checkLeg(key, amount); err != nil {
+		return nil, err
+	}
+	if _, ok := a.leg(key); ok {
+		return nil, nil
+	}
+	body := TransferLeg{Key: key, Reference: ref, Amount: amount, At: now.UTC()}
+	if a.Status == Closed {
+		body.Reason, body.Amount = ReasonAccountClosed, money.New(0, a.Currency)
+		return []Event{TransferDeclined(body)}, nil
+	}
+	if _, err := a.BalanceMoney().Add(amount); err != nil {
+		return nil, ErrOverflow
+	}
+	return []Event{TransferCredited(body)}, nil
+}
+
+// Refund undoes the source leg of transfer key: a debit is given back
+// (even to a closed account: the money was its own); a leg not yet seen is
+// voided so it will be declined.
+func (a Account) Refund(key, ref string, now time.Time) ([]Event, error) {
+	if key == "" {
+		return nil, ErrUnknownKey
+	}
+	if !a.Opened() {
+		return nil, ErrNotOpen
+	}
+	l, ok := a.leg(key)
+	body := TransferLeg{Key: key, Reference: ref, Amount: money.New(0, a.Currency), At: now.UTC()}
+	switch {
+	case !ok:
+		body.Reason = ReasonCancelled
+		return []Event{TransferVoided(body)}, nil
+	case l.State == LegDebited:
+		body.Amount = money.New(l.Amount, a.Currency)
+		return []Event{TransferRefunded(body)}, nil
+	}
+	return nil, nil
+}
+
+// Reverse undoes the target leg of transfer key: a credit is taken back
+// (which needs the money still to be there); a leg not yet seen is voided.
+func (a Account) Reverse(key, ref string, now time.Time) ([]Event, error) {
+	if key == "" {
+		return nil, ErrUnknownKey
+	}
+	if !a.Opened() {
+		return nil, ErrNotOpen
+	}
+	l, ok := a.leg(key)
+	body := TransferLeg{Key: key, Reference: ref, Amount: money.New(0, a.Currency), At: now.UTC()}
+	switch {
+	case !ok:
+		body.Reason = ReasonCancelled
+		return []Event{TransferVoided(body)}, nil
+	case l.State == LegCredited:
+		if l.Amount > a.Balance {
+			return nil, ErrInsufficientFunds
+		}
+		body.Amount = money.New(l.Amount, a.Currency)
+		return []Event{TransferReversed(body)}, nil
+	}
+	return nil, nil
+}
+
+// Leg returns transfer key's record on the account.
+func (a Account) Leg(key string) (Leg, bool) { return a.leg(key) }
+
+func (a Account) evolveLeg(e Event) Account {
+	// Legs is updated in place: a state is owned by whoever folds it.
+	set := func(key string, l Leg) {
+		if a.Legs == nil {
+			a.Legs = make(map[string]Leg)
+		}
+		a.Legs[key] = l
+	}
+	switch e := e.(type) {
+	case TransferDebited:
+		a.Balance -= e.Amount.Amount
+		set(e.Key, Leg{State: LegDebited, Amount: e.Amount.Amount})
+		a.Transactions++
+		a.LastActivity = e.At
+	case TransferCredited:
+		a.Balance += e.Amount.Amount
+		set(e.Key, Leg{State: LegCredited, Amount: e.Amount.Amount})
+		a.Transactions++
+		a.LastActivity = e.At
+	case TransferRefunded:
+		a.Balance += e.Amount.Amount
+		set(e.Key, Leg{State: LegRefunded, Amount: e.Amount.Amount})
+		a.Transactions++
+		a.LastActivity = e.At
+	case TransferReversed:
+		a.Balance -= e.Amount.Amount
+		set(e.Key, Leg{State: LegReversed, Amount: e.Amount.Amount})
+		a.Transactions++
+		a.LastActivity = e.At
+	case TransferDeclined:
+		set(e.Key, Leg{State: LegDeclined, Reason: e.Reason})
+	case TransferVoided:
+		set(e.Key, Leg{State: LegVoided, Reason: e.Reason})
+	}
+	return a
+}

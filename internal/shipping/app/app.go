@@ -1,0 +1,173 @@
+// Package app is the shipping context's application layer: arranging and
+// cancelling shipments through a carrier, the anti-corruption layer that
+// translates to the carrier's model, and the mapping of shipping events
+// to the published language (shippingapi).
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/agora-commerce/agora/aggregate"
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/shipping"
+	"github.com/agora-commerce/agora/internal/shipping/carrier"
+	"github.com/agora-commerce/agora/internal/shipping/shippingapi"
+	"github.com/agora-commerce/agora/messaging"
+)
+
+// Carrier is what shipping needs from a carrier, in shipping's terms.
+type Carrier interface {
+	// Book arranges the order's shipment to addr; ErrRefused if the
+	// carrier will not take it, any other error is worth retrying.
+	Book(ctx context.Context, order string, addr shipping.Address) (carrier, tracking string, err error)
+	// Cancel calls a booking off.
+	Cancel(ctx context.Context, tracking string) error
+}
+
+// ErrRefused reports a carrier's refusal.
+var ErrRefused = errors.New("shipping: the carrier refused the shipment")
+
+// Parcelo adapts the simulated Parcelo carrier to Carrier: shipping's
+// Address becomes Parcelo's Recipient, its errors become shipping's.
+type Parcelo struct{ Sim *carrier.Sim }
+
+// Book implements Carrier.
+func (p Parcelo) Book(ctx context.Context, order string, a shipping.Address) (string, string, error) {
+	b, err := p.Sim.Book(ctx, carrier.BookingRequest{ClientRef: "agora-order-" + order,
+		To: carrier.Recipient{Line1: a.Street, Town: a.City, Region: a.State, Postcode: a.ZipCode, CountryCode: a.Country}})
+	switch {
+	case errors.Is(err, carrier.ErrUndeliverable):
+		return "", "", fmt.Errorf("%w: %w", ErrRefused, err)
+	case err != nil:
+		return "", "", err
+	}
+	return carrier.Name, b.Waybill, nil
+}
+
+// Cancel implements Carrier.
+func (p Parcelo) Cancel(ctx context.Context, tracking string) error { return p.Sim.Cancel(ctx, tracking) }
+
+var codec = func() *aggregate.Codec[shipping.Event] {
+	c := aggregate.NewCodec[shipping.Event]()
+	aggregate.Register[shipping.ShipmentArranged](c)
+	aggregate.Register[shipping.ShipmentFailed](c)
+	aggregate.Register[shipping.ShipmentCancelled](c)
+	return c
+}()
+
+// ShipmentType describes the Shipment aggregate (stream "shipment-<order>").
+func ShipmentType() aggregate.Type[shipping.Shipment, shipping.Event] {
+	return aggregate.Type[shipping.Shipment, shipping.Event]{
+		Name: "shipment", Initial: func() shipping.Shipment { return shipping.Shipment{} },
+		Evolve: shipping.Evolve, Encode: codec.Encode, Decode: codec.Decode,
+	}
+}
+
+// Service runs shipping commands.
+type Service struct {
+	repo    *aggregate.Repository[shipping.Shipment, shipping.Event]
+	carrier Carrier
+	now     func() time.Time
+}
+
+// NewService returns a Service on store shipping with c.
+func NewService(store eventstore.Store, c Carrier) *Service {
+	return &Service{repo: aggregate.NewRepository(store, ShipmentType()), carrier: c, now: time.Now}
+}
+
+// Get returns order's shipment.
+func (s *Service) Get(ctx context.Context, order string) (shipping.Shipment, error) {
+	l, err := s.repo.Load(ctx, order)
+	if err != nil {
+		return shipping.Shipment{}, err
+	}
+	if l.Version == 0 {
+		return shipping.Shipment{}, shipping.ErrNotFound
+	}
+	return l.State, nil
+}
+
+// Arrange books order's shipment to addr: nil once arranged,
+// shipping.ErrShippingFailed if the carrier refused, shipping.ErrCancelled
+// if it was cancelled first; other errors are worth retrying. Idempotent.
+func (s *Service) Arrange(ctx context.Context, meta eventstore.Metadata, order string, addr shipping.Address) error {
+	l, err := s.repo.Load(ctx, order)
+	if err != nil {
+		return err
+	}
+	switch l.State.Status {
+	case shipping.StatusArranged:
+		return nil
+	case shipping.StatusFailed:
+		return shipping.ErrShippingFailed
+	case shipping.StatusCancelled:
+		return shipping.ErrCancelled
+	}
+	name, tracking, err := s.carrier.Book(ctx, order, addr)
+	if errors.Is(err, ErrRefused) {
+		_, err := s.repo.Handle(ctx, order, meta, func(l aggregate.Loaded[shipping.Shipment]) ([]shipping.Event, error) {
+			return l.State.Failed(order, "shipping_failed", s.now())
+		})
+		if err != nil {
+			return err
+		}
+		return shipping.ErrShippingFailed
+	}
+	if err != nil {
+		return err
+	}
+	_, err = s.repo.Handle(ctx, order, meta, func(l aggregate.Loaded[shipping.Shipment]) ([]shipping.Event, error) {
+		return l.State.Arranged(order, name, tracking, s.now())
+	})
+	if errors.Is(err, shipping.ErrCancelled) {
+		// Cancelled while we booked: call the booking off too.
+		if cerr := s.carrier.Cancel(ctx, tracking); cerr != nil {
+			return cerr
+		}
+	}
+	return err
+}
+
+// Cancel calls order's shipment off; before it is arranged, it makes a
+// later Arrange fail. Idempotent.
+func (s *Service) Cancel(ctx context.Context, meta eventstore.Metadata, order string) error {
+	var prior shipping.Shipment
+	res, err := s.repo.Handle(ctx, order, meta, func(l aggregate.Loaded[shipping.Shipment]) ([]shipping.Event, error) {
+		prior = l.State
+		return l.State.Cancel(order, s.now())
+	})
+	if err != nil {
+		return err
+	}
+	if prior.Status == shipping.StatusArranged && len(res.Events) > 0 {
+		return s.carrier.Cancel(ctx, prior.Tracking)
+	}
+	return nil
+}
+
+// Publish maps a shipping record to its integration event.
+func Publish(r eventstore.Record) (messaging.Message, bool, error) {
+	if !codec.Knows(r.Type) {
+		return messaging.Message{}, false, nil
+	}
+	e, err := codec.Decode(r)
+	if err != nil {
+		return messaging.Message{}, false, err
+	}
+	var m messaging.Message
+	switch e := e.(type) {
+	case shipping.ShipmentArranged:
+		m, err = messaging.NewMessage(shippingapi.SubjectShipmentArranged, shippingapi.TypeShipmentArranged,
+			shippingapi.ShipmentArranged{OrderID: e.OrderID, Carrier: e.Carrier, Tracking: e.Tracking})
+	case shipping.ShipmentFailed:
+		m, err = messaging.NewMessage(shippingapi.SubjectShipmentFailed, shippingapi.TypeShipmentFailed,
+			shippingapi.ShipmentFailed{OrderID: e.OrderID, Reason: e.Reason})
+	case shipping.ShipmentCancelled:
+		m, err = messaging.NewMessage(shippingapi.SubjectShipmentCancelled, shippingapi.TypeShipmentCancelled,
+			shippingapi.ShipmentCancelled{OrderID: e.OrderID})
+	}
+	return m, err == nil, err
+}

@@ -1,0 +1,102 @@
+// Package carrier is a simulated parcel carrier, "Parcelo", with its own
+// model (bookings, recipients, waybills) that the shipping context reaches
+// only through its anti-corruption layer. Its failure rate and latency are
+// configurable so that failures can be tested.
+package carrier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Name is the carrier's name as shipments show it.
+const Name = "Parcelo"
+
+// Recipient is where Parcelo delivers.
+type Recipient struct {
+	Line1, Town, Region, Postcode, CountryCode string
+}
+
+// BookingRequest asks Parcelo to collect a parcel.
+type BookingRequest struct {
+	// ClientRef is the client's idempotency reference: booking it again
+	// returns the first booking.
+	ClientRef string
+	// To is the recipient.
+	To Recipient
+}
+
+// Booking is a confirmed collection.
+type Booking struct {
+	// Waybill is Parcelo's tracking number.
+	Waybill string
+}
+
+// Errors.
+var (
+	// ErrUndeliverable: Parcelo will not deliver there (a refusal).
+	ErrUndeliverable = errors.New("parcelo: undeliverable")
+	// ErrUnavailable: Parcelo could not answer (try again).
+	ErrUnavailable = errors.New("parcelo: service unavailable")
+)
+
+// UndeliverablePostcode is refused every time: tests use it for a
+// deterministic shipping failure.
+const UndeliverablePostcode = "00000"
+
+// Sim is the simulated Parcelo service.
+type Sim struct {
+	// FailureRate is the fraction (0..1) of new bookings refused.
+	FailureRate float64
+	// Latency is how long every call takes.
+	Latency time.Duration
+
+	mu       sync.Mutex
+	bookings map[string]Booking
+	seq      uint64
+}
+
+func (s *Sim) wait(ctx context.Context) error {
+	if s.Latency <= 0 {
+		return nil
+	}
+	t := time.NewTimer(s.Latency)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+// Book books a collection, or refuses it with ErrUndeliverable.
+func (s *Sim) Book(ctx context.Context, req BookingRequest) (Booking, error) {
+	if err := s.wait(ctx); err != nil {
+		return Booking{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b, ok := s.bookings[req.ClientRef]; ok {
+		return b, nil
+	}
+	if req.To.Postcode == UndeliverablePostcode || (s.FailureRate > 0 && rand.Float64() < s.FailureRate) {
+		return Booking{}, ErrUndeliverable
+	}
+	if s.bookings == nil {
+		s.bookings = map[string]Booking{}
+	}
+	s.seq++
+	b := Booking{Waybill: fmt.Sprintf("PCL%012d", s.seq)}
+	s.bookings[req.ClientRef] = b
+	return b, nil
+}
+
+// Cancel calls a booking off (unknown waybills are ignored).
+func (s *Sim) Cancel(ctx context.Context, waybill string) error {
+	return s.wait(ctx)
+}
