@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
+	"time"
 
 	"github.com/agora-commerce/agora/internal/bench"
 	"github.com/agora-commerce/agora/internal/server"
@@ -68,8 +70,26 @@ func (m *Main) ParseFlags(args []string) error {
 		fs.StringVar(&m.serve.Addr, "addr", env("AGORA_ADDR", "127.0.0.1:8080"), "listen address (AGORA_ADDR)")
 		fs.StringVar(&m.serve.DataDir, "data", env("AGORA_DATA_DIR", "data"), "data directory (AGORA_DATA_DIR)")
 		level := fs.String("log-level", env("AGORA_LOG_LEVEL", "info"), "debug, info, warn or error (AGORA_LOG_LEVEL)")
+		fs.StringVar(&m.serve.PostgresURL, "postgres", os.Getenv("AGORA_POSTGRES_URL"), "PostgreSQL URL; empty keeps everything in SQLite files under the data dir (AGORA_POSTGRES_URL)")
+		fs.StringVar(&m.serve.PostgresSchema, "postgres-schema", env("AGORA_POSTGRES_SCHEMA", "public"), "PostgreSQL schema (AGORA_POSTGRES_SCHEMA)")
+		fs.StringVar(&m.serve.NATSURL, "nats", os.Getenv("AGORA_NATS_URL"), "NATS URL; empty starts an embedded NATS JetStream server (AGORA_NATS_URL)")
+		fs.StringVar(&m.serve.NATSNamespace, "nats-namespace", env("AGORA_NATS_NAMESPACE", "agora"), "prefix of every NATS subject and stream (AGORA_NATS_NAMESPACE)")
+		fs.StringVar(&m.serve.CheckoutMode, "checkout-mode", env("AGORA_CHECKOUT_MODE", "orchestration"), "orchestration or choreography (AGORA_CHECKOUT_MODE)")
+		timeout := fs.String("checkout-timeout", env("AGORA_CHECKOUT_TIMEOUT", "30s"), "deadline of each checkout step; of the whole checkout in choreography (AGORA_CHECKOUT_TIMEOUT)")
+		rate := fs.String("carrier-failure-rate", env("AGORA_CARRIER_FAILURE_RATE", "0"), "fraction 0..1 of shipments the simulated carrier refuses (AGORA_CARRIER_FAILURE_RATE)")
+		latency := fs.String("carrier-latency", env("AGORA_CARRIER_LATENCY", "0s"), "latency of each simulated carrier call (AGORA_CARRIER_LATENCY)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
+		}
+		var err error
+		if m.serve.CheckoutTimeout, err = time.ParseDuration(*timeout); err != nil || m.serve.CheckoutTimeout <= 0 {
+			return fmt.Errorf("--checkout-timeout: %q is not a positive duration", *timeout)
+		}
+		if m.serve.CarrierLatency, err = time.ParseDuration(*latency); err != nil || m.serve.CarrierLatency < 0 {
+			return fmt.Errorf("--carrier-latency: %q is not a duration", *latency)
+		}
+		if m.serve.CarrierFailureRate, err = strconv.ParseFloat(*rate, 64); err != nil || m.serve.CarrierFailureRate < 0 || m.serve.CarrierFailureRate > 1 {
+			return fmt.Errorf("--carrier-failure-rate: %q is not a number from 0 to 1", *rate)
 		}
 		if err := m.level.UnmarshalText([]byte(*level)); err != nil {
 			return fmt.Errorf("--log-level: %w", err)

@@ -103,7 +103,7 @@ func TestEvolve(t *testing.T) {
 		payments.MoneyWithdrawn{Amount: money.New(250, usd), At: t1})
 	want := payments.Account{ID: "a1", OwnerID: "alice", Currency: usd, Balance: 1250, Status: payments.Active,
 		Transactions: 3, OpenedAt: t0, LastActivity: t1}
-	if a != want {
+	if !reflect.DeepEqual(a, want) {
 		t.Fatalf("account = %+v, want %+v", a, want)
 	}
 	if got := a.BalanceMoney(); got != money.New(1250, usd) {

@@ -1,6 +1,8 @@
-// Package server assembles Agora's embedded platform: the SQLite event
-// store, the read-model database, the projections, the bounded contexts'
-// HTTP APIs and the operational endpoints, served on one listener.
+// Package server assembles Agora's platform in one process: the event
+// store and read models (SQLite files, or PostgreSQL), the bus (NATS
+// JetStream, embedded or external) with its relays and consumers, the saga
+// engine, every bounded context's HTTP API and the operational endpoints,
+// served on one listener.
 package server
 
 import (
@@ -13,17 +15,28 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/eventstore/postgres"
 	"github.com/agora-commerce/agora/eventstore/sqlite"
-	"github.com/agora-commerce/agora/internal/payments/api"
-	"github.com/agora-commerce/agora/internal/payments/app"
-	"github.com/agora-commerce/agora/internal/payments/readmodel"
+	"github.com/agora-commerce/agora/internal/catalog"
+	invapp "github.com/agora-commerce/agora/internal/inventory/app"
+	ordapp "github.com/agora-commerce/agora/internal/ordering/app"
+	payapp "github.com/agora-commerce/agora/internal/payments/app"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/internal/platform/telemetry"
+	shipapp "github.com/agora-commerce/agora/internal/shipping/app"
+	"github.com/agora-commerce/agora/internal/shipping/carrier"
+	"github.com/agora-commerce/agora/messaging"
+	"github.com/agora-commerce/agora/messaging/natsbus"
 	"github.com/agora-commerce/agora/projection"
+	"github.com/agora-commerce/agora/saga"
 )
 
 // Config configures a Server.
@@ -34,29 +47,98 @@ type Config struct {
 	DataDir string
 	// Logger receives the server's logs.
 	Logger *slog.Logger
+
+	// PostgresURL, if set, keeps events and read models in PostgreSQL
+	// instead of SQLite files (AGORA_POSTGRES_URL).
+	PostgresURL string
+	// PostgresSchema is the schema to use there (default "public").
+	PostgresSchema string
+	// NATSURL, if set, connects to that NATS server instead of starting
+	// one inside the process (AGORA_NATS_URL).
+	NATSURL string
+	// NATSNamespace prefixes every subject and stream (default "agora").
+	NATSNamespace string
+	// CheckoutMode is "orchestration" (default) or "choreography".
+	CheckoutMode string
+	// CheckoutTimeout bounds each checkout step (orchestration) or the
+	// whole checkout (choreography); default 30s.
+	CheckoutTimeout time.Duration
+	// CarrierFailureRate is the fraction of shipments the simulated
+	// carrier refuses; CarrierLatency is how long each call takes.
+	CarrierFailureRate float64
+	CarrierLatency     time.Duration
+	// MerchantAccountID receives order payments; opened on start (USD).
+	MerchantAccountID string
 }
+
+// DefaultMerchantAccountID is the merchant account opened on first start.
+const DefaultMerchantAccountID = "merchant"
+
+// Checkout modes.
+const (
+	Orchestration = "orchestration"
+	Choreography  = "choreography"
+)
 
 // Server is the running embedded platform.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
-	store   *sqlite.Store
+	store   store
 	rmDB    *sql.DB
 	runners []*projection.Runner
 	metrics *telemetry.Metrics
 	ln      net.Listener
 	http    *http.Server
 
+	bus       *natsbus.Bus
+	relays    []*messaging.Relay
+	engine    *saga.Engine
+	consumers []consumer
+	daemons   []func(context.Context) error
+	// Services, for tests and benchmarks that look behind the API.
+	Payments  *payapp.Service
+	Inventory *invapp.Service
+	Ordering  *ordapp.Service
+	Shipping  *shipapp.Service
+	Catalog   *catalog.Store
+	Carrier   *carrier.Sim
+
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
 	ready  chan struct{}
 }
 
-// Open opens the stores, applies migrations, builds the HTTP handler and
-// binds the listener. Run serves.
+// store is what the server needs of an event store.
+type store interface {
+	eventstore.Store
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+type consumer struct {
+	c messaging.Consumer
+	h messaging.Handler
+}
+
+// Open opens the stores and the bus, applies migrations, wires the
+// bounded contexts, builds the HTTP handler and binds the listener. Run
+// serves.
 func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.CheckoutMode == "" {
+		cfg.CheckoutMode = Orchestration
+	}
+	if cfg.CheckoutMode != Orchestration && cfg.CheckoutMode != Choreography {
+		return nil, fmt.Errorf("server: checkout mode %q: want %q or %q", cfg.CheckoutMode, Orchestration, Choreography)
+	}
+	if cfg.CheckoutTimeout <= 0 {
+		cfg.CheckoutTimeout = 30 * time.Second
+	}
+	if cfg.MerchantAccountID == "" {
+		cfg.MerchantAccountID = DefaultMerchantAccountID
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
@@ -67,25 +149,18 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.Close()
 		}
 	}()
-	s.store, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "events.db"), sqlite.Options{Observer: s.metrics.Store("sqlite")})
+	if err := s.openStorage(ctx); err != nil {
+		return nil, err
+	}
+	s.bus, err = natsbus.Open(ctx, natsbus.Options{URL: cfg.NATSURL, DataDir: filepath.Join(cfg.DataDir, "nats"),
+		Namespace: cfg.NATSNamespace, Logger: s.log})
 	if err != nil {
 		return nil, err
 	}
-	s.rmDB, err = sql.Open("sqlite", sqlite.DSN(filepath.Join(cfg.DataDir, "readmodels.db"), false))
-	if err != nil {
-		return nil, err
-	}
-	s.rmDB.SetMaxOpenConns(8)
-
-	accounts := projection.NewRunner(s.store, s.rmDB, readmodel.Projection{}, projection.Options{Logger: s.log})
-	if err := accounts.Init(ctx); err != nil {
-		return nil, err
-	}
-	s.runners = append(s.runners, accounts)
-	s.metrics.Projection(accounts)
-
 	mux := http.NewServeMux()
-	api.New(app.NewService(s.store), readmodel.NewQueries(s.rmDB), accounts, s.store).Register(mux)
+	if err := s.wire(ctx, mux); err != nil {
+		return nil, err
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -107,6 +182,42 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	return s, nil
 }
 
+func (s *Server) openStorage(ctx context.Context) error {
+	cfg := s.cfg
+	if cfg.PostgresURL == "" {
+		st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "events.db"), sqlite.Options{Observer: s.metrics.Store("sqlite")})
+		if err != nil {
+			return err
+		}
+		s.store = st
+		s.rmDB, err = sql.Open("sqlite", sqlite.DSN(filepath.Join(cfg.DataDir, "readmodels.db"), false))
+		if err != nil {
+			return err
+		}
+		s.rmDB.SetMaxOpenConns(8)
+		return nil
+	}
+	schema := cfg.PostgresSchema
+	if schema == "" {
+		schema = "public"
+	}
+	st, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{Schema: schema, Observer: s.metrics.Store("postgres"), Logger: s.log})
+	if err != nil {
+		return err
+	}
+	s.store = st
+	sep := "?"
+	if strings.Contains(cfg.PostgresURL, "?") {
+		sep = "&"
+	}
+	s.rmDB, err = sql.Open("pgx", cfg.PostgresURL+sep+"search_path="+schema)
+	if err != nil {
+		return err
+	}
+	s.rmDB.SetMaxOpenConns(32)
+	return nil
+}
+
 // Addr returns the bound listen address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
@@ -117,14 +228,27 @@ func (s *Server) Ready() <-chan struct{} { return s.ready }
 // down gracefully.
 func (s *Server) Run(ctx context.Context) error {
 	ctx, s.cancel = context.WithCancel(ctx)
-	for _, r := range s.runners {
+	start := func(what string, f func(context.Context) error) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-				s.log.Error("projection stopped", "projection", r.Name(), "err", err)
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				s.log.Error("stopped", "what", what, "err", err)
 			}
 		}()
+	}
+	for _, r := range s.runners {
+		start("projection "+r.Name(), r.Run)
+	}
+	for i, r := range s.relays {
+		start(fmt.Sprintf("relay %d", i), r.Run)
+	}
+	start("saga engine", s.engine.Run)
+	for _, c := range s.consumers {
+		start("consumer "+c.c.Name, func(ctx context.Context) error { return s.bus.Subscribe(ctx, c.c, c.h) })
+	}
+	for i, d := range s.daemons {
+		start(fmt.Sprintf("daemon %d", i), d)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
@@ -154,6 +278,9 @@ func (s *Server) Close() error {
 	if s.ln != nil {
 		s.ln.Close()
 	}
+	if s.bus != nil {
+		errList = append(errList, s.bus.Close())
+	}
 	if s.rmDB != nil {
 		errList = append(errList, s.rmDB.Close())
 	}
@@ -166,13 +293,16 @@ func (s *Server) Close() error {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	checks := map[string]string{"eventstore": "ok", "readmodels": "ok"}
+	checks := map[string]string{"eventstore": "ok", "readmodels": "ok", "bus": "ok"}
 	status := http.StatusOK
 	if err := s.store.Ping(ctx); err != nil {
 		checks["eventstore"], status = err.Error(), http.StatusServiceUnavailable
 	}
 	if err := s.rmDB.PingContext(ctx); err != nil {
 		checks["readmodels"], status = err.Error(), http.StatusServiceUnavailable
+	}
+	if err := s.bus.Ping(ctx); err != nil {
+		checks["bus"], status = err.Error(), http.StatusServiceUnavailable
 	}
 	httpapi.JSON(w, status, map[string]any{"status": http.StatusText(status), "checks": checks})
 }

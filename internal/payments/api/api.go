@@ -264,17 +264,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 }
 
 // Limit parses ?limit= (default 50, at most 500).
-func Limit(r *http.Request) (int, error) {
-	v := r.URL.Query().Get("limit")
-	if v == "" {
-		return 50, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 500 {
-		return 0, errs.Fields(errs.FieldError{Field: "limit", Message: "must be an integer from 1 to 500"})
-	}
-	return n, nil
-}
+func Limit(r *http.Request) (int, error) { return httpapi.Limit(r) }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -280,4 +281,59 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // NotFound answers unknown routes with problem+json.
 func NotFound(w http.ResponseWriter, r *http.Request) {
 	Error(w, r, errs.E(errs.NotFound, "no route for %s %s", r.Method, r.URL.Path))
+}
+
+// Limit parses ?limit= (default 50, at most 500).
+func Limit(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 50, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 500 {
+		return 0, errs.Fields(errs.FieldError{Field: "limit", Message: "must be an integer from 1 to 500"})
+	}
+	return n, nil
+}
+
+// Query rejects query parameters other than allowed.
+func Query(r *http.Request, allowed ...string) error {
+	for k := range r.URL.Query() {
+		if !slices.Contains(allowed, k) {
+			return errs.Fields(errs.FieldError{Field: k, Message: "unknown query parameter"})
+		}
+	}
+	return nil
+}
+
+// ID checks an identifier from a path or body: present, at most 128
+// bytes, no control characters.
+func ID(field, v string) *errs.FieldError {
+	switch {
+	case v == "":
+		return &errs.FieldError{Field: field, Message: "is required"}
+	case len(v) > 128:
+		return &errs.FieldError{Field: field, Message: "is longer than 128 characters"}
+	case strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return &errs.FieldError{Field: field, Message: "contains control characters"}
+	}
+	return nil
+}
+
+// PathID returns the path value name, checked by ID.
+func PathID(r *http.Request, name string) (string, error) {
+	v := r.PathValue(name)
+	if fe := ID(name, v); fe != nil {
+		return "", errs.Fields(*fe)
+	}
+	return v, nil
+}
+
+// EmptyBody accepts no body, an empty one, or an empty JSON object.
+func EmptyBody(w http.ResponseWriter, r *http.Request) error {
+	if r.ContentLength == 0 {
+		return nil
+	}
+	var empty struct{}
+	return Decode(w, r, &empty)
 }

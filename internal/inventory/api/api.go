@@ -1,0 +1,90 @@
+// Package api is the inventory context's HTTP interface: /api/v1/inventory.
+package api
+
+import (
+	"net/http"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/inventory"
+	"github.com/agora-commerce/agora/internal/inventory/app"
+	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/internal/platform/httpapi"
+)
+
+// Products says whether a product exists (the catalog, as inventory sees it).
+type Products interface {
+	Exists(r *http.Request, id string) (bool, error)
+}
+
+// Handler serves the inventory API.
+type Handler struct {
+	svc      *app.Service
+	products Products
+}
+
+// New returns the inventory API on svc; products (optional) lets a restock
+// of an unknown product fail with 404.
+func New(svc *app.Service, products Products) *Handler { return &Handler{svc: svc, products: products} }
+
+// Register adds the inventory routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/inventory/{product_id}", h.get)
+	mux.HandleFunc("POST /api/v1/inventory/{product_id}/restock", h.restock)
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+	id, err := httpapi.PathID(r, "product_id")
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	lvl, _, err := h.svc.Get(r.Context(), id)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	httpapi.JSON(w, http.StatusOK, lvl)
+}
+
+type restockRequest struct {
+	Quantity *int64 `json:"quantity"`
+}
+
+func (h *Handler) restock(w http.ResponseWriter, r *http.Request) {
+	id, err := httpapi.PathID(r, "product_id")
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	var req restockRequest
+	if err := httpapi.Decode(w, r, &req); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if req.Quantity == nil {
+		httpapi.Error(w, r, errs.Fields(errs.FieldError{Field: "quantity", Message: "is required"}))
+		return
+	}
+	if *req.Quantity <= 0 || *req.Quantity > inventory.MaxQuantity {
+		httpapi.Error(w, r, inventory.ErrBadQuantity)
+		return
+	}
+	if h.products != nil {
+		ok, err := h.products.Exists(r, id)
+		if err != nil {
+			httpapi.Error(w, r, err)
+			return
+		}
+		if !ok {
+			httpapi.Error(w, r, &errs.Error{Code: errs.NotFound, Reason: "product_not_found", Message: "no such product"})
+			return
+		}
+	}
+	lvl, pos, err := h.svc.Restock(r.Context(), eventstore.Metadata{CorrelationID: r.Header.Get(httpapi.RequestIDHeader)}, id, *req.Quantity)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	httpapi.SetPosition(w, pos)
+	httpapi.JSON(w, http.StatusOK, lvl)
+}

@@ -1,0 +1,65 @@
+package app
+
+import (
+	"context"
+	"errors"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/inventory"
+	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
+	"github.com/agora-commerce/agora/internal/payments/paymentsapi"
+	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/internal/shipping/shippingapi"
+	"github.com/agora-commerce/agora/messaging"
+)
+
+// ReactionSubjects are the integration events inventory reacts to in a
+// choreographed checkout.
+var ReactionSubjects = []string{orderingapi.SubjectOrderPlaced, orderingapi.SubjectOrderCancelled, orderingapi.SubjectOrderConfirmed,
+	paymentsapi.SubjectPaymentFailed, shippingapi.SubjectShipmentFailed}
+
+// Reactions is inventory's part of a choreographed checkout: reserve on
+// OrderPlaced (the outcome is published as StockReserved or
+// StockReservationFailed), release when the order is cancelled or its
+// payment or shipment failed, commit when it is confirmed. Every command
+// is idempotent per order, so a redelivery changes nothing.
+func (s *Service) Reactions() messaging.Handler {
+	return func(ctx context.Context, d messaging.Delivery) error {
+		meta := eventstore.Metadata{CorrelationID: d.Headers[messaging.HeaderCorrelation], CausationID: d.ID}
+		order, err := orderOf(d)
+		if err != nil {
+			return err
+		}
+		switch d.Type {
+		case orderingapi.TypeOrderPlaced:
+			p, err := messaging.Decode[orderingapi.OrderPlaced](d.Message)
+			if err != nil {
+				return errors.Join(messaging.ErrPermanent, err)
+			}
+			lines := make([]inventory.Line, len(p.Lines))
+			for i, l := range p.Lines {
+				lines[i] = inventory.Line{ProductID: l.ProductID, Quantity: l.Quantity}
+			}
+			err = s.Reserve(ctx, meta, order, lines)
+			if errs.CodeOf(err) == errs.Conflict || errs.CodeOf(err) == errs.Unprocessable {
+				return nil // a refusal: recorded and published as StockReservationFailed
+			}
+			return err
+		case orderingapi.TypeOrderConfirmed:
+			return s.Commit(ctx, meta, order)
+		default: // cancelled, payment failed, shipment failed
+			return s.Release(ctx, meta, order)
+		}
+	}
+}
+
+// orderOf reads the order_id every checkout event carries.
+func orderOf(d messaging.Delivery) (string, error) {
+	v, err := messaging.Decode[struct {
+		OrderID string `json:"order_id"`
+	}](d.Message)
+	if err != nil || v.OrderID == "" {
+		return "", errors.Join(messaging.ErrPermanent, errors.New("message has no order_id"), err)
+	}
+	return v.OrderID, nil
+}

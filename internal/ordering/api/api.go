@@ -1,0 +1,166 @@
+// Package api is the ordering context's HTTP interface: /api/v1/orders.
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/ordering"
+	"github.com/agora-commerce/agora/internal/ordering/app"
+	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/internal/platform/httpapi"
+)
+
+// Canceller cancels a Pending order on a customer's request, the way the
+// checkout mode does it (abort the saga, or cancel and let the contexts
+// react). It returns the order and the position it wrote.
+type Canceller func(ctx context.Context, meta eventstore.Metadata, id string) (ordering.Order, uint64, error)
+
+// Handler serves the ordering API.
+type Handler struct {
+	svc     *app.Service
+	queries *app.OrderQueries
+	rm      httpapi.Waiter
+	cancel  Canceller
+	sagaID  func(orderID string) string
+}
+
+// New returns the ordering API.
+func New(svc *app.Service, q *app.OrderQueries, rm httpapi.Waiter, cancel Canceller, sagaID func(string) string) *Handler {
+	return &Handler{svc: svc, queries: q, rm: rm, cancel: cancel, sagaID: sagaID}
+}
+
+// Register adds the ordering routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /api/v1/orders", h.place)
+	mux.HandleFunc("GET /api/v1/orders", h.list)
+	mux.HandleFunc("GET /api/v1/orders/{id}", h.get)
+	mux.HandleFunc("POST /api/v1/orders/{id}/cancel", h.cancelOrder)
+}
+
+type placeRequest struct {
+	ID               string            `json:"id"`
+	CustomerID       string            `json:"customer_id"`
+	Items            []app.Line        `json:"items"`
+	ShippingAddress  *ordering.Address `json:"shipping_address"`
+	PaymentAccountID string            `json:"payment_account_id"`
+	PromotionCode    string            `json:"promotion_code"`
+}
+
+// View is an order as the API shows it.
+type View struct {
+	ordering.Order
+	SagaID string `json:"saga_id,omitempty"`
+}
+
+func meta(r *http.Request) eventstore.Metadata {
+	return eventstore.Metadata{Tenant: "demo", CorrelationID: r.Header.Get(httpapi.RequestIDHeader), TraceParent: r.Header.Get("Traceparent")}
+}
+
+func (h *Handler) place(w http.ResponseWriter, r *http.Request) {
+	var req placeRequest
+	if err := httpapi.Decode(w, r, &req); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	var bad []errs.FieldError
+	if req.ShippingAddress == nil {
+		bad = append(bad, errs.FieldError{Field: "shipping_address", Message: "is required"})
+		req.ShippingAddress = &ordering.Address{}
+	}
+	if fe := httpapi.ID("payment_account_id", req.PaymentAccountID); fe != nil {
+		bad = append(bad, *fe)
+	}
+	for _, f := range []struct{ name, v string }{{"id", req.ID}, {"customer_id", req.CustomerID}, {"promotion_code", req.PromotionCode}} {
+		if f.v == "" {
+			continue
+		}
+		if fe := httpapi.ID(f.name, f.v); fe != nil {
+			bad = append(bad, *fe)
+		}
+	}
+	for i, it := range req.Items {
+		if fe := httpapi.ID("items["+strconv.Itoa(i)+"].product_id", it.ProductID); fe != nil && it.ProductID != "" {
+			bad = append(bad, *fe)
+		}
+	}
+	if len(bad) > 0 {
+		httpapi.Error(w, r, errs.Fields(bad...))
+		return
+	}
+	o, pos, err := h.svc.Place(r.Context(), meta(r), app.PlaceOrder{ID: req.ID, CustomerID: req.CustomerID, Lines: req.Items,
+		ShippingAddress: *req.ShippingAddress, PaymentAccountID: req.PaymentAccountID, PromotionCode: req.PromotionCode})
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	httpapi.SetPosition(w, pos)
+	w.Header().Set("Location", "/api/v1/orders/"+o.ID)
+	httpapi.JSON(w, http.StatusAccepted, View{Order: o, SagaID: h.sagaID(o.ID)})
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+	id, err := httpapi.PathID(r, "id")
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	o, _, err := h.svc.Get(r.Context(), id)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	httpapi.JSON(w, http.StatusOK, View{Order: o, SagaID: h.sagaID(o.ID)})
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	if err := httpapi.Query(r, "status", "customer_id", "limit", "cursor"); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	limit, err := httpapi.Limit(r)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	f := app.Filter{Limit: limit, Cursor: q.Get("cursor"), CustomerID: q.Get("customer_id")}
+	switch st := ordering.Status(q.Get("status")); st {
+	case "", ordering.StatusPending, ordering.StatusConfirmed, ordering.StatusCancelled:
+		f.Status = st
+	default:
+		httpapi.Error(w, r, errs.Fields(errs.FieldError{Field: "status", Message: `must be "Pending", "Confirmed" or "Cancelled"`}))
+		return
+	}
+	if err := httpapi.Consistent(r, h.rm); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	page, err := h.queries.List(r.Context(), f)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	httpapi.JSON(w, http.StatusOK, page)
+}
+
+func (h *Handler) cancelOrder(w http.ResponseWriter, r *http.Request) {
+	id, err := httpapi.PathID(r, "id")
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if err := httpapi.EmptyBody(w, r); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	o, pos, err := h.cancel(r.Context(), meta(r), id)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	httpapi.SetPosition(w, pos)
+	httpapi.JSON(w, http.StatusAccepted, View{Order: o, SagaID: h.sagaID(o.ID)})
+}

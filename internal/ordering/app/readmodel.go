@@ -1,0 +1,163 @@
+package app
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/ordering"
+	"github.com/agora-commerce/agora/internal/platform/errs"
+)
+
+// Orders is the orders read model (table ordering_orders): every order as
+// its stream last told it, listed by customer and status.
+type Orders struct{}
+
+// Name implements projection.Projection.
+func (Orders) Name() string { return "ordering.orders" }
+
+// Setup implements projection.Projection.
+func (Orders) Setup(ctx context.Context, db *sql.DB) error {
+	for _, q := range []string{
+		`CREATE TABLE IF NOT EXISTS ordering_orders (id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL,
+			created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, body TEXT NOT NULL)`,
+		`CREATE INDEX IF NOT EXISTS ordering_orders_status ON ordering_orders (status, id)`,
+		`CREATE INDEX IF NOT EXISTS ordering_orders_customer ON ordering_orders (customer_id, id)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("ordering read model: %w", err)
+		}
+	}
+	return nil
+}
+
+// Reset implements projection.Projection.
+func (Orders) Reset(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM ordering_orders`)
+	return err
+}
+
+// Apply implements projection.Projection.
+func (Orders) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore.Record) error {
+	// Fold each order's events of the batch in memory, then write once.
+	orders := map[string]*ordering.Order{}
+	var ids []string
+	for _, r := range batch {
+		id, ok := IsOrderStream(r.StreamID)
+		if !ok || !codec.Knows(r.Type) {
+			continue
+		}
+		e, err := codec.Decode(r)
+		if err != nil {
+			return err
+		}
+		o, ok := orders[id]
+		if !ok {
+			o = &ordering.Order{}
+			if _, placed := e.(ordering.OrderPlaced); !placed {
+				var body string
+				err := tx.QueryRowContext(ctx, `SELECT body FROM ordering_orders WHERE id = $1`, id).Scan(&body)
+				if err != nil {
+					return fmt.Errorf("order %s: %w", id, err)
+				}
+				if err := json.Unmarshal([]byte(body), o); err != nil {
+					return err
+				}
+			}
+			orders[id] = o
+			ids = append(ids, id)
+		}
+		*o = ordering.Evolve(*o, e)
+	}
+	for _, id := range ids {
+		o := orders[id]
+		body, err := json.Marshal(o)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO ordering_orders (id, customer_id, status, created_at, updated_at, body)
+			VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at, body = excluded.body`,
+			id, o.CustomerID, string(o.Status), o.CreatedAt.UnixNano(), o.UpdatedAt.UnixNano(), string(body))
+		if err != nil {
+			return fmt.Errorf("order %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// OrderQueries reads the orders read model.
+type OrderQueries struct{ db *sql.DB }
+
+// NewOrderQueries returns queries on db.
+func NewOrderQueries(db *sql.DB) *OrderQueries { return &OrderQueries{db: db} }
+
+// Filter selects orders.
+type Filter struct {
+	// Status keeps orders in this status ("" for all).
+	Status ordering.Status
+	// CustomerID keeps one customer's orders ("" for all).
+	CustomerID string
+	// OlderThan keeps orders last changed before this time (zero: all).
+	OlderThan time.Time
+	// Limit caps the page (1..500).
+	Limit int
+	// Cursor continues a previous page.
+	Cursor string
+}
+
+// Page is a page of orders.
+type Page struct {
+	Items      []ordering.Order `json:"items"`
+	NextCursor string           `json:"next_cursor,omitempty"`
+}
+
+// ErrBadCursor reports a cursor this API did not issue.
+var ErrBadCursor = errs.Fields(errs.FieldError{Field: "cursor", Message: "is not a cursor from this list"})
+
+// List returns a page of orders in ID (time) order.
+func (q *OrderQueries) List(ctx context.Context, f Filter) (Page, error) {
+	after := ""
+	if f.Cursor != "" {
+		b, err := base64.RawURLEncoding.DecodeString(f.Cursor)
+		if err != nil || len(b) == 0 || len(b) > 128 {
+			return Page{}, ErrBadCursor
+		}
+		after = string(b)
+	}
+	older := int64(1<<63 - 1)
+	if !f.OlderThan.IsZero() {
+		older = f.OlderThan.UnixNano()
+	}
+	rows, err := q.db.QueryContext(ctx, `SELECT body FROM ordering_orders
+		WHERE id > $1 AND ($2 = '' OR status = $2) AND ($3 = '' OR customer_id = $3) AND updated_at < $4
+		ORDER BY id LIMIT $5`, after, string(f.Status), f.CustomerID, older, f.Limit+1)
+	if err != nil {
+		return Page{}, err
+	}
+	defer rows.Close()
+	p := Page{Items: []ordering.Order{}}
+	for rows.Next() {
+		var body string
+		if err := rows.Scan(&body); err != nil {
+			return Page{}, err
+		}
+		var o ordering.Order
+		if err := json.Unmarshal([]byte(body), &o); err != nil {
+			return Page{}, err
+		}
+		p.Items = append(p.Items, o)
+	}
+	if err := rows.Err(); err != nil {
+		return Page{}, err
+	}
+	if len(p.Items) > f.Limit {
+		p.Items = p.Items[:f.Limit]
+		p.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(p.Items[len(p.Items)-1].ID))
+	}
+	return p, nil
+}

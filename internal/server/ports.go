@@ -1,0 +1,108 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/catalog"
+	"github.com/agora-commerce/agora/internal/inventory"
+	invapp "github.com/agora-commerce/agora/internal/inventory/app"
+	"github.com/agora-commerce/agora/internal/ordering"
+	"github.com/agora-commerce/agora/internal/ordering/checkout"
+	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
+	"github.com/agora-commerce/agora/internal/payments"
+	payapp "github.com/agora-commerce/agora/internal/payments/app"
+	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/internal/shipping"
+	shipapp "github.com/agora-commerce/agora/internal/shipping/app"
+)
+
+// The checkout saga's ports, implemented in process by the contexts'
+// application services. Each maps the context's refusals to a
+// checkout.Rejection with the order's cancellation reason.
+
+type stockPort struct{ svc *invapp.Service }
+
+func (p stockPort) Reserve(ctx context.Context, meta eventstore.Metadata, order string, lines []orderingapi.Line) error {
+	ls := make([]inventory.Line, len(lines))
+	for i, l := range lines {
+		ls[i] = inventory.Line{ProductID: l.ProductID, Quantity: l.Quantity}
+	}
+	err := p.svc.Reserve(ctx, meta, order, ls)
+	switch {
+	case errors.Is(err, inventory.ErrOutOfStock):
+		return checkout.Reject(ordering.ReasonOutOfStock)
+	case errors.Is(err, inventory.ErrReservationClosed):
+		return checkout.Reject(ordering.ReasonCancelledByCustomer)
+	case errs.CodeOf(err) == errs.Unprocessable:
+		return checkout.Reject(ordering.ReasonOutOfStock)
+	}
+	return err
+}
+
+func (p stockPort) Release(ctx context.Context, meta eventstore.Metadata, order string) error {
+	return p.svc.Release(ctx, meta, order)
+}
+
+func (p stockPort) Commit(ctx context.Context, meta eventstore.Metadata, order string) error {
+	return p.svc.Commit(ctx, meta, order)
+}
+
+type paymentsPort struct{ svc *payapp.Service }
+
+func (p paymentsPort) payment(c checkout.Payment) payapp.Payment {
+	return payapp.OrderPayment(c.OrderID, c.From, c.To, c.Amount)
+}
+
+func (p paymentsPort) Pay(ctx context.Context, meta eventstore.Metadata, c checkout.Payment) error {
+	err := p.svc.Pay(ctx, meta, p.payment(c))
+	switch reason := errs.ReasonOf(err); {
+	case err == nil:
+		return nil
+	case reason == payments.ReasonInsufficientFunds:
+		return checkout.Reject(ordering.ReasonInsufficientFunds)
+	case reason == payments.ReasonCancelled:
+		return checkout.Reject(ordering.ReasonCancelledByCustomer)
+	case errs.CodeOf(err) == errs.Conflict, errs.CodeOf(err) == errs.NotFound, errs.CodeOf(err) == errs.Unprocessable:
+		return checkout.Reject(ordering.ReasonPaymentFailed)
+	}
+	return err
+}
+
+func (p paymentsPort) Refund(ctx context.Context, meta eventstore.Metadata, c checkout.Payment) error {
+	err := p.svc.Unpay(ctx, meta, p.payment(c))
+	if errs.CodeOf(err) == errs.NotFound {
+		return nil // no such account: nothing was paid
+	}
+	return err
+}
+
+type shippingPort struct{ svc *shipapp.Service }
+
+func (p shippingPort) Arrange(ctx context.Context, meta eventstore.Metadata, order string, to orderingapi.Address) error {
+	err := p.svc.Arrange(ctx, meta, order, shipping.Address(to))
+	switch {
+	case errors.Is(err, shipping.ErrShippingFailed):
+		return checkout.Reject(ordering.ReasonShippingFailed)
+	case errors.Is(err, shipping.ErrCancelled):
+		return checkout.Reject(ordering.ReasonCancelledByCustomer)
+	}
+	return err
+}
+
+func (p shippingPort) Cancel(ctx context.Context, meta eventstore.Metadata, order string) error {
+	return p.svc.Cancel(ctx, meta, order)
+}
+
+// productsPort lets inventory check that a product exists in the catalog.
+type productsPort struct{ store *catalog.Store }
+
+func (p productsPort) Exists(r *http.Request, id string) (bool, error) {
+	_, err := p.store.Get(r.Context(), id)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}

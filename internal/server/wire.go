@@ -1,0 +1,174 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/catalog"
+	catapi "github.com/agora-commerce/agora/internal/catalog/api"
+	invapi "github.com/agora-commerce/agora/internal/inventory/api"
+	invapp "github.com/agora-commerce/agora/internal/inventory/app"
+	"github.com/agora-commerce/agora/internal/ordering"
+	ordapi "github.com/agora-commerce/agora/internal/ordering/api"
+	ordapp "github.com/agora-commerce/agora/internal/ordering/app"
+	"github.com/agora-commerce/agora/internal/ordering/checkout"
+	"github.com/agora-commerce/agora/internal/payments"
+	payapi "github.com/agora-commerce/agora/internal/payments/api"
+	payapp "github.com/agora-commerce/agora/internal/payments/app"
+	"github.com/agora-commerce/agora/internal/payments/readmodel"
+	shipapi "github.com/agora-commerce/agora/internal/shipping/api"
+	shipapp "github.com/agora-commerce/agora/internal/shipping/app"
+	"github.com/agora-commerce/agora/internal/shipping/carrier"
+	"github.com/agora-commerce/agora/messaging"
+	"github.com/agora-commerce/agora/money"
+	"github.com/agora-commerce/agora/projection"
+	"github.com/agora-commerce/agora/saga"
+)
+
+// Streams on the bus: every event-sourced context's integration events,
+// and the catalog's.
+const (
+	eventsStream  = "EVENTS"
+	catalogStream = "CATALOG"
+)
+
+// Promotions are the promotion codes on offer.
+var Promotions = []ordering.Promotion{
+	{Code: "WELCOME10", Kind: ordering.Percentage, BasisPoints: 1000},
+	{Code: "FIVEOFF", Kind: ordering.FixedAmount, Amount: money.New(500, money.MustCurrency("USD"))},
+}
+
+// publish maps any context's record to its integration event.
+func publish(r eventstore.Record) (messaging.Message, bool, error) {
+	for _, f := range []messaging.Mapper{ordapp.Publish, invapp.Publish, payapp.Publish, shipapp.Publish} {
+		if m, ok, err := f(r); ok || err != nil {
+			return m, ok, err
+		}
+	}
+	return messaging.Message{}, false, nil
+}
+
+func (s *Server) runner(ctx context.Context, p projection.Projection) (*projection.Runner, error) {
+	r := projection.NewRunner(s.store, s.rmDB, p, projection.Options{Logger: s.log})
+	if err := r.Init(ctx); err != nil {
+		return nil, err
+	}
+	s.runners = append(s.runners, r)
+	s.metrics.Projection(r)
+	return r, nil
+}
+
+// wire builds every bounded context, the bus plumbing and the checkout.
+func (s *Server) wire(ctx context.Context, mux *http.ServeMux) error {
+	cfg := s.cfg
+	pg := cfg.PostgresURL != ""
+	// Payments.
+	s.Payments = payapp.NewService(s.store)
+	accounts, err := s.runner(ctx, readmodel.Projection{})
+	if err != nil {
+		return err
+	}
+	if _, err := s.Payments.Open(ctx, eventstore.Metadata{}, payapp.OpenAccount{ID: cfg.MerchantAccountID, OwnerID: "merchant",
+		Initial: money.New(0, money.MustCurrency("USD"))}); err != nil && !errors.Is(err, payments.ErrAlreadyOpen) {
+		return err
+	}
+	s.engine = saga.NewEngine(s.store, s.rmDB, saga.Options{Logger: s.log})
+	saga.Register(s.engine, payapp.TransferSaga(s.Payments))
+
+	// Catalog, inventory, shipping.
+	if s.Catalog, err = catalog.OpenStore(ctx, s.rmDB, pg); err != nil {
+		return err
+	}
+	s.Inventory = invapp.NewService(s.store)
+	s.Carrier = &carrier.Sim{FailureRate: cfg.CarrierFailureRate, Latency: cfg.CarrierLatency}
+	s.Shipping = shipapp.NewService(s.store, shipapp.Parcelo{Sim: s.Carrier})
+
+	// Ordering and the checkout.
+	s.Ordering = ordapp.NewService(s.store, ordapp.Options{Catalog: s.Catalog, Promotions: Promotions, MerchantAccountID: cfg.MerchantAccountID})
+	orders, err := s.runner(ctx, ordapp.Orders{})
+	if err != nil {
+		return err
+	}
+	queries := ordapp.NewOrderQueries(s.rmDB)
+	var cancel ordapi.Canceller
+	sagaID := func(string) string { return "" }
+	if cfg.CheckoutMode == Orchestration {
+		saga.Register(s.engine, checkout.Saga(checkout.Ports{Orders: s.Ordering, Stock: stockPort{s.Inventory},
+			Payments: paymentsPort{s.Payments}, Shipping: shippingPort{s.Shipping}, StepDeadline: cfg.CheckoutTimeout}))
+		if _, err := s.runner(ctx, checkout.Starter{Engine: s.engine}); err != nil {
+			return err
+		}
+		sagaID = checkout.SagaID
+		cancel = func(ctx context.Context, meta eventstore.Metadata, id string) (ordering.Order, uint64, error) {
+			o, pos, err := s.Ordering.RequestCancel(ctx, meta, id)
+			if err != nil || o.Status != ordering.StatusPending {
+				return o, pos, err
+			}
+			if err := s.engine.Abort(ctx, checkout.SagaID(id), ordering.ReasonCancelledByCustomer); err != nil &&
+				!errors.Is(err, saga.ErrNotRunning) && !errors.Is(err, saga.ErrNotFound) {
+				return o, pos, err
+			}
+			return o, pos, nil
+		}
+	} else {
+		cancel = func(ctx context.Context, meta eventstore.Metadata, id string) (ordering.Order, uint64, error) {
+			return s.Ordering.Cancel(ctx, meta, id, ordering.ReasonCancelledByCustomer)
+		}
+		if err := s.choreography(ctx, queries); err != nil {
+			return err
+		}
+	}
+
+	// The bus: relays from the outboxes.
+	if err := s.bus.EnsureStream(ctx, eventsStream, "ordering.>", "inventory.>", "payments.>", "shipping.>"); err != nil {
+		return err
+	}
+	if err := s.bus.EnsureStream(ctx, catalogStream, "catalog.>"); err != nil {
+		return err
+	}
+	cps, err := messaging.SQLCheckpoints(ctx, s.rmDB)
+	if err != nil {
+		return err
+	}
+	for _, r := range []*messaging.Relay{
+		messaging.NewRelay(messaging.EventLog(s.store, publish), s.bus, cps, messaging.RelayOptions{Name: "events", Tail: s.bus.Tail(eventsStream), Logger: s.log}),
+		messaging.NewRelay(s.Catalog.Outbox(), s.bus, cps, messaging.RelayOptions{Name: "catalog", Tail: s.bus.Tail(catalogStream), Logger: s.log}),
+	} {
+		s.bus.OnReconnect(r.RequestRewind)
+		s.relays = append(s.relays, r)
+	}
+
+	payapi.New(s.Payments, readmodel.NewQueries(s.rmDB), accounts, s.store).WithTransfers(s.engine).Register(mux)
+	catapi.New(s.Catalog).Register(mux)
+	invapi.New(s.Inventory, productsPort{s.Catalog}).Register(mux)
+	shipapi.New(s.Shipping).Register(mux)
+	ordapi.New(s.Ordering, queries, orders, cancel, sagaID).Register(mux)
+	sagasAPI{s.engine}.Register(mux)
+	return nil
+}
+
+// choreography subscribes each context to the events it reacts to.
+func (s *Server) choreography(ctx context.Context, queries *ordapp.OrderQueries) error {
+	payH, err := s.Payments.Reactions(ctx, s.rmDB)
+	if err != nil {
+		return err
+	}
+	shipH, err := s.Shipping.Reactions(ctx, s.rmDB)
+	if err != nil {
+		return err
+	}
+	for _, c := range []consumer{
+		{messaging.Consumer{Name: "inventory-checkout", Subjects: invapp.ReactionSubjects}, s.Inventory.Reactions()},
+		{messaging.Consumer{Name: "payments-checkout", Subjects: payapp.ReactionSubjects}, payH},
+		{messaging.Consumer{Name: "shipping-checkout", Subjects: shipapp.ReactionSubjects}, shipH},
+		{messaging.Consumer{Name: "ordering-checkout", Subjects: ordapp.ReactionSubjects}, s.Ordering.Reactions()},
+	} {
+		c.c.Stream, c.c.Concurrency = eventsStream, 64
+		s.consumers = append(s.consumers, c)
+	}
+	wd := checkout.Watchdog{Orders: s.Ordering, Queries: queries, Timeout: s.cfg.CheckoutTimeout, Logger: s.log}
+	s.daemons = append(s.daemons, wd.Run)
+	return nil
+}
