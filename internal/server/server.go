@@ -24,6 +24,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/eventstore/postgres"
 	"github.com/agora-commerce/agora/eventstore/sqlite"
+	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/internal/catalog"
 	invapp "github.com/agora-commerce/agora/internal/inventory/app"
 	ordapp "github.com/agora-commerce/agora/internal/ordering/app"
@@ -245,7 +246,18 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	start("saga engine", s.engine.Run)
 	for _, c := range s.consumers {
-		start("consumer "+c.c.Name, func(ctx context.Context) error { return s.bus.Subscribe(ctx, c.c, c.h) })
+		start("consumer "+c.c.Name, func(ctx context.Context) error {
+			for attempt := 1; ; attempt++ {
+				err := s.bus.Subscribe(ctx, c.c, c.h)
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				s.log.Error("consumer stopped; restarting", "consumer", c.c.Name, "err", err)
+				if err := backoff.Sleep(ctx, backoff.Delay(100*time.Millisecond, 5*time.Second, attempt)); err != nil {
+					return err
+				}
+			}
+		})
 	}
 	for i, d := range s.daemons {
 		start(fmt.Sprintf("daemon %d", i), d)
@@ -347,3 +359,9 @@ func (p *statusProbe) WriteHeader(code int) {
 		p.status = code
 	}
 }
+
+// Bus returns the server's message bus.
+func (s *Server) Bus() *natsbus.Bus { return s.bus }
+
+// Engine returns the server's saga engine.
+func (s *Server) Engine() *saga.Engine { return s.engine }

@@ -82,7 +82,7 @@ func (s *Server) wire(ctx context.Context, mux *http.ServeMux) error {
 		return err
 	}
 	s.Inventory = invapp.NewService(s.store)
-	s.Carrier = &carrier.Sim{FailureRate: cfg.CarrierFailureRate, Latency: cfg.CarrierLatency}
+	s.Carrier = carrier.NewSim(cfg.CarrierFailureRate, cfg.CarrierLatency)
 	s.Shipping = shipapp.NewService(s.store, shipapp.Parcelo{Sim: s.Carrier})
 
 	// Ordering and the checkout.

@@ -276,7 +276,33 @@ func (b *Bus) Tail(stream string) messaging.Tail {
 
 // Subscribe implements messaging.Subscriber with a durable pull consumer
 // and explicit acknowledgements. It returns when ctx ends.
+//
+// A consumer of several subjects runs as one durable consumer per subject
+// (named Name + "-" + its index), so that it works on servers older than
+// 2.10, which allow one filter per consumer. Deliveries of different
+// subjects are then not ordered among themselves.
 func (b *Bus) Subscribe(ctx context.Context, c messaging.Consumer, h messaging.Handler) error {
+	if len(c.Subjects) > 1 {
+		var wg sync.WaitGroup
+		errs := make([]error, len(c.Subjects))
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		for i, subj := range c.Subjects {
+			one := c
+			one.Name, one.Subjects = fmt.Sprintf("%s-%d", c.Name, i), []string{subj}
+			wg.Go(func() {
+				errs[i] = b.Subscribe(ctx, one, h)
+				cancel() // one failing stops the others: the caller retries the whole
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+		}
+		return ctx.Err()
+	}
 	filters := make([]string, len(c.Subjects))
 	for i, s := range c.Subjects {
 		filters[i] = b.subject(s)

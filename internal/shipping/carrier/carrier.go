@@ -48,23 +48,37 @@ var (
 // deterministic shipping failure.
 const UndeliverablePostcode = "00000"
 
-// Sim is the simulated Parcelo service.
+// Sim is the simulated Parcelo service. Its settings may change while it
+// runs (tests slow it down to catch an order mid-checkout).
 type Sim struct {
-	// FailureRate is the fraction (0..1) of new bookings refused.
-	FailureRate float64
-	// Latency is how long every call takes.
-	Latency time.Duration
+	mu          sync.Mutex
+	failureRate float64
+	latency     time.Duration
+	bookings    map[string]Booking
+	seq         uint64
+}
 
-	mu       sync.Mutex
-	bookings map[string]Booking
-	seq      uint64
+// NewSim returns a carrier that refuses failureRate (0..1) of new
+// bookings and takes latency for every call.
+func NewSim(failureRate float64, latency time.Duration) *Sim {
+	return &Sim{failureRate: failureRate, latency: latency}
+}
+
+// Set changes the failure rate and latency.
+func (s *Sim) Set(failureRate float64, latency time.Duration) {
+	s.mu.Lock()
+	s.failureRate, s.latency = failureRate, latency
+	s.mu.Unlock()
 }
 
 func (s *Sim) wait(ctx context.Context) error {
-	if s.Latency <= 0 {
+	s.mu.Lock()
+	d := s.latency
+	s.mu.Unlock()
+	if d <= 0 {
 		return nil
 	}
-	t := time.NewTimer(s.Latency)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -84,7 +98,7 @@ func (s *Sim) Book(ctx context.Context, req BookingRequest) (Booking, error) {
 	if b, ok := s.bookings[req.ClientRef]; ok {
 		return b, nil
 	}
-	if req.To.Postcode == UndeliverablePostcode || (s.FailureRate > 0 && rand.Float64() < s.FailureRate) {
+	if req.To.Postcode == UndeliverablePostcode || (s.failureRate > 0 && rand.Float64() < s.failureRate) {
 		return Booking{}, ErrUndeliverable
 	}
 	if s.bookings == nil {
