@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"sync"
 	"time"
 
@@ -71,10 +70,12 @@ type Repository[S, E any] struct {
 	store   eventstore.Store
 	typ     Type[S, E]
 	retries int
-	// stripes serialise commands on the same aggregate within this
-	// process, so that local contention queues instead of conflicting;
-	// the expected-version check still guards against other processes.
+	// stripes is non-empty when commands on one aggregate queue in this
+	// process (see Handle); the expected-version check still guards
+	// against other processes.
 	stripes []sync.Mutex
+	qmu     sync.Mutex
+	queues  map[string]*queue[S, E]
 
 	// cache keeps the state each aggregate had after its last command here
 	// (WithCache), so a hot aggregate is not rebuilt from its snapshot for
@@ -172,22 +173,110 @@ type Decide[S, E any] func(l Loaded[S]) ([]E, error)
 // expecting the loaded version. On a concurrency conflict it reloads and
 // runs decide again, up to the repository's retry limit. meta is stamped
 // on every event.
+//
+// Commands on the same aggregate within this process queue rather than
+// conflict, and the queue is handled in batches: one load, each decide in
+// arrival order on the state its predecessors left, one append for all
+// their events (a command that fails decides nothing and does not fail
+// the others). A hot aggregate — a merchant's account credited by every
+// order — then costs one commit per batch instead of one per command.
 func (r *Repository[S, E]) Handle(ctx context.Context, id string, meta eventstore.Metadata, decide Decide[S, E]) (Result[S, E], error) {
-	if len(r.stripes) > 0 {
-		h := fnv.New32a()
-		h.Write([]byte(id))
-		mu := &r.stripes[h.Sum32()%uint32(len(r.stripes))]
-		mu.Lock()
-		defer mu.Unlock()
+	if len(r.stripes) == 0 {
+		return r.retry(ctx, id, []*command[S, E]{{meta: meta, decide: decide}})
 	}
+	c := &command[S, E]{meta: meta, decide: decide, done: make(chan struct{})}
+	r.qmu.Lock()
+	if r.queues == nil {
+		r.queues = make(map[string]*queue[S, E])
+	}
+	q := r.queues[id]
+	if q == nil {
+		q = &queue[S, E]{}
+		r.queues[id] = q
+	}
+	q.waiting = append(q.waiting, c)
+	lead := !q.busy
+	q.busy = true
+	r.qmu.Unlock()
+	if !lead {
+		<-c.done // a leader ran it, or handed the lead to it
+		if !c.lead {
+			return c.res, c.err
+		}
+	}
+	// Lead: run one batch (which includes c), then hand the lead on.
+	r.qmu.Lock()
+	batch := q.waiting
+	if len(batch) > maxBatch {
+		batch = batch[:maxBatch]
+	}
+	q.waiting = q.waiting[len(batch):]
+	r.qmu.Unlock()
+	// The batch carries other callers' commands: one caller giving up
+	// must not fail them, so it runs detached, bounded in time.
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), batchTimeout)
+	_, _ = r.retry(bctx, id, batch)
+	cancel()
+	r.qmu.Lock()
+	if len(q.waiting) > 0 {
+		next := q.waiting[0]
+		next.lead = true
+		close(next.done)
+	} else {
+		q.busy = false
+		delete(r.queues, id)
+	}
+	r.qmu.Unlock()
+	for _, b := range batch {
+		if b != c {
+			close(b.done)
+		}
+	}
+	return c.res, c.err
+}
+
+// maxBatch caps the commands one append carries.
+const maxBatch = 256
+
+// batchTimeout bounds one batch, retries included.
+const batchTimeout = 30 * time.Second
+
+// command is one Handle call waiting in its aggregate's queue.
+type command[S, E any] struct {
+	meta   eventstore.Metadata
+	decide Decide[S, E]
+	res    Result[S, E]
+	err    error
+	done   chan struct{}
+	lead   bool // woken to lead the next batch, not with a result
+}
+
+type queue[S, E any] struct {
+	waiting []*command[S, E]
+	busy    bool
+}
+
+// retry runs batch, reloading and deciding again on a concurrency
+// conflict, up to the retry limit; it leaves each command's outcome in it.
+func (r *Repository[S, E]) retry(ctx context.Context, id string, batch []*command[S, E]) (Result[S, E], error) {
 	for attempt := 0; ; attempt++ {
-		res, err := r.handleOnce(ctx, id, meta, decide)
+		err := r.handleBatch(ctx, id, batch)
 		if err == nil || !errors.Is(err, eventstore.ErrConcurrency) || attempt >= r.retries {
-			return res, err
+			if err != nil {
+				for _, c := range batch {
+					if c.err == nil {
+						c.err = err
+					}
+				}
+			}
+			return batch[0].res, batch[0].err
 		}
 		// Back off a little, with jitter, so contending writers spread out.
 		if err := backoff.Sleep(ctx, backoff.Delay(time.Millisecond, 32*time.Millisecond, attempt+1)); err != nil {
-			return res, err
+			for _, c := range batch {
+				c.err = err
+			}
+			return batch[0].res, err
 		}
 	}
 }
@@ -234,44 +323,63 @@ func (r *Repository[S, E]) forget(id string) {
 	r.cacheMu.Unlock()
 }
 
-func (r *Repository[S, E]) handleOnce(ctx context.Context, id string, meta eventstore.Metadata, decide Decide[S, E]) (Result[S, E], error) {
+// handleBatch loads the aggregate once and runs every command of batch
+// in order on the evolving state, then appends all their events at once.
+// It returns the append's error (a concurrency conflict: run it again);
+// commands' own decide errors are left in them.
+func (r *Repository[S, E]) handleBatch(ctx context.Context, id string, batch []*command[S, E]) error {
 	l, err := r.loadCached(ctx, id)
 	if err != nil {
-		return Result[S, E]{Loaded: l}, err
+		return err
 	}
 	r.remember(l)
-	events, err := decide(l)
-	if err != nil || len(events) == 0 {
-		return Result[S, E]{Loaded: l}, err
-	}
-	data := make([]eventstore.EventData, len(events))
-	for i, e := range events {
-		d, err := r.typ.Encode(e)
-		if err != nil {
-			return Result[S, E]{Loaded: l}, fmt.Errorf("aggregate: encode: %w", err)
-		}
-		d.Metadata = meta
-		data[i] = d
-	}
-	stream := r.typ.StreamID(id)
-	app, err := r.store.Append(ctx, stream, eventstore.Exact(l.Version), data...)
-	if err != nil {
-		if !errors.Is(err, eventstore.ErrConcurrency) {
-			r.forget(id) // the append's fate is unknown: reload next time
-		}
-		return Result[S, E]{Loaded: l}, err
-	}
 	before := l.Version
-	for _, e := range events {
-		l.State = r.typ.Evolve(l.State, e)
+	var data []eventstore.EventData
+	var all []E
+	cur := l
+	for _, c := range batch {
+		c.res, c.err = Result[S, E]{Loaded: cur}, nil
+		events, err := c.decide(cur)
+		if err != nil {
+			c.err = err
+			continue
+		}
+		for _, e := range events {
+			d, err := r.typ.Encode(e)
+			if err != nil {
+				r.forget(id) // decided states of earlier commands may share memory with it
+				return fmt.Errorf("aggregate: encode: %w", err)
+			}
+			d.Metadata = c.meta
+			data = append(data, d)
+			cur.State = r.typ.Evolve(cur.State, e)
+			cur.Version++
+		}
+		all = append(all, events...)
+		c.res = Result[S, E]{Loaded: cur, Events: events}
 	}
-	l.Version = app.NextExpectedVersion
-	if n := r.typ.SnapshotEvery; n > 0 && l.Version/n > before/n {
+	if len(data) == 0 {
+		return nil
+	}
+	app, err := r.store.Append(ctx, r.typ.StreamID(id), eventstore.Exact(l.Version), data...)
+	if err != nil {
+		// Evolve may have changed the cached state in place: reload next time.
+		r.forget(id)
+		return err
+	}
+	for _, c := range batch {
+		if c.err == nil && len(c.res.Events) > 0 {
+			// The batch's last position: at or after this command's events,
+			// which is what read-your-writes needs.
+			c.res.Append = app
+		}
+	}
+	if n := r.typ.SnapshotEvery; n > 0 && cur.Version/n > before/n {
 		// A failed snapshot costs only speed: the events are committed.
-		_ = r.SaveSnapshot(ctx, l)
+		_ = r.SaveSnapshot(ctx, cur)
 	}
-	r.remember(l)
-	return Result[S, E]{Loaded: l, Events: events, Append: app}, nil
+	r.remember(cur)
+	return nil
 }
 
 // SaveSnapshot stores l as the aggregate's snapshot.

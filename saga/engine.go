@@ -319,12 +319,15 @@ func (e *Engine) backoff(attempt int) time.Duration {
 }
 
 // advance runs instance id until it finishes, fails or ctx ends.
+// The state is loaded once and then kept up to date by append; a
+// concurrent append elsewhere surfaces as ErrConcurrency, and drive
+// reloads.
 func (e *Engine) advance(ctx context.Context, id string) error {
+	st, err := e.load(ctx, id)
+	if err != nil {
+		return err
+	}
 	for {
-		st, err := e.load(ctx, id)
-		if err != nil {
-			return err
-		}
 		r := e.defs[st.typ]
 		if r == nil {
 			return fmt.Errorf("saga %s: unknown type %q", id, st.typ)

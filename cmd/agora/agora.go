@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -19,7 +20,8 @@ const usage = `usage: agora <command> [flags]
 
 commands:
   serve        run the whole platform in one process (embedded storage)
-  bench store  measure the event stores (add --json for machine output)
+  bench store     measure the event stores (add --json for machine output)
+  bench checkout  place orders through the HTTP API as fast as they are taken
 
 Run 'agora <command> -h' for a command's flags.`
 
@@ -39,7 +41,11 @@ type Main struct {
 	serve   server.Config
 	level   slog.Level
 	bench   bench.Config
-	asJSON  bool
+	// checkout configures `agora bench checkout`.
+	checkout bench.CheckoutConfig
+	// cpuProfile names a CPU profile to write during a benchmark.
+	cpuProfile string
+	asJSON   bool
 
 	srv *server.Server
 	// Ready, if set, is called with the server once it accepts requests.
@@ -96,8 +102,22 @@ func (m *Main) ParseFlags(args []string) error {
 		}
 		return nil
 	case "bench":
+		if len(args) >= 2 && args[1] == "checkout" {
+			m.command = "bench checkout"
+			fs := flag.NewFlagSet("bench checkout", flag.ContinueOnError)
+			fs.SetOutput(m.Stderr)
+			fs.BoolVar(&m.asJSON, "json", false, "print one JSON object instead of a table")
+			fs.IntVar(&m.checkout.Orders, "orders", 5000, "orders to place")
+			fs.IntVar(&m.checkout.InFlight, "in-flight", 256, "most orders submitted and not yet ended")
+			fs.IntVar(&m.checkout.Clients, "clients", 32, "concurrent HTTP clients")
+			fs.IntVar(&m.checkout.RelayEvents, "relay-events", 100_000, "events for the relay measurement (0 skips it)")
+			fs.StringVar(&m.checkout.Mode, "mode", env("AGORA_CHECKOUT_MODE", "orchestration"), "orchestration or choreography")
+			fs.StringVar(&m.checkout.Dir, "dir", "", "data directory (default: a temporary one)")
+			fs.StringVar(&m.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+			return fs.Parse(args[2:])
+		}
 		if len(args) < 2 || args[1] != "store" {
-			return errors.New("usage: agora bench store [--json] [--events N] [--writers N]")
+			return errors.New("usage: agora bench store|checkout [--json] ...")
 		}
 		m.command = "bench store"
 		fs := flag.NewFlagSet("bench store", flag.ContinueOnError)
@@ -133,6 +153,27 @@ func (m *Main) Run(ctx context.Context) error {
 			}()
 		}
 		return srv.Run(ctx)
+	case "bench checkout":
+		if m.cpuProfile != "" {
+			f, err := os.Create(m.cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
+		m.checkout.Log = func(format string, args ...any) { fmt.Fprintf(m.Stderr, format+"\n", args...) }
+		res, err := bench.RunCheckout(ctx, m.checkout)
+		if err != nil {
+			return err
+		}
+		if m.asJSON {
+			return res.WriteJSON(m.Stdout)
+		}
+		return res.WriteTable(m.Stdout)
 	case "bench store":
 		m.bench.Log = func(format string, args ...any) { fmt.Fprintf(m.Stderr, format+"\n", args...) }
 		res, err := bench.Run(ctx, m.bench)

@@ -65,6 +65,9 @@ type Store struct {
 	unlock   func()
 	// inFlight counts callers inside submit, for the writer's linger.
 	inFlight atomic.Int64
+	// streamStmts are the prepared stream reads (forward, backward).
+	stmtMu      sync.Mutex
+	streamStmts [2]*sql.Stmt
 }
 
 type appendReq struct {

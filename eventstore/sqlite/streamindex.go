@@ -72,6 +72,39 @@ func (m *memtable) lastVersion(stream string) (int64, bool) {
 	return e[len(e)-1].version, true
 }
 
+// covers reports whether the memtable holds every version of stream from
+// v on (its entries are a contiguous suffix of the stream's versions).
+func (m *memtable) covers(stream string, v int64) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	e := m.streams[stream]
+	return len(e) > 0 && e[0].version <= v
+}
+
+// streamStmt returns the prepared stream query in one direction.
+func (s *Store) streamStmt(ctx context.Context, back bool) (*sql.Stmt, error) {
+	i := 0
+	if back {
+		i = 1
+	}
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if s.streamStmts[i] != nil {
+		return s.streamStmts[i], nil
+	}
+	order := "ASC"
+	if back {
+		order = "DESC"
+	}
+	st, err := s.r.PrepareContext(ctx, `SELECT `+prefixed+` FROM stream_index si JOIN events e ON e.position = si.position
+		WHERE si.stream_id = ? AND si.version >= ? AND si.version <= ? ORDER BY si.version `+order+` LIMIT ?`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: prepare stream read: %w", err)
+	}
+	s.streamStmts[i] = st
+	return st, nil
+}
+
 // entries returns a copy of the stream's entries.
 func (m *memtable) entries(stream string) []indexEntry {
 	m.mu.RLock()
@@ -191,18 +224,23 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, r eventstore.St
 	if back && len(fromMem) == limit {
 		return s.byPositions(ctx, fromMem, true)
 	}
-	order := "ASC"
-	if back {
-		order = "DESC"
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT `+prefixed+` FROM stream_index si JOIN events e ON e.position = si.position
-		WHERE si.stream_id = ? AND si.version >= ? AND si.version <= ? ORDER BY si.version `+order+` LIMIT ?`, streamID, lo, hi, limit)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: read stream %s: %w", streamID, err)
-	}
-	indexed, err := scanRecords(rows, limit)
-	if err != nil {
-		return nil, err
+	// The memtable holds a contiguous suffix of each stream's versions
+	// (a flush empties it whole), so a forward read starting inside it
+	// needs nothing from the table: the common "anything new since
+	// version v?" read of a hot aggregate costs no table query.
+	var indexed []eventstore.Record
+	if back || len(fromMem) == 0 || !s.mem.covers(streamID, lo) {
+		stmt, err := s.streamStmt(ctx, back)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := stmt.QueryContext(ctx, streamID, lo, hi, limit)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: read stream %s: %w", streamID, err)
+		}
+		if indexed, err = scanRecords(rows, limit); err != nil {
+			return nil, err
+		}
 	}
 	mem, err := s.byPositions(ctx, fromMem, back)
 	if err != nil {

@@ -68,7 +68,7 @@ type Service struct {
 func NewService(store eventstore.Store) *Service {
 	return &Service{
 		stock: aggregate.NewRepository(store, StockType(), aggregate.WithCache(8192), aggregate.WithRetries(50)),
-		res:   aggregate.NewRepository(store, ReservationType()),
+		res:   aggregate.NewRepository(store, ReservationType(), aggregate.WithCache(16384)),
 		now:   time.Now,
 	}
 }
@@ -235,7 +235,7 @@ func (s *Service) Release(ctx context.Context, meta eventstore.Metadata, order s
 
 // Commit takes a reserved order's units out of stock (the order shipped).
 func (s *Service) Commit(ctx context.Context, meta eventstore.Metadata, order string) error {
-	l, err := s.res.Load(ctx, order)
+	l, err := s.peek(ctx, order)
 	if err != nil {
 		return err
 	}
@@ -261,6 +261,12 @@ func (s *Service) Commit(ctx context.Context, meta eventstore.Metadata, order st
 		return []inventory.Event{inventory.OrderStockCommitted{OrderID: order, At: s.now().UTC()}}, nil
 	})
 	return err
+}
+
+// peek reads order's reservation through the repository's cache.
+func (s *Service) peek(ctx context.Context, order string) (aggregate.Loaded[inventory.Reservation], error) {
+	res, err := s.res.Handle(ctx, order, eventstore.Metadata{}, func(aggregate.Loaded[inventory.Reservation]) ([]inventory.Event, error) { return nil, nil })
+	return res.Loaded, err
 }
 
 // IsStockStream reports whether stream is a product's stock, and which.

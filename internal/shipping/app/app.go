@@ -75,7 +75,7 @@ type Service struct {
 
 // NewService returns a Service on store shipping with c.
 func NewService(store eventstore.Store, c Carrier) *Service {
-	return &Service{repo: aggregate.NewRepository(store, ShipmentType()), carrier: c, now: time.Now}
+	return &Service{repo: aggregate.NewRepository(store, ShipmentType(), aggregate.WithCache(16384)), carrier: c, now: time.Now}
 }
 
 // Get returns order's shipment.
@@ -94,7 +94,7 @@ func (s *Service) Get(ctx context.Context, order string) (shipping.Shipment, err
 // shipping.ErrShippingFailed if the carrier refused, shipping.ErrCancelled
 // if it was cancelled first; other errors are worth retrying. Idempotent.
 func (s *Service) Arrange(ctx context.Context, meta eventstore.Metadata, order string, addr shipping.Address) error {
-	l, err := s.repo.Load(ctx, order)
+	l, err := s.repo.Handle(ctx, order, meta, func(aggregate.Loaded[shipping.Shipment]) ([]shipping.Event, error) { return nil, nil })
 	if err != nil {
 		return err
 	}

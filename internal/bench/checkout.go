@@ -1,0 +1,377 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/eventstore/sqlite"
+	"github.com/agora-commerce/agora/internal/ordering"
+	"github.com/agora-commerce/agora/internal/server"
+	"github.com/agora-commerce/agora/messaging"
+	"github.com/agora-commerce/agora/messaging/natsbus"
+)
+
+// CheckoutConfig sets what `agora bench checkout` runs.
+type CheckoutConfig struct {
+	// Orders is how many orders to place.
+	Orders int
+	// InFlight caps orders submitted but not yet Confirmed or Cancelled.
+	InFlight int
+	// Clients is the number of concurrent HTTP clients.
+	Clients int
+	// Products and Customers size the catalog and the customer base.
+	Products, Customers int
+	// Mode is the checkout mode.
+	Mode string
+	// RelayEvents is the size of the relay measurement (0 skips it).
+	RelayEvents int
+	// Dir holds the data (default: a temporary directory).
+	Dir string
+	// Log, if set, receives progress lines.
+	Log func(format string, args ...any)
+}
+
+// CheckoutResult is what `agora bench checkout --json` prints.
+type CheckoutResult struct {
+	OrdersPerSec float64 `json:"orders_per_sec"`
+	P50Ms        float64 `json:"p50_ms"`
+	P99Ms        float64 `json:"p99_ms"`
+	Confirmed    int     `json:"confirmed"`
+	Cancelled    int     `json:"cancelled"`
+	Stuck        int     `json:"stuck"`
+	// Reasons counts the cancellations by reason.
+	Reasons map[string]int `json:"reasons"`
+	// RelayMsgsPerSec is the relay's rate from the event store to the
+	// embedded broker (lazy fsync + tail rewind, as agora serve runs it).
+	RelayMsgsPerSec float64 `json:"relay_msgs_per_sec"`
+	Mode            string  `json:"mode"`
+	Orders          int     `json:"orders"`
+}
+
+// WriteJSON prints r as one JSON object.
+func (r CheckoutResult) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable prints r for people.
+func (r CheckoutResult) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "checkout (%s, %d orders)\t\n", r.Mode, r.Orders)
+	fmt.Fprintf(tw, "orders/s\t%.0f\n", r.OrdersPerSec)
+	fmt.Fprintf(tw, "submit → terminal p50\t%.1f ms\n", r.P50Ms)
+	fmt.Fprintf(tw, "submit → terminal p99\t%.1f ms\n", r.P99Ms)
+	fmt.Fprintf(tw, "confirmed / cancelled / stuck\t%d / %d / %d\n", r.Confirmed, r.Cancelled, r.Stuck)
+	fmt.Fprintf(tw, "cancel reasons\t%v\n", r.Reasons)
+	fmt.Fprintf(tw, "relay msg/s\t%.0f\n", r.RelayMsgsPerSec)
+	return tw.Flush()
+}
+
+type benchClient struct {
+	base string
+	http *http.Client
+}
+
+func (c benchClient) post(ctx context.Context, path string, body any, out any) error {
+	b, _ := json.Marshal(body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode >= 300 {
+		return fmt.Errorf("POST %s: %d %s", path, res.StatusCode, raw)
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+// RunCheckout boots the platform in process (embedded storage) and
+// places orders through its HTTP API as fast as it takes them: a mix where
+// about 5% of orders ask for products that are out of stock and about 5%
+// come from customers who cannot pay. Latency is from the POST to the
+// order's terminal event.
+func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error) {
+	if cfg.Orders <= 0 {
+		cfg.Orders = 5000
+	}
+	if cfg.InFlight <= 0 {
+		cfg.InFlight = 256
+	}
+	if cfg.Clients <= 0 {
+		cfg.Clients = 32
+	}
+	if cfg.Products <= 0 {
+		cfg.Products = 200
+	}
+	if cfg.Customers <= 0 {
+		cfg.Customers = 1000
+	}
+	logf := cfg.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	dir := cfg.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "agora-bench-checkout-")
+		if err != nil {
+			return CheckoutResult{}, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	res := CheckoutResult{Mode: cfg.Mode, Orders: cfg.Orders, Reasons: map[string]int{}}
+	if cfg.RelayEvents > 0 {
+		logf("relay: %d events from the event store to the embedded broker", cfg.RelayEvents)
+		rate, err := relayRate(ctx, dir, cfg.RelayEvents)
+		if err != nil {
+			return res, fmt.Errorf("relay: %w", err)
+		}
+		res.RelayMsgsPerSec = rate
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv, err := server.Open(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: dir + "/platform", CheckoutMode: cfg.Mode,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return res, err
+	}
+	defer srv.Close()
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	<-srv.Ready()
+	defer func() { cancel(); <-done }()
+	c := benchClient{base: "http://" + srv.Addr(), http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Clients * 2}}}
+
+	logf("setup: %d products, %d customers", cfg.Products, cfg.Customers)
+	products := make([]string, cfg.Products)
+	for i := range products {
+		var p struct{ ID string }
+		if err := c.post(ctx, "/api/v1/products", map[string]any{"sku": fmt.Sprintf("BENCH-%d", i), "name": fmt.Sprintf("Product %d", i),
+			"price": map[string]any{"amount": 100 + rand.IntN(5000), "currency": "USD"}}, &p); err != nil {
+			return res, err
+		}
+		products[i] = p.ID
+		qty := cfg.Orders // plenty
+		if i%20 == 0 {
+			qty = 1 // these sell out at once: later orders for them are out of stock
+		}
+		if err := c.post(ctx, "/api/v1/inventory/"+p.ID+"/restock", map[string]any{"quantity": qty}, nil); err != nil {
+			return res, err
+		}
+	}
+	customers := make([]string, cfg.Customers)
+	for i := range customers {
+		customers[i] = fmt.Sprintf("bench-customer-%d", i)
+		bal := int64(1_000_000_000)
+		if i%20 == 0 {
+			bal = 0 // cannot pay
+		}
+		if err := c.post(ctx, "/api/v1/accounts", map[string]any{"id": customers[i], "owner_id": customers[i], "currency": "USD",
+			"initial_balance": map[string]any{"amount": bal, "currency": "USD"}}, nil); err != nil {
+			return res, err
+		}
+	}
+
+	// Watch the log for orders ending.
+	head, err := srv.Store().Head(ctx)
+	if err != nil {
+		return res, err
+	}
+	var (
+		mu        sync.Mutex
+		submitted = map[string]time.Time{}
+		ended     = map[string]chan struct{}{}
+		latencies []time.Duration
+		last      time.Time
+	)
+	slot := make(chan struct{}, cfg.InFlight)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	confirmedType, cancelledType := (ordering.OrderConfirmed{}).EventType(), (ordering.OrderCancelled{}).EventType()
+	go eventstore.Subscribe(watchCtx, srv.Store(), head, 1000, func(_ context.Context, batch []eventstore.Record) error {
+		now := time.Now()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range batch {
+			if r.Type != confirmedType && r.Type != cancelledType {
+				continue
+			}
+			id := strings.TrimPrefix(r.StreamID, "order-")
+			if r.Type == confirmedType {
+				res.Confirmed++
+			} else {
+				res.Cancelled++
+				var e ordering.OrderCancelled
+				_ = json.Unmarshal(r.Data, &e)
+				res.Reasons[e.Reason]++
+			}
+			if t, ok := submitted[id]; ok {
+				latencies = append(latencies, now.Sub(t))
+				delete(submitted, id)
+			}
+			last = now
+			if ch, ok := ended[id]; ok {
+				close(ch)
+				delete(ended, id)
+			}
+		}
+		return nil
+	})
+
+	logf("placing %d orders (%s, %d clients, at most %d in flight)", cfg.Orders, cfg.Mode, cfg.Clients, cfg.InFlight)
+	var next atomic.Int64
+	var failed atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range cfg.Clients {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				n := next.Add(1)
+				if n > int64(cfg.Orders) {
+					return
+				}
+				slot <- struct{}{}
+				cust := customers[rand.IntN(len(customers))]
+				body := map[string]any{"customer_id": cust, "payment_account_id": cust,
+					"items":            []any{map[string]any{"product_id": products[rand.IntN(len(products))], "quantity": 1 + rand.IntN(2)}},
+					"shipping_address": map[string]any{"street": "1 Bench St", "city": "Loadville", "state": "CA", "zip_code": "90001", "country": "US"}}
+				id := uuid.Must(uuid.NewV7()).String()
+				body["id"] = id
+				ch := make(chan struct{})
+				mu.Lock()
+				submitted[id], ended[id] = time.Now(), ch
+				mu.Unlock()
+				if err := c.post(ctx, "/api/v1/orders", body, nil); err != nil {
+					failed.Add(1)
+					mu.Lock()
+					delete(submitted, id)
+					delete(ended, id)
+					mu.Unlock()
+					<-slot
+					continue
+				}
+				go func() {
+					select {
+					case <-ch:
+					case <-time.After(60 * time.Second):
+					case <-ctx.Done():
+					}
+					<-slot
+				}()
+			}
+		})
+	}
+	wg.Wait()
+	// Wait for the stragglers (bounded).
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(submitted)
+		mu.Unlock()
+		if n == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopWatch()
+	mu.Lock()
+	defer mu.Unlock()
+	res.Stuck = len(submitted) + int(failed.Load())
+	if !last.IsZero() {
+		res.OrdersPerSec = float64(res.Confirmed+res.Cancelled) / last.Sub(start).Seconds()
+	}
+	slices.Sort(latencies)
+	res.P50Ms, res.P99Ms = pct(latencies, 0.50), pct(latencies, 0.99)
+	if failed.Load() > 0 {
+		logf("%d order submissions failed", failed.Load())
+	}
+	return res, nil
+}
+
+// relayRate appends n events to a fresh SQLite store and times a relay
+// publishing them to an embedded broker.
+func relayRate(ctx context.Context, dir string, n int) (float64, error) {
+	store, err := sqlite.Open(ctx, dir+"/relay-events.db", sqlite.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer store.Close()
+	const batch = 500
+	data := json.RawMessage(`{"order_id":"00000000-0000-0000-0000-000000000000","reason":"bench"}`)
+	for i := 0; i < n; i += batch {
+		evs := make([]eventstore.EventData, min(batch, n-i))
+		for j := range evs {
+			evs[j] = eventstore.EventData{Type: "bench.Event", Data: data}
+		}
+		if _, err := store.Append(ctx, fmt.Sprintf("bench-%d", i), eventstore.NoStream, evs...); err != nil {
+			return 0, err
+		}
+	}
+	bus, err := natsbus.Open(ctx, natsbus.Options{DataDir: dir + "/relay-nats", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return 0, err
+	}
+	defer bus.Close()
+	if err := bus.EnsureStream(ctx, "BENCH", "bench.>"); err != nil {
+		return 0, err
+	}
+	db, err := sqlOpen(dir + "/relay-cp.db")
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	cps, err := messaging.SQLCheckpoints(ctx, db)
+	if err != nil {
+		return 0, err
+	}
+	mapper := func(r eventstore.Record) (messaging.Message, bool, error) {
+		return messaging.Message{Subject: "bench.event", Type: "bench.Event.v1", Data: r.Data}, true, nil
+	}
+	relay := messaging.NewRelay(messaging.EventLog(store, mapper), bus, cps, messaging.RelayOptions{Name: "bench", Tail: bus.Tail("BENCH"), BatchSize: 1000})
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() { errc <- relay.Run(rctx) }()
+	head, _ := store.Head(ctx)
+	if err := relay.WaitFor(ctx, head); err != nil {
+		return 0, err
+	}
+	rate := float64(n) / time.Since(start).Seconds()
+	cancel()
+	if err := <-errc; err != nil && !errors.Is(err, context.Canceled) {
+		return 0, err
+	}
+	return rate, nil
+}
+
+func sqlOpen(path string) (*sql.DB, error) { return sql.Open("sqlite", sqlite.DSN(path, false)) }
