@@ -45,7 +45,7 @@ type Main struct {
 	checkout bench.CheckoutConfig
 	// cpuProfile names a CPU profile to write during a benchmark.
 	cpuProfile string
-	asJSON   bool
+	asJSON     bool
 
 	srv *server.Server
 	// Ready, if set, is called with the server once it accepts requests.

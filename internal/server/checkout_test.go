@@ -417,7 +417,7 @@ func redelivery(w *world) {
 	// broker's de-duplication cannot hide them: the consumers must.
 	placed, _ := messaging.NewMessage(orderingapi.SubjectOrderPlaced, orderingapi.TypeOrderPlaced, orderingapi.OrderPlaced{
 		OrderID: id, CustomerID: a, Lines: []orderingapi.Line{{ProductID: p, Quantity: 2}}, Total: pay.Amount,
-		ShippingAddress: orderingapi.Address{Street: "1 Main St", City: "Springfield", ZipCode: "62701", Country: "US"},
+		ShippingAddress:  orderingapi.Address{Street: "1 Main St", City: "Springfield", ZipCode: "62701", Country: "US"},
 		PaymentAccountID: a, MerchantAccountID: server.DefaultMerchantAccountID})
 	reserved, _ := messaging.NewMessage(inventoryapi.SubjectStockReserved, inventoryapi.TypeStockReserved, inventoryapi.OrderStock{OrderID: id})
 	placed.ID, reserved.ID = uuid.NewString(), uuid.NewString()

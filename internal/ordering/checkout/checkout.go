@@ -123,22 +123,34 @@ func Saga(p Ports) saga.Definition[Data] {
 		Type: SagaType,
 		Steps: []saga.Step[Data]{
 			{
-				Name:       "reserve_stock",
-				Action:     func(ctx context.Context, x *saga.Exec[Data]) error { return fail(p.Stock.Reserve(ctx, meta(x), x.Data.OrderID, x.Data.Lines)) },
-				Compensate: func(ctx context.Context, x *saga.Exec[Data]) error { return p.Stock.Release(ctx, meta(x), x.Data.OrderID) },
-				Deadline:   p.StepDeadline,
+				Name: "reserve_stock",
+				Action: func(ctx context.Context, x *saga.Exec[Data]) error {
+					return fail(p.Stock.Reserve(ctx, meta(x), x.Data.OrderID, x.Data.Lines))
+				},
+				Compensate: func(ctx context.Context, x *saga.Exec[Data]) error {
+					return p.Stock.Release(ctx, meta(x), x.Data.OrderID)
+				},
+				Deadline: p.StepDeadline,
 			},
 			{
-				Name:       "capture_payment",
-				Action:     func(ctx context.Context, x *saga.Exec[Data]) error { return fail(p.Payments.Pay(ctx, meta(x), x.Data.payment())) },
-				Compensate: func(ctx context.Context, x *saga.Exec[Data]) error { return p.Payments.Refund(ctx, meta(x), x.Data.payment()) },
-				Deadline:   p.StepDeadline,
+				Name: "capture_payment",
+				Action: func(ctx context.Context, x *saga.Exec[Data]) error {
+					return fail(p.Payments.Pay(ctx, meta(x), x.Data.payment()))
+				},
+				Compensate: func(ctx context.Context, x *saga.Exec[Data]) error {
+					return p.Payments.Refund(ctx, meta(x), x.Data.payment())
+				},
+				Deadline: p.StepDeadline,
 			},
 			{
-				Name:       "arrange_shipment",
-				Action:     func(ctx context.Context, x *saga.Exec[Data]) error { return fail(p.Shipping.Arrange(ctx, meta(x), x.Data.OrderID, x.Data.Address)) },
-				Compensate: func(ctx context.Context, x *saga.Exec[Data]) error { return p.Shipping.Cancel(ctx, meta(x), x.Data.OrderID) },
-				Deadline:   p.StepDeadline,
+				Name: "arrange_shipment",
+				Action: func(ctx context.Context, x *saga.Exec[Data]) error {
+					return fail(p.Shipping.Arrange(ctx, meta(x), x.Data.OrderID, x.Data.Address))
+				},
+				Compensate: func(ctx context.Context, x *saga.Exec[Data]) error {
+					return p.Shipping.Cancel(ctx, meta(x), x.Data.OrderID)
+				},
+				Deadline: p.StepDeadline,
 			},
 			{
 				Name: "confirm_order",

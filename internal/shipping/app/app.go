@@ -48,7 +48,9 @@ func (p Parcelo) Book(ctx context.Context, order string, a shipping.Address) (st
 }
 
 // Cancel implements Carrier.
-func (p Parcelo) Cancel(ctx context.Context, tracking string) error { return p.Sim.Cancel(ctx, tracking) }
+func (p Parcelo) Cancel(ctx context.Context, tracking string) error {
+	return p.Sim.Cancel(ctx, tracking)
+}
 
 var codec = func() *aggregate.Codec[shipping.Event] {
 	c := aggregate.NewCodec[shipping.Event]()
