@@ -83,8 +83,8 @@ func freeAddr(t *testing.T) string {
 }
 
 // startProcess runs the agora command (this test binary) as a child process.
-func startProcess(t *testing.T, addr, dir string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "serve", "--addr", addr, "--data", dir)
+func startProcess(t *testing.T, addr, dir string, args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--addr", addr, "--data", dir}, args...)...)
 	cmd.Env = append(os.Environ(), "AGORA_TEST_RUN_MAIN=1")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -93,6 +93,9 @@ func startProcess(t *testing.T, addr, dir string) *exec.Cmd {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			if os.Getenv("AGORA_TEST_LOG") != "" {
+				fmt.Fprintln(os.Stderr, sc.Text())
+			}
 		}
 	}()
 	deadline := time.Now().Add(15 * time.Second)

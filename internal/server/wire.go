@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/catalog"
@@ -128,6 +129,11 @@ func (s *Server) wire(ctx context.Context, mux *http.ServeMux) error {
 	if err := s.bus.EnsureStream(ctx, catalogStream, "catalog.>"); err != nil {
 		return err
 	}
+	for _, c := range s.consumers {
+		if err := s.bus.Repair(ctx, c.c); err != nil {
+			return err
+		}
+	}
 	cps, err := messaging.SQLCheckpoints(ctx, s.rmDB)
 	if err != nil {
 		return err
@@ -165,7 +171,10 @@ func (s *Server) choreography(ctx context.Context, queries *ordapp.OrderQueries)
 		{messaging.Consumer{Name: "shipping-checkout", Subjects: shipapp.ReactionSubjects}, shipH},
 		{messaging.Consumer{Name: "ordering-checkout", Subjects: ordapp.ReactionSubjects}, s.Ordering.Reactions()},
 	} {
-		c.c.Stream, c.c.Concurrency = eventsStream, 64
+		// A delivery in flight when a process dies comes back after
+		// AckWait: keep it well inside the checkout timeout (handlers are
+		// idempotent, so a slow one delivered twice does no harm).
+		c.c.Stream, c.c.Concurrency, c.c.AckWait = eventsStream, 64, 5*time.Second
 		s.consumers = append(s.consumers, c)
 	}
 	wd := checkout.Watchdog{Orders: s.Ordering, Queries: queries, Timeout: s.cfg.CheckoutTimeout, Logger: s.log}

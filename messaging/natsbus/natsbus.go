@@ -274,6 +274,60 @@ func (b *Bus) Tail(stream string) messaging.Tail {
 	}
 }
 
+// Repair makes consumer c consistent with its stream after a crash of a
+// broker that fsyncs lazily: the broker may come back having lost the
+// stream's newest messages but kept a consumer position past them, and
+// would then skip the messages the relays publish again. A consumer found
+// ahead of its stream is recreated to start right after the stream's last
+// message (everything before it was acknowledged). Call Repair for every
+// consumer before the relays start publishing.
+func (b *Bus) Repair(ctx context.Context, c messaging.Consumer) error {
+	if len(c.Subjects) > 1 {
+		for i, subj := range c.Subjects {
+			one := c
+			one.Name, one.Subjects = fmt.Sprintf("%s-%d", c.Name, i), []string{subj}
+			if err := b.Repair(ctx, one); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	stream, err := b.js.Stream(ctx, b.Stream(c.Stream))
+	if err != nil {
+		return fmt.Errorf("natsbus: repair %s: %w", c.Name, err)
+	}
+	sinfo, err := stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("natsbus: repair %s: %w", c.Name, err)
+	}
+	cons, err := stream.Consumer(ctx, c.Name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("natsbus: repair %s: %w", c.Name, err)
+	}
+	ci, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("natsbus: repair %s: %w", c.Name, err)
+	}
+	last := sinfo.State.LastSeq
+	if ci.AckFloor.Stream <= last && ci.Delivered.Stream <= last {
+		return nil
+	}
+	b.opts.Logger.Warn("natsbus: consumer is ahead of its stream (the broker lost messages); restarting it after the stream's end",
+		"consumer", c.Name, "ack_floor", ci.AckFloor.Stream, "stream_last", last)
+	cfg := ci.Config
+	if err := stream.DeleteConsumer(ctx, c.Name); err != nil {
+		return fmt.Errorf("natsbus: repair %s: %w", c.Name, err)
+	}
+	cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
+	if _, err := stream.CreateOrUpdateConsumer(ctx, cfg); err != nil {
+		return fmt.Errorf("natsbus: repair %s: %w", c.Name, err)
+	}
+	return nil
+}
+
 // Subscribe implements messaging.Subscriber with a durable pull consumer
 // and explicit acknowledgements. It returns when ctx ends.
 //
@@ -325,7 +379,10 @@ func (b *Bus) Subscribe(ctx context.Context, c messaging.Consumer, h messaging.H
 	} else if len(filters) > 1 {
 		cfg.FilterSubjects = filters
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, b.Stream(c.Stream), cfg)
+	cons, err := b.js.Consumer(ctx, b.Stream(c.Stream), c.Name)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cons, err = b.js.CreateOrUpdateConsumer(ctx, b.Stream(c.Stream), cfg)
+	}
 	if err != nil {
 		return fmt.Errorf("natsbus: consumer %s: %w", c.Name, err)
 	}

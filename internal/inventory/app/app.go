@@ -166,17 +166,30 @@ func (s *Service) Reserve(ctx context.Context, meta eventstore.Metadata, order s
 		if err := s.releaseLines(ctx, meta, order, lines); err != nil {
 			return err
 		}
-		reason := errs.ReasonOf(failure)
+		// A product refused: out of stock, or it holds a tombstone for
+		// this order. The tombstone is either a cancellation's (which
+		// marks the reservation Released first) or our own from an earlier
+		// attempt that was refused and crashed before recording it —
+		// which was out of stock.
+		var after inventory.Reservation
 		_, err := s.res.Handle(ctx, order, meta, func(l aggregate.Loaded[inventory.Reservation]) ([]inventory.Event, error) {
+			after = l.State
 			if l.State.Status != inventory.ReservationPending {
 				return nil, nil
 			}
-			return []inventory.Event{inventory.OrderStockRejected{OrderID: order, Reason: reason, At: s.now().UTC()}}, nil
+			after.Status, after.Reason = inventory.ReservationRejected, errs.ReasonOf(inventory.ErrOutOfStock)
+			return []inventory.Event{inventory.OrderStockRejected{OrderID: order, Reason: after.Reason, At: s.now().UTC()}}, nil
 		})
 		if err != nil {
 			return err
 		}
-		return failure
+		switch after.Status {
+		case inventory.ReservationRejected:
+			return rejected(after.Reason)
+		case inventory.ReservationCommitted, inventory.ReservationReserved:
+			return nil
+		}
+		return inventory.ErrReservationClosed
 	}
 	var after inventory.ReservationStatus
 	_, err = s.res.Handle(ctx, order, meta, func(l aggregate.Loaded[inventory.Reservation]) ([]inventory.Event, error) {
