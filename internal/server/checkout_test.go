@@ -234,6 +234,7 @@ func TestCheckoutEndToEnd(t *testing.T) {
 				t.Run("cancel while pending", func(t *testing.T) { w.t = t; cancelWhilePending(w) })
 				t.Run("race for the last unit", func(t *testing.T) { w.t = t; lastUnit(w) })
 				t.Run("redelivery", func(t *testing.T) { w.t = t; redelivery(w) })
+				t.Run("transfers", func(t *testing.T) { w.t = t; transfers(w) })
 			})
 		}
 	}
@@ -433,6 +434,55 @@ func redelivery(w *world) {
 	}
 	if o := w.settle(id); o["status"] != "Confirmed" {
 		w.t.Fatalf("order %v after redelivery", o["status"])
+	}
+	w.invariants()
+}
+
+// transfer posts a transfer and waits for it to end.
+func (w *world) transfer(from, to string, amount int64) map[string]any {
+	w.t.Helper()
+	r := w.do("POST", "/api/v1/transfers", map[string]any{"from_account_id": from, "to_account_id": to,
+		"amount": map[string]any{"amount": amount, "currency": "USD"}})
+	if r.status != http.StatusAccepted || r.body["status"] != "Pending" {
+		w.t.Fatalf("transfer: %d %s", r.status, r.raw)
+	}
+	id := r.body["id"].(string)
+	var out map[string]any
+	w.eventually("transfer ends", func() string {
+		r := w.do("GET", "/api/v1/transfers/"+id, nil)
+		if r.status != http.StatusOK {
+			return fmt.Sprintf("get transfer: %d %s", r.status, r.raw)
+		}
+		out = r.body
+		if r.body["status"] == "Pending" {
+			return "still Pending"
+		}
+		return ""
+	})
+	return out
+}
+
+func transfers(w *world) {
+	a, b := w.account(1000), w.account(0)
+	if t := w.transfer(a, b, 300); t["status"] != "Completed" {
+		w.t.Fatalf("transfer: %v", t)
+	}
+	if w.balance(a) != 700 || w.balance(b) != 300 {
+		w.t.Fatalf("balances %d %d, want 700 300", w.balance(a), w.balance(b))
+	}
+	if t := w.transfer(b, a, 301); t["status"] != "Failed" || t["reason"] != "insufficient_funds" {
+		w.t.Fatalf("overdrawing transfer: %v", t)
+	}
+	// A transfer to a closed account fails and gives the money back.
+	c := w.account(0)
+	if r := w.do("POST", "/api/v1/accounts/"+c+"/close", nil); r.status != http.StatusOK {
+		w.t.Fatalf("close: %d %s", r.status, r.raw)
+	}
+	if t := w.transfer(a, c, 200); t["status"] != "Failed" || t["reason"] != "account_closed" {
+		w.t.Fatalf("transfer to a closed account: %v", t)
+	}
+	if w.balance(a) != 700 || w.balance(b) != 300 || w.balance(c) != 0 {
+		w.t.Fatalf("balances %d %d %d after failed transfers, want 700 300 0", w.balance(a), w.balance(b), w.balance(c))
 	}
 	w.invariants()
 }
