@@ -335,7 +335,6 @@ func (r *Repository[S, E]) handleBatch(ctx context.Context, id string, batch []*
 	r.remember(l)
 	before := l.Version
 	var data []eventstore.EventData
-	var all []E
 	cur := l
 	for _, c := range batch {
 		c.res, c.err = Result[S, E]{Loaded: cur}, nil
@@ -355,7 +354,6 @@ func (r *Repository[S, E]) handleBatch(ctx context.Context, id string, batch []*
 			cur.State = r.typ.Evolve(cur.State, e)
 			cur.Version++
 		}
-		all = append(all, events...)
 		c.res = Result[S, E]{Loaded: cur, Events: events}
 	}
 	if len(data) == 0 {

@@ -117,7 +117,7 @@ func (m *Main) ParseFlags(args []string) error {
 			return fs.Parse(args[2:])
 		}
 		if len(args) < 2 || args[1] != "store" {
-			return errors.New("usage: agora bench store|checkout [--json] ...")
+			return errors.New("usage: agora bench store|checkout [--json] [flags]")
 		}
 		m.command = "bench store"
 		fs := flag.NewFlagSet("bench store", flag.ContinueOnError)

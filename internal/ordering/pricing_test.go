@@ -12,7 +12,9 @@ import (
 var usd = money.MustCurrency("USD")
 
 func TestPrice(t *testing.T) {
-	line := func(q, p int64) ordering.PricedLine { return ordering.PricedLine{Quantity: q, UnitPrice: money.New(p, usd)} }
+	line := func(q, p int64) ordering.PricedLine {
+		return ordering.PricedLine{Quantity: q, UnitPrice: money.New(p, usd)}
+	}
 	pct := func(bp int64) ordering.Promotion {
 		return ordering.Promotion{Code: "P", Kind: ordering.Percentage, BasisPoints: bp}
 	}
