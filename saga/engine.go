@@ -374,11 +374,17 @@ func (e *Engine) advance(ctx context.Context, id string) error {
 func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, s stepInfo) error {
 	attempt := st.attempts[i] + 1
 	now := time.Now()
-	if s.deadline > 0 && !st.firstTry[i].IsZero() && now.After(st.firstTry[i].Add(s.deadline)) {
-		return e.append(ctx, st, event{Step: i, Attempt: attempt - 1, Reason: "timeout", Error: "step deadline passed", Uncertain: true}, evStepFailed, evCompensating)
-	}
-	if err := e.append(ctx, st, event{Step: i, Attempt: attempt}, evStepStarted); err != nil {
-		return err
+	if st.prestarted[i] {
+		// The previous step's completion recorded this attempt's start.
+		st.prestarted[i] = false
+		attempt = st.attempts[i]
+	} else {
+		if s.deadline > 0 && !st.firstTry[i].IsZero() && now.After(st.firstTry[i].Add(s.deadline)) {
+			return e.append(ctx, st, event{Step: i, Attempt: attempt - 1, Reason: "timeout", Error: "step deadline passed", Uncertain: true}, evStepFailed, evCompensating)
+		}
+		if err := e.append(ctx, st, event{Step: i, Attempt: attempt}, evStepStarted); err != nil {
+			return err
+		}
 	}
 	actx := ctx
 	var cancel context.CancelFunc = func() {}
@@ -396,6 +402,16 @@ func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, s step
 		return ctx.Err()
 	}
 	if err == nil {
+		if n := len(r.steps()); i+1 < n {
+			// Record the next step's first attempt with this completion:
+			// one append per step instead of two.
+			err := e.appendEach(ctx, st, []string{evStepCompleted, evStepStarted},
+				[]event{{Step: i, Data: data}, {Step: i + 1, Attempt: st.attempts[i+1] + 1}})
+			if err == nil {
+				st.prestarted[i+1] = true
+			}
+			return err
+		}
 		return e.append(ctx, st, event{Step: i, Data: data}, evStepCompleted)
 	}
 	if reason := ReasonOf(err); reason != "" {
@@ -443,12 +459,21 @@ func (e *Engine) backward(ctx context.Context, r runner, st *state, j int) error
 // append records events of the given types with body ev, at the
 // instance's version, and folds them into st.
 func (e *Engine) append(ctx context.Context, st *state, ev event, types ...string) error {
-	body, err := json.Marshal(ev)
-	if err != nil {
-		return err
+	bodies := make([]event, len(types))
+	for i := range bodies {
+		bodies[i] = ev
 	}
+	return e.appendEach(ctx, st, types, bodies)
+}
+
+// appendEach records events of types[i] with bodies[i] in one append.
+func (e *Engine) appendEach(ctx context.Context, st *state, types []string, bodies []event) error {
 	evs := make([]eventstore.EventData, len(types))
 	for i, t := range types {
+		body, err := json.Marshal(bodies[i])
+		if err != nil {
+			return err
+		}
 		evs[i] = eventstore.EventData{Type: t, Data: body}
 	}
 	res, err := e.store.Append(ctx, StreamID(st.id), eventstore.Exact(st.version), evs...)
@@ -456,8 +481,8 @@ func (e *Engine) append(ctx context.Context, st *state, ev event, types ...strin
 		return fmt.Errorf("saga %s: %w", st.id, err)
 	}
 	now := time.Now().UTC()
-	for _, t := range types {
-		st.apply(t, ev, now)
+	for i, t := range types {
+		st.apply(t, bodies[i], now)
 	}
 	st.version = res.NextExpectedVersion
 	return nil

@@ -36,6 +36,11 @@ type state struct {
 	compensated    []bool
 	compAttempts   []int
 	compBudgetFrom []int // compensation attempts before the last Retry
+	// prestarted marks a step whose next attempt's start this engine has
+	// already recorded (with the previous step's completion); in memory
+	// only, so an engine that loads the instance after a crash counts
+	// that attempt as spent and records a new one.
+	prestarted []bool
 	stepStatus     []string
 	stepErr        []string
 	stepAt         []time.Time
@@ -56,6 +61,7 @@ func (s *state) apply(typ string, ev event, at time.Time) {
 		s.typ, s.names, s.data, s.status, s.started = ev.Type, ev.Steps, ev.Data, Started, at
 		s.attempts, s.firstTry, s.completed, s.uncertain = make([]int, n), make([]time.Time, n), make([]bool, n), make([]bool, n)
 		s.compensated, s.compAttempts, s.compBudgetFrom = make([]bool, n), make([]int, n), make([]int, n)
+		s.prestarted = make([]bool, n)
 		s.stepStatus, s.stepErr, s.stepAt = make([]string, n), make([]string, n), make([]time.Time, n)
 		for i := range s.stepStatus {
 			s.stepStatus[i] = "Pending"

@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,15 +21,25 @@ func TestHostileInputOnCommerceEndpoints(t *testing.T) {
 	id := w.order(a, p, 1, "62701")
 	w.expect(id, "Confirmed", "")
 	snapshot := func() string {
+		head, err := w.srv.Store().Head(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
 		var b strings.Builder
 		for _, path := range []string{"/api/v1/products", "/api/v1/inventory/" + p, "/api/v1/orders?limit=500",
 			"/api/v1/accounts/" + a, "/api/v1/accounts/" + other, "/api/v1/sagas/checkout-" + id, "/api/v1/shipments/" + id} {
-			r := w.do("GET", path, nil)
+			r := w.do("GET", path, nil, "Agora-Min-Position", strconv.FormatUint(head, 10))
 			b.WriteString(path + " " + string(r.raw) + "\n")
 		}
 		return b.String()
 	}
 	w.invariants()
+	w.eventually("the orders read model shows the order", func() string {
+		if r := w.do("GET", "/api/v1/orders?status=Confirmed", nil); len(r.body["items"].([]any)) != 1 {
+			return string(r.raw)
+		}
+		return ""
+	})
 	before := snapshot()
 	big := `{"name":"` + strings.Repeat("x", 2<<20) + `"}`
 	addr := `"shipping_address":{"street":"1 Main","city":"X","state":"Y","zip_code":"1","country":"US"}`
