@@ -41,11 +41,11 @@ type state struct {
 	// only, so an engine that loads the instance after a crash counts
 	// that attempt as spent and records a new one.
 	prestarted []bool
-	stepStatus     []string
-	stepErr        []string
-	stepAt         []time.Time
-	started        time.Time
-	updated        time.Time
+	stepStatus []string
+	stepErr    []string
+	stepAt     []time.Time
+	started    time.Time
+	updated    time.Time
 }
 
 func (s *state) apply(typ string, ev event, at time.Time) {
