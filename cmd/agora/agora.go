@@ -108,7 +108,7 @@ func (m *Main) ParseFlags(args []string) error {
 			fs.SetOutput(m.Stderr)
 			fs.BoolVar(&m.asJSON, "json", false, "print one JSON object instead of a table")
 			fs.IntVar(&m.checkout.Orders, "orders", 5000, "orders to place")
-			fs.IntVar(&m.checkout.InFlight, "in-flight", 256, "most orders submitted and not yet ended")
+			fs.IntVar(&m.checkout.InFlight, "in-flight", 128, "most orders submitted and not yet ended")
 			fs.IntVar(&m.checkout.Clients, "clients", 32, "concurrent HTTP clients")
 			fs.IntVar(&m.checkout.RelayEvents, "relay-events", 100_000, "events for the relay measurement (0 skips it)")
 			fs.StringVar(&m.checkout.Mode, "mode", env("AGORA_CHECKOUT_MODE", "orchestration"), "orchestration or choreography")

@@ -123,7 +123,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		cfg.Orders = 5000
 	}
 	if cfg.InFlight <= 0 {
-		cfg.InFlight = 256
+		cfg.InFlight = 128
 	}
 	if cfg.Clients <= 0 {
 		cfg.Clients = 32
