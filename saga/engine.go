@@ -412,6 +412,11 @@ func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, s step
 			}
 			return err
 		}
+		// The last step: when the end hook succeeds, the saga's completion
+		// goes into the same append (else advance retries the hook).
+		if err := r.onEnd(ctx, st.id, Completed, "", data); err == nil {
+			return e.appendEach(ctx, st, []string{evStepCompleted, evCompleted}, []event{{Step: i, Data: data}, {}})
+		}
 		return e.append(ctx, st, event{Step: i, Data: data}, evStepCompleted)
 	}
 	if reason := ReasonOf(err); reason != "" {
