@@ -80,15 +80,30 @@ type Repository[S, E any] struct {
 	// cache keeps the state each aggregate had after its last command here
 	// (WithCache), so a hot aggregate is not rebuilt from its snapshot for
 	// every command; the stream's tail is still read before deciding.
-	cacheMu  sync.Mutex
-	cache    map[string]Loaded[S]
-	cacheCap int
+	cacheMu   sync.Mutex
+	cache     map[string]Loaded[S]
+	cacheCap  int
+	assumeNew bool
 }
+
+// errGuessedWrong reports that an AssumeNew guess did not hold.
+var errGuessedWrong = errors.New("aggregate: the aggregate was not new")
 
 // Option configures a Repository.
 type Option func(*options)
 
-type options struct{ retries, stripes, cache int }
+type options struct {
+	retries, stripes, cache int
+	assumeNew               bool
+}
+
+// AssumeNew makes Handle, for an aggregate it has not cached, first decide
+// on the initial state and append expecting no stream, reading nothing;
+// only if that fails (the stream exists) or decides nothing does it load.
+// It suits aggregates that are usually new when first touched (one per
+// order, say): their first command costs no read. Decide functions must
+// be free of side effects, as they may run twice.
+func AssumeNew() Option { return func(o *options) { o.assumeNew = true } }
 
 // WithCache keeps the latest state of up to n aggregates in memory for
 // Handle. Handle still reads the stream's tail after the cached version, so
@@ -112,7 +127,7 @@ func NewRepository[S, E any](store eventstore.Store, typ Type[S, E], opts ...Opt
 	for _, f := range opts {
 		f(&o)
 	}
-	r := &Repository[S, E]{store: store, typ: typ, retries: o.retries, stripes: make([]sync.Mutex, o.stripes)}
+	r := &Repository[S, E]{store: store, typ: typ, retries: o.retries, stripes: make([]sync.Mutex, o.stripes), assumeNew: o.assumeNew}
 	if o.cache > 0 && o.stripes > 0 {
 		r.cacheCap, r.cache = o.cache, make(map[string]Loaded[S])
 	}
@@ -259,8 +274,16 @@ type queue[S, E any] struct {
 // retry runs batch, reloading and deciding again on a concurrency
 // conflict, up to the retry limit; it leaves each command's outcome in it.
 func (r *Repository[S, E]) retry(ctx context.Context, id string, batch []*command[S, E]) (Result[S, E], error) {
+	guess := r.assumeNew && !r.cached(id)
 	for attempt := 0; ; attempt++ {
-		err := r.handleBatch(ctx, id, batch)
+		err := r.handleBatch(ctx, id, batch, guess)
+		if guess {
+			guess = false
+			if errors.Is(err, errGuessedWrong) || errors.Is(err, eventstore.ErrConcurrency) {
+				attempt--
+				continue // load it after all; this costs no retry
+			}
+		}
 		if err == nil || !errors.Is(err, eventstore.ErrConcurrency) || attempt >= r.retries {
 			if err != nil {
 				for _, c := range batch {
@@ -314,6 +337,13 @@ func (r *Repository[S, E]) remember(l Loaded[S]) {
 	r.cache[l.ID] = l
 }
 
+func (r *Repository[S, E]) cached(id string) bool {
+	r.cacheMu.Lock()
+	defer r.cacheMu.Unlock()
+	_, ok := r.cache[id]
+	return ok
+}
+
 func (r *Repository[S, E]) forget(id string) {
 	if r.cache == nil {
 		return
@@ -327,12 +357,17 @@ func (r *Repository[S, E]) forget(id string) {
 // in order on the evolving state, then appends all their events at once.
 // It returns the append's error (a concurrency conflict: run it again);
 // commands' own decide errors are left in them.
-func (r *Repository[S, E]) handleBatch(ctx context.Context, id string, batch []*command[S, E]) error {
-	l, err := r.loadCached(ctx, id)
-	if err != nil {
-		return err
+func (r *Repository[S, E]) handleBatch(ctx context.Context, id string, batch []*command[S, E], guess bool) error {
+	var l Loaded[S]
+	if guess {
+		l = Loaded[S]{ID: id, State: r.typ.Initial()}
+	} else {
+		var err error
+		if l, err = r.loadCached(ctx, id); err != nil {
+			return err
+		}
+		r.remember(l)
 	}
-	r.remember(l)
 	before := l.Version
 	var data []eventstore.EventData
 	cur := l
@@ -356,10 +391,24 @@ func (r *Repository[S, E]) handleBatch(ctx context.Context, id string, batch []*
 		}
 		c.res = Result[S, E]{Loaded: cur, Events: events}
 	}
+	if guess {
+		for _, c := range batch {
+			if c.err != nil {
+				return errGuessedWrong // perhaps only because it was not new
+			}
+		}
+		if len(data) == 0 {
+			return errGuessedWrong
+		}
+	}
 	if len(data) == 0 {
 		return nil
 	}
-	app, err := r.store.Append(ctx, r.typ.StreamID(id), eventstore.Exact(l.Version), data...)
+	expected := eventstore.Exact(l.Version)
+	if guess {
+		expected = eventstore.NoStream
+	}
+	app, err := r.store.Append(ctx, r.typ.StreamID(id), expected, data...)
 	if err != nil {
 		// Evolve may have changed the cached state in place: reload next time.
 		r.forget(id)

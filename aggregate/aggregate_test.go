@@ -194,3 +194,38 @@ func BenchmarkLoad10k(b *testing.B) {
 		})
 	}
 }
+
+// TestAssumeNew: a first command on an uncached aggregate appends without
+// reading when the aggregate is new, and falls back to a real load when
+// it is not (the stream exists, or the guess decided nothing or failed).
+func TestAssumeNew(t *testing.T) {
+	ctx := context.Background()
+	store := openStore(t)
+	typ := counterType(0, 1)
+	old := aggregate.NewRepository(store, typ)
+	if _, err := old.Handle(ctx, "c1", eventstore.Metadata{}, add(5, 100)); err != nil {
+		t.Fatal(err)
+	}
+	r := aggregate.NewRepository(store, typ, aggregate.WithCache(10), aggregate.AssumeNew())
+	// Existing: the guess's no-stream append conflicts; it loads and decides again.
+	res, err := r.Handle(ctx, "c1", eventstore.Metadata{}, add(2, 100))
+	if err != nil || res.Version != 2 || res.State.Total != 7 {
+		t.Fatalf("existing: %+v %v", res.Loaded, err)
+	}
+	// Existing, and the guess fails its rule (total 95+6 > 100 only if it
+	// knew the stream): the real state decides.
+	if _, err := old.Handle(ctx, "c3", eventstore.Metadata{}, add(95, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Handle(ctx, "c3", eventstore.Metadata{}, add(6, 100)); !errors.Is(err, errLimit) {
+		t.Fatalf("existing over the limit: %v", err)
+	}
+	// New: appended at version 1 without a read.
+	res, err = r.Handle(ctx, "c2", eventstore.Metadata{}, add(3, 100))
+	if err != nil || res.Version != 1 {
+		t.Fatalf("new: %+v %v", res.Loaded, err)
+	}
+	if l, _ := r.Load(ctx, "c1"); l.Version != 2 || l.State.Total != 7 {
+		t.Fatalf("c1 = %+v", l)
+	}
+}

@@ -68,7 +68,7 @@ type Service struct {
 func NewService(store eventstore.Store) *Service {
 	return &Service{
 		stock: aggregate.NewRepository(store, StockType(), aggregate.WithCache(8192), aggregate.WithRetries(50)),
-		res:   aggregate.NewRepository(store, ReservationType(), aggregate.WithCache(16384)),
+		res:   aggregate.NewRepository(store, ReservationType(), aggregate.WithCache(16384), aggregate.AssumeNew()),
 		now:   time.Now,
 	}
 }

@@ -86,7 +86,7 @@ func NewService(store eventstore.Store, opts Options) *Service {
 	for _, pr := range opts.Promotions {
 		p[pr.Code] = pr
 	}
-	return &Service{repo: aggregate.NewRepository(store, OrderType(), aggregate.WithCache(16384)), catalog: opts.Catalog, customers: opts.Customers,
+	return &Service{repo: aggregate.NewRepository(store, OrderType(), aggregate.WithCache(16384), aggregate.AssumeNew()), catalog: opts.Catalog, customers: opts.Customers,
 		promotions: p, merchant: opts.MerchantAccountID, now: time.Now}
 }
 

@@ -77,7 +77,7 @@ type Service struct {
 
 // NewService returns a Service on store shipping with c.
 func NewService(store eventstore.Store, c Carrier) *Service {
-	return &Service{repo: aggregate.NewRepository(store, ShipmentType(), aggregate.WithCache(16384)), carrier: c, now: time.Now}
+	return &Service{repo: aggregate.NewRepository(store, ShipmentType(), aggregate.WithCache(16384), aggregate.AssumeNew()), carrier: c, now: time.Now}
 }
 
 // Get returns order's shipment.
