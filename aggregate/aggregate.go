@@ -70,12 +70,12 @@ type Repository[S, E any] struct {
 	store   eventstore.Store
 	typ     Type[S, E]
 	retries int
-	// stripes is non-empty when commands on one aggregate queue in this
-	// process (see Handle); the expected-version check still guards
-	// against other processes.
-	stripes []sync.Mutex
-	qmu     sync.Mutex
-	queues  map[string]*queue[S, E]
+	// queue is set when commands on one aggregate queue in this process
+	// (see Handle); the expected-version check still guards against
+	// other processes.
+	queue  bool
+	qmu    sync.Mutex
+	queues map[string]*queue[S, E]
 
 	// cache keeps the state each aggregate had after its last command here
 	// (WithCache), so a hot aggregate is not rebuilt from its snapshot for
@@ -110,15 +110,17 @@ func AssumeNew() Option { return func(o *options) { o.assumeNew = true } }
 // events appended by other processes are never missed. Evolve may then
 // update a cached state in place (a map in S, say): read Result.State
 // right away, under no assumption that it stays unchanged. Commands on the
-// same aggregate are serialised by the lock stripes, so turn these on too.
+// same aggregate are serialised by Handle's queue, so keep it on.
 func WithCache(n int) Option { return func(o *options) { o.cache = n } }
 
 // WithRetries sets how many times Handle retries a concurrency conflict
 // (default 5).
 func WithRetries(n int) Option { return func(o *options) { o.retries = n } }
 
-// WithLockStripes sets how many mutex stripes serialise same-aggregate
-// commands in this process (default 256; 0 turns local serialisation off).
+// WithLockStripes(0) turns off the in-process queue of same-aggregate
+// commands (every command then loads and appends on its own, and
+// contention surfaces as retried conflicts); any other n keeps it on. The
+// name is kept from when the queue was a set of mutex stripes.
 func WithLockStripes(n int) Option { return func(o *options) { o.stripes = n } }
 
 // NewRepository returns a repository for typ on store.
@@ -127,7 +129,7 @@ func NewRepository[S, E any](store eventstore.Store, typ Type[S, E], opts ...Opt
 	for _, f := range opts {
 		f(&o)
 	}
-	r := &Repository[S, E]{store: store, typ: typ, retries: o.retries, stripes: make([]sync.Mutex, o.stripes), assumeNew: o.assumeNew}
+	r := &Repository[S, E]{store: store, typ: typ, retries: o.retries, queue: o.stripes > 0, assumeNew: o.assumeNew}
 	if o.cache > 0 && o.stripes > 0 {
 		r.cacheCap, r.cache = o.cache, make(map[string]Loaded[S])
 	}
@@ -196,7 +198,7 @@ type Decide[S, E any] func(l Loaded[S]) ([]E, error)
 // the others). A hot aggregate — a merchant's account credited by every
 // order — then costs one commit per batch instead of one per command.
 func (r *Repository[S, E]) Handle(ctx context.Context, id string, meta eventstore.Metadata, decide Decide[S, E]) (Result[S, E], error) {
-	if len(r.stripes) == 0 {
+	if !r.queue {
 		return r.retry(ctx, id, []*command[S, E]{{meta: meta, decide: decide}})
 	}
 	c := &command[S, E]{meta: meta, decide: decide, done: make(chan struct{})}
@@ -302,6 +304,14 @@ func (r *Repository[S, E]) retry(ctx context.Context, id string, batch []*comman
 			return batch[0].res, err
 		}
 	}
+}
+
+// Current returns the aggregate's state through Handle's queue and cache:
+// the same as Load for an aggregate this repository has just handled, but
+// without reading its snapshot and stream again.
+func (r *Repository[S, E]) Current(ctx context.Context, id string) (Loaded[S], error) {
+	res, err := r.Handle(ctx, id, eventstore.Metadata{}, func(Loaded[S]) ([]E, error) { return nil, nil })
+	return res.Loaded, err
 }
 
 // loadCached returns the cached state of id brought up to date, or loads it.

@@ -348,7 +348,7 @@ func (e *Engine) advance(ctx context.Context, id string) error {
 				}
 				return e.append(ctx, st, event{}, evCompleted)
 			}
-			if err := e.forward(ctx, r, st, i, steps[i]); err != nil {
+			if err := e.forward(ctx, r, st, i, steps); err != nil {
 				return err
 			}
 		case Compensating:
@@ -371,7 +371,8 @@ func (e *Engine) advance(ctx context.Context, id string) error {
 }
 
 // forward makes one attempt at step i.
-func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, s stepInfo) error {
+func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, steps []stepInfo) error {
+	s := steps[i]
 	attempt := st.attempts[i] + 1
 	now := time.Now()
 	if st.prestarted[i] {
@@ -402,7 +403,7 @@ func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, s step
 		return ctx.Err()
 	}
 	if err == nil {
-		if n := len(r.steps()); i+1 < n {
+		if i+1 < len(steps) {
 			// Record the next step's first attempt with this completion:
 			// one append per step instead of two.
 			err := e.appendEach(ctx, st, []string{evStepCompleted, evStepStarted},

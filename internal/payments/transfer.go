@@ -188,28 +188,19 @@ func (a Account) Credit(key, ref string, amount money.Money, now time.Time) ([]E
 // (even to a closed account: the money was its own); a leg not yet seen is
 // voided so it will be declined.
 func (a Account) Refund(key, ref string, now time.Time) ([]Event, error) {
-	if key == "" {
-		return nil, ErrUnknownKey
-	}
-	if !a.Opened() {
-		return nil, ErrNotOpen
-	}
-	l, ok := a.leg(key)
-	body := TransferLeg{Key: key, Reference: ref, Amount: money.New(0, a.Currency), At: now.UTC()}
-	switch {
-	case !ok:
-		body.Reason = ReasonCancelled
-		return []Event{TransferVoided(body)}, nil
-	case l.State == LegDebited:
-		body.Amount = money.New(l.Amount, a.Currency)
-		return []Event{TransferRefunded(body)}, nil
-	}
-	return nil, nil
+	return a.undo(key, ref, LegDebited, now)
 }
 
 // Reverse undoes the target leg of transfer key: a credit is taken back
 // (which needs the money still to be there); a leg not yet seen is voided.
 func (a Account) Reverse(key, ref string, now time.Time) ([]Event, error) {
+	return a.undo(key, ref, LegCredited, now)
+}
+
+// undo undoes the leg of key that is in state done (LegDebited: give it
+// back; LegCredited: take it back), voids a leg not seen yet, and ignores
+// a leg already undone or declined.
+func (a Account) undo(key, ref string, done LegState, now time.Time) ([]Event, error) {
 	if key == "" {
 		return nil, ErrUnknownKey
 	}
@@ -222,14 +213,16 @@ func (a Account) Reverse(key, ref string, now time.Time) ([]Event, error) {
 	case !ok:
 		body.Reason = ReasonCancelled
 		return []Event{TransferVoided(body)}, nil
-	case l.State == LegCredited:
-		if l.Amount > a.Balance {
-			return nil, ErrInsufficientFunds
-		}
-		body.Amount = money.New(l.Amount, a.Currency)
-		return []Event{TransferReversed(body)}, nil
+	case l.State != done:
+		return nil, nil
+	case done == LegCredited && l.Amount > a.Balance:
+		return nil, ErrInsufficientFunds
 	}
-	return nil, nil
+	body.Amount = money.New(l.Amount, a.Currency)
+	if done == LegDebited {
+		return []Event{TransferRefunded(body)}, nil
+	}
+	return []Event{TransferReversed(body)}, nil
 }
 
 // Leg returns transfer key's record on the account.

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"net/http"
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/catalog"
@@ -99,8 +98,8 @@ func (p shippingPort) Cancel(ctx context.Context, meta eventstore.Metadata, orde
 // productsPort lets inventory check that a product exists in the catalog.
 type productsPort struct{ store *catalog.Store }
 
-func (p productsPort) Exists(r *http.Request, id string) (bool, error) {
-	_, err := p.store.Get(r.Context(), id)
+func (p productsPort) Exists(ctx context.Context, id string) (bool, error) {
+	_, err := p.store.Get(ctx, id)
 	if errors.Is(err, catalog.ErrNotFound) {
 		return false, nil
 	}

@@ -363,8 +363,5 @@ func (p *statusProbe) WriteHeader(code int) {
 // Bus returns the server's message bus.
 func (s *Server) Bus() *natsbus.Bus { return s.bus }
 
-// Engine returns the server's saga engine.
-func (s *Server) Engine() *saga.Engine { return s.engine }
-
 // Store returns the server's event store.
 func (s *Server) Store() eventstore.Store { return s.store }

@@ -2,6 +2,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/agora-commerce/agora/eventstore"
@@ -13,7 +14,7 @@ import (
 
 // Products says whether a product exists (the catalog, as inventory sees it).
 type Products interface {
-	Exists(r *http.Request, id string) (bool, error)
+	Exists(ctx context.Context, id string) (bool, error)
 }
 
 // Handler serves the inventory API.
@@ -70,7 +71,7 @@ func (h *Handler) restock(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.products != nil {
-		ok, err := h.products.Exists(r, id)
+		ok, err := h.products.Exists(r.Context(), id)
 		if err != nil {
 			httpapi.Error(w, r, err)
 			return

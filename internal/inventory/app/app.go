@@ -248,7 +248,7 @@ func (s *Service) Release(ctx context.Context, meta eventstore.Metadata, order s
 
 // Commit takes a reserved order's units out of stock (the order shipped).
 func (s *Service) Commit(ctx context.Context, meta eventstore.Metadata, order string) error {
-	l, err := s.peek(ctx, order)
+	l, err := s.res.Current(ctx, order)
 	if err != nil {
 		return err
 	}
@@ -274,12 +274,6 @@ func (s *Service) Commit(ctx context.Context, meta eventstore.Metadata, order st
 		return []inventory.Event{inventory.OrderStockCommitted{OrderID: order, At: s.now().UTC()}}, nil
 	})
 	return err
-}
-
-// peek reads order's reservation through the repository's cache.
-func (s *Service) peek(ctx context.Context, order string) (aggregate.Loaded[inventory.Reservation], error) {
-	res, err := s.res.Handle(ctx, order, eventstore.Metadata{}, func(aggregate.Loaded[inventory.Reservation]) ([]inventory.Event, error) { return nil, nil })
-	return res.Loaded, err
 }
 
 // IsStockStream reports whether stream is a product's stock, and which.

@@ -26,10 +26,11 @@ var ReactionSubjects = []string{orderingapi.SubjectOrderPlaced, orderingapi.Subj
 func (s *Service) Reactions() messaging.Handler {
 	return func(ctx context.Context, d messaging.Delivery) error {
 		meta := eventstore.Metadata{CorrelationID: d.Headers[messaging.HeaderCorrelation], CausationID: d.ID}
-		order, err := orderOf(d)
+		ref, err := orderingapi.RefOf(d.Message)
 		if err != nil {
 			return err
 		}
+		order := ref.OrderID
 		switch d.Type {
 		case orderingapi.TypeOrderPlaced:
 			p, err := messaging.Decode[orderingapi.OrderPlaced](d.Message)
@@ -51,15 +52,4 @@ func (s *Service) Reactions() messaging.Handler {
 			return s.Release(ctx, meta, order)
 		}
 	}
-}
-
-// orderOf reads the order_id every checkout event carries.
-func orderOf(d messaging.Delivery) (string, error) {
-	v, err := messaging.Decode[struct {
-		OrderID string `json:"order_id"`
-	}](d.Message)
-	if err != nil || v.OrderID == "" {
-		return "", errors.Join(messaging.ErrPermanent, errors.New("message has no order_id"), err)
-	}
-	return v.OrderID, nil
 }

@@ -140,7 +140,7 @@ func (s *Service) Place(ctx context.Context, meta eventstore.Metadata, cmd Place
 	for i := range n.Items {
 		p, ok := prices[n.Items[i].ProductID]
 		if !ok {
-			bad = append(bad, errs.FieldError{Field: "items[" + itoa(i) + "].product_id", Message: "is not a product in the catalog"})
+			bad = append(bad, errs.FieldError{Field: "items[" + strconv.Itoa(i) + "].product_id", Message: "is not a product in the catalog"})
 			continue
 		}
 		n.Items[i].UnitPrice = p
@@ -198,8 +198,6 @@ func (s *Service) Confirm(ctx context.Context, meta eventstore.Metadata, id stri
 func (s *Service) Cancel(ctx context.Context, meta eventstore.Metadata, id, reason string) (ordering.Order, uint64, error) {
 	return s.handle(ctx, meta, id, func(o ordering.Order, now time.Time) ([]ordering.Event, error) { return o.Cancel(reason, now) })
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 // Publish maps an ordering record to its integration event.
 func Publish(r eventstore.Record) (messaging.Message, bool, error) {

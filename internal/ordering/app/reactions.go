@@ -7,6 +7,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/inventory/inventoryapi"
 	"github.com/agora-commerce/agora/internal/ordering"
+	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
 	"github.com/agora-commerce/agora/internal/payments/paymentsapi"
 	"github.com/agora-commerce/agora/internal/shipping/shippingapi"
 	"github.com/agora-commerce/agora/messaging"
@@ -24,12 +25,9 @@ var ReactionSubjects = []string{inventoryapi.SubjectStockRejected, paymentsapi.S
 func (s *Service) Reactions() messaging.Handler {
 	return func(ctx context.Context, d messaging.Delivery) error {
 		meta := eventstore.Metadata{CorrelationID: d.Headers[messaging.HeaderCorrelation], CausationID: d.ID}
-		body, err := messaging.Decode[struct {
-			OrderID string `json:"order_id"`
-			Reason  string `json:"reason"`
-		}](d.Message)
-		if err != nil || body.OrderID == "" {
-			return errors.Join(messaging.ErrPermanent, errors.New("message has no order_id"), err)
+		body, err := orderingapi.RefOf(d.Message)
+		if err != nil {
+			return err
 		}
 		var reason string
 		switch d.Type {

@@ -211,7 +211,7 @@ func DataOf(o ordering.Order) Data {
 type Starter struct {
 	// Engine runs the sagas.
 	Engine *saga.Engine
-	// Parallel caps concurrent starts within a batch (default 32).
+	// Parallel caps concurrent starts within a batch (0: 32).
 	Parallel int
 }
 
@@ -227,7 +227,11 @@ func (Starter) Reset(context.Context, *sql.Tx) error { return nil }
 // Apply implements projection.Projection.
 func (s Starter) Apply(ctx context.Context, _ *sql.Tx, batch []eventstore.Record) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(s.Parallel, 32))
+	limit := s.Parallel
+	if limit <= 0 {
+		limit = 32
+	}
+	g.SetLimit(limit)
 	for _, r := range batch {
 		if r.Type != (ordering.OrderPlaced{}).EventType() {
 			continue

@@ -2,7 +2,12 @@
 // integration events it publishes, version 1.
 package orderingapi
 
-import "github.com/agora-commerce/agora/money"
+import (
+	"errors"
+
+	"github.com/agora-commerce/agora/messaging"
+	"github.com/agora-commerce/agora/money"
+)
 
 // Subjects and types of the ordering's integration events.
 const (
@@ -54,4 +59,21 @@ type OrderCancelled struct {
 	// Reason is out_of_stock, insufficient_funds, shipping_failed,
 	// cancelled_by_customer, timeout or payment_failed.
 	Reason string `json:"reason"`
+}
+
+// Ref is what every checkout event of every context carries: the order
+// it is about and, for refusals and cancellations, why.
+type Ref struct {
+	OrderID string `json:"order_id"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// RefOf reads m's Ref; a message without an order_id is a permanent
+// failure (wrapping messaging.ErrPermanent): no redelivery can fix it.
+func RefOf(m messaging.Message) (Ref, error) {
+	r, err := messaging.Decode[Ref](m)
+	if err != nil || r.OrderID == "" {
+		return Ref{}, errors.Join(messaging.ErrPermanent, errors.New("message has no order_id"), err)
+	}
+	return r, nil
 }

@@ -5,8 +5,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -38,49 +36,26 @@ func AccountType() aggregate.Type[payments.Account, payments.Event] {
 	}
 }
 
+var codec = func() *aggregate.Codec[payments.Event] {
+	c := aggregate.NewCodec[payments.Event]()
+	aggregate.Register[payments.AccountOpened](c)
+	aggregate.Register[payments.MoneyDeposited](c)
+	aggregate.Register[payments.MoneyWithdrawn](c)
+	aggregate.Register[payments.AccountClosed](c)
+	aggregate.Register[payments.TransferDebited](c)
+	aggregate.Register[payments.TransferCredited](c)
+	aggregate.Register[payments.TransferRefunded](c)
+	aggregate.Register[payments.TransferReversed](c)
+	aggregate.Register[payments.TransferDeclined](c)
+	aggregate.Register[payments.TransferVoided](c)
+	return c
+}()
+
 // Encode turns a payments event into an event to append.
-func Encode(e payments.Event) (eventstore.EventData, error) {
-	b, err := json.Marshal(e)
-	if err != nil {
-		return eventstore.EventData{}, err
-	}
-	return eventstore.EventData{Type: e.EventType(), SchemaVersion: 1, Data: b}, nil
-}
+func Encode(e payments.Event) (eventstore.EventData, error) { return codec.Encode(e) }
 
 // Decode turns a stored record into a payments event.
-func Decode(r eventstore.Record) (payments.Event, error) {
-	switch r.Type {
-	case payments.TypeAccountOpened:
-		return decodeAs[payments.AccountOpened](r.Data)
-	case payments.TypeMoneyDeposited:
-		return decodeAs[payments.MoneyDeposited](r.Data)
-	case payments.TypeMoneyWithdrawn:
-		return decodeAs[payments.MoneyWithdrawn](r.Data)
-	case payments.TypeAccountClosed:
-		return decodeAs[payments.AccountClosed](r.Data)
-	case payments.TypeTransferDebited:
-		return decodeAs[payments.TransferDebited](r.Data)
-	case payments.TypeTransferCredited:
-		return decodeAs[payments.TransferCredited](r.Data)
-	case payments.TypeTransferRefunded:
-		return decodeAs[payments.TransferRefunded](r.Data)
-	case payments.TypeTransferReversed:
-		return decodeAs[payments.TransferReversed](r.Data)
-	case payments.TypeTransferDeclined:
-		return decodeAs[payments.TransferDeclined](r.Data)
-	case payments.TypeTransferVoided:
-		return decodeAs[payments.TransferVoided](r.Data)
-	}
-	return nil, fmt.Errorf("payments: unknown event type %q", r.Type)
-}
-
-func decodeAs[T payments.Event](data json.RawMessage) (payments.Event, error) {
-	var e T
-	if err := json.Unmarshal(data, &e); err != nil {
-		return nil, err
-	}
-	return e, nil
-}
+func Decode(r eventstore.Record) (payments.Event, error) { return codec.Decode(r) }
 
 // IsAccountStream reports whether a stream ID is an account's, and returns the account ID.
 func IsAccountStream(stream string) (string, bool) {

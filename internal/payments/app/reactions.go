@@ -73,11 +73,9 @@ func (s *Service) Reactions(ctx context.Context, db *sql.DB) (messaging.Handler,
 			})
 			return err
 		}
-		body, err := messaging.Decode[struct {
-			OrderID string `json:"order_id"`
-		}](d.Message)
-		if err != nil || body.OrderID == "" {
-			return errors.Join(messaging.ErrPermanent, errors.New("message has no order_id"), err)
+		body, err := orderingapi.RefOf(d.Message)
+		if err != nil {
+			return err
 		}
 		p, err := lookup(ctx, body.OrderID)
 		if err != nil {

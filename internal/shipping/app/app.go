@@ -96,7 +96,7 @@ func (s *Service) Get(ctx context.Context, order string) (shipping.Shipment, err
 // shipping.ErrShippingFailed if the carrier refused, shipping.ErrCancelled
 // if it was cancelled first; other errors are worth retrying. Idempotent.
 func (s *Service) Arrange(ctx context.Context, meta eventstore.Metadata, order string, addr shipping.Address) error {
-	l, err := s.repo.Handle(ctx, order, meta, func(aggregate.Loaded[shipping.Shipment]) ([]shipping.Event, error) { return nil, nil })
+	l, err := s.repo.Current(ctx, order)
 	if err != nil {
 		return err
 	}

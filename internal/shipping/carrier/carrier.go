@@ -11,6 +11,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/agora-commerce/agora/internal/backoff"
 )
 
 // Name is the carrier's name as shipments show it.
@@ -78,14 +80,10 @@ func (s *Sim) wait(ctx context.Context) error {
 	if d <= 0 {
 		return nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+	if err := backoff.Sleep(ctx, d); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
+	return nil
 }
 
 // Book books a collection, or refuses it with ErrUndeliverable.
