@@ -114,6 +114,15 @@ func TestHostileInputOnCommerceEndpoints(t *testing.T) {
 			t.Errorf("%s: %d %s %.200s", c.name, r.status, r.header.Get("Content-Type"), r.raw)
 		}
 	}
+	// One answer lists every bad field, the handler's and the domain's.
+	r := w.do("POST", "/api/v1/orders", `{"items":[{"product_id":"`+p+`","quantity":-1}],"payment_account_id":"`+a+`"}`)
+	fields := map[string]bool{}
+	for _, f := range r.body["errors"].([]any) {
+		fields[f.(map[string]any)["field"].(string)] = true
+	}
+	if r.status != http.StatusBadRequest || !fields["shipping_address"] || !fields["items[0].quantity"] || len(fields) != 2 {
+		t.Errorf("order with two bad fields: %d %s", r.status, r.raw)
+	}
 	if r := w.do("POST", "/api/v1/products", `{"sku":"A1"}`, "Content-Type", "text/plain"); r.status != http.StatusUnsupportedMediaType {
 		t.Errorf("text/plain body: %d", r.status)
 	}

@@ -3,8 +3,10 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/ordering"
@@ -66,11 +68,12 @@ func (h *Handler) place(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var bad []errs.FieldError
-	if req.ShippingAddress == nil {
+	noAddress := req.ShippingAddress == nil
+	if noAddress {
 		bad = append(bad, errs.FieldError{Field: "shipping_address", Message: "is required"})
 		req.ShippingAddress = &ordering.Address{}
 	}
-	if fe := httpapi.ID("payment_account_id", req.PaymentAccountID); fe != nil {
+	if fe := httpapi.ID("payment_account_id", req.PaymentAccountID); fe != nil && req.PaymentAccountID != "" {
 		bad = append(bad, *fe)
 	}
 	for _, f := range []struct{ name, v string }{{"id", req.ID}, {"customer_id", req.CustomerID}, {"promotion_code", req.PromotionCode}} {
@@ -86,12 +89,21 @@ func (h *Handler) place(w http.ResponseWriter, r *http.Request) {
 			bad = append(bad, *fe)
 		}
 	}
+	cmd := app.PlaceOrder{ID: req.ID, CustomerID: req.CustomerID, Lines: req.Items,
+		ShippingAddress: *req.ShippingAddress, PaymentAccountID: req.PaymentAccountID, PromotionCode: req.PromotionCode}
+	// The domain's rules too, so that one answer lists every bad field.
+	if e, ok := errors.AsType[*errs.Error](cmd.Validate()); ok {
+		for _, f := range e.Fields {
+			if !noAddress || !strings.HasPrefix(f.Field, "shipping_address.") {
+				bad = append(bad, f)
+			}
+		}
+	}
 	if len(bad) > 0 {
 		httpapi.Error(w, r, errs.Fields(bad...))
 		return
 	}
-	o, pos, err := h.svc.Place(r.Context(), meta(r), app.PlaceOrder{ID: req.ID, CustomerID: req.CustomerID, Lines: req.Items,
-		ShippingAddress: *req.ShippingAddress, PaymentAccountID: req.PaymentAccountID, PromotionCode: req.PromotionCode})
+	o, pos, err := h.svc.Place(r.Context(), meta(r), cmd)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return

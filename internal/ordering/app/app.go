@@ -106,17 +106,26 @@ type PlaceOrder struct {
 	PromotionCode    string
 }
 
+func (cmd PlaceOrder) order() ordering.NewOrder {
+	n := ordering.NewOrder{ID: cmd.ID, CustomerID: cmd.CustomerID, ShippingAddress: cmd.ShippingAddress, PaymentAccountID: cmd.PaymentAccountID}
+	for _, l := range cmd.Lines {
+		n.Items = append(n.Items, ordering.Item{ProductID: l.ProductID, Quantity: l.Quantity})
+	}
+	return n
+}
+
+// Validate checks the order's shape (the rules of ordering.NewOrder) and
+// lists every offending field.
+func (cmd PlaceOrder) Validate() error { return cmd.order().Validate() }
+
 // Place prices and places an order; it returns the order and the
 // position of its event.
 func (s *Service) Place(ctx context.Context, meta eventstore.Metadata, cmd PlaceOrder) (ordering.Order, uint64, error) {
 	if cmd.ID == "" {
 		cmd.ID = uuid.Must(uuid.NewV7()).String()
 	}
-	n := ordering.NewOrder{ID: cmd.ID, CustomerID: cmd.CustomerID, ShippingAddress: cmd.ShippingAddress,
-		PaymentAccountID: cmd.PaymentAccountID, MerchantAccountID: s.merchant}
-	for _, l := range cmd.Lines {
-		n.Items = append(n.Items, ordering.Item{ProductID: l.ProductID, Quantity: l.Quantity})
-	}
+	n := cmd.order()
+	n.MerchantAccountID = s.merchant
 	if err := n.Validate(); err != nil {
 		return ordering.Order{}, 0, err
 	}
