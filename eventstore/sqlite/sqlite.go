@@ -13,6 +13,8 @@
 package sqlite
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"embed"
@@ -22,6 +24,7 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +65,7 @@ type Store struct {
 	closeMu  sync.Once
 	notifier eventstore.Notifier
 	mem      *memtable
+	recent   *recent
 	unlock   func()
 	// inFlight counts callers inside submit, for the writer's linger.
 	inFlight atomic.Int64
@@ -141,7 +145,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	ckpt.SetMaxOpenConns(1)
-	s := &Store{w: w, r: r, ckpt: ckpt, opts: opts, reqs: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{}), ckptDone: make(chan struct{}), mem: mem, unlock: unlock}
+	s := &Store{w: w, r: r, ckpt: ckpt, opts: opts, reqs: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{}), ckptDone: make(chan struct{}), mem: mem, recent: newRecent(recentRecords), unlock: unlock}
 	head, err := s.Head(ctx)
 	if err != nil {
 		s.closeDBs()
@@ -228,6 +232,9 @@ const selectCols = `position, stream_id, version, event_id, type, schema_version
 func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]eventstore.Record, error) {
 	if limit <= 0 {
 		limit = eventstore.DefaultReadLimit
+	}
+	if recs, ok := s.recent.after(after, limit); ok {
+		return recs, nil
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+selectCols+` FROM events WHERE position > ? ORDER BY position LIMIT ?`, int64(after), limit)
 	if err != nil {
@@ -374,6 +381,8 @@ type writer struct {
 	// the file (the lock file keeps other processes out).
 	versions map[string]int64
 	stmts    stmts
+	// now is the recorded-at time of the batch being written.
+	now int64
 }
 
 // maxCachedStreams bounds the stream-version cache.
@@ -498,16 +507,23 @@ func (w *writer) commit(batch []*appendReq, events int) {
 			w.nextPos = head + 1
 		}
 	} else {
+		recs := make([]eventstore.Record, 0, events)
+		at := time.Unix(0, w.now).UTC()
 		for _, r := range batch {
 			if r.wrote && r.err == nil {
 				n := int64(len(r.events))
 				entries := make([]indexEntry, n)
 				for i := range entries {
 					entries[i] = indexEntry{version: int64(r.res.NextExpectedVersion) - n + int64(i) + 1, position: int64(r.res.FirstPosition) + int64(i)}
+					e := &r.events[i]
+					recs = append(recs, eventstore.Record{Position: uint64(entries[i].position), StreamID: r.stream, Version: uint64(entries[i].version),
+						ID: e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion, Data: bytes.Clone(e.Data), Metadata: e.Metadata, RecordedAt: at})
 				}
 				w.s.mem.add(r.stream, entries)
 			}
 		}
+		slices.SortFunc(recs, func(a, b eventstore.Record) int { return cmp.Compare(a.Position, b.Position) })
+		w.s.recent.add(recs)
 		w.s.opts.Observer.Committed(len(batch), events, time.Since(start))
 		w.s.notifier.Publish(uint64(w.nextPos - 1))
 	}
@@ -547,6 +563,7 @@ func (w *writer) write(ctx context.Context, batch []*appendReq) (err error) {
 		del: tx.StmtContext(ctx, w.stmts.del),
 	}
 	now := time.Now().UnixNano()
+	w.now = now
 	for _, r := range batch {
 		if err := w.appendOne(ctx, tx, st, r, now); err != nil {
 			var af appendFailure

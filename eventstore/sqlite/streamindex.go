@@ -49,16 +49,37 @@ type memtable struct {
 	mu      sync.RWMutex
 	streams map[string][]indexEntry
 	count   int
+	// last is the newest version of every stream appended to since the
+	// store opened (or rebuilt into the memtable), flushed or not, up to
+	// maxKnownStreams: a forward read past it needs no query.
+	last map[string]int64
 }
 
-func newMemtable() *memtable { return &memtable{streams: make(map[string][]indexEntry)} }
+// maxKnownStreams bounds memtable.last; past it, it starts afresh.
+const maxKnownStreams = 1 << 18
+
+func newMemtable() *memtable {
+	return &memtable{streams: make(map[string][]indexEntry), last: make(map[string]int64)}
+}
 
 // add records committed entries (called by the writer only).
 func (m *memtable) add(stream string, entries []indexEntry) {
 	m.mu.Lock()
 	m.streams[stream] = append(m.streams[stream], entries...)
 	m.count += len(entries)
+	if len(m.last) >= maxKnownStreams {
+		clear(m.last)
+	}
+	m.last[stream] = entries[len(entries)-1].version
 	m.mu.Unlock()
+}
+
+// knownLast returns the stream's newest version, if the memtable knows it.
+func (m *memtable) knownLast(stream string) (int64, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	v, ok := m.last[stream]
+	return v, ok
 }
 
 // lastVersion returns the stream's highest version in the memtable.
@@ -140,8 +161,12 @@ func recoverIndex(ctx context.Context, db *sql.DB, m *memtable) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sqlite: recover stream index: %w", err)
 	}
+	last := make(map[string]int64, len(fresh))
+	for k, e := range fresh {
+		last[k] = e[len(e)-1].version
+	}
 	m.mu.Lock()
-	m.streams, m.count = fresh, n
+	m.streams, m.count, m.last = fresh, n, last
 	m.mu.Unlock()
 	return nil
 }
@@ -204,6 +229,9 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, r eventstore.St
 		if r.From == 0 {
 			hi = 1<<63 - 1
 		}
+	}
+	if v, ok := s.mem.knownLast(streamID); ok && !back && lo > v {
+		return []eventstore.Record{}, nil // nothing after the newest version
 	}
 	// The memtable first, then the table (see the note at the top).
 	var fromMem []int64
@@ -284,6 +312,9 @@ func mergeVersions(a, b []eventstore.Record, desc bool) []eventstore.Record {
 func (s *Store) byPositions(ctx context.Context, positions []int64, desc bool) ([]eventstore.Record, error) {
 	if len(positions) == 0 {
 		return nil, nil
+	}
+	if recs, ok := s.recent.at(positions); ok {
+		return recs, nil
 	}
 	var recs []eventstore.Record
 	for chunk := range slices.Chunk(positions, 500) {

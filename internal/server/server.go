@@ -195,7 +195,11 @@ func (s *Server) openStorage(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		s.rmDB.SetMaxOpenConns(8)
+		// SQLite has one writer at a time; more connections would only
+		// contend for its lock in the busy handler's sleeps, which starve
+		// the unlucky (a projection falling minutes behind). One
+		// connection queues everyone in order instead.
+		s.rmDB.SetMaxOpenConns(1)
 		return nil
 	}
 	schema := cfg.PostgresSchema
