@@ -40,6 +40,18 @@ type Projection interface {
 	Reset(ctx context.Context, tx *sql.Tx) error
 }
 
+// Reactor is a Projection whose effect lies outside the read-model
+// database — starting a saga, say — and is idempotent. The runner calls
+// React with each batch before it opens the batch's transaction, so that
+// transaction (and on SQLite the database's one writer) is held only to
+// run Apply and move the checkpoint, not for the effect's duration. A
+// crash between React and the checkpoint's commit runs React again on
+// the same events.
+type Reactor interface {
+	Projection
+	React(ctx context.Context, batch []eventstore.Record) error
+}
+
 // Options tune a Runner.
 type Options struct {
 	// BatchSize caps the events per transaction (default 500).
@@ -182,6 +194,11 @@ func (r *Runner) applyBatch(ctx context.Context, epoch uint64, batch []eventstor
 		return errRestart
 	}
 	last := batch[len(batch)-1].Position
+	if re, ok := r.p.(Reactor); ok {
+		if err := re.React(ctx, batch); err != nil {
+			return fmt.Errorf("projection %s: react up to %d: %w", r.p.Name(), last, err)
+		}
+	}
 	tx, err := r.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("projection %s: begin: %w", r.p.Name(), err)

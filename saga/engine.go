@@ -1,6 +1,7 @@
 package saga
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -51,6 +52,7 @@ type Engine struct {
 
 	mu      sync.Mutex
 	running map[string]bool
+	started map[string]bool // instances started here: whether fresh
 	ctx     context.Context
 	wg      sync.WaitGroup
 	index   *projection.Runner
@@ -71,7 +73,7 @@ func NewEngine(store eventstore.Store, db *sql.DB, opts Options) *Engine {
 	if opts.CompensationAttempts <= 0 {
 		opts.CompensationAttempts = 5
 	}
-	e := &Engine{store: store, db: db, opts: opts, defs: map[string]runner{}, running: map[string]bool{}}
+	e := &Engine{store: store, db: db, opts: opts, defs: map[string]runner{}, running: map[string]bool{}, started: map[string]bool{}}
 	e.index = projection.NewRunner(store, db, indexProjection{}, projection.Options{})
 	return e
 }
@@ -148,6 +150,12 @@ func (e *Engine) Start(ctx context.Context, typ, id string, data any) (uint64, e
 	if !ok {
 		return 0, fmt.Errorf("saga: unknown type %q", typ)
 	}
+	e.mu.Lock()
+	_, seen := e.started[id]
+	e.mu.Unlock()
+	if seen {
+		return 0, nil // started here before
+	}
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return 0, fmt.Errorf("saga: encode data: %w", err)
@@ -157,17 +165,50 @@ func (e *Engine) Start(ctx context.Context, typ, id string, data any) (uint64, e
 		names = append(names, s.name)
 	}
 	body, _ := json.Marshal(event{Type: typ, Steps: names, Data: raw})
-	res, err := e.store.Append(ctx, StreamID(id), eventstore.NoStream, eventstore.EventData{
-		ID: startID(id), Type: evStarted, Data: body,
-	})
-	if errors.Is(err, eventstore.ErrConcurrency) {
+	evs := []eventstore.EventData{{ID: startID(id), Type: evStarted, Data: body}}
+	if len(names) > 0 {
+		// The first step's first attempt starts in the same append.
+		first, _ := json.Marshal(event{Step: 0, Attempt: 1})
+		evs = append(evs, eventstore.EventData{ID: firstStepID(id), Type: evStepStarted, Data: first})
+	}
+	res, err := e.store.Append(ctx, StreamID(id), eventstore.NoStream, evs...)
+	if errors.Is(err, eventstore.ErrConcurrency) || errors.Is(err, eventstore.ErrDuplicateEvent) {
+		e.remember(id, false)
 		return 0, nil // started before
 	}
 	if err != nil {
 		return 0, fmt.Errorf("saga: start %s: %w", id, err)
 	}
+	e.remember(id, len(names) > 0)
 	e.drive(id)
 	return res.LastPosition, nil
+}
+
+// maxStarted bounds the engine's memory of instances it started.
+const maxStarted = 1 << 16
+
+// remember notes that instance id exists, so a repeated Start costs no
+// append; fresh marks that this engine just recorded its first step's
+// first attempt, so the drive runs that attempt rather than another.
+func (e *Engine) remember(id string, fresh bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.started) >= maxStarted {
+		clear(e.started)
+	}
+	e.started[id] = fresh
+}
+
+// takeFresh reports (once) whether Start just recorded instance id's
+// first attempt.
+func (e *Engine) takeFresh(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	fresh := e.started[id]
+	if fresh {
+		e.started[id] = false
+	}
+	return fresh
 }
 
 // Get returns instance id's timeline.
@@ -327,6 +368,9 @@ func (e *Engine) advance(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if e.takeFresh(id) && st.status == Started && st.next == 0 && st.attempts != nil && st.attempts[0] == 1 {
+		st.prestarted[0] = true // Start recorded this attempt
+	}
 	for {
 		r := e.defs[st.typ]
 		if r == nil {
@@ -402,6 +446,9 @@ func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, steps 
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	if err == nil && bytes.Equal(data, st.data) {
+		data = nil // the step left the data as it was: nothing to record
+	}
 	if err == nil {
 		if i+1 < len(steps) {
 			// Record the next step's first attempt with this completion:
@@ -415,7 +462,11 @@ func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, steps 
 		}
 		// The last step: when the end hook succeeds, the saga's completion
 		// goes into the same append (else advance retries the hook).
-		if err := r.onEnd(ctx, st.id, Completed, "", data); err == nil {
+		final := data
+		if final == nil {
+			final = st.data
+		}
+		if err := r.onEnd(ctx, st.id, Completed, "", final); err == nil {
 			return e.appendEach(ctx, st, []string{evStepCompleted, evCompleted}, []event{{Step: i, Data: data}, {}})
 		}
 		return e.append(ctx, st, event{Step: i, Data: data}, evStepCompleted)

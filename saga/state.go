@@ -18,6 +18,10 @@ var startSpace = uuid.MustParse("2b0c7a55-0e7e-4a51-9f0d-6c2b3f6a9e41")
 // instance, so a repeated Start is an idempotent re-append.
 func startID(id string) uuid.UUID { return uuid.NewSHA1(startSpace, []byte(id)) }
 
+// firstStepID is the ID of the first step's first StepStarted, which
+// Start appends with Started.
+func firstStepID(id string) uuid.UUID { return uuid.NewSHA1(startSpace, []byte(id+"/step-0")) }
+
 // state is an instance folded from its events.
 type state struct {
 	id, typ string

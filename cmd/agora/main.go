@@ -11,10 +11,22 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
+// gcPercent is the garbage collector's target when GOGC is not set. A
+// server's live heap here is small and its garbage comes in a steady
+// stream (JSON, records); collecting at 5× the live heap instead of 2×
+// costs tens of megabytes and gives the CPU back to requests (about 15%
+// more checkouts per second on two cores, measured with agora bench
+// checkout). GOGC, when set, wins.
+const gcPercent = 400
+
 func main() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m := NewMain()

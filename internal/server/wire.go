@@ -87,7 +87,22 @@ func (s *Server) wire(ctx context.Context, mux *http.ServeMux) error {
 	s.Shipping = shipapp.NewService(s.store, shipapp.Parcelo{Sim: s.Carrier})
 
 	// Ordering and the checkout.
-	s.Ordering = ordapp.NewService(s.store, ordapp.Options{Catalog: s.Catalog, Promotions: Promotions, MerchantAccountID: cfg.MerchantAccountID})
+	var placed func(ordering.Order)
+	if cfg.CheckoutMode == Orchestration {
+		// Start the checkout as soon as the order is placed; the Starter
+		// below starts those a crash kept from starting (Start is
+		// idempotent).
+		placed = func(o ordering.Order) {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				if _, err := s.engine.Start(ctx, checkout.SagaType, checkout.SagaID(o.ID), checkout.DataOf(o)); err != nil {
+					s.log.Debug("checkout: early start failed; the starter will start it", "order", o.ID, "err", err)
+				}
+			}()
+		}
+	}
+	s.Ordering = ordapp.NewService(s.store, ordapp.Options{Catalog: s.Catalog, Promotions: Promotions, MerchantAccountID: cfg.MerchantAccountID, Placed: placed})
 	orders, err := s.runner(ctx, ordapp.Orders{})
 	if err != nil {
 		return err

@@ -65,6 +65,7 @@ type Service struct {
 	customers  Customers
 	promotions map[string]ordering.Promotion
 	merchant   string
+	placed     func(ordering.Order)
 	now        func() time.Time
 }
 
@@ -78,6 +79,11 @@ type Options struct {
 	Promotions []ordering.Promotion
 	// MerchantAccountID receives the payments for orders.
 	MerchantAccountID string
+	// Placed, if set, is called with each newly placed order once its
+	// OrderPlaced event is committed (not for a repeated placement) — to
+	// start its checkout at once rather than when a projection sees the
+	// event. Place does not wait for what it starts.
+	Placed func(ordering.Order)
 }
 
 // NewService returns a Service on store.
@@ -87,7 +93,7 @@ func NewService(store eventstore.Store, opts Options) *Service {
 		p[pr.Code] = pr
 	}
 	return &Service{repo: aggregate.NewRepository(store, OrderType(), aggregate.WithCache(16384), aggregate.AssumeNew()), catalog: opts.Catalog, customers: opts.Customers,
-		promotions: p, merchant: opts.MerchantAccountID, now: time.Now}
+		promotions: p, merchant: opts.MerchantAccountID, placed: opts.Placed, now: time.Now}
 }
 
 // Line is a requested product and quantity.
@@ -167,6 +173,9 @@ func (s *Service) Place(ctx context.Context, meta eventstore.Metadata, cmd Place
 	})
 	if err != nil {
 		return ordering.Order{}, 0, err
+	}
+	if s.placed != nil && len(res.Events) > 0 {
+		s.placed(res.State)
 	}
 	return res.State, res.Append.LastPosition, nil
 }

@@ -224,8 +224,12 @@ func (Starter) Setup(context.Context, *sql.DB) error { return nil }
 // Reset implements projection.Projection.
 func (Starter) Reset(context.Context, *sql.Tx) error { return nil }
 
-// Apply implements projection.Projection.
-func (s Starter) Apply(ctx context.Context, _ *sql.Tx, batch []eventstore.Record) error {
+// Apply implements projection.Projection: the starts happen in React.
+func (Starter) Apply(context.Context, *sql.Tx, []eventstore.Record) error { return nil }
+
+// React implements projection.Reactor: it starts the batch's sagas
+// outside the checkpoint's transaction.
+func (s Starter) React(ctx context.Context, batch []eventstore.Record) error {
 	g, ctx := errgroup.WithContext(ctx)
 	limit := s.Parallel
 	if limit <= 0 {
