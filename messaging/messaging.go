@@ -103,6 +103,11 @@ type Consumer struct {
 	// Concurrency is how many deliveries are handled at once (default 1,
 	// which keeps the stream's order).
 	Concurrency int
+	// Ephemeral makes a consumer of this subscriber alone: it gets every
+	// message published after it starts, whatever other subscribers of
+	// the same Name get, and the broker forgets it soon after it stops.
+	// For work every instance must do, such as invalidating its cache.
+	Ephemeral bool
 }
 
 // Subscriber runs durable consumers.

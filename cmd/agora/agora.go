@@ -80,6 +80,7 @@ func (m *Main) ParseFlags(args []string) error {
 		fs.StringVar(&m.serve.PostgresSchema, "postgres-schema", env("AGORA_POSTGRES_SCHEMA", "public"), "PostgreSQL schema (AGORA_POSTGRES_SCHEMA)")
 		fs.StringVar(&m.serve.NATSURL, "nats", os.Getenv("AGORA_NATS_URL"), "NATS URL; empty starts an embedded NATS JetStream server (AGORA_NATS_URL)")
 		fs.StringVar(&m.serve.NATSNamespace, "nats-namespace", env("AGORA_NATS_NAMESPACE", "agora"), "prefix of every NATS subject and stream (AGORA_NATS_NAMESPACE)")
+		fs.StringVar(&m.serve.RedisURL, "redis", os.Getenv("AGORA_REDIS_URL"), "Redis URL of the shared cache tier, e.g. redis://127.0.0.1:6379/0 (AGORA_REDIS_URL)")
 		fs.StringVar(&m.serve.CheckoutMode, "checkout-mode", env("AGORA_CHECKOUT_MODE", "orchestration"), "orchestration or choreography (AGORA_CHECKOUT_MODE)")
 		timeout := fs.String("checkout-timeout", env("AGORA_CHECKOUT_TIMEOUT", "30s"), "deadline of each checkout step; of the whole checkout in choreography (AGORA_CHECKOUT_TIMEOUT)")
 		rate := fs.String("carrier-failure-rate", env("AGORA_CARRIER_FAILURE_RATE", "0"), "fraction 0..1 of shipments the simulated carrier refuses (AGORA_CARRIER_FAILURE_RATE)")

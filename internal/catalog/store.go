@@ -187,7 +187,7 @@ func (s *Store) write(ctx context.Context, f func(tx *sql.Tx) (messaging.Message
 
 func message(subject, typ string, p Product) (messaging.Message, error) {
 	m, err := messaging.NewMessage(subject, typ, catalogapi.Product{ID: p.ID, SKU: p.SKU, Name: p.Name,
-		Description: p.Description, Price: p.Price, Version: p.Version})
+		Description: p.Description, Price: p.Price, Version: p.Version, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt})
 	m.ID = uuid.Must(uuid.NewV7()).String()
 	return m, err
 }

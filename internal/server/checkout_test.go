@@ -235,6 +235,7 @@ func TestCheckoutEndToEnd(t *testing.T) {
 				t.Run("race for the last unit", func(t *testing.T) { w.t = t; lastUnit(w) })
 				t.Run("redelivery", func(t *testing.T) { w.t = t; redelivery(w) })
 				t.Run("transfers", func(t *testing.T) { w.t = t; transfers(w) })
+				t.Run("price change", func(t *testing.T) { w.t = t; priceChange(w) })
 			})
 		}
 	}
@@ -272,6 +273,27 @@ func happyPath(w *world) {
 			}
 			return ""
 		})
+	}
+	w.invariants()
+}
+
+// priceChange reads a product (filling the catalog cache), changes its
+// price, and checks that reads and new orders see the new price at once.
+func priceChange(w *world) {
+	p := w.product(1000, 5)
+	if r := w.do("GET", "/api/v1/products/"+p, nil); r.status != http.StatusOK || r.body["price"].(map[string]any)["amount"].(float64) != 1000 {
+		w.t.Fatalf("product: %d %s", r.status, r.raw)
+	}
+	if r := w.do("PUT", "/api/v1/products/"+p, map[string]any{"price": map[string]any{"amount": 1500, "currency": "USD"}}); r.status != http.StatusOK {
+		w.t.Fatalf("update: %d %s", r.status, r.raw)
+	}
+	if r := w.do("GET", "/api/v1/products/"+p, nil); r.body["price"].(map[string]any)["amount"].(float64) != 1500 || r.body["version"].(float64) != 2 {
+		w.t.Fatalf("after the update: %s", r.raw)
+	}
+	a := w.account(10_000)
+	o := w.expect(w.order(a, p, 1, "62701"), "Confirmed", "")
+	if tot := o["total"].(map[string]any)["amount"].(float64); tot != 1500 {
+		w.t.Fatalf("total = %v, want the new price 1500", tot)
 	}
 	w.invariants()
 }

@@ -96,7 +96,11 @@ func (p shippingPort) Cancel(ctx context.Context, meta eventstore.Metadata, orde
 }
 
 // productsPort lets inventory check that a product exists in the catalog.
-type productsPort struct{ store *catalog.Store }
+type productsPort struct {
+	store interface {
+		Get(ctx context.Context, id string) (catalog.Product, error)
+	}
+}
 
 func (p productsPort) Exists(ctx context.Context, id string) (bool, error) {
 	_, err := p.store.Get(ctx, id)

@@ -26,6 +26,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore/sqlite"
 	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/internal/catalog"
+	catcache "github.com/agora-commerce/agora/internal/catalog/cache"
 	invapp "github.com/agora-commerce/agora/internal/inventory/app"
 	ordapp "github.com/agora-commerce/agora/internal/ordering/app"
 	payapp "github.com/agora-commerce/agora/internal/payments/app"
@@ -38,6 +39,7 @@ import (
 	"github.com/agora-commerce/agora/messaging/natsbus"
 	"github.com/agora-commerce/agora/projection"
 	"github.com/agora-commerce/agora/saga"
+	"github.com/redis/go-redis/v9"
 )
 
 // Config configures a Server.
@@ -59,6 +61,9 @@ type Config struct {
 	NATSURL string
 	// NATSNamespace prefixes every subject and stream (default "agora").
 	NATSNamespace string
+	// RedisURL, if set, is the shared cache tier (AGORA_REDIS_URL), e.g.
+	// redis://127.0.0.1:6379/0.
+	RedisURL string
 	// CheckoutMode is "orchestration" (default) or "choreography".
 	CheckoutMode string
 	// CheckoutTimeout bounds each checkout step (orchestration) or the
@@ -93,6 +98,7 @@ type Server struct {
 	http    *http.Server
 
 	bus       *natsbus.Bus
+	redis     *redis.Client
 	relays    []*messaging.Relay
 	engine    *saga.Engine
 	consumers []consumer
@@ -103,6 +109,7 @@ type Server struct {
 	Ordering  *ordapp.Service
 	Shipping  *shipapp.Service
 	Catalog   *catalog.Store
+	Products  *catcache.Cache
 	Carrier   *carrier.Sim
 
 	wg     sync.WaitGroup
@@ -157,6 +164,13 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Namespace: cfg.NATSNamespace, Logger: s.log})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.RedisURL != "" {
+		opt, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("redis URL: %w", err)
+		}
+		s.redis = redis.NewClient(opt)
 	}
 	mux := http.NewServeMux()
 	if err := s.wire(ctx, mux); err != nil {
@@ -296,6 +310,9 @@ func (s *Server) Close() error {
 	}
 	if s.bus != nil {
 		errList = append(errList, s.bus.Close())
+	}
+	if s.redis != nil {
+		errList = append(errList, s.redis.Close())
 	}
 	if s.rmDB != nil {
 		errList = append(errList, s.rmDB.Close())

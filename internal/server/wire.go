@@ -9,6 +9,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/catalog"
 	catapi "github.com/agora-commerce/agora/internal/catalog/api"
+	catcache "github.com/agora-commerce/agora/internal/catalog/cache"
 	invapi "github.com/agora-commerce/agora/internal/inventory/api"
 	invapp "github.com/agora-commerce/agora/internal/inventory/app"
 	"github.com/agora-commerce/agora/internal/ordering"
@@ -82,6 +83,16 @@ func (s *Server) wire(ctx context.Context, mux *http.ServeMux) error {
 	if s.Catalog, err = catalog.OpenStore(ctx, s.rmDB, pg); err != nil {
 		return err
 	}
+	copts := catcache.Options{}
+	if s.redis != nil {
+		copts.Redis = s.redis
+	}
+	if s.Products, err = catcache.New(s.Catalog, copts); err != nil {
+		return err
+	}
+	// Every instance follows the catalog's events to keep its cache fresh.
+	s.consumers = append(s.consumers, consumer{messaging.Consumer{Name: "catalog-cache", Stream: catalogStream,
+		Subjects: catcache.Subjects, Ephemeral: true}, s.Products.Handle})
 	s.Inventory = invapp.NewService(s.store)
 	s.Carrier = carrier.NewSim(cfg.CarrierFailureRate, cfg.CarrierLatency)
 	s.Shipping = shipapp.NewService(s.store, shipapp.Parcelo{Sim: s.Carrier})
@@ -102,7 +113,7 @@ func (s *Server) wire(ctx context.Context, mux *http.ServeMux) error {
 			}()
 		}
 	}
-	s.Ordering = ordapp.NewService(s.store, ordapp.Options{Catalog: s.Catalog, Promotions: Promotions, MerchantAccountID: cfg.MerchantAccountID, Placed: placed})
+	s.Ordering = ordapp.NewService(s.store, ordapp.Options{Catalog: s.Products, Promotions: Promotions, MerchantAccountID: cfg.MerchantAccountID, Placed: placed})
 	orders, err := s.runner(ctx, ordapp.Orders{})
 	if err != nil {
 		return err
@@ -162,8 +173,8 @@ func (s *Server) wire(ctx context.Context, mux *http.ServeMux) error {
 	}
 
 	payapi.New(s.Payments, readmodel.NewQueries(s.rmDB), accounts, s.store).WithTransfers(s.engine).Register(mux)
-	catapi.New(s.Catalog).Register(mux)
-	invapi.New(s.Inventory, productsPort{s.Catalog}).Register(mux)
+	catapi.New(s.Catalog, s.Products).Register(mux)
+	invapi.New(s.Inventory, productsPort{s.Products}).Register(mux)
 	shipapi.New(s.Shipping).Register(mux)
 	ordapi.New(s.Ordering, queries, orders, cancel, sagaID).Register(mux)
 	sagasAPI{s.engine}.Register(mux)

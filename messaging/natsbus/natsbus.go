@@ -29,6 +29,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/agora-commerce/agora/messaging"
 )
@@ -379,9 +380,17 @@ func (b *Bus) Subscribe(ctx context.Context, c messaging.Consumer, h messaging.H
 	} else if len(filters) > 1 {
 		cfg.FilterSubjects = filters
 	}
-	cons, err := b.js.Consumer(ctx, b.Stream(c.Stream), c.Name)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		cons, err = b.js.CreateOrUpdateConsumer(ctx, b.Stream(c.Stream), cfg)
+	var cons jetstream.Consumer
+	var err error
+	if c.Ephemeral {
+		cfg.Durable, cfg.Name = "", c.Name+"-"+nuid.Next()
+		cfg.DeliverPolicy, cfg.InactiveThreshold = jetstream.DeliverNewPolicy, 30*time.Second
+		cons, err = b.js.CreateConsumer(ctx, b.Stream(c.Stream), cfg)
+	} else {
+		cons, err = b.js.Consumer(ctx, b.Stream(c.Stream), c.Name)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) {
+			cons, err = b.js.CreateOrUpdateConsumer(ctx, b.Stream(c.Stream), cfg)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("natsbus: consumer %s: %w", c.Name, err)

@@ -2,6 +2,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/agora-commerce/agora/internal/catalog"
@@ -10,11 +11,21 @@ import (
 	"github.com/agora-commerce/agora/money"
 )
 
-// Handler serves the catalog API.
-type Handler struct{ store *catalog.Store }
+// Cache is the read path in front of the store (cache-aside): one
+// product by ID, and write-through of the products this API changes.
+type Cache interface {
+	Get(ctx context.Context, id string) (catalog.Product, error)
+	Put(ctx context.Context, p catalog.Product)
+}
 
-// New returns the catalog API on store.
-func New(store *catalog.Store) *Handler { return &Handler{store: store} }
+// Handler serves the catalog API.
+type Handler struct {
+	store *catalog.Store
+	cache Cache
+}
+
+// New returns the catalog API on store, reading single products through cache.
+func New(store *catalog.Store, cache Cache) *Handler { return &Handler{store: store, cache: cache} }
 
 // Register adds the catalog routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
@@ -61,6 +72,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
+	h.cache.Put(r.Context(), p)
 	w.Header().Set("Location", "/api/v1/products/"+p.ID)
 	httpapi.JSON(w, http.StatusCreated, p)
 }
@@ -87,6 +99,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
+	h.cache.Put(r.Context(), p)
 	httpapi.JSON(w, http.StatusOK, p)
 }
 
@@ -96,7 +109,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	p, err := h.store.Get(r.Context(), id)
+	p, err := h.cache.Get(r.Context(), id)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return

@@ -2,7 +2,11 @@
 // integration events it publishes, version 1.
 package catalogapi
 
-import "github.com/agora-commerce/agora/money"
+import (
+	"time"
+
+	"github.com/agora-commerce/agora/money"
+)
 
 // Subjects and types of the catalog's integration events.
 const (
@@ -22,4 +26,8 @@ type Product struct {
 	Description string      `json:"description"`
 	Price       money.Money `json:"price"`
 	Version     int64       `json:"version"`
+	// CreatedAt and UpdatedAt were added to v1 compatibly (a consumer
+	// that does not know them ignores them).
+	CreatedAt time.Time `json:"created_at,omitzero"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
 }
