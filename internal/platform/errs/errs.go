@@ -18,6 +18,10 @@ const (
 	Invalid Code = "invalid"
 	// Unprocessable: well-formed but semantically wrong input (422).
 	Unprocessable Code = "unprocessable"
+	// Unauthenticated: no credentials, or bad ones (401).
+	Unauthenticated Code = "unauthenticated"
+	// Forbidden: authenticated, but without the right role or tenant (403).
+	Forbidden Code = "forbidden"
 	// NotFound: the addressed resource does not exist (404).
 	NotFound Code = "not_found"
 	// Conflict: a business rule or concurrent change forbids it (409).

@@ -44,6 +44,8 @@ const MaxConsistencyWait = 5 * time.Second
 var statusOf = map[errs.Code]int{
 	errs.Invalid:          http.StatusBadRequest,
 	errs.Unprocessable:    http.StatusUnprocessableEntity,
+	errs.Unauthenticated:  http.StatusUnauthorized,
+	errs.Forbidden:        http.StatusForbidden,
 	errs.NotFound:         http.StatusNotFound,
 	errs.Conflict:         http.StatusConflict,
 	errs.TooLarge:         http.StatusRequestEntityTooLarge,

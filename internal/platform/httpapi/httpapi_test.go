@@ -79,6 +79,8 @@ func TestErrorWritesProblems(t *testing.T) {
 		{errs.Rule("insufficient_funds", "no"), 409, "insufficient_funds"},
 		{fmt.Errorf("wrapped: %w", errs.E(errs.NotFound, "gone")), 404, ""},
 		{errs.E(errs.Unprocessable, "bad"), 422, ""},
+		{&errs.Error{Code: errs.Unauthenticated, Reason: "invalid_token", Message: "bad token"}, 401, "invalid_token"},
+		{errs.E(errs.Forbidden, "not yours"), 403, ""},
 		{&http.MaxBytesError{Limit: 10}, 413, ""},
 		{fmt.Errorf("save: %w", eventstore.ErrConcurrency), 409, "concurrent_modification"},
 		{context.DeadlineExceeded, 504, ""},

@@ -1,0 +1,283 @@
+// Package app holds the identity context's use cases: registration, user
+// creation, login (issuing access tokens), role changes, the bootstrap
+// admin and the demo seed, each recorded in the audit log.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+
+	"github.com/agora-commerce/agora/internal/identity"
+	"github.com/agora-commerce/agora/internal/platform/auth"
+	"github.com/agora-commerce/agora/internal/platform/errs"
+)
+
+// Config is what a Service needs.
+type Config struct {
+	// Repo keeps tenants and users (required).
+	Repo identity.Repository
+	// Signer issues access tokens (required).
+	Signer *auth.Signer
+	// Audit records security-relevant actions (required).
+	Audit identity.Audit
+	// Accounts opens a payments account for each new customer; nil opens none.
+	Accounts identity.Accounts
+	// Hasher hashes passwords; nil means identity.NewHasher(identity.DefaultParams).
+	Hasher *identity.Hasher
+	// TokenTTL is the lifetime of access tokens; 0 means auth.DefaultTTL.
+	TokenTTL time.Duration
+	// Logger receives warnings and failures; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Service runs the identity use cases. It is safe for concurrent use.
+type Service struct {
+	repo     identity.Repository
+	signer   *auth.Signer
+	audit    identity.Audit
+	accounts identity.Accounts
+	hasher   *identity.Hasher
+	ttl      time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New returns a Service, or an error if cfg lacks a required part.
+func New(cfg Config) (*Service, error) {
+	if cfg.Repo == nil || cfg.Signer == nil || cfg.Audit == nil {
+		return nil, errors.New("identity app: Repo, Signer and Audit are required")
+	}
+	s := &Service{repo: cfg.Repo, signer: cfg.Signer, audit: cfg.Audit, accounts: cfg.Accounts,
+		hasher: cfg.Hasher, ttl: cfg.TokenTTL, log: cfg.Logger, now: time.Now}
+	if s.hasher == nil {
+		s.hasher = identity.NewHasher(identity.DefaultParams)
+	}
+	if s.ttl <= 0 {
+		s.ttl = auth.DefaultTTL
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	return s, nil
+}
+
+// TokenTTL returns the lifetime of the access tokens Login issues.
+func (s *Service) TokenTTL() time.Duration { return s.ttl }
+
+// ErrUnknownTenant answers a registration or user creation in a tenant
+// that does not exist.
+var ErrUnknownTenant = &errs.Error{Code: errs.Unprocessable, Reason: "unknown_tenant", Message: "no such tenant",
+	Fields: []errs.FieldError{{Field: "tenant", Message: "no such tenant"}}}
+
+// Register creates a customer in tenant (identity.DefaultTenant if
+// empty), opens its payments account and records the registration.
+func (s *Service) Register(ctx context.Context, tenant, email, password, name string) (identity.User, error) {
+	u, err := s.create(ctx, identity.NewUser{Tenant: tenant, Email: email, Password: password, Name: name,
+		Roles: []identity.Role{identity.Customer}})
+	if err != nil {
+		return identity.User{}, err
+	}
+	s.record(ctx, u.Tenant, identity.AuditEvent{Type: identity.AuditUserRegistered, Who: u.ID, What: "registration",
+		Roles: identity.RoleNames(u.Roles)})
+	return u, nil
+}
+
+// CreateUser creates a user with roles in tenant (identity.DefaultTenant
+// if empty), on behalf of identity.OriginFrom(ctx).Actor (e.g. an admin).
+// A customer gets a payments account.
+func (s *Service) CreateUser(ctx context.Context, tenant, email, password, name string, roles []identity.Role) (identity.User, error) {
+	u, err := s.create(ctx, identity.NewUser{Tenant: tenant, Email: email, Password: password, Name: name, Roles: roles})
+	if err != nil {
+		return identity.User{}, err
+	}
+	s.record(ctx, u.Tenant, identity.AuditEvent{Type: identity.AuditUserCreated, Who: actor(ctx), What: "user created",
+		Subject: u.ID, Roles: identity.RoleNames(u.Roles)})
+	return u, nil
+}
+
+func (s *Service) create(ctx context.Context, n identity.NewUser) (identity.User, error) {
+	if n.Tenant == "" {
+		n.Tenant = identity.DefaultTenant
+	}
+	if err := n.Validate(); err != nil {
+		return identity.User{}, err
+	}
+	roles, err := identity.ParseRoles(identity.RoleNames(n.Roles))
+	if err != nil {
+		return identity.User{}, err
+	}
+	if _, err := s.repo.Tenant(ctx, n.Tenant); err != nil {
+		if errors.Is(err, identity.ErrTenantNotFound) {
+			return identity.User{}, ErrUnknownTenant
+		}
+		return identity.User{}, err
+	}
+	// Answer a taken email before paying for a hash; AddUser guards the race.
+	if _, err := s.repo.UserByEmail(ctx, n.Tenant, n.Email); err == nil {
+		return identity.User{}, identity.ErrEmailTaken
+	} else if !errors.Is(err, identity.ErrUserNotFound) {
+		return identity.User{}, err
+	}
+	hash, err := s.hasher.Hash(ctx, n.Password)
+	if err != nil {
+		return identity.User{}, err
+	}
+	now := s.now().UTC()
+	u := identity.User{ID: uuid.Must(uuid.NewV7()).String(), Tenant: n.Tenant, Email: n.Email, Name: n.Name,
+		Roles: roles, PasswordHash: hash, CreatedAt: now, UpdatedAt: now}
+	if err := s.repo.AddUser(ctx, u); err != nil {
+		return identity.User{}, err
+	}
+	if s.accounts == nil || !u.HasRole(identity.Customer) {
+		return u, nil
+	}
+	acct, err := s.accounts.OpenFor(ctx, u.Tenant, u.ID)
+	if err != nil {
+		// Undo, so that the registration can be retried.
+		if derr := s.repo.DeleteUser(context.WithoutCancel(ctx), u.ID); derr != nil {
+			s.log.ErrorContext(ctx, "identity: removing a user whose account could not be opened", "user", u.ID, "err", derr)
+		}
+		return identity.User{}, fmt.Errorf("identity: open payments account: %w", err)
+	}
+	u, err = s.repo.UpdateUser(ctx, u.ID, func(x *identity.User) error {
+		x.AccountID, x.UpdatedAt = acct, s.now().UTC()
+		return nil
+	})
+	if err != nil {
+		return identity.User{}, fmt.Errorf("identity: record account %s: %w", acct, err)
+	}
+	return u, nil
+}
+
+// Token is an issued access token.
+type Token struct {
+	// AccessToken is the signed JWT.
+	AccessToken string
+	// ExpiresIn is the token's lifetime.
+	ExpiresIn time.Duration
+	// User is the user the token is for.
+	User identity.User
+}
+
+// Login checks email and password in tenant (identity.DefaultTenant if
+// empty) and issues an access token. Every failure returns
+// identity.ErrBadCredentials after the same work (a password hash), so
+// that neither the answer nor its timing tells an unknown user from a
+// wrong password; the audit log records the real reason.
+func (s *Service) Login(ctx context.Context, tenant, email, password string) (Token, error) {
+	if tenant == "" {
+		tenant = identity.DefaultTenant
+	}
+	fail := func(auditTenant, who, reason string) (Token, error) {
+		s.record(ctx, auditTenant, identity.AuditEvent{Type: identity.AuditLoginFailed, Who: who, What: "login", Reason: reason})
+		return Token{}, identity.ErrBadCredentials
+	}
+	tried := clip(strings.TrimSpace(email), identity.MaxEmailBytes)
+	if identity.CheckTenantID(tenant) != nil {
+		s.hasher.VerifyNothing(ctx, password)
+		return fail(identity.UnknownTenant, tried, identity.ReasonMalformed)
+	}
+	if _, err := s.repo.Tenant(ctx, tenant); err != nil {
+		if !errors.Is(err, identity.ErrTenantNotFound) {
+			return Token{}, err
+		}
+		s.hasher.VerifyNothing(ctx, password)
+		return fail(identity.UnknownTenant, tried, identity.ReasonUnknownTenant)
+	}
+	norm, fe := identity.NormalizeEmail(email)
+	if fe != nil {
+		s.hasher.VerifyNothing(ctx, password)
+		return fail(tenant, tried, identity.ReasonMalformed)
+	}
+	u, err := s.repo.UserByEmail(ctx, tenant, norm)
+	if errors.Is(err, identity.ErrUserNotFound) {
+		s.hasher.VerifyNothing(ctx, password)
+		return fail(tenant, norm, identity.ReasonUnknownUser)
+	}
+	if err != nil {
+		return Token{}, err
+	}
+	ok, err := s.hasher.Verify(ctx, u.PasswordHash, password)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Token{}, err
+		}
+		s.log.ErrorContext(ctx, "identity: stored password hash is unusable", "user", u.ID, "err", err)
+		return fail(tenant, u.ID, "bad_hash")
+	}
+	if !ok {
+		return fail(tenant, u.ID, identity.ReasonWrongPassword)
+	}
+	token, err := s.signer.Issue(auth.Claims{Tenant: u.Tenant, Roles: identity.RoleNames(u.Roles), Email: u.Email,
+		RegisteredClaims: jwt.RegisteredClaims{Subject: u.ID}}, s.ttl)
+	if err != nil {
+		return Token{}, err
+	}
+	// No token leaves without its audit record.
+	if err := s.audit.Record(ctx, tenant, s.event(ctx, identity.AuditEvent{Type: identity.AuditLoginSucceeded, Who: u.ID, What: "login"})); err != nil {
+		return Token{}, &errs.Error{Code: errs.Unavailable, Message: "login is unavailable", Err: err}
+	}
+	return Token{AccessToken: token, ExpiresIn: s.ttl, User: u}, nil
+}
+
+// Get returns user id, or identity.ErrUserNotFound.
+func (s *Service) Get(ctx context.Context, id string) (identity.User, error) {
+	return s.repo.User(ctx, id)
+}
+
+// SetRoles replaces user id's roles, on behalf of
+// identity.OriginFrom(ctx).Actor, and records the change.
+func (s *Service) SetRoles(ctx context.Context, id string, roles []identity.Role) (identity.User, error) {
+	rs, err := identity.ParseRoles(identity.RoleNames(roles))
+	if err != nil {
+		return identity.User{}, err
+	}
+	u, err := s.repo.UpdateUser(ctx, id, func(u *identity.User) error {
+		u.Roles, u.UpdatedAt = rs, s.now().UTC()
+		return nil
+	})
+	if err != nil {
+		return identity.User{}, err
+	}
+	s.record(ctx, u.Tenant, identity.AuditEvent{Type: identity.AuditRolesChanged, Who: actor(ctx), What: "roles changed",
+		Subject: u.ID, Roles: identity.RoleNames(rs)})
+	return u, nil
+}
+
+// event fills e's time and origin.
+func (s *Service) event(ctx context.Context, e identity.AuditEvent) identity.AuditEvent {
+	o := identity.OriginFrom(ctx)
+	e.When = s.now().UTC()
+	e.From = clip(o.Addr, 128)
+	e.UserAgent = clip(o.UserAgent, 256)
+	return e
+}
+
+// record appends e to tenant's audit log; a failure is logged, not
+// returned, because the action it records already happened.
+func (s *Service) record(ctx context.Context, tenant string, e identity.AuditEvent) {
+	if err := s.audit.Record(ctx, tenant, s.event(ctx, e)); err != nil {
+		s.log.ErrorContext(ctx, "identity: audit record lost", "type", e.Type, "tenant", tenant, "err", err)
+	}
+}
+
+func actor(ctx context.Context) string {
+	if a := identity.OriginFrom(ctx).Actor; a != "" {
+		return a
+	}
+	return "system"
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}

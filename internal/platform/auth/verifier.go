@@ -1,0 +1,172 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/internal/platform/httpapi"
+)
+
+// MaxTokenBytes bounds the size of a bearer token; longer ones are
+// rejected unparsed.
+const MaxTokenBytes = 8 << 10
+
+// Verifier checks access tokens: EdDSA only, signed by a key it knows by
+// "kid", with its issuer and audience, an expiry, and iat/nbf not in the
+// future (DefaultLeeway of clock skew allowed). It is safe for concurrent
+// use.
+type Verifier struct {
+	parser *jwt.Parser
+	key    func(ctx context.Context) jwt.Keyfunc
+}
+
+func newVerifier(opts Options, key func(ctx context.Context) jwt.Keyfunc) *Verifier {
+	opts = opts.withDefaults()
+	return &Verifier{
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+			jwt.WithIssuer(opts.Issuer),
+			jwt.WithAudience(opts.Audience),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(DefaultLeeway),
+		),
+		key: key,
+	}
+}
+
+var errNoKid = errors.New(`auth: token header has no "kid"`)
+
+func kidOf(t *jwt.Token) (string, error) {
+	kid, _ := t.Header["kid"].(string)
+	if kid == "" {
+		return "", errNoKid
+	}
+	return kid, nil
+}
+
+// NewVerifier returns a Verifier that knows the keys of keys (e.g.
+// Signer.Keys, in the process that issues tokens).
+func NewVerifier(keys *KeySet, opts Options) *Verifier {
+	kf := func(t *jwt.Token) (any, error) {
+		kid, err := kidOf(t)
+		if err != nil {
+			return nil, err
+		}
+		k, ok := keys.Key(kid)
+		if !ok {
+			return nil, fmt.Errorf("auth: unknown key ID %q", kid)
+		}
+		return k, nil
+	}
+	return newVerifier(opts, func(context.Context) jwt.Keyfunc { return kf })
+}
+
+// NewRemoteVerifier returns a Verifier whose keys come from the JWKS
+// document at jwksURL (the identity service's /.well-known/jwks.json),
+// fetched now, refreshed periodically and on an unknown "kid" (rate
+// limited), until ctx ends. A first fetch that fails is not an error: the
+// keys are fetched again when a token needs them.
+func NewRemoteVerifier(ctx context.Context, jwksURL string, opts Options) (*Verifier, error) {
+	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{jwksURL}, keyfunc.Override{
+		HTTPTimeout:     10 * time.Second,
+		RefreshInterval: 10 * time.Minute,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: JWKS from %s: %w", jwksURL, err)
+	}
+	return newVerifier(opts, func(ctx context.Context) jwt.Keyfunc {
+		inner := kf.KeyfuncCtx(ctx)
+		return func(t *jwt.Token) (any, error) {
+			// Without a kid, keyfunc would try every key; Agora tokens always name theirs.
+			if _, err := kidOf(t); err != nil {
+				return nil, err
+			}
+			return inner(t)
+		}
+	}), nil
+}
+
+// Verify checks token and returns its claims, or an error that
+// errors.Is ErrInvalidToken (401).
+func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	if token == "" {
+		return nil, ErrNoToken
+	}
+	if len(token) > MaxTokenBytes {
+		return nil, invalid(errors.New("auth: token too long"))
+	}
+	var c Claims
+	if _, err := v.parser.ParseWithClaims(token, &c, v.key(ctx)); err != nil {
+		return nil, invalid(err)
+	}
+	return &c, nil
+}
+
+func invalid(err error) error {
+	e := *ErrInvalidToken
+	e.Err = err
+	if errors.Is(err, jwt.ErrTokenExpired) {
+		e.Message = "the bearer token has expired"
+	}
+	return &e
+}
+
+// BearerToken returns the token of r's "Authorization: Bearer" header,
+// or ErrNoToken.
+func BearerToken(r *http.Request) (string, error) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", ErrNoToken
+	}
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return "", ErrNoToken
+	}
+	return token, nil
+}
+
+// Authenticate verifies r's bearer token.
+func (v *Verifier) Authenticate(r *http.Request) (*Claims, error) {
+	token, err := BearerToken(r)
+	if err != nil {
+		return nil, err
+	}
+	return v.Verify(r.Context(), token)
+}
+
+// Middleware lets through requests with a valid bearer token, their
+// claims in the context (see ClaimsFrom), and answers the others 401
+// problem+json with a WWW-Authenticate challenge (RFC 6750).
+func (v *Verifier) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := v.Authenticate(r)
+		if err != nil {
+			Challenge(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithClaims(r.Context(), c)))
+	})
+}
+
+// Challenge writes err as problem+json; for an errs.Unauthenticated error
+// it first adds the WWW-Authenticate header RFC 6750 asks for.
+func Challenge(w http.ResponseWriter, r *http.Request, err error) {
+	if errs.CodeOf(err) == errs.Unauthenticated {
+		c := `Bearer realm="agora"`
+		if errs.ReasonOf(err) == ErrInvalidToken.Reason {
+			c += `, error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", c)
+	}
+	httpapi.Error(w, r, err)
+}
