@@ -80,6 +80,8 @@ func (m *Main) ParseFlags(args []string) error {
 		fs.StringVar(&m.serve.PostgresSchema, "postgres-schema", env("AGORA_POSTGRES_SCHEMA", "public"), "PostgreSQL schema (AGORA_POSTGRES_SCHEMA)")
 		fs.StringVar(&m.serve.NATSURL, "nats", os.Getenv("AGORA_NATS_URL"), "NATS URL; empty starts an embedded NATS JetStream server (AGORA_NATS_URL)")
 		fs.StringVar(&m.serve.NATSNamespace, "nats-namespace", env("AGORA_NATS_NAMESPACE", "agora"), "prefix of every NATS subject and stream (AGORA_NATS_NAMESPACE)")
+		fs.StringVar(&m.serve.BootstrapAdmin, "bootstrap-admin", os.Getenv("AGORA_BOOTSTRAP_ADMIN"), "email:password of an admin to create on start if missing (AGORA_BOOTSTRAP_ADMIN)")
+		fs.BoolVar(&m.serve.SeedDemo, "seed-demo", env("AGORA_SEED_DEMO", "true") == "true", "create the demo tenant, users and catalog if missing (AGORA_SEED_DEMO)")
 		fs.StringVar(&m.serve.RedisURL, "redis", os.Getenv("AGORA_REDIS_URL"), "Redis URL of the shared cache tier, e.g. redis://127.0.0.1:6379/0 (AGORA_REDIS_URL)")
 		fs.StringVar(&m.serve.CheckoutMode, "checkout-mode", env("AGORA_CHECKOUT_MODE", "orchestration"), "orchestration or choreography (AGORA_CHECKOUT_MODE)")
 		timeout := fs.String("checkout-timeout", env("AGORA_CHECKOUT_TIMEOUT", "30s"), "deadline of each checkout step; of the whole checkout in choreography (AGORA_CHECKOUT_TIMEOUT)")
@@ -147,6 +149,12 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		m.srv = srv
+		if d, ok := srv.Demo(); ok && d.Created {
+			// Printed, not logged: the demo passwords are public.
+			fmt.Fprintf(m.Stdout, "Agora demo (tenant %q): log in as the customer %s / %s or the merchant %s / %s:\n"+
+				"  curl -s http://%s/api/v1/auth/token -H 'Content-Type: application/json' -d '{\"email\":\"%s\",\"password\":\"%s\"}'\n",
+				d.Tenant, d.CustomerEmail, d.CustomerPassword, d.MerchantEmail, d.MerchantPassword, srv.Addr(), d.CustomerEmail, d.CustomerPassword)
+		}
 		if m.Ready != nil {
 			go func() {
 				<-srv.Ready()

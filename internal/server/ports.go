@@ -16,6 +16,7 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/shipping"
 	shipapp "github.com/agora-commerce/agora/internal/shipping/app"
+	"github.com/agora-commerce/agora/money"
 )
 
 // The checkout saga's ports, implemented in process by the contexts'
@@ -108,4 +109,19 @@ func (p productsPort) Exists(ctx context.Context, id string) (bool, error) {
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// accountsPort opens a customer's payments account for identity: one USD
+// account per user, its ID derived from the user's, so a repeated call
+// (a registration retried) opens nothing new.
+type accountsPort struct{ svc *payapp.Service }
+
+func (p accountsPort) OpenFor(ctx context.Context, tenant, userID string) (string, error) {
+	id := "acct-" + userID
+	_, err := p.svc.Open(ctx, eventstore.Metadata{Tenant: tenant, User: userID}, payapp.OpenAccount{ID: id, OwnerID: userID,
+		Initial: money.New(0, money.MustCurrency("USD"))})
+	if err != nil && !errors.Is(err, payments.ErrAlreadyOpen) {
+		return "", err
+	}
+	return id, nil
 }

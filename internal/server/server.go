@@ -27,9 +27,11 @@ import (
 	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/internal/catalog"
 	catcache "github.com/agora-commerce/agora/internal/catalog/cache"
+	idapp "github.com/agora-commerce/agora/internal/identity/app"
 	invapp "github.com/agora-commerce/agora/internal/inventory/app"
 	ordapp "github.com/agora-commerce/agora/internal/ordering/app"
 	payapp "github.com/agora-commerce/agora/internal/payments/app"
+	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/internal/platform/telemetry"
@@ -75,6 +77,13 @@ type Config struct {
 	CarrierLatency     time.Duration
 	// MerchantAccountID receives order payments; opened on start (USD).
 	MerchantAccountID string
+	// BootstrapAdmin, "email:password", creates that admin in the demo
+	// tenant on start if it does not exist (AGORA_BOOTSTRAP_ADMIN).
+	BootstrapAdmin string
+	// SeedDemo fills an empty platform with a demo tenant, a merchant, a
+	// customer with a funded account and a small catalog (Seeded says
+	// how to log in).
+	SeedDemo bool
 }
 
 // DefaultMerchantAccountID is the merchant account opened on first start.
@@ -110,7 +119,11 @@ type Server struct {
 	Shipping  *shipapp.Service
 	Catalog   *catalog.Store
 	Products  *catcache.Cache
-	Carrier   *carrier.Sim
+	Identity  *idapp.Service
+	// Verifier checks the platform's access tokens.
+	Verifier *auth.Verifier
+	seeded   *Demo
+	Carrier  *carrier.Sim
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc

@@ -178,7 +178,7 @@ func (s *Server) wire(ctx context.Context, mux *http.ServeMux) error {
 	shipapi.New(s.Shipping).Register(mux)
 	ordapi.New(s.Ordering, queries, orders, cancel, sagaID).Register(mux)
 	sagasAPI{s.engine}.Register(mux)
-	return nil
+	return s.wireIdentity(ctx, mux)
 }
 
 // choreography subscribes each context to the events it reacts to.
