@@ -81,6 +81,8 @@ func (m *Main) ParseFlags(args []string) error {
 		fs.StringVar(&m.serve.NATSURL, "nats", os.Getenv("AGORA_NATS_URL"), "NATS URL; empty starts an embedded NATS JetStream server (AGORA_NATS_URL)")
 		fs.StringVar(&m.serve.NATSNamespace, "nats-namespace", env("AGORA_NATS_NAMESPACE", "agora"), "prefix of every NATS subject and stream (AGORA_NATS_NAMESPACE)")
 		fs.StringVar(&m.serve.BootstrapAdmin, "bootstrap-admin", os.Getenv("AGORA_BOOTSTRAP_ADMIN"), "email:password of an admin to create on start if missing (AGORA_BOOTSTRAP_ADMIN)")
+		fs.BoolVar(&m.serve.RateLimits, "rate-limits", env("AGORA_RATE_LIMITS", "true") == "true", "enforce the gateway's rate limits (AGORA_RATE_LIMITS)")
+		fs.StringVar(&m.serve.Routes, "routes", os.Getenv("AGORA_ROUTES"), "a YAML route table replacing the embedded one (AGORA_ROUTES)")
 		fs.BoolVar(&m.serve.SeedDemo, "seed-demo", env("AGORA_SEED_DEMO", "true") == "true", "create the demo tenant, users and catalog if missing (AGORA_SEED_DEMO)")
 		fs.StringVar(&m.serve.RedisURL, "redis", os.Getenv("AGORA_REDIS_URL"), "Redis URL of the shared cache tier, e.g. redis://127.0.0.1:6379/0 (AGORA_REDIS_URL)")
 		fs.StringVar(&m.serve.CheckoutMode, "checkout-mode", env("AGORA_CHECKOUT_MODE", "orchestration"), "orchestration or choreography (AGORA_CHECKOUT_MODE)")

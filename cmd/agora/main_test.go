@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,7 +28,36 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	// Every request of these tests carries the bootstrapped admin's token.
+	http.DefaultTransport = bearer{http.DefaultTransport}
 	os.Exit(m.Run())
+}
+
+// The admin the tests' processes bootstrap, and its current token.
+const testAdmin = "admin@agora.test:admin-password-1"
+
+var adminToken atomic.Value // string
+
+// bearer adds the admin's token to requests that carry none.
+type bearer struct{ next http.RoundTripper }
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	if tok, _ := adminToken.Load().(string); tok != "" && r.Header.Get("Authorization") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+tok)
+	}
+	return b.next.RoundTrip(r)
+}
+
+// login makes the admin's token the one requests carry.
+func login(t *testing.T, base string) {
+	t.Helper()
+	email, password, _ := strings.Cut(testAdmin, ":")
+	res, body, err := post(base+"/api/v1/auth/token", map[string]any{"email": email, "password": password})
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("login: %v %v %v", res, body, err)
+	}
+	adminToken.Store(body["access_token"].(string))
 }
 
 func TestServeBootsOnPortZero(t *testing.T) {
@@ -84,7 +114,8 @@ func freeAddr(t *testing.T) string {
 
 // startProcess runs the agora command (this test binary) as a child process.
 func startProcess(t *testing.T, addr, dir string, args ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], append([]string{"serve", "--addr", addr, "--data", dir}, args...)...)
+	cmd := exec.Command(os.Args[0], append([]string{"serve", "--addr", addr, "--data", dir,
+		"--bootstrap-admin", testAdmin, "--seed-demo=false", "--rate-limits=false"}, args...)...)
 	cmd.Env = append(os.Environ(), "AGORA_TEST_RUN_MAIN=1")
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
@@ -103,6 +134,7 @@ func startProcess(t *testing.T, addr, dir string, args ...string) *exec.Cmd {
 		if res, err := http.Get("http://" + addr + "/readyz"); err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
+				login(t, "http://"+addr)
 				return cmd
 			}
 		}

@@ -57,6 +57,8 @@ const (
 	AuditRolesChanged = "identity.RolesChanged"
 	// AuditAdminBootstrapped: the bootstrap admin was created.
 	AuditAdminBootstrapped = "identity.AdminBootstrapped"
+	// AuditTenantCreated records a new tenant.
+	AuditTenantCreated = "identity.TenantCreated"
 )
 
 // Reasons of AuditLoginFailed events (never shown to the client, which

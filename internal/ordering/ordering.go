@@ -65,6 +65,7 @@ type Address struct {
 type Order struct {
 	ID                string      `json:"id"`
 	CustomerID        string      `json:"customer_id"`
+	Tenant            string      `json:"tenant,omitempty"`
 	Items             []Item      `json:"items"`
 	Subtotal          money.Money `json:"subtotal"`
 	Discount          money.Money `json:"discount"`
@@ -147,6 +148,7 @@ func Evolve(o Order, e Event) Order {
 type NewOrder struct {
 	ID                string
 	CustomerID        string
+	Tenant            string
 	Items             []Item
 	ShippingAddress   Address
 	PaymentAccountID  string
@@ -211,7 +213,7 @@ func (o Order) Place(n NewOrder, now time.Time) ([]Event, error) {
 		return nil, err
 	}
 	now = now.UTC()
-	return []Event{OrderPlaced{Order: Order{ID: n.ID, CustomerID: n.CustomerID, Items: n.Items, Subtotal: q.Subtotal,
+	return []Event{OrderPlaced{Order: Order{ID: n.ID, CustomerID: n.CustomerID, Tenant: n.Tenant, Items: n.Items, Subtotal: q.Subtotal,
 		Discount: q.Discount, Total: q.Total, ShippingAddress: n.ShippingAddress, PaymentAccountID: n.PaymentAccountID,
 		MerchantAccountID: n.MerchantAccountID, Status: StatusPending, CreatedAt: now, UpdatedAt: now}}}, nil
 }

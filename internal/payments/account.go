@@ -60,6 +60,8 @@ type Account struct {
 	ID string `json:"id"`
 	// OwnerID is who owns the account.
 	OwnerID string `json:"owner_id"`
+	// Tenant is the tenant the account belongs to.
+	Tenant string `json:"tenant,omitempty"`
 	// Currency is the account's currency; every amount must be in it.
 	Currency money.Currency `json:"currency"`
 	// Balance is in minor units of Currency; never negative.
@@ -117,6 +119,9 @@ type AccountOpened struct {
 	AccountID string `json:"account_id"`
 	// OwnerID is who owns it.
 	OwnerID string `json:"owner_id"`
+	// Tenant is the tenant it belongs to (empty in events recorded before
+	// tenants: the default tenant).
+	Tenant string `json:"tenant,omitempty"`
 	// Currency is its currency.
 	Currency money.Currency `json:"currency"`
 	// InitialBalance is its opening balance in minor units (zero or more).
@@ -171,7 +176,7 @@ func (AccountClosed) EventType() string { return TypeAccountClosed }
 func Evolve(a Account, e Event) Account {
 	switch e := e.(type) {
 	case AccountOpened:
-		a = Account{ID: e.AccountID, OwnerID: e.OwnerID, Currency: e.Currency, Balance: e.InitialBalance,
+		a = Account{ID: e.AccountID, OwnerID: e.OwnerID, Tenant: e.Tenant, Currency: e.Currency, Balance: e.InitialBalance,
 			Status: Active, OpenedAt: e.At, LastActivity: e.At}
 		if e.InitialBalance > 0 {
 			a.Transactions = 1
@@ -195,7 +200,7 @@ func Evolve(a Account, e Event) Account {
 
 // Open decides the opening of account id for owner in currency with an
 // initial balance (zero or positive, in the account's currency).
-func (a Account) Open(id, owner string, initial money.Money, now time.Time) ([]Event, error) {
+func (a Account) Open(id, owner, tenant string, initial money.Money, now time.Time) ([]Event, error) {
 	if a.Opened() {
 		return nil, ErrAlreadyOpen
 	}
@@ -203,7 +208,7 @@ func (a Account) Open(id, owner string, initial money.Money, now time.Time) ([]E
 		return nil, &errs.Error{Code: errs.Unprocessable, Reason: "invalid_amount", Message: "the initial balance must not be negative",
 			Fields: []errs.FieldError{{Field: "initial_balance.amount", Message: "must be zero or more"}}}
 	}
-	return []Event{AccountOpened{AccountID: id, OwnerID: owner, Currency: initial.Currency, InitialBalance: initial.Amount, At: now.UTC()}}, nil
+	return []Event{AccountOpened{AccountID: id, OwnerID: owner, Tenant: tenant, Currency: initial.Currency, InitialBalance: initial.Amount, At: now.UTC()}}, nil
 }
 
 func (a Account) checkAmount(amount money.Money) error {

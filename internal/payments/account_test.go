@@ -19,7 +19,7 @@ var (
 )
 
 func opened(balance int64) payments.Event {
-	return payments.AccountOpened{AccountID: "a1", OwnerID: "alice", Currency: usd, InitialBalance: balance, At: t0}
+	return payments.AccountOpened{AccountID: "a1", OwnerID: "alice", Tenant: "demo", Currency: usd, InitialBalance: balance, At: t0}
 }
 
 func given(events ...payments.Event) payments.Account {
@@ -42,7 +42,7 @@ func TestRules(t *testing.T) {
 	closeIt := func(a payments.Account) ([]payments.Event, error) { return a.Close(t0) }
 	open := func(n int64) func(payments.Account) ([]payments.Event, error) {
 		return func(a payments.Account) ([]payments.Event, error) {
-			return a.Open("a1", "alice", money.New(n, usd), t0)
+			return a.Open("a1", "alice", "demo", money.New(n, usd), t0)
 		}
 	}
 	closed := payments.AccountClosed{At: t0}
@@ -101,7 +101,7 @@ func TestEvolve(t *testing.T) {
 	a := given(opened(1000),
 		payments.MoneyDeposited{Amount: money.New(500, usd), At: t0},
 		payments.MoneyWithdrawn{Amount: money.New(250, usd), At: t1})
-	want := payments.Account{ID: "a1", OwnerID: "alice", Currency: usd, Balance: 1250, Status: payments.Active,
+	want := payments.Account{ID: "a1", OwnerID: "alice", Tenant: "demo", Currency: usd, Balance: 1250, Status: payments.Active,
 		Transactions: 3, OpenedAt: t0, LastActivity: t1}
 	if !reflect.DeepEqual(a, want) {
 		t.Fatalf("account = %+v, want %+v", a, want)

@@ -33,6 +33,7 @@ type world struct {
 	*client
 	t        *testing.T
 	srv      *server.Server
+	dir      string
 	mode     string
 	mu       sync.Mutex
 	accounts []string
@@ -45,7 +46,7 @@ type world struct {
 func bootWith(t *testing.T, mode, storage string) *world {
 	t.Helper()
 	cfg := server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), CheckoutMode: mode, CheckoutTimeout: 10 * time.Second,
-		Logger: testLogger()}
+		BootstrapAdmin: adminCreds, Logger: testLogger()}
 	if storage == "external" {
 		cfg.PostgresURL = testenv.PostgresURL(t)
 		cfg.NATSURL = os.Getenv("AGORA_TEST_NATS_URL")
@@ -79,7 +80,8 @@ func bootWith(t *testing.T, mode, storage string) *world {
 		<-done
 		srv.Close()
 	})
-	w := &world{client: &client{t: t, base: "http://" + srv.Addr()}, t: t, srv: srv, mode: mode}
+	w := &world{client: &client{t: t, base: "http://" + srv.Addr()}, t: t, srv: srv, mode: mode, dir: cfg.DataDir}
+	w.token = w.login(adminEmail, adminPassword)
 	w.accounts = []string{server.DefaultMerchantAccountID}
 	return w
 }

@@ -9,10 +9,12 @@ import (
 	"github.com/agora-commerce/agora/internal/inventory"
 	invapp "github.com/agora-commerce/agora/internal/inventory/app"
 	"github.com/agora-commerce/agora/internal/ordering"
+	ordapp "github.com/agora-commerce/agora/internal/ordering/app"
 	"github.com/agora-commerce/agora/internal/ordering/checkout"
 	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
 	"github.com/agora-commerce/agora/internal/payments"
 	payapp "github.com/agora-commerce/agora/internal/payments/app"
+	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/shipping"
 	shipapp "github.com/agora-commerce/agora/internal/shipping/app"
@@ -124,4 +126,29 @@ func (p accountsPort) OpenFor(ctx context.Context, tenant, userID string) (strin
 		return "", err
 	}
 	return id, nil
+}
+
+// ordersPort tells shipping (and the sagas API) whose an order is.
+type ordersPort struct{ svc *ordapp.Service }
+
+func (p ordersPort) Owner(ctx context.Context, orderID string) (tenant, customer string, err error) {
+	o, _, err := p.svc.Get(ctx, orderID)
+	if err != nil {
+		return "", "", err
+	}
+	return o.Tenant, o.CustomerID, nil
+}
+
+// accountOwners tells ordering whose a payments account is.
+type accountOwners struct{ svc *payapp.Service }
+
+func (p accountOwners) Owner(ctx context.Context, accountID string) (tenant, owner string, err error) {
+	acc, _, err := p.svc.Get(ctx, accountID)
+	if err != nil {
+		return "", "", err
+	}
+	if acc.Tenant == "" {
+		acc.Tenant = auth.DefaultTenant
+	}
+	return acc.Tenant, acc.OwnerID, nil
 }

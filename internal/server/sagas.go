@@ -1,16 +1,64 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
+
+	ordapp "github.com/agora-commerce/agora/internal/ordering/app"
+	"github.com/agora-commerce/agora/internal/ordering/checkout"
+	payapp "github.com/agora-commerce/agora/internal/payments/app"
+	"github.com/agora-commerce/agora/internal/platform/auth"
 
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/saga"
 )
 
-// sagasAPI serves GET /api/v1/sagas/{id} and POST /api/v1/sagas/{id}/retry.
-type sagasAPI struct{ engine *saga.Engine }
+// sagasAPI serves GET /api/v1/sagas/{id} and POST /api/v1/sagas/{id}/retry
+// to admins of the tenant whose order or transfer the saga runs.
+type sagasAPI struct {
+	engine   *saga.Engine
+	orders   *ordapp.Service
+	accounts *payapp.Service
+}
+
+// visible loads saga id for the caller: an admin of the tenant of the
+// order (checkout) or of the paying account (transfer) it runs.
+func (a sagasAPI) visible(r *http.Request, id string) (saga.Instance, error) {
+	c, err := auth.Caller(r)
+	if err != nil {
+		return saga.Instance{}, err
+	}
+	if err := c.Require(auth.RoleAdmin); err != nil {
+		return saga.Instance{}, err
+	}
+	in, err := a.engine.Get(r.Context(), id)
+	if err != nil {
+		return saga.Instance{}, sagaError(err)
+	}
+	tenant, ok := "", false
+	switch in.Type {
+	case checkout.SagaType:
+		var d checkout.Data
+		if json.Unmarshal(in.Data, &d) == nil {
+			if o, _, err := a.orders.Get(r.Context(), d.OrderID); err == nil {
+				tenant, ok = o.Tenant, true
+			}
+		}
+	case payapp.TransferSagaType:
+		var d payapp.TransferData
+		if json.Unmarshal(in.Data, &d) == nil {
+			if acc, _, err := a.accounts.Get(r.Context(), d.From); err == nil {
+				tenant, ok = acc.Tenant, true
+			}
+		}
+	}
+	if !ok || !c.CanSee(tenant, "") {
+		return saga.Instance{}, sagaError(saga.ErrNotFound)
+	}
+	return in, nil
+}
 
 func (a sagasAPI) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/sagas/{id}", a.get)
@@ -33,9 +81,9 @@ func (a sagasAPI) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	in, err := a.engine.Get(r.Context(), id)
+	in, err := a.visible(r, id)
 	if err != nil {
-		httpapi.Error(w, r, sagaError(err))
+		httpapi.Error(w, r, err)
 		return
 	}
 	httpapi.JSON(w, http.StatusOK, in)
@@ -48,6 +96,10 @@ func (a sagasAPI) retry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := httpapi.EmptyBody(w, r); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if _, err := a.visible(r, id); err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}

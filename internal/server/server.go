@@ -27,6 +27,7 @@ import (
 	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/internal/catalog"
 	catcache "github.com/agora-commerce/agora/internal/catalog/cache"
+	"github.com/agora-commerce/agora/internal/gateway/registry"
 	idapp "github.com/agora-commerce/agora/internal/identity/app"
 	invapp "github.com/agora-commerce/agora/internal/inventory/app"
 	ordapp "github.com/agora-commerce/agora/internal/ordering/app"
@@ -34,6 +35,7 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
+	"github.com/agora-commerce/agora/internal/platform/openapi"
 	"github.com/agora-commerce/agora/internal/platform/telemetry"
 	shipapp "github.com/agora-commerce/agora/internal/shipping/app"
 	"github.com/agora-commerce/agora/internal/shipping/carrier"
@@ -80,6 +82,11 @@ type Config struct {
 	// BootstrapAdmin, "email:password", creates that admin in the demo
 	// tenant on start if it does not exist (AGORA_BOOTSTRAP_ADMIN).
 	BootstrapAdmin string
+	// RateLimits turns on the gateway's rate limits (agora serve: on);
+	// with RedisURL set they are shared by every gateway.
+	RateLimits bool
+	// Routes, if set, is a YAML route table replacing the embedded one.
+	Routes string
 	// SeedDemo fills an empty platform with a demo tenant, a merchant, a
 	// customer with a funded account and a small catalog (Seeded says
 	// how to log in).
@@ -111,6 +118,7 @@ type Server struct {
 	relays    []*messaging.Relay
 	engine    *saga.Engine
 	consumers []consumer
+	services  []*service
 	daemons   []func(context.Context) error
 	// Services, for tests and benchmarks that look behind the API.
 	Payments  *payapp.Service
@@ -185,28 +193,29 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		s.redis = redis.NewClient(opt)
 	}
-	mux := http.NewServeMux()
-	if err := s.wire(ctx, mux); err != nil {
+	if err := s.wire(ctx); err != nil {
 		return nil, err
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	reg := registry.NewStatic()
+	if err := s.listenServices(reg); err != nil {
+		return nil, err
+	}
+	ops := http.NewServeMux()
+	ops.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", s.metrics.Handler())
-
+	ops.HandleFunc("GET /readyz", s.readyz)
+	ops.Handle("GET /metrics", s.metrics.Handler())
+	ops.Handle("GET /openapi.json", openapi.Handler())
+	gw, err := s.buildGateway(reg, ops)
+	if err != nil {
+		return nil, err
+	}
 	s.ln, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
-	s.http = &http.Server{
-		Handler:           httpapi.Middleware(s.log, s.metrics.HTTP(problemRoutes(mux))),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	s.http = newHTTPServer(httpapi.Middleware(s.log, s.metrics.HTTP(gw)), s.log)
 	return s, nil
 }
 
@@ -293,6 +302,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for i, d := range s.daemons {
 		start(fmt.Sprintf("daemon %d", i), d)
 	}
+	s.serveServices(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
 	close(s.ready)
@@ -320,6 +330,11 @@ func (s *Server) Close() error {
 	var errList []error
 	if s.ln != nil {
 		s.ln.Close()
+	}
+	for _, svc := range s.services {
+		if svc.ln != nil {
+			svc.ln.Close()
+		}
 	}
 	if s.bus != nil {
 		errList = append(errList, s.bus.Close())

@@ -17,15 +17,26 @@ import (
 	"github.com/agora-commerce/agora/internal/server"
 )
 
+// client calls the API through the gateway, with token (an admin's,
+// unless the test says otherwise) as its bearer token.
 type client struct {
-	t    *testing.T
-	base string
+	t     *testing.T
+	base  string
+	token string
 }
+
+// The admin every test server bootstraps.
+const (
+	adminEmail    = "admin@agora.test"
+	adminPassword = "admin-password-1"
+	adminCreds    = adminEmail + ":" + adminPassword
+)
 
 func boot(t *testing.T) *client {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.Open(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, err := server.Open(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), BootstrapAdmin: adminCreds,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +48,26 @@ func boot(t *testing.T) *client {
 		<-done
 		srv.Close()
 	})
-	return &client{t: t, base: "http://" + srv.Addr()}
+	c := &client{t: t, base: "http://" + srv.Addr()}
+	c.token = c.login(adminEmail, adminPassword)
+	return c
+}
+
+// login returns an access token for email.
+func (c *client) login(email, password string) string {
+	c.t.Helper()
+	r := c.do("POST", "/api/v1/auth/token", map[string]any{"email": email, "password": password}, "Authorization", "")
+	if r.status != http.StatusOK {
+		c.t.Fatalf("login %s: %d %s", email, r.status, r.raw)
+	}
+	return r.body["access_token"].(string)
+}
+
+// as returns a client calling with token ("" for none).
+func (c *client) as(token string) *client {
+	cc := *c
+	cc.token = token
+	return &cc
 }
 
 type response struct {
@@ -64,7 +94,14 @@ func (c *client) do(method, path string, body any, headers ...string) response {
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	for i := 0; i+1 < len(headers); i += 2 {
+		if headers[i+1] == "" {
+			req.Header.Del(headers[i])
+			continue
+		}
 		req.Header.Set(headers[i], headers[i+1])
 	}
 	res, err := http.DefaultClient.Do(req)
@@ -272,6 +309,7 @@ func TestHostileInput(t *testing.T) {
 	// Wrong content type is refused too.
 	req, _ := http.NewRequest("POST", c.base+dep, strings.NewReader(`{"amount":5}`))
 	req.Header.Set("Content-Type", "text/plain")
+	req.Header.Set("Authorization", "Bearer "+c.token)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"net/http"
 	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
@@ -63,7 +62,7 @@ func (s *Server) runner(ctx context.Context, p projection.Projection) (*projecti
 }
 
 // wire builds every bounded context, the bus plumbing and the checkout.
-func (s *Server) wire(ctx context.Context, mux *http.ServeMux) error {
+func (s *Server) wire(ctx context.Context) error {
 	cfg := s.cfg
 	pg := cfg.PostgresURL != ""
 	// Payments.
@@ -172,13 +171,13 @@ func (s *Server) wire(ctx context.Context, mux *http.ServeMux) error {
 		s.relays = append(s.relays, r)
 	}
 
-	payapi.New(s.Payments, readmodel.NewQueries(s.rmDB), accounts, s.store).WithTransfers(s.engine).Register(mux)
-	catapi.New(s.Catalog, s.Products).Register(mux)
-	invapi.New(s.Inventory, productsPort{s.Products}).Register(mux)
-	shipapi.New(s.Shipping).Register(mux)
-	ordapi.New(s.Ordering, queries, orders, cancel, sagaID).Register(mux)
-	sagasAPI{s.engine}.Register(mux)
-	return s.wireIdentity(ctx, mux)
+	payapi.New(s.Payments, readmodel.NewQueries(s.rmDB), accounts, s.store).WithTransfers(s.engine).Register(s.mux(clusterPayments))
+	catapi.New(s.Catalog, s.Products).Register(s.mux(clusterCatalog))
+	invapi.New(s.Inventory, productsPort{s.Products}).Register(s.mux(clusterInventory))
+	shipapi.New(s.Shipping, ordersPort{s.Ordering}).Register(s.mux(clusterShipping))
+	ordapi.New(s.Ordering, queries, orders, cancel, sagaID, accountOwners{s.Payments}).Register(s.mux(clusterOrdering))
+	sagasAPI{engine: s.engine, orders: s.Ordering, accounts: s.Payments}.Register(s.mux(clusterOrdering))
+	return s.wireIdentity(ctx, s.mux(clusterIdentity))
 }
 
 // choreography subscribes each context to the events it reacts to.

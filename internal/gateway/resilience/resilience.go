@@ -269,10 +269,16 @@ func isFailure(resp *http.Response, err error) bool {
 	return resp != nil && resp.StatusCode >= 500
 }
 
-// isRetryable is isFailure minus the answers a retry cannot change.
+// isRetryable is isFailure minus the answers a retry cannot change: a
+// 501 or 505, and a 504 the upstream gave itself (it already waited as
+// long as it would — a read that asked for a position its read model did
+// not reach in time — so asking again only doubles the wait).
 func isRetryable(resp *http.Response, err error) bool {
-	if err == nil && resp != nil && (resp.StatusCode == http.StatusNotImplemented || resp.StatusCode == http.StatusHTTPVersionNotSupported) {
-		return false
+	if err == nil && resp != nil {
+		switch resp.StatusCode {
+		case http.StatusNotImplemented, http.StatusHTTPVersionNotSupported, http.StatusGatewayTimeout:
+			return false
+		}
 	}
 	return isFailure(resp, err)
 }

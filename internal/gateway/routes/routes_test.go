@@ -41,7 +41,7 @@ func TestDefaultTable(t *testing.T) {
 		{"PUT", "/api/v1/products/p1", "catalog", routes.AuthRequired, []string{"merchant", "admin"}, "default"},
 		{"GET", "/api/v1/inventory/p1", "inventory", routes.AuthNone, nil, "public"},
 		{"POST", "/api/v1/inventory/p1/restock", "inventory", routes.AuthRequired, []string{"merchant", "admin"}, "default"},
-		{"POST", "/api/v1/orders", "ordering", routes.AuthRequired, []string{"customer"}, "write"},
+		{"POST", "/api/v1/orders", "ordering", routes.AuthRequired, []string{"customer", "admin"}, "write"},
 		{"GET", "/api/v1/orders", "ordering", routes.AuthRequired, []string{"customer", "admin"}, "default"},
 		{"GET", "/api/v1/sagas/s1", "ordering", routes.AuthRequired, []string{"admin"}, "default"},
 		{"GET", "/api/v1/shipments/o1", "shipping", routes.AuthRequired, nil, "default"},

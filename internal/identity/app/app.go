@@ -102,6 +102,23 @@ func (s *Service) CreateUser(ctx context.Context, tenant, email, password, name 
 	return u, nil
 }
 
+// CreateTenant adds tenant id (a lower-case slug) named name; an existing
+// one is left as it is. It is an operator's action, audited in the new
+// tenant's log.
+func (s *Service) CreateTenant(ctx context.Context, id, name string) error {
+	if fe := identity.CheckTenantID(id); fe != nil {
+		return errs.Fields(*fe)
+	}
+	created, err := s.repo.CreateTenant(ctx, identity.Tenant{ID: id, Name: name, CreatedAt: s.now().UTC()})
+	if err != nil {
+		return err
+	}
+	if created {
+		s.record(ctx, id, identity.AuditEvent{Type: identity.AuditTenantCreated, Who: actor(ctx), What: "tenant created", Subject: id})
+	}
+	return nil
+}
+
 func (s *Service) create(ctx context.Context, n identity.NewUser) (identity.User, error) {
 	if n.Tenant == "" {
 		n.Tenant = identity.DefaultTenant

@@ -11,6 +11,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/ordering"
 	"github.com/agora-commerce/agora/internal/ordering/app"
+	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
@@ -22,16 +23,24 @@ type Canceller func(ctx context.Context, meta eventstore.Metadata, id string) (o
 
 // Handler serves the ordering API.
 type Handler struct {
-	svc     *app.Service
-	queries *app.OrderQueries
-	rm      httpapi.Waiter
-	cancel  Canceller
-	sagaID  func(orderID string) string
+	svc      *app.Service
+	queries  *app.OrderQueries
+	rm       httpapi.Waiter
+	cancel   Canceller
+	sagaID   func(orderID string) string
+	accounts Accounts
 }
 
 // New returns the ordering API.
-func New(svc *app.Service, q *app.OrderQueries, rm httpapi.Waiter, cancel Canceller, sagaID func(string) string) *Handler {
-	return &Handler{svc: svc, queries: q, rm: rm, cancel: cancel, sagaID: sagaID}
+func New(svc *app.Service, q *app.OrderQueries, rm httpapi.Waiter, cancel Canceller, sagaID func(string) string, accounts Accounts) *Handler {
+	return &Handler{svc: svc, queries: q, rm: rm, cancel: cancel, sagaID: sagaID, accounts: accounts}
+}
+
+// Accounts tells whose a payments account is (the payments context's
+// open host service): an order may only be paid from its customer's own
+// account.
+type Accounts interface {
+	Owner(ctx context.Context, accountID string) (tenant, owner string, err error)
 }
 
 // Register adds the ordering routes to mux.
@@ -57,15 +66,49 @@ type View struct {
 	SagaID string `json:"saga_id,omitempty"`
 }
 
-func meta(r *http.Request) eventstore.Metadata {
-	return eventstore.Metadata{Tenant: "demo", CorrelationID: r.Header.Get(httpapi.RequestIDHeader), TraceParent: r.Header.Get("Traceparent")}
+func meta(r *http.Request) eventstore.Metadata { return auth.Metadata(r) }
+
+// visible loads order id for the caller, who must be its customer or an
+// admin of its tenant; to anyone else it does not exist (404).
+func (h *Handler) visible(r *http.Request, id string) (ordering.Order, error) {
+	c, err := auth.Caller(r)
+	if err != nil {
+		return ordering.Order{}, err
+	}
+	o, _, err := h.svc.Get(r.Context(), id)
+	if err != nil {
+		return ordering.Order{}, err
+	}
+	if !c.CanSee(o.Tenant, o.CustomerID) {
+		return ordering.Order{}, ordering.ErrNotFound
+	}
+	return o, nil
 }
 
 func (h *Handler) place(w http.ResponseWriter, r *http.Request) {
+	c, err := auth.Caller(r)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
 	var req placeRequest
 	if err := httpapi.Decode(w, r, &req); err != nil {
 		httpapi.Error(w, r, err)
 		return
+	}
+	// A customer orders for themself; an admin may order on a customer's
+	// behalf (customer_id).
+	switch {
+	case c.HasRole(auth.RoleAdmin):
+	case !c.HasRole(auth.RoleCustomer):
+		httpapi.Error(w, r, c.Require(auth.RoleCustomer, auth.RoleAdmin))
+		return
+	case req.CustomerID != "" && req.CustomerID != c.Subject:
+		httpapi.Error(w, r, &errs.Error{Code: errs.Forbidden, Reason: "forbidden", Message: "a customer orders only for themself",
+			Fields: []errs.FieldError{{Field: "customer_id", Message: "must be yours or absent"}}})
+		return
+	default:
+		req.CustomerID = c.Subject
 	}
 	var bad []errs.FieldError
 	noAddress := req.ShippingAddress == nil
@@ -103,6 +146,13 @@ func (h *Handler) place(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, errs.Fields(bad...))
 		return
 	}
+	// The order is paid from its customer's own account, in its tenant.
+	tenant, owner, err := h.accounts.Owner(r.Context(), req.PaymentAccountID)
+	if err != nil || tenant != c.Tenant || owner != req.CustomerID {
+		httpapi.Error(w, r, &errs.Error{Code: errs.Unprocessable, Reason: "payment_account_not_yours", Message: "the payment account is not the customer's",
+			Fields: []errs.FieldError{{Field: "payment_account_id", Message: "must be an account of the customer's"}}})
+		return
+	}
 	o, pos, err := h.svc.Place(r.Context(), meta(r), cmd)
 	if err != nil {
 		httpapi.Error(w, r, err)
@@ -119,7 +169,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	o, _, err := h.svc.Get(r.Context(), id)
+	o, err := h.visible(r, id)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
@@ -128,6 +178,11 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	c, err := auth.Caller(r)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
 	if err := httpapi.Query(r, "status", "customer_id", "limit", "cursor"); err != nil {
 		httpapi.Error(w, r, err)
 		return
@@ -138,7 +193,11 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	f := app.Filter{Limit: limit, Cursor: q.Get("cursor"), CustomerID: q.Get("customer_id")}
+	f := app.Filter{Tenant: c.Tenant, Limit: limit, Cursor: q.Get("cursor"), CustomerID: q.Get("customer_id")}
+	if !c.HasRole(auth.RoleAdmin) {
+		// A customer lists their own orders, whatever customer_id says.
+		f.CustomerID = c.Subject
+	}
 	switch st := ordering.Status(q.Get("status")); st {
 	case "", ordering.StatusPending, ordering.StatusConfirmed, ordering.StatusCancelled:
 		f.Status = st
@@ -165,6 +224,10 @@ func (h *Handler) cancelOrder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := httpapi.EmptyBody(w, r); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if _, err := h.visible(r, id); err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}

@@ -131,7 +131,7 @@ func (s *Service) Place(ctx context.Context, meta eventstore.Metadata, cmd Place
 		cmd.ID = uuid.Must(uuid.NewV7()).String()
 	}
 	n := cmd.order()
-	n.MerchantAccountID = s.merchant
+	n.MerchantAccountID, n.Tenant = s.merchant, meta.Tenant
 	if err := n.Validate(); err != nil {
 		return ordering.Order{}, 0, err
 	}

@@ -13,20 +13,22 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/errs"
 )
 
-// Orders is the orders read model (table ordering_orders): every order as
-// its stream last told it, listed by customer and status.
+// Orders is the orders read model (table ordering_order_list): every
+// order as its stream last told it, listed by tenant, customer and
+// status. (It replaced ordering_orders when orders gained a tenant: a new
+// name starts from the beginning of the log and fills the new table.)
 type Orders struct{}
 
 // Name implements projection.Projection.
-func (Orders) Name() string { return "ordering.orders" }
+func (Orders) Name() string { return "ordering.order_list" }
 
 // Setup implements projection.Projection.
 func (Orders) Setup(ctx context.Context, db *sql.DB) error {
 	for _, q := range []string{
-		`CREATE TABLE IF NOT EXISTS ordering_orders (id TEXT PRIMARY KEY, customer_id TEXT NOT NULL, status TEXT NOT NULL,
+		`CREATE TABLE IF NOT EXISTS ordering_order_list (id TEXT PRIMARY KEY, tenant TEXT NOT NULL, customer_id TEXT NOT NULL, status TEXT NOT NULL,
 			created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, body TEXT NOT NULL)`,
-		`CREATE INDEX IF NOT EXISTS ordering_orders_status ON ordering_orders (status, id)`,
-		`CREATE INDEX IF NOT EXISTS ordering_orders_customer ON ordering_orders (customer_id, id)`,
+		`CREATE INDEX IF NOT EXISTS ordering_order_list_status ON ordering_order_list (tenant, status, id)`,
+		`CREATE INDEX IF NOT EXISTS ordering_order_list_customer ON ordering_order_list (tenant, customer_id, id)`,
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("ordering read model: %w", err)
@@ -37,7 +39,7 @@ func (Orders) Setup(ctx context.Context, db *sql.DB) error {
 
 // Reset implements projection.Projection.
 func (Orders) Reset(ctx context.Context, tx *sql.Tx) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM ordering_orders`)
+	_, err := tx.ExecContext(ctx, `DELETE FROM ordering_order_list`)
 	return err
 }
 
@@ -60,7 +62,7 @@ func (Orders) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore.Record) 
 			o = &ordering.Order{}
 			if _, placed := e.(ordering.OrderPlaced); !placed {
 				var body string
-				err := tx.QueryRowContext(ctx, `SELECT body FROM ordering_orders WHERE id = $1`, id).Scan(&body)
+				err := tx.QueryRowContext(ctx, `SELECT body FROM ordering_order_list WHERE id = $1`, id).Scan(&body)
 				if err != nil {
 					return fmt.Errorf("order %s: %w", id, err)
 				}
@@ -79,10 +81,14 @@ func (Orders) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore.Record) 
 		if err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO ordering_orders (id, customer_id, status, created_at, updated_at, body)
-			VALUES ($1, $2, $3, $4, $5, $6)
+		tenant := o.Tenant
+		if tenant == "" {
+			tenant = DefaultTenant
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO ordering_order_list (id, tenant, customer_id, status, created_at, updated_at, body)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT (id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at, body = excluded.body`,
-			id, o.CustomerID, string(o.Status), o.CreatedAt.UnixNano(), o.UpdatedAt.UnixNano(), string(body))
+			id, tenant, o.CustomerID, string(o.Status), o.CreatedAt.UnixNano(), o.UpdatedAt.UnixNano(), string(body))
 		if err != nil {
 			return fmt.Errorf("order %s: %w", id, err)
 		}
@@ -96,8 +102,13 @@ type OrderQueries struct{ db *sql.DB }
 // NewOrderQueries returns queries on db.
 func NewOrderQueries(db *sql.DB) *OrderQueries { return &OrderQueries{db: db} }
 
+// DefaultTenant is the tenant of orders placed before tenants.
+const DefaultTenant = "demo"
+
 // Filter selects orders.
 type Filter struct {
+	// Tenant keeps that tenant's orders ("" for all: the watchdog).
+	Tenant string
 	// Status keeps orders in this status ("" for all).
 	Status ordering.Status
 	// CustomerID keeps one customer's orders ("" for all).
@@ -133,9 +144,9 @@ func (q *OrderQueries) List(ctx context.Context, f Filter) (Page, error) {
 	if !f.OlderThan.IsZero() {
 		older = f.OlderThan.UnixNano()
 	}
-	rows, err := q.db.QueryContext(ctx, `SELECT body FROM ordering_orders
-		WHERE id > $1 AND ($2 = '' OR status = $2) AND ($3 = '' OR customer_id = $3) AND updated_at < $4
-		ORDER BY id LIMIT $5`, after, string(f.Status), f.CustomerID, older, f.Limit+1)
+	rows, err := q.db.QueryContext(ctx, `SELECT body FROM ordering_order_list
+		WHERE id > $1 AND ($2 = '' OR status = $2) AND ($3 = '' OR customer_id = $3) AND updated_at < $4 AND ($6 = '' OR tenant = $6)
+		ORDER BY id LIMIT $5`, after, string(f.Status), f.CustomerID, older, f.Limit+1, f.Tenant)
 	if err != nil {
 		return Page{}, err
 	}

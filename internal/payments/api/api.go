@@ -15,6 +15,7 @@ import (
 	"github.com/agora-commerce/agora/internal/payments"
 	"github.com/agora-commerce/agora/internal/payments/app"
 	"github.com/agora-commerce/agora/internal/payments/readmodel"
+	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/money"
@@ -98,12 +99,24 @@ func fromResult(r app.Result) readmodel.Summary {
 		LastActivity: a.LastActivity, TransactionCount: int64(a.Transactions), Version: r.Version, OpenedAt: a.OpenedAt}
 }
 
-func meta(r *http.Request) eventstore.Metadata {
-	return eventstore.Metadata{
-		Tenant:        "demo",
-		CorrelationID: r.Header.Get(httpapi.RequestIDHeader),
-		TraceParent:   r.Header.Get("Traceparent"),
+func meta(r *http.Request) eventstore.Metadata { return auth.Metadata(r) }
+
+// visible loads account id for the caller, who must be its owner or an
+// admin of its tenant; to anyone else it does not exist (404), so IDs
+// cannot be probed across customers or tenants.
+func (h *Handler) visible(r *http.Request, id string) (payments.Account, error) {
+	c, err := auth.Caller(r)
+	if err != nil {
+		return payments.Account{}, err
 	}
+	acc, _, err := h.svc.Get(r.Context(), id)
+	if err != nil {
+		return payments.Account{}, err
+	}
+	if !c.CanSee(acc.Tenant, acc.OwnerID) {
+		return payments.Account{}, payments.ErrNotOpen
+	}
+	return acc, nil
 }
 
 func validID(field, v string) *errs.FieldError {
@@ -134,6 +147,10 @@ type openRequest struct {
 }
 
 func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
+	if err := require(r, auth.RoleAdmin, auth.RoleMerchant); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
 	var req openRequest
 	if err := httpapi.Decode(w, r, &req); err != nil {
 		httpapi.Error(w, r, err)
@@ -204,16 +221,12 @@ func (h *Handler) move(w http.ResponseWriter, r *http.Request, cmd moneyCommand)
 		httpapi.Error(w, r, errs.Fields(errs.FieldError{Field: "amount", Message: "is required"}))
 		return
 	}
-	var cur money.Currency
-	if req.Amount.money == nil {
-		// A bare integer is in the account's currency.
-		acc, _, err := h.svc.Get(r.Context(), id)
-		if err != nil {
-			httpapi.Error(w, r, err)
-			return
-		}
-		cur = acc.Currency
+	acc, err := h.visible(r, id)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
 	}
+	cur := acc.Currency // a bare integer is in the account's currency
 	res, err := cmd(r.Context(), meta(r), id, req.Amount.in(cur))
 	if err != nil {
 		httpapi.Error(w, r, err)
@@ -236,6 +249,10 @@ func (h *Handler) close(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if _, err := h.visible(r, id); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
 	res, err := h.svc.Close(r.Context(), meta(r), id)
 	if err != nil {
 		httpapi.Error(w, r, err)
@@ -251,6 +268,10 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
+	if _, err := h.visible(r, id); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
 	if err := httpapi.Consistent(r, h.rm); err != nil {
 		httpapi.Error(w, r, err)
 		return
@@ -263,10 +284,24 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 	httpapi.JSON(w, http.StatusOK, s)
 }
 
+// require checks that the caller has one of roles.
+func require(r *http.Request, roles ...string) error {
+	c, err := auth.Caller(r)
+	if err != nil {
+		return err
+	}
+	return c.Require(roles...)
+}
+
 // Limit parses ?limit= (default 50, at most 500).
 func Limit(r *http.Request) (int, error) { return httpapi.Limit(r) }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	if err := require(r, auth.RoleAdmin); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	c, _ := auth.Caller(r)
 	q := r.URL.Query()
 	for k := range q {
 		switch k {
@@ -281,7 +316,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	f := readmodel.Filter{Limit: limit, Cursor: q.Get("cursor")}
+	f := readmodel.Filter{Tenant: c.Tenant, Limit: limit, Cursor: q.Get("cursor")}
 	if v := q.Get("status"); v != "" {
 		st, err := payments.ParseStatus(v)
 		if err != nil {
@@ -329,6 +364,10 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	}
 	limit, err := Limit(r)
 	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if _, err := h.visible(r, id); err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}

@@ -54,7 +54,7 @@ func (h *Handler) transfer(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, errs.Fields(bad...))
 		return
 	}
-	from, _, err := h.svc.Get(r.Context(), req.FromAccountID)
+	from, err := h.visible(r, req.FromAccountID)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
@@ -108,6 +108,10 @@ func (h *Handler) getTransfer(w http.ResponseWriter, r *http.Request) {
 	var d app.TransferData
 	if err := json.Unmarshal(in.Data, &d); err != nil {
 		httpapi.Error(w, r, err)
+		return
+	}
+	if _, err := h.visible(r, d.From); err != nil {
+		httpapi.Error(w, r, &errs.Error{Code: errs.NotFound, Reason: "transfer_not_found", Message: "no such transfer"})
 		return
 	}
 	httpapi.JSON(w, http.StatusOK, app.TransferFromSaga(in, d))

@@ -32,7 +32,7 @@ func AccountType() aggregate.Type[payments.Account, payments.Event] {
 		Encode:        Encode,
 		Decode:        Decode,
 		SnapshotEvery: SnapshotEvery,
-		StateVersion:  2,
+		StateVersion:  3,
 	}
 }
 
@@ -104,7 +104,7 @@ func (s *Service) Open(ctx context.Context, meta eventstore.Metadata, cmd OpenAc
 		cmd.ID = uuid.Must(uuid.NewV7()).String()
 	}
 	res, err := s.repo.Handle(ctx, cmd.ID, meta, func(l aggregate.Loaded[payments.Account]) ([]payments.Event, error) {
-		return l.State.Open(cmd.ID, cmd.OwnerID, cmd.Initial, s.now())
+		return l.State.Open(cmd.ID, cmd.OwnerID, meta.Tenant, cmd.Initial, s.now())
 	})
 	if err != nil {
 		return Result{}, err

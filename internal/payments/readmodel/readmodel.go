@@ -29,6 +29,8 @@ type Summary struct {
 	ID string `json:"id"`
 	// OwnerID is who owns the account.
 	OwnerID string `json:"owner_id"`
+	// Tenant is the tenant the account belongs to.
+	Tenant string `json:"tenant"`
 	// Balance is the current balance.
 	Balance money.Money `json:"balance"`
 	// Status is "Active" or "Closed".
@@ -43,18 +45,21 @@ type Summary struct {
 	OpenedAt time.Time `json:"opened_at"`
 }
 
-// Projection maintains the account_summary table.
+// Projection maintains the payments_accounts table.
 type Projection struct{}
 
-// Name implements projection.Projection.
-func (Projection) Name() string { return "payments.account_summary" }
+// Name implements projection.Projection. (The table and the name changed
+// from payments_account_summary when accounts gained a tenant: a new
+// name starts from the beginning of the log and fills the new table.)
+func (Projection) Name() string { return "payments.accounts" }
 
 // Setup implements projection.Projection.
 func (Projection) Setup(ctx context.Context, db *sql.DB) error {
 	for _, q := range []string{
-		`CREATE TABLE IF NOT EXISTS payments_account_summary (
+		`CREATE TABLE IF NOT EXISTS payments_accounts (
 			id                TEXT PRIMARY KEY,
 			owner_id          TEXT NOT NULL,
+			tenant            TEXT NOT NULL,
 			currency          TEXT NOT NULL,
 			balance           BIGINT NOT NULL,
 			status            TEXT NOT NULL,
@@ -63,8 +68,8 @@ func (Projection) Setup(ctx context.Context, db *sql.DB) error {
 			version           BIGINT NOT NULL,
 			opened_at         BIGINT NOT NULL
 		)`,
-		`CREATE INDEX IF NOT EXISTS payments_account_summary_status ON payments_account_summary (status, id)`,
-		`CREATE INDEX IF NOT EXISTS payments_account_summary_balance ON payments_account_summary (balance, id)`,
+		`CREATE INDEX IF NOT EXISTS payments_accounts_status ON payments_accounts (tenant, status, id)`,
+		`CREATE INDEX IF NOT EXISTS payments_accounts_balance ON payments_accounts (tenant, balance, id)`,
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return err
@@ -75,7 +80,7 @@ func (Projection) Setup(ctx context.Context, db *sql.DB) error {
 
 // Reset implements projection.Projection.
 func (Projection) Reset(ctx context.Context, tx *sql.Tx) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM payments_account_summary`)
+	_, err := tx.ExecContext(ctx, `DELETE FROM payments_accounts`)
 	return err
 }
 
@@ -97,16 +102,20 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore.Reco
 			if e.InitialBalance > 0 {
 				txs = 1
 			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO payments_account_summary
-				(id, owner_id, currency, balance, status, last_activity, transaction_count, version, opened_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-				id, e.OwnerID, e.Currency.Code(), e.InitialBalance, payments.Active.String(), e.At.UnixNano(), txs, ver, e.At.UnixNano())
+			tenant := e.Tenant
+			if tenant == "" {
+				tenant = DefaultTenant
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO payments_accounts
+				(id, owner_id, tenant, currency, balance, status, last_activity, transaction_count, version, opened_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+				id, e.OwnerID, tenant, e.Currency.Code(), e.InitialBalance, payments.Active.String(), e.At.UnixNano(), txs, ver, e.At.UnixNano())
 		case payments.MoneyDeposited:
-			_, err = tx.ExecContext(ctx, `UPDATE payments_account_summary SET balance = balance + $1,
+			_, err = tx.ExecContext(ctx, `UPDATE payments_accounts SET balance = balance + $1,
 				transaction_count = transaction_count + 1, last_activity = $2, version = $3 WHERE id = $4`,
 				e.Amount.Amount, e.At.UnixNano(), ver, id)
 		case payments.MoneyWithdrawn:
-			_, err = tx.ExecContext(ctx, `UPDATE payments_account_summary SET balance = balance - $1,
+			_, err = tx.ExecContext(ctx, `UPDATE payments_accounts SET balance = balance - $1,
 				transaction_count = transaction_count + 1, last_activity = $2, version = $3 WHERE id = $4`,
 				e.Amount.Amount, e.At.UnixNano(), ver, id)
 		case payments.TransferDebited:
@@ -118,9 +127,9 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore.Reco
 		case payments.TransferReversed:
 			err = moveBalance(ctx, tx, id, -e.Amount.Amount, e.At, ver)
 		case payments.TransferDeclined, payments.TransferVoided:
-			_, err = tx.ExecContext(ctx, `UPDATE payments_account_summary SET version = $1 WHERE id = $2`, ver, id)
+			_, err = tx.ExecContext(ctx, `UPDATE payments_accounts SET version = $1 WHERE id = $2`, ver, id)
 		case payments.AccountClosed:
-			_, err = tx.ExecContext(ctx, `UPDATE payments_account_summary SET status = $1, last_activity = $2, version = $3 WHERE id = $4`,
+			_, err = tx.ExecContext(ctx, `UPDATE payments_accounts SET status = $1, last_activity = $2, version = $3 WHERE id = $4`,
 				payments.Closed.String(), e.At.UnixNano(), ver, id)
 		}
 		if err != nil {
@@ -131,7 +140,7 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore.Reco
 }
 
 func moveBalance(ctx context.Context, tx *sql.Tx, id string, delta int64, at time.Time, ver int64) error {
-	_, err := tx.ExecContext(ctx, `UPDATE payments_account_summary SET balance = balance + $1,
+	_, err := tx.ExecContext(ctx, `UPDATE payments_accounts SET balance = balance + $1,
 		transaction_count = transaction_count + 1, last_activity = $2, version = $3 WHERE id = $4`,
 		delta, at.UnixNano(), ver, id)
 	return err
@@ -143,7 +152,7 @@ type Queries struct{ db *sql.DB }
 // NewQueries returns queries on db.
 func NewQueries(db *sql.DB) *Queries { return &Queries{db: db} }
 
-const summaryCols = `id, owner_id, currency, balance, status, last_activity, transaction_count, version, opened_at`
+const summaryCols = `id, owner_id, tenant, currency, balance, status, last_activity, transaction_count, version, opened_at`
 
 func scanSummary(row interface{ Scan(...any) error }) (Summary, error) {
 	var (
@@ -152,7 +161,7 @@ func scanSummary(row interface{ Scan(...any) error }) (Summary, error) {
 		bal, last, cnt, open int64
 		ver                  int64
 	)
-	if err := row.Scan(&s.ID, &s.OwnerID, &cur, &bal, &s.Status, &last, &cnt, &ver, &open); err != nil {
+	if err := row.Scan(&s.ID, &s.OwnerID, &s.Tenant, &cur, &bal, &s.Status, &last, &cnt, &ver, &open); err != nil {
 		return Summary{}, err
 	}
 	c, err := money.ParseCurrency(cur)
@@ -168,7 +177,7 @@ func scanSummary(row interface{ Scan(...any) error }) (Summary, error) {
 
 // Get returns account id's summary.
 func (q *Queries) Get(ctx context.Context, id string) (Summary, error) {
-	s, err := scanSummary(q.db.QueryRowContext(ctx, `SELECT `+summaryCols+` FROM payments_account_summary WHERE id = $1`, id))
+	s, err := scanSummary(q.db.QueryRowContext(ctx, `SELECT `+summaryCols+` FROM payments_accounts WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Summary{}, payments.ErrNotOpen
 	}
@@ -178,8 +187,14 @@ func (q *Queries) Get(ctx context.Context, id string) (Summary, error) {
 	return s, nil
 }
 
+// DefaultTenant is the tenant of accounts opened before tenants.
+const DefaultTenant = "demo"
+
 // Filter selects accounts for List.
 type Filter struct {
+	// Tenant keeps that tenant's accounts (required: a list never
+	// crosses tenants).
+	Tenant string
 	// Status, if set, keeps accounts in that status.
 	Status *payments.Status
 	// MinBalance, if set, keeps accounts whose balance (minor units) is at least it.
@@ -223,8 +238,8 @@ func DecodeCursor(s string) (string, error) {
 
 // List returns a page of accounts matching f, ordered by ID.
 func (q *Queries) List(ctx context.Context, f Filter) (Page, error) {
-	query := `SELECT ` + summaryCols + ` FROM payments_account_summary WHERE 1 = 1`
-	var args []any
+	query := `SELECT ` + summaryCols + ` FROM payments_accounts WHERE tenant = $1`
+	args := []any{f.Tenant}
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))

@@ -42,6 +42,8 @@ func TestQueries(t *testing.T) {
 		for i := range 10 {
 			must(svc.Open(ctx, eventstore.Metadata{}, app.OpenAccount{ID: fmt.Sprintf("a-%d", i), OwnerID: "o", Initial: usd(int64(i) * 100)}))
 		}
+		// b-0 belongs to another tenant: no list of the default one shows it.
+		must(svc.Open(ctx, eventstore.Metadata{Tenant: "other"}, app.OpenAccount{ID: "b-0", OwnerID: "o", Initial: usd(5000)}))
 		must(svc.Close(ctx, eventstore.Metadata{}, "a-0"))
 		must(svc.Deposit(ctx, eventstore.Metadata{}, "a-5", usd(50)))
 		must(svc.Withdraw(ctx, eventstore.Metadata{}, "a-5", usd(20)))
@@ -88,11 +90,12 @@ func TestQueries(t *testing.T) {
 			f    readmodel.Filter
 			want string
 		}{
-			{"all", readmodel.Filter{Limit: 3}, "[a-0 a-1 a-2 a-3 a-4 a-5 a-6 a-7 a-8 a-9]"},
-			{"closed", readmodel.Filter{Status: &closed, Limit: 3}, "[a-0]"},
-			{"active", readmodel.Filter{Status: &active, Limit: 4}, "[a-1 a-2 a-3 a-4 a-5 a-6 a-7 a-8 a-9]"},
-			{"balance >= 500", readmodel.Filter{MinBalance: &minBal, Limit: 2}, "[a-5 a-6 a-7 a-8 a-9]"},
-			{"active and balance >= 500", readmodel.Filter{Status: &active, MinBalance: &minBal, Limit: 10}, "[a-5 a-6 a-7 a-8 a-9]"},
+			{"all", readmodel.Filter{Tenant: "demo", Limit: 3}, "[a-0 a-1 a-2 a-3 a-4 a-5 a-6 a-7 a-8 a-9]"},
+			{"closed", readmodel.Filter{Tenant: "demo", Status: &closed, Limit: 3}, "[a-0]"},
+			{"active", readmodel.Filter{Tenant: "demo", Status: &active, Limit: 4}, "[a-1 a-2 a-3 a-4 a-5 a-6 a-7 a-8 a-9]"},
+			{"balance >= 500", readmodel.Filter{Tenant: "demo", MinBalance: &minBal, Limit: 2}, "[a-5 a-6 a-7 a-8 a-9]"},
+			{"active and balance >= 500", readmodel.Filter{Tenant: "demo", Status: &active, MinBalance: &minBal, Limit: 10}, "[a-5 a-6 a-7 a-8 a-9]"},
+			{"the other tenant", readmodel.Filter{Tenant: "other", Limit: 10}, "[b-0]"},
 		} {
 			if got := fmt.Sprint(ids(c.f)); got != c.want {
 				t.Errorf("%s: %s, want %s", c.name, got, c.want)
@@ -103,7 +106,7 @@ func TestQueries(t *testing.T) {
 		}
 
 		// A rebuild from the log reproduces the same summary.
-		if _, err := db.ExecContext(ctx, `UPDATE payments_account_summary SET balance = 0`); err != nil {
+		if _, err := db.ExecContext(ctx, `UPDATE payments_accounts SET balance = 0`); err != nil {
 			t.Fatal(err)
 		}
 		if err := r.Rebuild(ctx, nil); err != nil {

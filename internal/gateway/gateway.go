@@ -1,0 +1,289 @@
+// Package gateway is Agora's API gateway: one HTTP handler in front of
+// every bounded context's service instances.
+//
+// A request passes, in order: a recoverer, the request ID, the 1 MiB body
+// limit, the route table (an unknown path is a 404 problem), JWT
+// authentication and the route's roles, the route's rate limits (per
+// client and per tenant), Idempotency-Key handling for POSTs, and then
+// the upstream cluster's resilience policies (fallback, bulkhead, retries
+// for idempotent requests, circuit breaker, timeout) around a balancer
+// that picks one of the cluster's instances from the registry and ejects
+// outliers. The building blocks live in the subpackages; this package
+// assembles them.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"time"
+
+	"github.com/agora-commerce/agora/internal/gateway/balance"
+	"github.com/agora-commerce/agora/internal/gateway/edge"
+	"github.com/agora-commerce/agora/internal/gateway/idempotency"
+	"github.com/agora-commerce/agora/internal/gateway/problem"
+	"github.com/agora-commerce/agora/internal/gateway/ratelimit"
+	"github.com/agora-commerce/agora/internal/gateway/registry"
+	"github.com/agora-commerce/agora/internal/gateway/resilience"
+	"github.com/agora-commerce/agora/internal/gateway/routes"
+	"github.com/agora-commerce/agora/internal/platform/auth"
+	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/internal/platform/httpapi"
+)
+
+// Config assembles a Gateway.
+type Config struct {
+	// Routes is the route table (default routes.Default()).
+	Routes *routes.Table
+	// Registry says where each cluster's instances are (required).
+	Registry registry.Registry
+	// Verifier checks access tokens (required).
+	Verifier *auth.Verifier
+	// Limiter keeps the rate-limit buckets; nil means no rate limits.
+	Limiter ratelimit.Limiter
+	// Idempotency keeps Idempotency-Key answers (default: in process).
+	Idempotency idempotency.Store
+	// Local serves the routes of cluster routes.Local (health, metrics,
+	// OpenAPI, ...) and any path the table does not know (nil: 404).
+	Local http.Handler
+	// Resilience tunes every cluster's policies; the route table's
+	// per-cluster settings override it.
+	Resilience resilience.Config
+	// Transport carries attempts to instances (default: a transport
+	// keeping many idle connections per instance).
+	Transport http.RoundTripper
+	// Logger receives errors (default slog.Default()).
+	Logger *slog.Logger
+	// OnBreaker, if set, is called on every breaker transition.
+	OnBreaker func(cluster string, from, to resilience.State)
+}
+
+// Gateway is the assembled gateway; it is an http.Handler.
+type Gateway struct {
+	cfg      Config
+	handler  http.Handler
+	clusters map[string]*resilience.Cluster
+	proxies  map[string]*httputil.ReverseProxy
+}
+
+// New assembles a gateway from cfg.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Registry == nil || cfg.Verifier == nil {
+		return nil, fmt.Errorf("gateway: a registry and a verifier are required")
+	}
+	if cfg.Routes == nil {
+		cfg.Routes = routes.Default()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Idempotency == nil {
+		cfg.Idempotency = idempotency.NewMemoryStore(nil)
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+		}
+	}
+	g := &Gateway{cfg: cfg, clusters: map[string]*resilience.Cluster{}, proxies: map[string]*httputil.ReverseProxy{}}
+	for name, c := range cfg.Routes.Clusters {
+		rc := cfg.Resilience
+		rc.Logger, rc.OnStateChange = cfg.Logger, cfg.OnBreaker
+		if c.MaxConcurrent > 0 {
+			rc.MaxConcurrent = c.MaxConcurrent
+		}
+		if c.AttemptTimeout > 0 {
+			rc.AttemptTimeout = c.AttemptTimeout
+		}
+		if c.MaxRetries != nil {
+			rc.MaxRetries = *c.MaxRetries
+			if rc.MaxRetries == 0 {
+				rc.MaxRetries = -1 // the table's 0 is "none"; resilience's is "default"
+			}
+		}
+		b := balance.New(cfg.Registry, name, balance.Config{Logger: cfg.Logger})
+		cl := resilience.New(name, b.Transport(cfg.Transport), rc)
+		g.clusters[name] = cl
+		g.proxies[name] = &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetXForwarded()
+				// The balancer sets the instance; this placeholder keeps
+				// ReverseProxy's URL checks happy.
+				pr.Out.URL.Scheme, pr.Out.URL.Host = "http", name
+			},
+			Transport:      cl,
+			ModifyResponse: dropUpstreamRequestID,
+			ErrorHandler:   g.proxyError,
+			// Stream server-sent events and large bodies as they come.
+			FlushInterval: -1,
+		}
+	}
+	mux := http.NewServeMux()
+	cfg.Routes.Register(mux, g.route)
+	local := cfg.Local
+	if local == nil {
+		local = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			httpapi.Error(w, r, &errs.Error{Code: errs.NotFound, Reason: "no_route", Message: "no such path"})
+		})
+	}
+	mux.Handle("/", g.methodNotAllowed(local))
+	g.handler = edge.Recoverer(cfg.Logger, edge.RequestID(edge.BodyLimit(httpapi.MaxBodyBytes, mux)))
+	return g, nil
+}
+
+// methodNotAllowed answers 405 with Allow for a path the table routes
+// for other methods only; any other request goes to next.
+func (g *Gateway) methodNotAllowed(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+			if m == r.Method {
+				continue
+			}
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if rt, ok := g.cfg.Routes.Match(probe); ok && rt.Cluster != routes.Local {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) == 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		httpapi.Error(w, r, &errs.Error{Code: errs.MethodNotAllowed, Message: fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path)})
+	})
+}
+
+// ServeHTTP implements http.Handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
+
+// Breakers returns each cluster's breaker state, for metrics.
+func (g *Gateway) Breakers() map[string]resilience.State {
+	out := make(map[string]resilience.State, len(g.clusters))
+	for name, c := range g.clusters {
+		out[name] = c.State()
+	}
+	return out
+}
+
+// route builds the handler chain of one route.
+func (g *Gateway) route(rt *routes.Route) http.Handler {
+	if rt.Cluster == routes.Local {
+		if g.cfg.Local == nil {
+			return http.NotFoundHandler()
+		}
+		return g.authenticate(rt, g.cfg.Local)
+	}
+	var h http.Handler = g.proxy(rt)
+	if rt.Method == http.MethodPost {
+		h = idempotency.Middleware(idempotency.Options{Store: g.cfg.Idempotency, Scope: scope, Logger: g.cfg.Logger})(h)
+	}
+	if g.cfg.Limiter != nil {
+		if class, ok := g.cfg.Routes.RateLimits[rt.RateLimit]; ok && (class.Client.Rate > 0 || class.Tenant.Rate > 0) {
+			p := ratelimit.Policy{Name: class.Name,
+				Client: ratelimit.Limit{Rate: class.Client.Rate, Period: class.Client.Period, Burst: class.Client.Burst},
+				Tenant: ratelimit.Limit{Rate: class.Tenant.Rate, Period: class.Tenant.Period, Burst: class.Tenant.Burst}}
+			h = ratelimit.Middleware(ratelimit.Options{Limiter: g.cfg.Limiter, Logger: g.cfg.Logger, Identify: identify,
+				Policy: func(*http.Request) (ratelimit.Policy, bool) { return p, true }})(h)
+		}
+	}
+	return g.authenticate(rt, h)
+}
+
+// authenticate checks the route's token and roles. A public route still
+// reads a token if one is sent (to count the request against its user),
+// but a bad one there only makes the request anonymous: a stale token
+// must not fail a health probe or a catalog page.
+func (g *Gateway) authenticate(rt *routes.Route, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt.Auth == routes.AuthNone {
+			if c, err := g.cfg.Verifier.Authenticate(r); err == nil {
+				r = r.WithContext(auth.WithClaims(r.Context(), c))
+			} else {
+				r.Header.Del("Authorization") // the service behind would refuse it
+			}
+			next.ServeHTTP(w, r)
+			return
+		}
+		c, err := g.cfg.Verifier.Authenticate(r)
+		if err != nil {
+			auth.Challenge(w, r, err)
+			return
+		}
+		if !rt.Permits(c.Roles) {
+			httpapi.Error(w, r, &errs.Error{Code: errs.Forbidden, Reason: "forbidden", Message: "your roles do not allow this"})
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(auth.WithClaims(r.Context(), c)))
+	})
+}
+
+// identify counts a request against its user and tenant, or its client
+// IP when anonymous.
+func identify(r *http.Request) ratelimit.Identity {
+	if c, ok := auth.ClaimsFrom(r.Context()); ok {
+		return ratelimit.Identity{Client: "user:" + c.Subject, Tenant: c.Tenant}
+	}
+	return ratelimit.IdentifyByIP(r)
+}
+
+// scope is whose Idempotency-Key a request's is.
+func scope(r *http.Request) string {
+	if c, ok := auth.ClaimsFrom(r.Context()); ok {
+		return c.Tenant + "/" + c.Subject
+	}
+	return "ip:" + edge.ClientIP(r)
+}
+
+func (g *Gateway) proxy(rt *routes.Route) http.Handler {
+	p := g.proxies[rt.Cluster]
+	idem := rt.Idempotent
+	timeout := rt.Timeout
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		if idem != nil {
+			ctx = resilience.WithIdempotent(ctx, *idem)
+		}
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		p.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// proxyError answers a failed round trip: the resilience policies' own
+// errors (503 breaker open or bulkhead full, 504 timeout) as they are,
+// anything else as 502.
+func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *errs.Error
+	if errors.As(err, &e) {
+		httpapi.Error(w, r, e)
+		return
+	}
+	if r.Context().Err() != nil {
+		// The client went away, or the route's timeout ended it.
+		if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+			problem.Write(w, r, http.StatusGatewayTimeout, "upstream_timeout", "the upstream did not answer in time")
+		}
+		return
+	}
+	g.cfg.Logger.Warn("gateway: upstream failed", "path", r.URL.Path, "err", err)
+	problem.Write(w, r, http.StatusBadGateway, "bad_gateway", "the upstream failed")
+}
+
+// dropUpstreamRequestID keeps the gateway's X-Request-Id the only one.
+func dropUpstreamRequestID(res *http.Response) error {
+	res.Header.Del(httpapi.RequestIDHeader)
+	return nil
+}

@@ -1,0 +1,71 @@
+package auth
+
+import (
+	"net/http"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/internal/platform/httpapi"
+)
+
+// Identify is the middleware of a service behind the gateway: a request
+// that carries a bearer token must carry a valid one (else 401), and its
+// claims go into the request's context; a request without one passes on
+// anonymous, for the handler to refuse where it needs a caller. The
+// gateway decides which routes need a token; the service checks the
+// token again (it may be reached by others than the gateway) and decides
+// what the caller may see.
+func (v *Verifier) Identify(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		c, err := v.Authenticate(r)
+		if err != nil {
+			Challenge(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithClaims(r.Context(), c)))
+	})
+}
+
+// Caller returns the request's verified claims, or ErrNoToken.
+func Caller(r *http.Request) (*Claims, error) {
+	if c, ok := ClaimsFrom(r.Context()); ok {
+		return c, nil
+	}
+	return nil, ErrNoToken
+}
+
+// DefaultTenant is the tenant of data recorded without one.
+const DefaultTenant = "demo"
+
+// ErrNotVisible answers a request for a resource the caller may not see:
+// 404, as if it did not exist, so that IDs in other tenants or of other
+// customers cannot be probed.
+var ErrNotVisible = &errs.Error{Code: errs.NotFound, Reason: "not_found", Message: "no such resource"}
+
+// CanSee reports whether the caller may see a resource of tenant owned
+// by owner: it must be in the same tenant, and be the owner or an admin.
+// A resource recorded without a tenant belongs to the default tenant.
+func (c *Claims) CanSee(tenant, owner string) bool {
+	if tenant == "" {
+		tenant = DefaultTenant
+	}
+	if c.Tenant != tenant {
+		return false
+	}
+	return c.Subject == owner || c.HasRole(RoleAdmin)
+}
+
+// Metadata is the event metadata of a request: the caller's tenant and
+// user (none if anonymous), the request ID as correlation ID, and the
+// W3C trace context.
+func Metadata(r *http.Request) eventstore.Metadata {
+	m := eventstore.Metadata{CorrelationID: r.Header.Get(httpapi.RequestIDHeader), TraceParent: r.Header.Get("Traceparent")}
+	if c, ok := ClaimsFrom(r.Context()); ok {
+		m.Tenant, m.User = c.Tenant, c.Subject
+	}
+	return m
+}

@@ -1,0 +1,132 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/agora-commerce/agora/internal/gateway"
+	"github.com/agora-commerce/agora/internal/gateway/idempotency"
+	"github.com/agora-commerce/agora/internal/gateway/ratelimit"
+	"github.com/agora-commerce/agora/internal/gateway/registry"
+	"github.com/agora-commerce/agora/internal/gateway/routes"
+	"github.com/agora-commerce/agora/internal/platform/httpapi"
+)
+
+// The clusters of the route table: one per bounded context.
+const (
+	clusterIdentity  = "identity"
+	clusterCatalog   = "catalog"
+	clusterInventory = "inventory"
+	clusterOrdering  = "ordering"
+	clusterPayments  = "payments"
+	clusterShipping  = "shipping"
+	clusterBFF       = "bff"
+)
+
+// service is one bounded context's HTTP API, served on its own loopback
+// listener behind the gateway, as it would be in its own process.
+type service struct {
+	name string
+	mux  *http.ServeMux
+	ln   net.Listener
+	http *http.Server
+}
+
+// mux returns the mux of service name, creating the service.
+func (s *Server) mux(name string) *http.ServeMux {
+	for _, svc := range s.services {
+		if svc.name == name {
+			return svc.mux
+		}
+	}
+	svc := &service{name: name, mux: http.NewServeMux()}
+	s.services = append(s.services, svc)
+	return svc.mux
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// listenServices binds every service to a loopback port and registers it
+// as its cluster's instance.
+func (s *Server) listenServices(reg *registry.Static) error {
+	for _, svc := range s.services {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("server: listen for %s: %w", svc.name, err)
+		}
+		svc.ln = ln
+		// Each service checks the token again (the gateway is not the only
+		// way in) and answers unknown paths with problem+json.
+		svc.http = newHTTPServer(httpapi.Middleware(s.log, s.Verifier.Identify(problemRoutes(svc.mux))), s.log)
+		if err := reg.Register(svc.name, registry.Instance{ID: svc.name + "-0", URL: "http://" + ln.Addr().String(), Weight: 1}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// buildGateway assembles the gateway in front of the services, with ops
+// (health, readiness, metrics) served by the gateway itself.
+func (s *Server) buildGateway(reg registry.Registry, ops *http.ServeMux) (*gateway.Gateway, error) {
+	table := routes.Default()
+	if s.cfg.Routes != "" {
+		t, err := routes.Load(s.cfg.Routes)
+		if err != nil {
+			return nil, err
+		}
+		table = t
+	}
+	cfg := gateway.Config{Routes: table, Registry: reg, Verifier: s.Verifier, Local: problemRoutes(ops), Logger: s.log}
+	if s.redis != nil {
+		cfg.Idempotency = idempotency.NewRedisStore(s.redis, "agora:idem:")
+	}
+	if s.cfg.RateLimits {
+		if s.redis != nil {
+			cfg.Limiter = ratelimit.NewRedis(s.redis, "agora:rl:")
+		} else {
+			cfg.Limiter = ratelimit.NewMemory(ratelimit.MemoryOptions{})
+		}
+	}
+	return gateway.New(cfg)
+}
+
+// serveServices serves every service until ctx ends.
+func (s *Server) serveServices(ctx context.Context) {
+	for _, svc := range s.services {
+		s.wg.Go(func() {
+			if err := svc.http.Serve(svc.ln); err != nil && err != http.ErrServerClosed {
+				s.log.Error("service stopped", "service", svc.name, "err", err)
+			}
+		})
+		s.wg.Go(func() {
+			<-ctx.Done()
+			shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = svc.http.Shutdown(shutdown)
+		})
+	}
+}
+
+// ServiceAddr returns the loopback address of a context's service
+// (behind the gateway), for tests that call a service directly.
+func (s *Server) ServiceAddr(name string) string {
+	for _, svc := range s.services {
+		if svc.name == name && svc.ln != nil {
+			return svc.ln.Addr().String()
+		}
+	}
+	return ""
+}
