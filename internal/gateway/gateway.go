@@ -122,8 +122,8 @@ func New(cfg Config) (*Gateway, error) {
 			Transport:      cl,
 			ModifyResponse: dropUpstreamRequestID,
 			ErrorHandler:   g.proxyError,
-			// Stream server-sent events and large bodies as they come.
-			FlushInterval: -1,
+			// Server-sent events are flushed as they come (ReverseProxy
+			// sees text/event-stream); other answers are written whole.
 		}
 	}
 	mux := http.NewServeMux()

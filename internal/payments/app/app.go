@@ -129,7 +129,7 @@ func (s *Service) Close(ctx context.Context, meta eventstore.Metadata, id string
 
 // Get loads account id from its events (the write side).
 func (s *Service) Get(ctx context.Context, id string) (payments.Account, uint64, error) {
-	l, err := s.repo.Load(ctx, id)
+	l, err := s.repo.Current(ctx, id)
 	if err != nil {
 		return payments.Account{}, 0, err
 	}

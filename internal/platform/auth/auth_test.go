@@ -321,3 +321,45 @@ func TestLoadOrCreateKeyConcurrentFirstStart(t *testing.T) {
 		}
 	}
 }
+
+// A verified token is remembered until it expires; a token changed in any
+// byte, or one that has expired since, is not taken from memory.
+func TestVerifiedTokensAreRememberedOnlyWhileValid(t *testing.T) {
+	s, priv := newSigner(t)
+	v := auth.NewVerifier(s.Keys(), auth.Options{})
+	ctx := context.Background()
+	token := sign(t, jwt.SigningMethodEdDSA, priv, s.KeyID(), claims())
+	for range 3 {
+		got, err := v.Verify(ctx, token)
+		if err != nil || got.Subject != "user-1" {
+			t.Fatalf("Verify = %+v, %v", got, err)
+		}
+		got.Roles = append(got.Roles, auth.RoleAdmin) // must not reach the remembered claims
+	}
+	if got, _ := v.Verify(ctx, token); got.HasRole(auth.RoleAdmin) {
+		t.Fatal("a caller's change to the claims reached the remembered ones")
+	}
+	// Flip one character of the signature: a different token, verified afresh.
+	b := []byte(token)
+	i := len(b) - 5
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	if _, err := v.Verify(ctx, string(b)); err == nil {
+		t.Fatal("a tampered token passed")
+	}
+	// A token about to expire (its leeway ends in a second) passes, and a
+	// moment later it does not, though it passed before.
+	c := claims()
+	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(time.Second - auth.DefaultLeeway))
+	late := sign(t, jwt.SigningMethodEdDSA, priv, s.KeyID(), c)
+	if _, err := v.Verify(ctx, late); err != nil {
+		t.Fatalf("a token within its leeway: %v", err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := v.Verify(ctx, late); err == nil {
+		t.Fatal("an expired token passed")
+	}
+}
