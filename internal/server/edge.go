@@ -3,16 +3,20 @@ package server
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/agora-commerce/agora/internal/gateway"
 	"github.com/agora-commerce/agora/internal/gateway/idempotency"
 	"github.com/agora-commerce/agora/internal/gateway/ratelimit"
 	"github.com/agora-commerce/agora/internal/gateway/registry"
+	"github.com/agora-commerce/agora/internal/gateway/resilience"
 	"github.com/agora-commerce/agora/internal/gateway/routes"
+	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
 
@@ -34,6 +38,30 @@ type service struct {
 	mux  *http.ServeMux
 	ln   net.Listener
 	http *http.Server
+	// fault makes the service answer everything 503 (InjectFault).
+	fault atomic.Bool
+}
+
+// InjectFault makes context service name (a route-table cluster: catalog,
+// ordering, ...) answer every request 503 while on: a failing upstream,
+// for tests and drills of the gateway's breakers and the BFF's
+// degradation.
+func (s *Server) InjectFault(name string, on bool) {
+	for _, svc := range s.services {
+		if svc.name == name {
+			svc.fault.Store(on)
+		}
+	}
+}
+
+func (svc *service) faulty(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if svc.fault.Load() {
+			httpapi.Error(w, r, &errs.Error{Code: errs.Unavailable, Reason: "injected_fault", Message: "the service is failing (injected)"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // mux returns the mux of service name, creating the service.
@@ -70,7 +98,7 @@ func (s *Server) listenServices(reg *registry.Static) error {
 		svc.ln = ln
 		// Each service checks the token again (the gateway is not the only
 		// way in) and answers unknown paths with problem+json.
-		svc.http = newHTTPServer(httpapi.Middleware(s.log, s.Verifier.Identify(problemRoutes(svc.mux))), s.log)
+		svc.http = newHTTPServer(svc.faulty(httpapi.Middleware(s.log, s.Verifier.Identify(problemRoutes(svc.mux)))), s.log)
 		if err := reg.Register(svc.name, registry.Instance{ID: svc.name + "-0", URL: "http://" + ln.Addr().String(), Weight: 1}); err != nil {
 			return err
 		}
@@ -89,7 +117,8 @@ func (s *Server) buildGateway(reg registry.Registry, ops *http.ServeMux) (*gatew
 		}
 		table = t
 	}
-	cfg := gateway.Config{Routes: table, Registry: reg, Verifier: s.Verifier, Local: problemRoutes(ops), Logger: s.log}
+	cfg := gateway.Config{Routes: table, Registry: reg, Verifier: s.Verifier, Local: problemRoutes(ops), Logger: s.log,
+		Resilience: resilience.Config{Delay: s.cfg.BreakerDelay}}
 	if s.redis != nil {
 		cfg.Idempotency = idempotency.NewRedisStore(s.redis, "agora:idem:")
 	}
@@ -118,6 +147,25 @@ func (s *Server) serveServices(ctx context.Context) {
 			_ = svc.http.Shutdown(shutdown)
 		})
 	}
+}
+
+// resolve returns the base URL of an instance of cluster, for the
+// services that call others (the BFF).
+func (s *Server) resolve(cluster string) (string, error) {
+	in := s.registry.Instances(cluster)
+	if len(in) == 0 {
+		return "", fmt.Errorf("server: no instance of %s", cluster)
+	}
+	return in[rand.IntN(len(in))].URL, nil
+}
+
+// Breakers returns the gateway's circuit breaker state per cluster.
+func (s *Server) Breakers() map[string]string {
+	out := map[string]string{}
+	for name, st := range s.gateway.Breakers() {
+		out[name] = st.String()
+	}
+	return out
 }
 
 // ServiceAddr returns the loopback address of a context's service

@@ -27,6 +27,7 @@ import (
 	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/internal/catalog"
 	catcache "github.com/agora-commerce/agora/internal/catalog/cache"
+	"github.com/agora-commerce/agora/internal/gateway"
 	"github.com/agora-commerce/agora/internal/gateway/registry"
 	idapp "github.com/agora-commerce/agora/internal/identity/app"
 	invapp "github.com/agora-commerce/agora/internal/inventory/app"
@@ -87,6 +88,9 @@ type Config struct {
 	RateLimits bool
 	// Routes, if set, is a YAML route table replacing the embedded one.
 	Routes string
+	// BreakerDelay is how long an open circuit breaker waits before it
+	// lets a trial request through (default 10s).
+	BreakerDelay time.Duration
 	// SeedDemo fills an empty platform with a demo tenant, a merchant, a
 	// customer with a funded account and a small catalog (Seeded says
 	// how to log in).
@@ -119,6 +123,8 @@ type Server struct {
 	engine    *saga.Engine
 	consumers []consumer
 	services  []*service
+	registry  *registry.Static
+	gateway   *gateway.Gateway
 	daemons   []func(context.Context) error
 	// Services, for tests and benchmarks that look behind the API.
 	Payments  *payapp.Service
@@ -193,10 +199,11 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		s.redis = redis.NewClient(opt)
 	}
+	reg := registry.NewStatic()
+	s.registry = reg
 	if err := s.wire(ctx); err != nil {
 		return nil, err
 	}
-	reg := registry.NewStatic()
 	if err := s.listenServices(reg); err != nil {
 		return nil, err
 	}
@@ -211,6 +218,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.gateway = gw
 	s.ln, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("server: listen: %w", err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/bff"
 	"github.com/agora-commerce/agora/internal/catalog"
 	catapi "github.com/agora-commerce/agora/internal/catalog/api"
 	catcache "github.com/agora-commerce/agora/internal/catalog/cache"
@@ -177,6 +178,13 @@ func (s *Server) wire(ctx context.Context) error {
 	shipapi.New(s.Shipping, ordersPort{s.Ordering}).Register(s.mux(clusterShipping))
 	ordapi.New(s.Ordering, queries, orders, cancel, sagaID, accountOwners{s.Payments}).Register(s.mux(clusterOrdering))
 	sagasAPI{engine: s.engine, orders: s.Ordering, accounts: s.Payments}.Register(s.mux(clusterOrdering))
+	pop, err := bff.NewPopularity(ctx, s.rmDB, s.log)
+	if err != nil {
+		return err
+	}
+	s.consumers = append(s.consumers, consumer{messaging.Consumer{Name: "bff-popularity", Stream: eventsStream, Subjects: bff.Subjects}, pop.Handle})
+	s.daemons = append(s.daemons, pop.Run)
+	bff.New(s.resolve, pop, bff.Options{}).Register(s.mux(clusterBFF))
 	return s.wireIdentity(ctx, s.mux(clusterIdentity))
 }
 
