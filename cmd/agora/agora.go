@@ -22,6 +22,7 @@ commands:
   serve        run the whole platform in one process (embedded storage)
   bench store     measure the event stores (add --json for machine output)
   bench checkout  place orders through the HTTP API as fast as they are taken
+  bench gateway   the gateway against a plain reverse proxy and the upstream direct
 
 Run 'agora <command> -h' for a command's flags.`
 
@@ -43,6 +44,8 @@ type Main struct {
 	bench   bench.Config
 	// checkout configures `agora bench checkout`.
 	checkout bench.CheckoutConfig
+	// gateway configures `agora bench gateway`.
+	gateway bench.GatewayConfig
 	// cpuProfile names a CPU profile to write during a benchmark.
 	cpuProfile string
 	asJSON     bool
@@ -107,6 +110,18 @@ func (m *Main) ParseFlags(args []string) error {
 		}
 		return nil
 	case "bench":
+		if len(args) >= 2 && args[1] == "gateway" {
+			m.command = "bench gateway"
+			fs := flag.NewFlagSet("bench gateway", flag.ContinueOnError)
+			fs.SetOutput(m.Stderr)
+			fs.BoolVar(&m.asJSON, "json", false, "print one JSON object instead of a table")
+			fs.IntVar(&m.gateway.Clients, "clients", 32, "concurrent clients")
+			fs.DurationVar(&m.gateway.Duration, "duration", 2*time.Second, "how long each target is driven per round")
+			fs.IntVar(&m.gateway.Rounds, "rounds", 3, "rounds of the three targets in turn")
+			fs.StringVar(&m.gateway.Dir, "dir", "", "data directory (default: a temporary one)")
+			fs.StringVar(&m.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+			return fs.Parse(args[2:])
+		}
 		if len(args) >= 2 && args[1] == "checkout" {
 			m.command = "bench checkout"
 			fs := flag.NewFlagSet("bench checkout", flag.ContinueOnError)
@@ -122,7 +137,7 @@ func (m *Main) ParseFlags(args []string) error {
 			return fs.Parse(args[2:])
 		}
 		if len(args) < 2 || args[1] != "store" {
-			return errors.New("usage: agora bench store|checkout [--json] [flags]")
+			return errors.New("usage: agora bench store|checkout|gateway [--json] [flags]")
 		}
 		m.command = "bench store"
 		fs := flag.NewFlagSet("bench store", flag.ContinueOnError)
@@ -178,6 +193,27 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		m.checkout.Log = func(format string, args ...any) { fmt.Fprintf(m.Stderr, format+"\n", args...) }
 		res, err := bench.RunCheckout(ctx, m.checkout)
+		if err != nil {
+			return err
+		}
+		if m.asJSON {
+			return res.WriteJSON(m.Stdout)
+		}
+		return res.WriteTable(m.Stdout)
+	case "bench gateway":
+		if m.cpuProfile != "" {
+			f, err := os.Create(m.cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
+		m.gateway.Log = func(format string, args ...any) { fmt.Fprintf(m.Stderr, format+"\n", args...) }
+		res, err := bench.RunGateway(ctx, m.gateway)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,250 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/agora-commerce/agora/internal/gateway/routes"
+	"github.com/agora-commerce/agora/internal/server"
+)
+
+// GatewayConfig sets what `agora bench gateway` runs.
+type GatewayConfig struct {
+	// Clients is the number of concurrent clients (default 32).
+	Clients int
+	// Duration is how long each target is driven per round (default 2s).
+	Duration time.Duration
+	// Rounds alternates the three targets this many times (default 3), so
+	// that the machine's noise falls on all of them alike.
+	Rounds int
+	// Dir holds the data (default: a temporary directory).
+	Dir string
+	// Log, if set, receives progress lines.
+	Log func(format string, args ...any)
+}
+
+// GatewayResult is what `agora bench gateway --json` prints.
+type GatewayResult struct {
+	GatewayRPS    float64 `json:"gateway_rps"`
+	PlainProxyRPS float64 `json:"plain_proxy_rps"`
+	DirectRPS     float64 `json:"direct_rps"`
+	// The latencies are of one client alone (no queueing): what the
+	// gateway adds to a request, not how long a saturated machine makes
+	// requests wait.
+	GatewayP50Ms float64 `json:"gateway_p50_ms"`
+	GatewayP99Ms float64 `json:"gateway_p99_ms"`
+	PlainP50Ms   float64 `json:"plain_proxy_p50_ms"`
+	DirectP50Ms  float64 `json:"direct_p50_ms"`
+	DirectP99Ms  float64 `json:"direct_p99_ms"`
+	// Errors counts answers other than 200 (there should be none).
+	Errors int `json:"errors"`
+}
+
+// WriteJSON prints r as one JSON object.
+func (r GatewayResult) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable prints r for people.
+func (r GatewayResult) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "GET /api/v1/products/{id}, authenticated and rate-limited\trequests/s (many clients)\tp50 (one client)\tp99 (one client)\n")
+	fmt.Fprintf(tw, "through the gateway\t%.0f\t%.3f ms\t%.3f ms\n", r.GatewayRPS, r.GatewayP50Ms, r.GatewayP99Ms)
+	fmt.Fprintf(tw, "plain httputil.ReverseProxy\t%.0f\t%.3f ms\t\n", r.PlainProxyRPS, r.PlainP50Ms)
+	fmt.Fprintf(tw, "the upstream direct\t%.0f\t%.3f ms\t%.3f ms\n", r.DirectRPS, r.DirectP50Ms, r.DirectP99Ms)
+	fmt.Fprintf(tw, "gateway ÷ plain proxy\t%.2f×\t\t\n", r.GatewayRPS/r.PlainProxyRPS)
+	fmt.Fprintf(tw, "gateway p50 overhead over direct\t\t%.3f ms\t\n", r.GatewayP50Ms-r.DirectP50Ms)
+	fmt.Fprintf(tw, "errors\t%d\t\t\n", r.Errors)
+	return tw.Flush()
+}
+
+// RunGateway boots the platform (embedded) and drives GET
+// /api/v1/products/{id} with a bearer token three ways: through the
+// gateway (authentication, rate limits with limits too high to trip,
+// idempotency and resilience policies, balancer), through a plain
+// httputil.ReverseProxy to the same catalog instance, and at that
+// instance directly. The targets take turns, Rounds times.
+func RunGateway(ctx context.Context, cfg GatewayConfig) (GatewayResult, error) {
+	if cfg.Clients <= 0 {
+		cfg.Clients = 32
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = 2 * time.Second
+	}
+	if cfg.Rounds <= 0 {
+		cfg.Rounds = 3
+	}
+	logf := cfg.Log
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	dir := cfg.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "agora-bench-gateway-")
+		if err != nil {
+			return GatewayResult{}, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	// The embedded table, with the public class's limits out of reach:
+	// every request is counted, none refused.
+	yaml := strings.Replace(string(routes.DefaultYAML()), "public:\n    client: {rate: 1200, period: 1m, burst: 200}",
+		"public:\n    client: {rate: 1000000000, period: 1m, burst: 1000000000}", 1)
+	table := filepath.Join(dir, "routes.yaml")
+	if err := os.WriteFile(table, []byte(yaml), 0o600); err != nil {
+		return GatewayResult{}, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv, err := server.Open(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "platform"), BootstrapAdmin: benchAdmin,
+		RateLimits: true, Routes: table, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return GatewayResult{}, err
+	}
+	defer srv.Close()
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	<-srv.Ready()
+	defer func() { cancel(); <-done }()
+
+	c := benchClient{base: "http://" + srv.Addr(), http: &http.Client{}}
+	email, password, _ := strings.Cut(benchAdmin, ":")
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := c.post(ctx, "/api/v1/auth/token", map[string]any{"email": email, "password": password}, &tok); err != nil {
+		return GatewayResult{}, err
+	}
+	c.token = tok.AccessToken
+	var p struct{ ID string }
+	if err := c.post(ctx, "/api/v1/products", map[string]any{"sku": "BENCH-GW", "name": "Gateway bench",
+		"price": map[string]any{"amount": 1999, "currency": "USD"}}, &p); err != nil {
+		return GatewayResult{}, err
+	}
+	upstream := &url.URL{Scheme: "http", Host: srv.ServiceAddr("catalog")}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return GatewayResult{}, err
+	}
+	plain := httputil.NewSingleHostReverseProxy(upstream)
+	plain.Transport = &http.Transport{MaxIdleConnsPerHost: 256}
+	ps := &http.Server{Handler: plain}
+	go ps.Serve(ln)
+	defer ps.Close()
+
+	path := "/api/v1/products/" + p.ID
+	targets := []struct {
+		name string
+		url  string
+		lat  []time.Duration
+		n    int
+	}{
+		{name: "gateway", url: "http://" + srv.Addr() + path},
+		{name: "plain proxy", url: "http://" + ln.Addr().String() + path},
+		{name: "direct", url: upstream.String() + path},
+	}
+	var res GatewayResult
+	var elapsed [3]time.Duration
+	for round := range cfg.Rounds {
+		for i := range targets {
+			logf("round %d: %s", round+1, targets[i].name)
+			lat, errs, took, err := drive(ctx, targets[i].url, c.token, cfg.Clients, cfg.Duration)
+			if err != nil {
+				return res, err
+			}
+			targets[i].lat = append(targets[i].lat, lat...)
+			elapsed[i] += took
+			res.Errors += errs
+		}
+	}
+	rps := func(i int) float64 { return float64(len(targets[i].lat)) / elapsed[i].Seconds() }
+	res.GatewayRPS, res.PlainProxyRPS, res.DirectRPS = rps(0), rps(1), rps(2)
+	// Latency: one client at a time, the targets in turn.
+	var lat [3][]time.Duration
+	for round := range cfg.Rounds {
+		for i := range targets {
+			logf("latency round %d: %s", round+1, targets[i].name)
+			l, errs, _, err := drive(ctx, targets[i].url, c.token, 1, cfg.Duration/2)
+			if err != nil {
+				return res, err
+			}
+			lat[i] = append(lat[i], l...)
+			res.Errors += errs
+		}
+	}
+	for i := range lat {
+		slices.Sort(lat[i])
+	}
+	res.GatewayP50Ms, res.GatewayP99Ms = pct(lat[0], 0.50), pct(lat[0], 0.99)
+	res.PlainP50Ms = pct(lat[1], 0.50)
+	res.DirectP50Ms, res.DirectP99Ms = pct(lat[2], 0.50), pct(lat[2], 0.99)
+	return res, nil
+}
+
+// drive sends GET target from clients goroutines for d and returns every
+// successful request's latency, the number of failed ones, and the time
+// it took.
+func drive(ctx context.Context, target, token string, clients int, d time.Duration) ([]time.Duration, int, time.Duration, error) {
+	tr := &http.Transport{MaxIdleConnsPerHost: clients * 2}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr}
+	var mu sync.Mutex
+	var all []time.Duration
+	errs := 0
+	var first error
+	start := time.Now()
+	stop := start.Add(d)
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			var mine []time.Duration
+			bad := 0
+			for time.Now().Before(stop) && ctx.Err() == nil {
+				req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+				if err != nil {
+					mu.Lock()
+					first = err
+					mu.Unlock()
+					return
+				}
+				req.Header.Set("Authorization", "Bearer "+token)
+				t0 := time.Now()
+				res, err := hc.Do(req)
+				if err != nil {
+					bad++
+					continue
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					bad++
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			errs += bad
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return all, errs, time.Since(start), first
+}
