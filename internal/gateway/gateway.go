@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agora-commerce/agora/internal/gateway/balance"
@@ -120,6 +121,7 @@ func New(cfg Config) (*Gateway, error) {
 				pr.Out.URL.Scheme, pr.Out.URL.Host = "http", name
 			},
 			Transport:      cl,
+			BufferPool:     buffers,
 			ModifyResponse: dropUpstreamRequestID,
 			ErrorHandler:   g.proxyError,
 			// Server-sent events are flushed as they come (ReverseProxy
@@ -281,6 +283,15 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 	g.cfg.Logger.Warn("gateway: upstream failed", "path", r.URL.Path, "err", err)
 	problem.Write(w, r, http.StatusBadGateway, "bad_gateway", "the upstream failed")
 }
+
+// buffers reuses the proxies' copy buffers (ReverseProxy would allocate
+// 32 KiB per response).
+var buffers = &bufferPool{sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }
 
 // dropUpstreamRequestID keeps the gateway's X-Request-Id the only one.
 func dropUpstreamRequestID(res *http.Response) error {

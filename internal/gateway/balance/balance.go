@@ -249,6 +249,20 @@ func (b *Balancer) Transport(next http.RoundTripper) http.RoundTripper {
 type transport struct {
 	b    *Balancer
 	next http.RoundTripper
+	urls sync.Map // instance URL → *url.URL (instances are few)
+}
+
+// parse returns the parsed instance URL, parsing each only once.
+func (t *transport) parse(raw string) (*url.URL, error) {
+	if u, ok := t.urls.Load(raw); ok {
+		return u.(*url.URL), nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	t.urls.Store(raw, u)
+	return u, nil
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -259,14 +273,20 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	base, err := url.Parse(in.URL)
+	base, err := t.parse(in.URL)
 	if err != nil {
 		if req.Body != nil {
 			req.Body.Close()
 		}
 		return nil, fmt.Errorf("balance: instance %q of %q: %w", in.ID, t.b.cluster, err)
 	}
-	out := req.Clone(req.Context())
+	// A shallow copy with its own URL: the headers and body are the
+	// caller's and go out unchanged (a RoundTripper must not modify the
+	// request it is given, and this one does not).
+	out := new(http.Request)
+	*out = *req
+	u := *req.URL
+	out.URL = &u
 	out.URL.Scheme, out.URL.Host = base.Scheme, base.Host
 	if prefix := strings.TrimSuffix(base.Path, "/"); prefix != "" {
 		out.URL.Path = prefix + req.URL.Path
