@@ -171,26 +171,15 @@ func (h *Handler) page(s shape) http.HandlerFunc {
 	}
 }
 
-// recommendations are the best sellers with the catalog's details, or,
-// before anything has sold, the catalog's first products.
+// recommendations are the best sellers with the catalog's details, then,
+// while fewer than the page shows have sold, the catalog's first products.
 func (h *Handler) recommendations(ctx context.Context, s shape) ([]any, error) {
 	ids, err := h.popular.Top(ctx, s.recommendations)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]any, 0, s.recommendations)
-	if len(ids) == 0 {
-		var page struct {
-			Items []map[string]any `json:"items"`
-		}
-		if err := h.get(ctx, "catalog", fmt.Sprintf("/api/v1/products?limit=%d", s.recommendations), "", &page); err != nil {
-			return nil, err
-		}
-		for _, p := range page.Items {
-			out = append(out, s.product(p))
-		}
-		return out, nil
-	}
+	seen := make(map[string]bool, s.recommendations)
 	products := make([]map[string]any, len(ids))
 	errs := make([]error, len(ids))
 	var wg sync.WaitGroup
@@ -205,10 +194,24 @@ func (h *Handler) recommendations(ctx context.Context, s shape) ([]any, error) {
 		switch {
 		case errs[i] == nil:
 			out = append(out, s.product(p))
+			seen[ids[i]] = true
 		case errors.As(errs[i], &he) && he.status == http.StatusNotFound:
 			// A product removed since it sold: skip it.
 		default:
 			return nil, errs[i]
+		}
+	}
+	if len(out) < s.recommendations {
+		var page struct {
+			Items []map[string]any `json:"items"`
+		}
+		if err := h.get(ctx, "catalog", fmt.Sprintf("/api/v1/products?limit=%d", 2*s.recommendations), "", &page); err != nil {
+			return nil, err
+		}
+		for _, p := range page.Items {
+			if id, _ := p["id"].(string); !seen[id] && len(out) < s.recommendations {
+				out = append(out, s.product(p))
+			}
 		}
 	}
 	return out, nil
