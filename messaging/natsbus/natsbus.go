@@ -142,6 +142,10 @@ func (b *Bus) shutdown() {
 	}
 }
 
+// JetStream returns the bus's JetStream context, for other JetStream
+// features on the same connection (the gateway's registry bucket, say).
+func (b *Bus) JetStream() jetstream.JetStream { return b.js }
+
 // Close closes the connection and stops the embedded server.
 func (b *Bus) Close() error {
 	if b.nc != nil {

@@ -1,7 +1,8 @@
 // Package registry tells the gateway which instances serve each upstream
 // cluster. Registry is the contract; Static is the in-process
-// implementation used in embedded mode and for fixed deployments (a NATS
-// KV implementation with TTL heartbeats serves distributed mode).
+// implementation used in embedded mode and for fixed deployments; KV, on
+// a NATS JetStream key-value bucket with TTL heartbeats, serves
+// distributed mode.
 package registry
 
 import (
@@ -48,6 +49,25 @@ func NewStatic() *Static { return &Static{} }
 
 // Register adds in to cluster, replacing an instance with the same ID.
 func (s *Static) Register(cluster string, in Instance) error {
+	if err := validate(cluster, in); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.clusters == nil {
+		s.clusters = map[string][]Instance{}
+	}
+	list := s.clusters[cluster]
+	if i := slices.IndexFunc(list, func(x Instance) bool { return x.ID == in.ID }); i >= 0 {
+		list[i] = in
+		return nil
+	}
+	s.clusters[cluster] = append(list, in)
+	return nil
+}
+
+// validate checks an instance before it is registered.
+func validate(cluster string, in Instance) error {
 	if cluster == "" {
 		return fmt.Errorf("%w: empty cluster name", ErrInvalid)
 	}
@@ -61,17 +81,6 @@ func (s *Static) Register(cluster string, in Instance) error {
 	if in.Weight < 0 {
 		return fmt.Errorf("%w: instance %q of %q: negative weight", ErrInvalid, in.ID, cluster)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.clusters == nil {
-		s.clusters = map[string][]Instance{}
-	}
-	list := s.clusters[cluster]
-	if i := slices.IndexFunc(list, func(x Instance) bool { return x.ID == in.ID }); i >= 0 {
-		list[i] = in
-		return nil
-	}
-	s.clusters[cluster] = append(list, in)
 	return nil
 }
 
