@@ -180,59 +180,49 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		return srv.Run(ctx)
 	case "bench checkout":
-		if m.cpuProfile != "" {
-			f, err := os.Create(m.cpuProfile)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return err
-			}
-			defer pprof.StopCPUProfile()
-		}
-		m.checkout.Log = func(format string, args ...any) { fmt.Fprintf(m.Stderr, format+"\n", args...) }
-		res, err := bench.RunCheckout(ctx, m.checkout)
-		if err != nil {
-			return err
-		}
-		if m.asJSON {
-			return res.WriteJSON(m.Stdout)
-		}
-		return res.WriteTable(m.Stdout)
+		m.checkout.Log = m.logf
+		return m.report(func() (result, error) { return bench.RunCheckout(ctx, m.checkout) })
 	case "bench gateway":
-		if m.cpuProfile != "" {
-			f, err := os.Create(m.cpuProfile)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return err
-			}
-			defer pprof.StopCPUProfile()
-		}
-		m.gateway.Log = func(format string, args ...any) { fmt.Fprintf(m.Stderr, format+"\n", args...) }
-		res, err := bench.RunGateway(ctx, m.gateway)
-		if err != nil {
-			return err
-		}
-		if m.asJSON {
-			return res.WriteJSON(m.Stdout)
-		}
-		return res.WriteTable(m.Stdout)
+		m.gateway.Log = m.logf
+		return m.report(func() (result, error) { return bench.RunGateway(ctx, m.gateway) })
 	case "bench store":
-		m.bench.Log = func(format string, args ...any) { fmt.Fprintf(m.Stderr, format+"\n", args...) }
-		res, err := bench.Run(ctx, m.bench)
-		if err != nil {
-			return err
-		}
-		if m.asJSON {
-			return res.WriteJSON(m.Stdout)
-		}
-		return res.WriteTable(m.Stdout)
+		m.bench.Log = m.logf
+		return m.report(func() (result, error) { return bench.Run(ctx, m.bench) })
 	}
 	return errUsage
+}
+
+// result is a benchmark's result.
+type result interface {
+	WriteJSON(io.Writer) error
+	WriteTable(io.Writer) error
+}
+
+// logf prints a benchmark's progress line on stderr.
+func (m *Main) logf(format string, args ...any) { fmt.Fprintf(m.Stderr, format+"\n", args...) }
+
+// report runs a benchmark (under the CPU profiler if --cpuprofile) and
+// prints its result.
+func (m *Main) report(run func() (result, error)) error {
+	if m.cpuProfile != "" {
+		f, err := os.Create(m.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := run()
+	if err != nil {
+		return err
+	}
+	if m.asJSON {
+		return res.WriteJSON(m.Stdout)
+	}
+	return res.WriteTable(m.Stdout)
 }
 
 // Close releases what Run opened.

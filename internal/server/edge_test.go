@@ -13,8 +13,9 @@ import (
 	"github.com/agora-commerce/agora/internal/server"
 )
 
-// bootEdge boots an embedded server with the admin, and cfg's edge
-// settings on top.
+// bootEdge boots an embedded server with the test admin bootstrapped and
+// edit's changes to its configuration, and returns a client acting as
+// that admin.
 func bootEdge(t *testing.T, edit func(*server.Config)) (*client, *server.Server) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -2,10 +2,8 @@ package server_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -34,22 +32,7 @@ const (
 
 func boot(t *testing.T) *client {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.Open(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), BootstrapAdmin: adminCreds,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	<-srv.Ready()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-	})
-	c := &client{t: t, base: "http://" + srv.Addr()}
-	c.token = c.login(adminEmail, adminPassword)
+	c, _ := bootEdge(t, func(*server.Config) {})
 	return c
 }
 
