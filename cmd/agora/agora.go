@@ -119,6 +119,7 @@ func (m *Main) ParseFlags(args []string) error {
 			fs.DurationVar(&m.gateway.Duration, "duration", 2*time.Second, "how long each target is driven per round")
 			fs.IntVar(&m.gateway.Rounds, "rounds", 3, "rounds of the three targets in turn")
 			fs.StringVar(&m.gateway.Dir, "dir", "", "data directory (default: a temporary one)")
+			fs.StringVar(&m.gateway.Nginx, "nginx", "", "an nginx binary to measure as a plain proxy too (e.g. /usr/sbin/nginx)")
 			fs.StringVar(&m.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 			return fs.Parse(args[2:])
 		}

@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -33,6 +34,9 @@ type GatewayConfig struct {
 	Rounds int
 	// Dir holds the data (default: a temporary directory).
 	Dir string
+	// Nginx, if set, is an nginx binary to measure as a fourth target: a
+	// plain proxy to the same upstream (keep-alive, no access log).
+	Nginx string
 	// Log, if set, receives progress lines.
 	Log func(format string, args ...any)
 }
@@ -50,6 +54,9 @@ type GatewayResult struct {
 	PlainP50Ms   float64 `json:"plain_proxy_p50_ms"`
 	DirectP50Ms  float64 `json:"direct_p50_ms"`
 	DirectP99Ms  float64 `json:"direct_p99_ms"`
+	// NginxRPS and NginxP50Ms are nginx's, when it was measured.
+	NginxRPS   float64 `json:"nginx_rps,omitempty"`
+	NginxP50Ms float64 `json:"nginx_p50_ms,omitempty"`
 	// Errors counts answers other than 200 (there should be none).
 	Errors int `json:"errors"`
 }
@@ -67,8 +74,14 @@ func (r GatewayResult) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "GET /api/v1/products/{id}, authenticated and rate-limited\trequests/s (many clients)\tp50 (one client)\tp99 (one client)\n")
 	fmt.Fprintf(tw, "through the gateway\t%.0f\t%.3f ms\t%.3f ms\n", r.GatewayRPS, r.GatewayP50Ms, r.GatewayP99Ms)
 	fmt.Fprintf(tw, "plain httputil.ReverseProxy\t%.0f\t%.3f ms\t\n", r.PlainProxyRPS, r.PlainP50Ms)
+	if r.NginxRPS > 0 {
+		fmt.Fprintf(tw, "nginx as a plain proxy\t%.0f\t%.3f ms\t\n", r.NginxRPS, r.NginxP50Ms)
+	}
 	fmt.Fprintf(tw, "the upstream direct\t%.0f\t%.3f ms\t%.3f ms\n", r.DirectRPS, r.DirectP50Ms, r.DirectP99Ms)
 	fmt.Fprintf(tw, "gateway ÷ plain proxy\t%.2f×\t\t\n", r.GatewayRPS/r.PlainProxyRPS)
+	if r.NginxRPS > 0 {
+		fmt.Fprintf(tw, "gateway ÷ nginx\t%.2f×\t\t\n", r.GatewayRPS/r.NginxRPS)
+	}
 	fmt.Fprintf(tw, "gateway p50 overhead over direct\t\t%.3f ms\t\n", r.GatewayP50Ms-r.DirectP50Ms)
 	fmt.Fprintf(tw, "errors\t%d\t\t\n", r.Errors)
 	return tw.Flush()
@@ -160,8 +173,21 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) (GatewayResult, error) {
 		{name: "plain proxy", url: "http://" + ln.Addr().String() + path},
 		{name: "direct", url: upstream.String() + path},
 	}
+	if cfg.Nginx != "" {
+		addr, stop, err := startNginx(ctx, cfg.Nginx, filepath.Join(dir, "nginx"), upstream.Host)
+		if err != nil {
+			return GatewayResult{}, err
+		}
+		defer stop()
+		targets = append(targets, struct {
+			name string
+			url  string
+			lat  []time.Duration
+			n    int
+		}{name: "nginx", url: "http://" + addr + path})
+	}
 	var res GatewayResult
-	var elapsed [3]time.Duration
+	elapsed := make([]time.Duration, len(targets))
 	for round := range cfg.Rounds {
 		for i := range targets {
 			logf("round %d: %s", round+1, targets[i].name)
@@ -177,7 +203,7 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) (GatewayResult, error) {
 	rps := func(i int) float64 { return float64(len(targets[i].lat)) / elapsed[i].Seconds() }
 	res.GatewayRPS, res.PlainProxyRPS, res.DirectRPS = rps(0), rps(1), rps(2)
 	// Latency: one client at a time, the targets in turn.
-	var lat [3][]time.Duration
+	lat := make([][]time.Duration, len(targets))
 	for round := range cfg.Rounds {
 		for i := range targets {
 			logf("latency round %d: %s", round+1, targets[i].name)
@@ -195,7 +221,57 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) (GatewayResult, error) {
 	res.GatewayP50Ms, res.GatewayP99Ms = pct(lat[0], 0.50), pct(lat[0], 0.99)
 	res.PlainP50Ms = pct(lat[1], 0.50)
 	res.DirectP50Ms, res.DirectP99Ms = pct(lat[2], 0.50), pct(lat[2], 0.99)
+	if len(targets) > 3 {
+		res.NginxRPS, res.NginxP50Ms = rps(3), pct(lat[3], 0.50)
+	}
 	return res, nil
+}
+
+// startNginx runs nginx as a plain keep-alive proxy to upstream, with as
+// many workers as cores and no access log, and returns its address.
+func startNginx(ctx context.Context, bin, dir, upstream string) (string, func(), error) {
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		return "", nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	conf := fmt.Sprintf(`daemon off;
+worker_processes auto;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/tmp; proxy_temp_path %[1]s/tmp; fastcgi_temp_path %[1]s/tmp; uwsgi_temp_path %[1]s/tmp; scgi_temp_path %[1]s/tmp;
+  upstream catalog { server %[2]s; keepalive 128; }
+  server {
+    listen %[3]s;
+    location / { proxy_pass http://catalog; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+`, dir, upstream, addr)
+	file := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+		return "", nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, "-c", file, "-p", dir)
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("nginx: %w", err)
+	}
+	stop := func() { _ = cmd.Process.Signal(os.Interrupt); _ = cmd.Wait() }
+	for range 100 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, stop, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	return "", nil, fmt.Errorf("nginx did not listen on %s", addr)
 }
 
 // drive sends GET target from clients goroutines for d and returns every
