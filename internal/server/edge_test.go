@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"net/http"
 	"os"
@@ -139,6 +140,9 @@ func TestBreakerOpensAndRecovers(t *testing.T) {
 	if reasons["circuit_open"] == 0 || srv.Breakers()["catalog"] != "open" {
 		t.Fatalf("the breaker did not open: answers by reason %v, breakers %v", reasons, srv.Breakers())
 	}
+	if m := c.do("GET", "/metrics", nil); !strings.Contains(string(m.raw), `agora_gateway_breaker_state{cluster="catalog"} 2`) {
+		t.Fatalf("the open breaker is not in the metrics")
+	}
 	// Other clusters are not affected.
 	if r := c.do("GET", "/api/v1/accounts", nil); r.status != http.StatusOK {
 		t.Fatalf("payments while catalog is open: %d %s", r.status, r.raw)
@@ -190,5 +194,56 @@ func TestRateLimits(t *testing.T) {
 	// Another class is counted apart: the admin's own reads still pass.
 	if r := c.do("GET", "/api/v1/accounts", nil); r.status != http.StatusOK {
 		t.Fatalf("another class: %d %s", r.status, r.raw)
+	}
+}
+
+// An admin's event stream carries the tenant's integration events as
+// Server-Sent Events; a customer may not open it.
+func TestEventStream(t *testing.T) {
+	w := bootWith(t, server.Orchestration, "embedded")
+	alice, _ := w.customer("demo", 0)
+	if r := alice.do("GET", "/api/v1/events/stream", nil); r.status != http.StatusForbidden {
+		t.Fatalf("a customer's stream: %d %s", r.status, r.raw)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", w.base+"/api/v1/events/stream", nil)
+	req.Header.Set("Authorization", "Bearer "+w.token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream: %d %v", res.StatusCode, res.Header)
+	}
+	events := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			if line, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+				events <- line
+			}
+		}
+		close(events)
+	}()
+	// The stream starts at "now": add products until one shows up.
+	deadline := time.After(20 * time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				t.Fatal("the stream ended")
+			}
+			if e == "catalog.ProductCreated.v1" {
+				return
+			}
+		case <-tick.C:
+			w.product(100, 0)
+		case <-deadline:
+			t.Fatal("no catalog event on the stream after 20s")
+		}
 	}
 }

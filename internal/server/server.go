@@ -214,11 +214,13 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	ops.HandleFunc("GET /readyz", s.readyz)
 	ops.Handle("GET /metrics", s.metrics.Handler())
 	ops.Handle("GET /openapi.json", openapi.Handler())
+	ops.HandleFunc("GET /api/v1/events/stream", s.eventStream)
 	gw, err := s.buildGateway(reg, ops)
 	if err != nil {
 		return nil, err
 	}
 	s.gateway = gw
+	s.metrics.Breakers(s.Breakers)
 	s.ln, err = net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("server: listen: %w", err)

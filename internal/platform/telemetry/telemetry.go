@@ -122,6 +122,34 @@ func (m *Metrics) Projection(p Lagger) {
 	}))
 }
 
+// Breakers registers a gauge of each gateway cluster's circuit breaker,
+// read at scrape time from states (cluster → "closed", "half-open" or
+// "open"): 0 closed, 1 half-open, 2 open.
+func (m *Metrics) Breakers(states func() map[string]string) {
+	m.Registry.MustRegister(breakerCollector{states: states, desc: prometheus.NewDesc("agora_gateway_breaker_state",
+		"Circuit breaker of a gateway upstream cluster: 0 closed, 1 half-open, 2 open.", []string{"cluster"}, nil)})
+}
+
+type breakerCollector struct {
+	states func() map[string]string
+	desc   *prometheus.Desc
+}
+
+func (c breakerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c breakerCollector) Collect(ch chan<- prometheus.Metric) {
+	for cluster, st := range c.states() {
+		v := 0.0
+		switch st {
+		case "half-open":
+			v = 1
+		case "open":
+			v = 2
+		}
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, v, cluster)
+	}
+}
+
 // HTTP wraps h with per-route request counts and durations. The route is
 // the ServeMux pattern that matched (never the raw path, to bound label
 // cardinality).

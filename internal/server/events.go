@@ -1,0 +1,86 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/agora-commerce/agora/internal/platform/auth"
+	"github.com/agora-commerce/agora/messaging"
+)
+
+// eventStream serves GET /api/v1/events/stream: the integration events of
+// the caller's tenant as Server-Sent Events, from the moment the stream
+// opens (each stream is its own ephemeral consumer of the bus), with a
+// comment line every 15 s to keep idle connections open. The gateway lets
+// only admins in.
+func (s *Server) eventStream(w http.ResponseWriter, r *http.Request) {
+	c, err := auth.Caller(r)
+	if err == nil {
+		err = c.Require(auth.RoleAdmin)
+	}
+	if err != nil {
+		auth.Challenge(w, r, err)
+		return
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	var mu sync.Mutex
+	send := func(frame string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		if _, err := fmt.Fprint(w, frame); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	if err := send(": agora events of tenant " + c.Tenant + "\n\n"); err != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	handle := func(_ context.Context, d messaging.Delivery) error {
+		tenant := d.Headers[messaging.HeaderTenant]
+		if tenant == "" {
+			tenant = auth.DefaultTenant
+		}
+		if tenant != c.Tenant || !json.Valid(d.Data) {
+			return nil
+		}
+		// An SSE data line may not hold a newline; compact JSON holds none.
+		var b bytes.Buffer
+		if err := json.Compact(&b, d.Data); err != nil {
+			return nil
+		}
+		if err := send(fmt.Sprintf("id: %s\nevent: %s\ndata: %s\n\n", d.ID, d.Type, b.Bytes())); err != nil {
+			cancel() // the client went away
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	for _, stream := range []string{eventsStream, catalogStream} {
+		wg.Go(func() {
+			_ = s.bus.Subscribe(ctx, messaging.Consumer{Name: "sse", Stream: stream, Ephemeral: true}, handle)
+		})
+	}
+	tick := time.NewTicker(15 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-tick.C:
+			if err := send(": keep-alive\n\n"); err != nil {
+				cancel()
+			}
+		}
+	}
+}
