@@ -58,6 +58,14 @@ type Options struct {
 	BatchSize int
 	// Logger receives errors and rebuild progress (default slog.Default()).
 	Logger *slog.Logger
+	// Shared says runners of this projection in other processes may apply
+	// batches to the same database (several instances of a service on
+	// PostgreSQL). Each batch's transaction then locks the checkpoint row
+	// (SELECT … FOR UPDATE, so PostgreSQL only) and applies the batch only
+	// if the checkpoint is still where this runner left it; otherwise it
+	// applies nothing and resumes from the committed checkpoint. No event
+	// is applied twice, whichever runner gets to it first.
+	Shared bool
 }
 
 // Runner keeps one Projection up to date. Create it with NewRunner and
@@ -106,6 +114,13 @@ func (r *Runner) Init(ctx context.Context) error {
 	if err := r.p.Setup(ctx, r.db); err != nil {
 		return fmt.Errorf("projection %s: setup: %w", r.p.Name(), err)
 	}
+	if r.opts.Shared {
+		// The row must exist for the batches' FOR UPDATE to serialise them.
+		if _, err := r.db.ExecContext(ctx, `INSERT INTO projection_checkpoints (name, position) VALUES ($1, 0)
+			ON CONFLICT (name) DO NOTHING`, r.p.Name()); err != nil {
+			return fmt.Errorf("projection %s: checkpoint row: %w", r.p.Name(), err)
+		}
+	}
 	pos, err := r.checkpoint(ctx)
 	if err != nil {
 		return err
@@ -130,12 +145,27 @@ func (r *Runner) setPos(p uint64) { r.pos.Publish(p) }
 
 var errRestart = errors.New("projection: restart after rebuild")
 
+// errMoved reports that another runner moved the checkpoint (Shared).
+var errMoved = errors.New("projection: the checkpoint moved under this runner")
+
 // Run initialises the runner and follows the log until ctx ends. A failing
-// batch is retried with backoff; Run returns only ctx's error or an Init
-// failure.
+// Init or batch is retried with backoff; Run returns only ctx's error.
 func (r *Runner) Run(ctx context.Context) error {
-	if err := r.Init(ctx); err != nil {
-		return err
+	// Init again, and until it succeeds: another instance creating the
+	// same tables at the same moment can fail it once (PostgreSQL's
+	// CREATE TABLE IF NOT EXISTS is not safe against a concurrent one).
+	for attempt := 1; ; attempt++ {
+		err := r.Init(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.opts.Logger.Warn("projection init failed; retrying", "projection", r.p.Name(), "err", err)
+		if err := backoff.Sleep(ctx, backoff.Delay(100*time.Millisecond, 5*time.Second, attempt)); err != nil {
+			return err
+		}
 	}
 	failures := 0
 	for {
@@ -163,6 +193,13 @@ func (r *Runner) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		if errors.Is(err, errRestart) || isClosed(rebuilt) {
+			continue
+		}
+		if errors.Is(err, errMoved) {
+			// Another runner applied these events: go on after them.
+			if pos, err := r.checkpoint(ctx); err == nil {
+				r.pos.Reset(pos)
+			}
 			continue
 		}
 		failures++
@@ -204,6 +241,15 @@ func (r *Runner) applyBatch(ctx context.Context, epoch uint64, batch []eventstor
 		return fmt.Errorf("projection %s: begin: %w", r.p.Name(), err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after commit
+	if r.opts.Shared {
+		var at int64
+		if err := tx.QueryRowContext(ctx, `SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE`, r.p.Name()).Scan(&at); err != nil {
+			return fmt.Errorf("projection %s: lock checkpoint: %w", r.p.Name(), err)
+		}
+		if uint64(at) != r.Position() || batch[0].Position <= uint64(at) {
+			return errMoved
+		}
+	}
 	if err := r.p.Apply(ctx, tx, batch); err != nil {
 		return fmt.Errorf("projection %s: apply up to %d: %w", r.p.Name(), last, err)
 	}

@@ -79,7 +79,7 @@ func TestExactlyOnceAcrossFailuresAndRestarts(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- r.Run(ctx) }()
 		last := appendN(t, store, 300, 400)
-		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
 		defer wcancel()
 		if err := r.WaitFor(wctx, last); err != nil {
 			t.Fatalf("wait: %v (at %d)", err, r.Position())
@@ -116,7 +116,7 @@ func TestRebuild(t *testing.T) {
 		defer cancel()
 		r := projection.NewRunner(store, db, p, projection.Options{BatchSize: 50})
 		go r.Run(ctx)
-		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+		wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
 		defer wcancel()
 		if err := r.WaitFor(wctx, last); err != nil {
 			t.Fatal(err)
@@ -159,4 +159,74 @@ func TestWaitForTimesOut(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// tally counts events with a non-idempotent increment: an event applied
+// twice counts twice.
+type tally struct{ name string }
+
+func (c tally) Name() string { return c.name }
+
+func (c tally) Setup(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS tally (name TEXT PRIMARY KEY, n BIGINT NOT NULL)`); err != nil {
+		return err
+	}
+	_, err := db.ExecContext(ctx, `INSERT INTO tally (name, n) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING`, c.name)
+	return err
+}
+
+func (c tally) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore.Record) error {
+	_, err := tx.ExecContext(ctx, `UPDATE tally SET n = n + $1 WHERE name = $2`, len(batch), c.name)
+	return err
+}
+
+func (c tally) Reset(ctx context.Context, tx *sql.Tx) error {
+	_, err := tx.ExecContext(ctx, `UPDATE tally SET n = 0 WHERE name = $1`, c.name)
+	return err
+}
+
+// Two runners of one projection on one PostgreSQL database (two
+// instances of a service) apply every event exactly once when Shared,
+// both keep up for read-your-writes, and the control without Shared
+// applies events twice.
+func TestSharedRunnersApplyOnce(t *testing.T) {
+	store, db := testenv.Postgres(t)
+	const events = 1500
+	for _, shared := range []bool{true, false} {
+		name := fmt.Sprintf("tally-shared-%v", shared)
+		ctx, cancel := context.WithCancel(context.Background())
+		var runners []*projection.Runner
+		done := make(chan error, 2)
+		for range 2 {
+			r := projection.NewRunner(store, db, tally{name}, projection.Options{BatchSize: 20, Shared: shared})
+			runners = append(runners, r)
+			go func() { done <- r.Run(ctx) }()
+		}
+		head := appendN(t, store, 0, events)
+		for _, r := range runners {
+			wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+			err := r.WaitFor(wctx, head)
+			wcancel()
+			if err != nil {
+				var at int64
+				db.QueryRow(`SELECT position FROM projection_checkpoints WHERE name = $1`, name).Scan(&at)
+				t.Fatalf("shared=%v: a runner did not reach the head %d: %v (positions %d, %d; checkpoint %d)", shared, head, err,
+					runners[0].Position(), runners[1].Position(), at)
+			}
+		}
+		cancel()
+		<-done
+		<-done
+		var n int64
+		if err := db.QueryRow(`SELECT n FROM tally WHERE name = $1`, name).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		total := int64(head) // the log holds only this test's events, from position 1 (both rounds')
+		switch {
+		case shared && n != total:
+			t.Fatalf("shared runners applied %d events of %d", n, total)
+		case !shared && n <= total:
+			t.Fatalf("control: unshared runners applied %d of %d events: want some twice (the test would not see double applies)", n, total)
+		}
+	}
 }

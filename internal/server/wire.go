@@ -53,7 +53,9 @@ func publish(r eventstore.Record) (messaging.Message, bool, error) {
 }
 
 func (s *Server) runner(ctx context.Context, p projection.Projection) (*projection.Runner, error) {
-	r := projection.NewRunner(s.store, s.rmDB, p, projection.Options{Logger: s.log})
+	// On PostgreSQL several instances may share the read models: fence
+	// each batch on its checkpoint (see projection.Options.Shared).
+	r := projection.NewRunner(s.store, s.rmDB, p, projection.Options{Logger: s.log, Shared: s.cfg.PostgresURL != ""})
 	if err := r.Init(ctx); err != nil {
 		return nil, err
 	}
