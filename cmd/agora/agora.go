@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/agora-commerce/agora/internal/bench"
@@ -84,6 +85,8 @@ func (m *Main) ParseFlags(args []string) error {
 		fs.StringVar(&m.serve.NATSURL, "nats", os.Getenv("AGORA_NATS_URL"), "NATS URL; empty starts an embedded NATS JetStream server (AGORA_NATS_URL)")
 		fs.StringVar(&m.serve.NATSNamespace, "nats-namespace", env("AGORA_NATS_NAMESPACE", "agora"), "prefix of every NATS subject and stream (AGORA_NATS_NAMESPACE)")
 		fs.StringVar(&m.serve.BootstrapAdmin, "bootstrap-admin", os.Getenv("AGORA_BOOTSTRAP_ADMIN"), "email:password of an admin to create on start if missing (AGORA_BOOTSTRAP_ADMIN)")
+		fs.StringVar(&m.serve.Only, "only", os.Getenv("AGORA_ONLY"), "run one context ("+strings.Join(server.Contexts, ", ")+") in this process: distributed mode, with --postgres and --nats (AGORA_ONLY)")
+		fs.StringVar(&m.serve.AdvertiseURL, "advertise-url", os.Getenv("AGORA_ADVERTISE_URL"), "the URL other processes reach this one at, in distributed mode (default http://<bound address>) (AGORA_ADVERTISE_URL)")
 		fs.BoolVar(&m.serve.RateLimits, "rate-limits", env("AGORA_RATE_LIMITS", "true") == "true", "enforce the gateway's rate limits (AGORA_RATE_LIMITS)")
 		fs.StringVar(&m.serve.Routes, "routes", os.Getenv("AGORA_ROUTES"), "a YAML route table replacing the embedded one (AGORA_ROUTES)")
 		fs.BoolVar(&m.serve.SeedDemo, "seed-demo", env("AGORA_SEED_DEMO", "true") == "true", "create the demo tenant, users and catalog if missing (AGORA_SEED_DEMO)")

@@ -112,8 +112,18 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// startProcess runs the agora command (this test binary) as a child process.
+// startProcess runs the agora command (this test binary) as a child
+// process, waits until it is ready and logs the admin in there.
 func startProcess(t *testing.T, addr, dir string, args ...string) *exec.Cmd {
+	cmd := spawn(t, addr, dir, args...)
+	login(t, "http://"+addr)
+	return cmd
+}
+
+// spawn runs the agora command as a child process and waits until it is
+// ready.
+func spawn(t *testing.T, addr, dir string, args ...string) *exec.Cmd {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"serve", "--addr", addr, "--data", dir,
 		"--bootstrap-admin", testAdmin, "--seed-demo=false", "--rate-limits=false"}, args...)...)
 	cmd.Env = append(os.Environ(), "AGORA_TEST_RUN_MAIN=1")
@@ -134,7 +144,6 @@ func startProcess(t *testing.T, addr, dir string, args ...string) *exec.Cmd {
 		if res, err := http.Get("http://" + addr + "/readyz"); err == nil {
 			res.Body.Close()
 			if res.StatusCode == 200 {
-				login(t, "http://"+addr)
 				return cmd
 			}
 		}

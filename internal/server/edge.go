@@ -135,6 +135,9 @@ func (s *Server) buildGateway(reg registry.Registry, ops *http.ServeMux) (*gatew
 // serveServices serves every service until ctx ends.
 func (s *Server) serveServices(ctx context.Context) {
 	for _, svc := range s.services {
+		if svc.http == nil {
+			continue // distributed mode: the process serves its one context itself
+		}
 		s.wg.Go(func() {
 			if err := svc.http.Serve(svc.ln); err != nil && err != http.ErrServerClosed {
 				s.log.Error("service stopped", "service", svc.name, "err", err)
@@ -152,7 +155,7 @@ func (s *Server) serveServices(ctx context.Context) {
 // resolve returns the base URL of an instance of cluster, for the
 // services that call others (the BFF).
 func (s *Server) resolve(cluster string) (string, error) {
-	in := s.registry.Instances(cluster)
+	in := s.reg.Instances(cluster)
 	if len(in) == 0 {
 		return "", fmt.Errorf("server: no instance of %s", cluster)
 	}

@@ -58,7 +58,7 @@ func (s *Server) wireIdentity(ctx context.Context, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	if s.cfg.BootstrapAdmin != "" {
+	if s.cfg.BootstrapAdmin != "" && s.owns(clusterIdentity) {
 		u, created, err := s.Identity.EnsureBootstrapAdmin(ctx, s.cfg.BootstrapAdmin)
 		if err != nil {
 			return fmt.Errorf("bootstrap admin: %w", err)
@@ -67,7 +67,7 @@ func (s *Server) wireIdentity(ctx context.Context, mux *http.ServeMux) error {
 			s.log.Info("bootstrap admin created", "user", u.ID, "email", u.Email)
 		}
 	}
-	if s.cfg.SeedDemo {
+	if s.cfg.SeedDemo && s.cfg.Only == "" {
 		if err := s.seedDemo(ctx); err != nil {
 			return fmt.Errorf("demo seed: %w", err)
 		}

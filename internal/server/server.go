@@ -91,6 +91,17 @@ type Config struct {
 	// BreakerDelay is how long an open circuit breaker waits before it
 	// lets a trial request through (default 10s).
 	BreakerDelay time.Duration
+	// Only, if set, runs one context of the platform in this process —
+	// identity, catalog, inventory, ordering, payments, shipping, bff —
+	// or the gateway: distributed mode, on PostgreSQL and an external
+	// NATS server. The process serves that context's API (or the
+	// gateway) on Addr, registers itself in the NATS KV registry, and runs
+	// only that context's projections, consumers, relays and daemons.
+	// Empty runs everything (embedded mode).
+	Only string
+	// AdvertiseURL is the URL other processes reach this one at
+	// (default "http://" + the bound address), in distributed mode.
+	AdvertiseURL string
 	// SeedDemo fills an empty platform with a demo tenant, a merchant, a
 	// customer with a funded account and a small catalog (Seeded says
 	// how to log in).
@@ -125,7 +136,20 @@ type Server struct {
 	services  []*service
 	registry  *registry.Static
 	gateway   *gateway.Gateway
-	daemons   []func(context.Context) error
+	daemons   []daemon
+	// runnerOwners and relayOwners say which context each runner and
+	// relay belongs to (Config.Only).
+	runnerOwners []string
+	relayOwners  []string
+	// reg is the registry the gateway and the BFF read: registry in
+	// embedded mode, kv in distributed mode.
+	reg registry.Registry
+	kv  *registry.KV
+	// bgCancel ends what distributed mode keeps running for the server's
+	// life (the registry's watch and heartbeat).
+	bgCancel context.CancelFunc
+	register   func() error
+	deregister func()
 	// Services, for tests and benchmarks that look behind the API.
 	Payments  *payapp.Service
 	Inventory *invapp.Service
@@ -154,6 +178,14 @@ type store interface {
 type consumer struct {
 	c messaging.Consumer
 	h messaging.Handler
+	// owner is the context whose process runs it ("*": every process).
+	owner string
+}
+
+// daemon is background work owned by a context.
+type daemon struct {
+	owner string
+	run   func(context.Context) error
 }
 
 // Open opens the stores and the bus, applies migrations, wires the
@@ -199,14 +231,6 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		s.redis = redis.NewClient(opt)
 	}
-	reg := registry.NewStatic()
-	s.registry = reg
-	if err := s.wire(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.listenServices(reg); err != nil {
-		return nil, err
-	}
 	ops := http.NewServeMux()
 	ops.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -215,6 +239,20 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	ops.Handle("GET /metrics", s.metrics.Handler())
 	ops.Handle("GET /openapi.json", openapi.Handler())
 	ops.HandleFunc("GET /api/v1/events/stream", s.eventStream)
+	if cfg.Only != "" {
+		if err := s.openDistributed(ctx, ops); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	reg := registry.NewStatic()
+	s.registry, s.reg = reg, reg
+	if err := s.wire(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.listenServices(reg); err != nil {
+		return nil, err
+	}
 	gw, err := s.buildGateway(reg, ops)
 	if err != nil {
 		return nil, err
@@ -269,6 +307,12 @@ func (s *Server) openStorage(ctx context.Context) error {
 	return nil
 }
 
+// owns reports whether this process runs owner's background work: every
+// context's in embedded mode, its own in distributed mode ("*": all).
+func (s *Server) owns(owner string) bool {
+	return s.cfg.Only == "" || owner == "*" || owner == s.cfg.Only
+}
+
 // Addr returns the bound listen address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
@@ -288,14 +332,23 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	for _, r := range s.runners {
-		start("projection "+r.Name(), r.Run)
+	for i, r := range s.runners {
+		if s.owns(s.runnerOwners[i]) {
+			start("projection "+r.Name(), r.Run)
+		}
 	}
 	for i, r := range s.relays {
-		start(fmt.Sprintf("relay %d", i), r.Run)
+		if s.owns(s.relayOwners[i]) {
+			start(fmt.Sprintf("relay %d", i), r.Run)
+		}
 	}
-	start("saga engine", s.engine.Run)
+	if s.owns(clusterOrdering) || s.owns(clusterPayments) {
+		start("saga engine", s.engine.Run)
+	}
 	for _, c := range s.consumers {
+		if !s.owns(c.owner) {
+			continue
+		}
 		start("consumer "+c.c.Name, func(ctx context.Context) error {
 			for attempt := 1; ; attempt++ {
 				err := s.bus.Subscribe(ctx, c.c, c.h)
@@ -310,11 +363,20 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	for i, d := range s.daemons {
-		start(fmt.Sprintf("daemon %d", i), d)
+		if s.owns(d.owner) {
+			start(fmt.Sprintf("daemon %d", i), d.run)
+		}
 	}
 	s.serveServices(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
+	if s.register != nil {
+		if err := s.register(); err != nil {
+			s.cancel()
+			s.wg.Wait()
+			return err
+		}
+	}
 	close(s.ready)
 	s.log.Info("agora serving", "addr", "http://"+s.Addr(), "data_dir", s.cfg.DataDir)
 	select {
@@ -337,6 +399,12 @@ func (s *Server) Close() error {
 		s.cancel()
 	}
 	s.wg.Wait()
+	if s.deregister != nil {
+		s.deregister()
+	}
+	if s.bgCancel != nil {
+		s.bgCancel()
+	}
 	var errList []error
 	if s.ln != nil {
 		s.ln.Close()

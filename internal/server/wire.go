@@ -52,7 +52,7 @@ func publish(r eventstore.Record) (messaging.Message, bool, error) {
 	return messaging.Message{}, false, nil
 }
 
-func (s *Server) runner(ctx context.Context, p projection.Projection) (*projection.Runner, error) {
+func (s *Server) runner(ctx context.Context, owner string, p projection.Projection) (*projection.Runner, error) {
 	// On PostgreSQL several instances may share the read models: fence
 	// each batch on its checkpoint (see projection.Options.Shared).
 	r := projection.NewRunner(s.store, s.rmDB, p, projection.Options{Logger: s.log, Shared: s.cfg.PostgresURL != ""})
@@ -60,6 +60,7 @@ func (s *Server) runner(ctx context.Context, p projection.Projection) (*projecti
 		return nil, err
 	}
 	s.runners = append(s.runners, r)
+	s.runnerOwners = append(s.runnerOwners, owner)
 	s.metrics.Projection(r)
 	return r, nil
 }
@@ -70,7 +71,7 @@ func (s *Server) wire(ctx context.Context) error {
 	pg := cfg.PostgresURL != ""
 	// Payments.
 	s.Payments = payapp.NewService(s.store)
-	accounts, err := s.runner(ctx, readmodel.Projection{})
+	accounts, err := s.runner(ctx, clusterPayments, readmodel.Projection{})
 	if err != nil {
 		return err
 	}
@@ -94,7 +95,7 @@ func (s *Server) wire(ctx context.Context) error {
 	}
 	// Every instance follows the catalog's events to keep its cache fresh.
 	s.consumers = append(s.consumers, consumer{messaging.Consumer{Name: "catalog-cache", Stream: catalogStream,
-		Subjects: catcache.Subjects, Ephemeral: true}, s.Products.Handle})
+		Subjects: catcache.Subjects, Ephemeral: true}, s.Products.Handle, "*"})
 	s.Inventory = invapp.NewService(s.store)
 	s.Carrier = carrier.NewSim(cfg.CarrierFailureRate, cfg.CarrierLatency)
 	s.Shipping = shipapp.NewService(s.store, shipapp.Parcelo{Sim: s.Carrier})
@@ -116,7 +117,7 @@ func (s *Server) wire(ctx context.Context) error {
 		}
 	}
 	s.Ordering = ordapp.NewService(s.store, ordapp.Options{Catalog: s.Products, Promotions: Promotions, MerchantAccountID: cfg.MerchantAccountID, Placed: placed})
-	orders, err := s.runner(ctx, ordapp.Orders{})
+	orders, err := s.runner(ctx, clusterOrdering, ordapp.Orders{})
 	if err != nil {
 		return err
 	}
@@ -126,7 +127,7 @@ func (s *Server) wire(ctx context.Context) error {
 	if cfg.CheckoutMode == Orchestration {
 		saga.Register(s.engine, checkout.Saga(checkout.Ports{Orders: s.Ordering, Stock: stockPort{s.Inventory},
 			Payments: paymentsPort{s.Payments}, Shipping: shippingPort{s.Shipping}, StepDeadline: cfg.CheckoutTimeout}))
-		if _, err := s.runner(ctx, checkout.Starter{Engine: s.engine}); err != nil {
+		if _, err := s.runner(ctx, clusterOrdering, checkout.Starter{Engine: s.engine}); err != nil {
 			return err
 		}
 		sagaID = checkout.SagaID
@@ -166,12 +167,15 @@ func (s *Server) wire(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, r := range []*messaging.Relay{
-		messaging.NewRelay(messaging.EventLog(s.store, publish), s.bus, cps, messaging.RelayOptions{Name: "events", Tail: s.bus.Tail(eventsStream), Logger: s.log}),
-		messaging.NewRelay(s.Catalog.Outbox(), s.bus, cps, messaging.RelayOptions{Name: "catalog", Tail: s.bus.Tail(catalogStream), Logger: s.log}),
+	// The event log's relay runs with ordering (one context had to host
+	// it; several instances publish duplicates the broker drops).
+	for owner, r := range map[string]*messaging.Relay{
+		clusterOrdering: messaging.NewRelay(messaging.EventLog(s.store, publish), s.bus, cps, messaging.RelayOptions{Name: "events", Tail: s.bus.Tail(eventsStream), Logger: s.log}),
+		clusterCatalog:  messaging.NewRelay(s.Catalog.Outbox(), s.bus, cps, messaging.RelayOptions{Name: "catalog", Tail: s.bus.Tail(catalogStream), Logger: s.log}),
 	} {
 		s.bus.OnReconnect(r.RequestRewind)
 		s.relays = append(s.relays, r)
+		s.relayOwners = append(s.relayOwners, owner)
 	}
 
 	payapi.New(s.Payments, readmodel.NewQueries(s.rmDB), accounts, s.store).WithTransfers(s.engine).Register(s.mux(clusterPayments))
@@ -184,8 +188,8 @@ func (s *Server) wire(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.consumers = append(s.consumers, consumer{messaging.Consumer{Name: "bff-popularity", Stream: eventsStream, Subjects: bff.Subjects}, pop.Handle})
-	s.daemons = append(s.daemons, pop.Run)
+	s.consumers = append(s.consumers, consumer{messaging.Consumer{Name: "bff-popularity", Stream: eventsStream, Subjects: bff.Subjects}, pop.Handle, clusterBFF})
+	s.daemons = append(s.daemons, daemon{clusterBFF, pop.Run})
 	bff.New(s.resolve, pop, bff.Options{}).Register(s.mux(clusterBFF))
 	return s.wireIdentity(ctx, s.mux(clusterIdentity))
 }
@@ -201,10 +205,10 @@ func (s *Server) choreography(ctx context.Context, queries *ordapp.OrderQueries)
 		return err
 	}
 	for _, c := range []consumer{
-		{messaging.Consumer{Name: "inventory-checkout", Subjects: invapp.ReactionSubjects}, s.Inventory.Reactions()},
-		{messaging.Consumer{Name: "payments-checkout", Subjects: payapp.ReactionSubjects}, payH},
-		{messaging.Consumer{Name: "shipping-checkout", Subjects: shipapp.ReactionSubjects}, shipH},
-		{messaging.Consumer{Name: "ordering-checkout", Subjects: ordapp.ReactionSubjects}, s.Ordering.Reactions()},
+		{messaging.Consumer{Name: "inventory-checkout", Subjects: invapp.ReactionSubjects}, s.Inventory.Reactions(), clusterInventory},
+		{messaging.Consumer{Name: "payments-checkout", Subjects: payapp.ReactionSubjects}, payH, clusterPayments},
+		{messaging.Consumer{Name: "shipping-checkout", Subjects: shipapp.ReactionSubjects}, shipH, clusterShipping},
+		{messaging.Consumer{Name: "ordering-checkout", Subjects: ordapp.ReactionSubjects}, s.Ordering.Reactions(), clusterOrdering},
 	} {
 		// A delivery in flight when a process dies comes back after
 		// AckWait: keep it well inside the checkout timeout (handlers are
@@ -213,6 +217,6 @@ func (s *Server) choreography(ctx context.Context, queries *ordapp.OrderQueries)
 		s.consumers = append(s.consumers, c)
 	}
 	wd := checkout.Watchdog{Orders: s.Ordering, Queries: queries, Timeout: s.cfg.CheckoutTimeout, Logger: s.log}
-	s.daemons = append(s.daemons, wd.Run)
+	s.daemons = append(s.daemons, daemon{clusterOrdering, wd.Run})
 	return nil
 }

@@ -168,16 +168,42 @@ func (s *Service) Place(ctx context.Context, meta eventstore.Metadata, cmd Place
 			return ordering.Order{}, 0, err
 		}
 	}
+	var again *ordering.Order
 	res, err := s.repo.Handle(ctx, n.ID, meta, func(l aggregate.Loaded[ordering.Order]) ([]ordering.Event, error) {
+		if l.State.Status != ordering.StatusNone && samePlacement(l.State, n) {
+			// The same order placed again (a client retrying with its
+			// order's ID after losing the answer): the first placement.
+			o := l.State
+			again = &o
+			return nil, nil
+		}
 		return l.State.Place(n, s.now())
 	})
 	if err != nil {
 		return ordering.Order{}, 0, err
 	}
+	if again != nil {
+		return *again, 0, nil
+	}
 	if s.placed != nil && len(res.Events) > 0 {
 		s.placed(res.State)
 	}
 	return res.State, res.Append.LastPosition, nil
+}
+
+// samePlacement reports whether n asks for order o as it was placed: the
+// same customer, payment account, address and lines.
+func samePlacement(o ordering.Order, n ordering.NewOrder) bool {
+	if o.CustomerID != n.CustomerID || o.PaymentAccountID != n.PaymentAccountID || o.ShippingAddress != n.ShippingAddress ||
+		len(o.Items) != len(n.Items) {
+		return false
+	}
+	for i := range o.Items {
+		if o.Items[i].ProductID != n.Items[i].ProductID || o.Items[i].Quantity != n.Items[i].Quantity {
+			return false
+		}
+	}
+	return true
 }
 
 // Get loads order id.

@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/agora-commerce/agora/eventstore/postgres"
+)
+
+// TestDistributedKillUnderLoad runs the platform distributed: one process
+// per context on PostgreSQL and the external NATS server, with two
+// instances each of ordering and payments, behind a gateway process that
+// finds them in the NATS KV registry. Clients place orders through the
+// gateway (each with an Idempotency-Key, retrying only what a client may
+// safely retry) while one ordering and one payments instance are killed.
+// No request fails for good, every acknowledged order ends, and money and
+// stock add up.
+func TestDistributedKillUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts ten processes")
+	}
+	pg, nats := os.Getenv("AGORA_TEST_POSTGRES_URL"), os.Getenv("AGORA_TEST_NATS_URL")
+	if pg == "" || nats == "" {
+		t.Skip("AGORA_TEST_POSTGRES_URL or AGORA_TEST_NATS_URL not set; skipping the distributed test (.ci/run sets them)")
+	}
+	id := rand.Uint64()
+	schema, ns := fmt.Sprintf("dist_%d", id), fmt.Sprintf("dist%d", id)
+	t.Cleanup(func() {
+		if err := postgres.DropSchema(context.Background(), pg, schema); err != nil {
+			t.Errorf("drop schema: %v", err)
+		}
+	})
+	dir := t.TempDir() // shared: every process reads the signing key from it
+	common := []string{"--postgres", pg, "--postgres-schema", schema, "--nats", nats, "--nats-namespace", ns,
+		"--checkout-mode", "choreography", "--checkout-timeout", "20s"}
+	procs := map[string]*exec.Cmd{}
+	var order []string
+	start := func(name, only string) string {
+		addr := freeAddr(t)
+		procs[name] = spawn(t, addr, dir, append([]string{"--only", only}, common...)...)
+		order = append(order, name)
+		return addr
+	}
+	t.Cleanup(func() {
+		for _, name := range order {
+			if p := procs[name]; p != nil && p.ProcessState == nil {
+				_ = p.Process.Signal(syscall.SIGTERM)
+				_ = p.Wait()
+			}
+		}
+	})
+	// One at a time: each applies its migrations before the next starts.
+	for _, ctxName := range []string{"identity", "catalog", "inventory", "shipping", "payments", "ordering", "bff"} {
+		start(ctxName, ctxName)
+	}
+	start("payments-2", "payments")
+	start("ordering-2", "ordering")
+	base := "http://" + start("gateway", "gateway")
+	login(t, base)
+
+	// The world: a product with plenty of stock, customers with money.
+	waitOK := func(what string, f func() (*http.Response, map[string]any, error)) map[string]any {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			res, body, err := f()
+			if err == nil && res.StatusCode < 300 {
+				return body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %v %v %v", what, res, body, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	prod := waitOK("product", func() (*http.Response, map[string]any, error) {
+		return post(base+"/api/v1/products", map[string]any{"sku": "DIST-" + uuid.NewString()[:8], "name": "D", "price": map[string]any{"amount": 300, "currency": "USD"}})
+	})["id"].(string)
+	waitOK("restock", func() (*http.Response, map[string]any, error) {
+		return post(base+"/api/v1/inventory/"+prod+"/restock", map[string]any{"quantity": 10_000})
+	})
+	type customer struct{ token, account string }
+	var customers []customer
+	for i := range 6 {
+		email := fmt.Sprintf("d%d-%d@agora.test", i, id)
+		reg := waitOK("register", func() (*http.Response, map[string]any, error) {
+			return post(base+"/api/v1/customers", map[string]any{"email": email, "password": "password-123", "name": "D"})
+		})
+		tok := waitOK("login", func() (*http.Response, map[string]any, error) {
+			return post(base+"/api/v1/auth/token", map[string]any{"email": email, "password": "password-123"})
+		})["access_token"].(string)
+		acct := reg["account_id"].(string)
+		waitOK("fund", func() (*http.Response, map[string]any, error) {
+			return post(base+"/api/v1/accounts/"+acct+"/deposits", map[string]any{"amount": map[string]any{"amount": 100_000, "currency": "USD"}})
+		})
+		customers = append(customers, customer{tok, acct})
+	}
+
+	// Load: each client places orders, retrying a failed one with the
+	// same key; a request the client may not retry (4xx) fails the test.
+	const perClient = 15
+	var acked sync.Map // order ID → quantity
+	var ackedN, retried atomic.Int64
+	var bad atomic.Value
+	place := func(c customer, qty int) {
+		// The client names its order (id) as well as its request
+		// (Idempotency-Key): a retry after an instance died with the
+		// order placed but unanswered finds that order, not a second one.
+		key, orderID := uuid.NewString(), uuid.Must(uuid.NewV7()).String()
+		body, _ := json.Marshal(map[string]any{"id": orderID, "payment_account_id": c.account, "items": []any{map[string]any{"product_id": prod, "quantity": qty}},
+			"shipping_address": map[string]any{"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701", "country": "US"}})
+		for attempt := 0; attempt < 40; attempt++ {
+			req, _ := http.NewRequest("POST", base+"/api/v1/orders", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+c.token)
+			req.Header.Set("Idempotency-Key", key)
+			res, err := http.DefaultTransport.RoundTrip(req)
+			if err == nil {
+				raw, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				switch {
+				case res.StatusCode == http.StatusAccepted:
+					var o map[string]any
+					_ = json.Unmarshal(raw, &o)
+					acked.Store(o["id"].(string), qty)
+					ackedN.Add(1)
+					return
+				case res.StatusCode >= 500 || res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusConflict:
+					// Safe to retry with the same key (409: the first is still in flight).
+				default:
+					bad.Store(fmt.Sprintf("order answered %d %s", res.StatusCode, raw))
+					return
+				}
+			}
+			retried.Add(1)
+			time.Sleep(time.Duration(100+rand.IntN(200)) * time.Millisecond)
+		}
+		bad.Store("an order was never acknowledged after 40 attempts")
+	}
+	var wg sync.WaitGroup
+	for _, c := range customers {
+		wg.Go(func() {
+			for range perClient {
+				place(c, 1+rand.IntN(3))
+			}
+		})
+	}
+	// Kill one ordering and one payments instance while orders flow.
+	for ackedN.Load() < 20 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	killedAt := ackedN.Load()
+	for _, name := range []string{"ordering-2", "payments"} {
+		if err := procs[name].Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = procs[name].Wait()
+	}
+	wg.Wait()
+	if b := bad.Load(); b != nil {
+		t.Fatal(b)
+	}
+	total := int(ackedN.Load())
+	if total != len(customers)*perClient {
+		t.Fatalf("%d orders acknowledged of %d", total, len(customers)*perClient)
+	}
+
+	// Every acknowledged order ends; what was sold is what was paid.
+	sold, confirmed, cancelled := 0, 0, 0
+	acked.Range(func(k, v any) bool {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			req, _ := http.NewRequest("GET", base+"/api/v1/orders/"+k.(string), nil)
+			res, err := http.DefaultClient.Do(req)
+			var o map[string]any
+			if err == nil {
+				_ = json.NewDecoder(res.Body).Decode(&o)
+				res.Body.Close()
+			}
+			if err == nil && res.StatusCode == 200 && o["status"] != "Pending" {
+				if o["status"] == "Confirmed" {
+					confirmed++
+					sold += v.(int)
+				} else {
+					cancelled++
+				}
+				return true
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("order %s did not end: %v %v", k, err, o)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, inv, err := getJSONTry(base + "/api/v1/inventory/" + prod)
+		if err == nil && inv["on_hand"] == float64(10_000-sold) && inv["reserved"] == float64(0) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stock: %v %v (sold %d)", inv, err, sold)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Money: what the customers lost, the merchant gained; nothing else moved.
+	var sum float64
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		sum = 0
+		for _, c := range customers {
+			_, acc, err := getJSONTry(base + "/api/v1/accounts/" + c.account)
+			if err != nil || acc["balance"] == nil {
+				t.Fatalf("account %s: %v %v", c.account, acc, err)
+			}
+			sum += acc["balance"].(map[string]any)["amount"].(float64)
+		}
+		_, m, _ := getJSONTry(base + "/api/v1/accounts/merchant")
+		if m["balance"] != nil && sum == float64(len(customers)*100_000-sold*300) &&
+			m["balance"].(map[string]any)["amount"].(float64) == float64(sold*300) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("money: customers hold %v, merchant %v; %d units sold at 300", sum, m["balance"], sold)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%d orders through a gateway and 9 context processes; one ordering and one payments instance killed after %d: %d confirmed, %d cancelled, %d requests retried by clients",
+		total, killedAt, confirmed, cancelled, retried.Load())
+	if cancelled != 0 {
+		t.Fatalf("%d orders cancelled; every customer could pay and stock was plenty", cancelled)
+	}
+}
+
+func getJSONTry(url string) (int, map[string]any, error) {
+	res, err := http.Get(url)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	err = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, out, err
+}
