@@ -147,7 +147,7 @@ type Server struct {
 	kv  *registry.KV
 	// bgCancel ends what distributed mode keeps running for the server's
 	// life (the registry's watch and heartbeat).
-	bgCancel context.CancelFunc
+	bgCancel   context.CancelFunc
 	register   func() error
 	deregister func()
 	// Services, for tests and benchmarks that look behind the API.
