@@ -26,6 +26,14 @@ type Options struct {
 	// CompensationAttempts caps a compensation's attempts before the saga
 	// is left Failed (default 5).
 	CompensationAttempts int
+	// Sweep, if set, makes the engine look this often for unfinished
+	// instances that have recorded nothing for that long and drive them:
+	// with several engines on one store (several instances of a
+	// service), the instances of an engine that died are taken over by
+	// the others instead of waiting for it to come back. (Two engines
+	// driving one instance is safe: appends are optimistic, commands are
+	// idempotent.)
+	Sweep time.Duration
 }
 
 // runner is a definition with its data type erased.
@@ -293,6 +301,28 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	for _, id := range ids {
 		e.drive(id)
+	}
+	if e.opts.Sweep > 0 {
+		t := time.NewTicker(e.opts.Sweep)
+		defer t.Stop()
+	sweep:
+		for {
+			select {
+			case <-ctx.Done():
+				break sweep
+			case <-t.C:
+			}
+			ids, err := stalled(ctx, e.db, time.Now().Add(-e.opts.Sweep))
+			if err != nil {
+				if ctx.Err() == nil {
+					e.opts.Logger.Warn("saga: sweep failed", "err", err)
+				}
+				continue
+			}
+			for _, id := range ids {
+				e.drive(id)
+			}
+		}
 	}
 	<-ctx.Done()
 	e.wg.Wait()

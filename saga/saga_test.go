@@ -112,7 +112,12 @@ type harness struct {
 
 // engine starts an engine for the harness's world; stop cancels it.
 func (h *harness) engine(deadline time.Duration) (e *saga.Engine, stop func()) {
-	e = saga.NewEngine(h.store, h.db, saga.Options{Logger: quiet(), BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, CompensationAttempts: 3})
+	return h.engineWith(deadline, 0)
+}
+
+func (h *harness) engineWith(deadline, sweep time.Duration) (e *saga.Engine, stop func()) {
+	e = saga.NewEngine(h.store, h.db, saga.Options{Logger: quiet(), BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		CompensationAttempts: 3, Sweep: sweep})
 	saga.Register(e, h.w.definition(deadline))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -322,4 +327,34 @@ func TestResumesAfterCrash(t *testing.T) {
 			t.Fatalf("ship ran %d times for 3 sagas: %s", n, hist)
 		}
 	})
+}
+
+// With Sweep, a running engine takes over the instances of one that died,
+// without a restart.
+func TestSweepTakesOverFromADeadEngine(t *testing.T) {
+	h := setup(t)
+	hang := make(chan struct{})
+	var once sync.Once
+	h.w.script("pay", func(ctx context.Context, attempt int) error {
+		if attempt == 1 {
+			once.Do(func() { close(hang) })
+			select {
+			case <-ctx.Done(): // the engine's process dies mid-step
+				return ctx.Err()
+			case <-time.After(time.Second): // the survivor got here first: a transient failure
+				return errors.New("slow")
+			}
+		}
+		return nil
+	})
+	survivor, _ := h.engineWith(0, 100*time.Millisecond) // running before the saga starts: it does not resume it at start
+	doomed, crash := h.engine(0)
+	if _, err := doomed.Start(context.Background(), "checkout", "c0", order{ID: "0"}); err != nil {
+		t.Fatal(err)
+	}
+	<-hang
+	crash()
+	if in := h.wait(survivor, "c0"); in.Status != saga.Completed {
+		t.Fatalf("c0: %s (%s)", in.Status, h.w.history())
+	}
 }

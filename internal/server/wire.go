@@ -79,7 +79,12 @@ func (s *Server) wire(ctx context.Context) error {
 		Initial: money.New(0, money.MustCurrency("USD"))}); err != nil && !errors.Is(err, payments.ErrAlreadyOpen) {
 		return err
 	}
-	s.engine = saga.NewEngine(s.store, s.rmDB, saga.Options{Logger: s.log})
+	sopts := saga.Options{Logger: s.log}
+	if cfg.Only != "" {
+		// Other instances' engines take over a dead one's sagas.
+		sopts.Sweep = 10 * time.Second
+	}
+	s.engine = saga.NewEngine(s.store, s.rmDB, sopts)
 	saga.Register(s.engine, payapp.TransferSaga(s.Payments))
 
 	// Catalog, inventory, shipping.
