@@ -55,6 +55,8 @@ type Config struct {
 	// Resilience tunes every cluster's policies; the route table's
 	// per-cluster settings override it.
 	Resilience resilience.Config
+	// Balance tunes every cluster's balancer (outlier ejection).
+	Balance balance.Config
 	// Transport carries attempts to instances (default: a transport
 	// keeping many idle connections per instance).
 	Transport http.RoundTripper
@@ -110,7 +112,9 @@ func New(cfg Config) (*Gateway, error) {
 				rc.MaxRetries = -1 // the table's 0 is "none"; resilience's is "default"
 			}
 		}
-		b := balance.New(cfg.Registry, name, balance.Config{Logger: cfg.Logger})
+		bc := cfg.Balance
+		bc.Logger = cfg.Logger
+		b := balance.New(cfg.Registry, name, bc)
 		cl := resilience.New(name, b.Transport(cfg.Transport), rc)
 		g.clusters[name] = cl
 		g.proxies[name] = &httputil.ReverseProxy{

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/gateway"
+	"github.com/agora-commerce/agora/internal/gateway/balance"
 	"github.com/agora-commerce/agora/internal/gateway/idempotency"
 	"github.com/agora-commerce/agora/internal/gateway/ratelimit"
 	"github.com/agora-commerce/agora/internal/gateway/registry"
@@ -118,7 +119,11 @@ func (s *Server) buildGateway(reg registry.Registry, ops *http.ServeMux) (*gatew
 		table = t
 	}
 	cfg := gateway.Config{Routes: table, Registry: reg, Verifier: s.Verifier, Local: problemRoutes(ops), Logger: s.log,
-		Resilience: resilience.Config{Delay: s.cfg.BreakerDelay}}
+		// An instance that fails is ejected after 3 failures in a row,
+		// well before its cluster's breaker opens (20 failures of the last
+		// 40 attempts): one dead instance of several does not open it.
+		Resilience: resilience.Config{Delay: s.cfg.BreakerDelay, FailureThreshold: 20, FailureWindow: 40},
+		Balance:    balance.Config{ConsecutiveFailures: 3}}
 	if s.redis != nil {
 		cfg.Idempotency = idempotency.NewRedisStore(s.redis, "agora:idem:")
 	}
