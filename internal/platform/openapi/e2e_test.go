@@ -473,7 +473,12 @@ func TestServerConformsToTheDocument(t *testing.T) {
 	c.do(call{name: "shipment of a cancelled order", method: "GET", path: "/api/v1/shipments/" + o2, token: admin})
 	o3 := order("place order: out of stock", 100, nil, 202).str("id")
 	c.poll("order until out of stock", "/api/v1/orders/"+o3, orderAs, func(r reply) bool { return r.str("status") != "Pending" })
-	order("place order: existing id", 1, map[string]any{"id": "e2e-o2"}, 409)
+	// The same order again (a retry) answers with the first placement;
+	// another order under a taken ID is a conflict.
+	if again := order("place order: the same again", 1, map[string]any{"id": "e2e-o2"}, 202); again.str("id") != o2 {
+		t.Fatalf("placing the same order again answered order %q, want %q", again.str("id"), o2)
+	}
+	order("place order: existing id", 3, map[string]any{"id": "e2e-o2"}, 409)
 	order("place order: unknown promotion", 1, map[string]any{"promotion_code": "NOPE"}, 422)
 	for _, k := range []call{
 		{name: "place order: unknown product", method: "POST", path: "/api/v1/orders", token: orderAs, body: map[string]any{
