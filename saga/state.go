@@ -210,38 +210,29 @@ func (indexProjection) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore
 // than before. (The index records status changes, not steps, so a
 // healthy long saga is listed too: its second driver only costs work.)
 func stalled(ctx context.Context, db *sql.DB, before time.Time) ([]string, error) {
-	rows, err := db.QueryContext(ctx, `SELECT id FROM saga_instances WHERE status IN ($1, $2) AND updated_at < $3 ORDER BY updated_at LIMIT 1000`,
+	return ids(ctx, db, `SELECT id FROM saga_instances WHERE status IN ($1, $2) AND updated_at < $3 ORDER BY updated_at LIMIT 1000`,
 		string(Started), string(Compensating), before.UnixNano())
-	if err != nil {
-		return nil, fmt.Errorf("saga: list stalled: %w", err)
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
-	}
-	return ids, rows.Err()
 }
 
 // unfinished lists the instances an engine must resume.
 func unfinished(ctx context.Context, db *sql.DB) ([]string, error) {
-	rows, err := db.QueryContext(ctx, `SELECT id FROM saga_instances WHERE status IN ($1, $2) ORDER BY updated_at`,
-		string(Started), string(Compensating))
+	return ids(ctx, db, `SELECT id FROM saga_instances WHERE status IN ($1, $2) ORDER BY updated_at`, string(Started), string(Compensating))
+}
+
+// ids runs a query of instance IDs.
+func ids(ctx context.Context, db *sql.DB, query string, args ...any) ([]string, error) {
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("saga: list unfinished: %w", err)
+		return nil, fmt.Errorf("saga: list instances: %w", err)
 	}
 	defer rows.Close()
-	var ids []string
+	var out []string
 	for rows.Next() {
 		var id string
 		if err := rows.Scan(&id); err != nil {
 			return nil, err
 		}
-		ids = append(ids, id)
+		out = append(out, id)
 	}
-	return ids, rows.Err()
+	return out, rows.Err()
 }
