@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/agora-commerce/agora/eventstore/postgres"
+	"github.com/agora-commerce/agora/messaging/natsbus"
 )
 
 // TestDistributedKillUnderLoad runs the platform distributed: one process
@@ -49,6 +50,18 @@ func distributedKill(t *testing.T, pg, nats, mode string) {
 		if err := postgres.DropSchema(context.Background(), pg, schema); err != nil {
 			t.Errorf("drop schema: %v", err)
 		}
+		// The namespace's streams and registry bucket on the shared server.
+		ctx := context.Background()
+		b, err := natsbus.Open(ctx, natsbus.Options{URL: nats, Namespace: ns})
+		if err != nil {
+			t.Errorf("cleanup: %v", err)
+			return
+		}
+		defer b.Close()
+		for _, stream := range []string{"EVENTS", "CATALOG"} {
+			_ = b.DeleteStream(ctx, stream)
+		}
+		_ = b.JetStream().DeleteKeyValue(ctx, ns+"_registry")
 	})
 	dir := t.TempDir() // shared: every process reads the signing key from it
 	common := []string{"--postgres", pg, "--postgres-schema", schema, "--nats", nats, "--nats-namespace", ns,
