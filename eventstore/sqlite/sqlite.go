@@ -585,7 +585,7 @@ func (w *writer) version(ctx context.Context, st stmts, stream string) (int64, e
 	if v, ok := w.versions[stream]; ok {
 		return v, nil
 	}
-	if v, ok := w.s.mem.lastVersion(stream); ok {
+	if v, ok := w.s.mem.knownLast(stream); ok {
 		w.versions[stream] = v
 		return v, nil
 	}

@@ -82,17 +82,6 @@ func (m *memtable) knownLast(stream string) (int64, bool) {
 	return v, ok
 }
 
-// lastVersion returns the stream's highest version in the memtable.
-func (m *memtable) lastVersion(stream string) (int64, bool) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	e := m.streams[stream]
-	if len(e) == 0 {
-		return 0, false
-	}
-	return e[len(e)-1].version, true
-}
-
 // covers reports whether the memtable holds every version of stream from
 // v on (its entries are a contiguous suffix of the stream's versions).
 func (m *memtable) covers(stream string, v int64) bool {

@@ -188,10 +188,6 @@ func (c *Cache) putShared(ctx context.Context, p catalog.Product) {
 	_ = putIfNewer.Run(ctx, c.shared, []string{c.prefix + p.ID}, raw, p.Version, c.ttl.Milliseconds()).Err()
 }
 
-// Invalidate drops product id from this process's tier (the shared tier
-// is versioned and needs no invalidation).
-func (c *Cache) Invalidate(id string) { c.local.Invalidate(id) }
-
 // Subjects are the catalog events the cache follows.
 var Subjects = []string{catalogapi.SubjectProductCreated, catalogapi.SubjectProductUpdated}
 

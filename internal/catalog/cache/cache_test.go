@@ -3,18 +3,15 @@ package cache_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/agora-commerce/agora/internal/catalog"
 	"github.com/agora-commerce/agora/internal/catalog/cache"
 	"github.com/agora-commerce/agora/internal/catalog/catalogapi"
+	"github.com/agora-commerce/agora/internal/testenv"
 	"github.com/agora-commerce/agora/messaging"
 	"github.com/agora-commerce/agora/messaging/natsbus"
 	"github.com/agora-commerce/agora/money"
@@ -209,24 +206,9 @@ func TestEveryInstanceFollowsCatalogEvents(t *testing.T) {
 // With a shared tier, a product one instance loaded is served to another
 // without reading its source, and the tier never goes back a version.
 func TestSharedTierAcrossInstances(t *testing.T) {
-	url := os.Getenv("AGORA_TEST_REDIS_URL")
-	if url == "" {
-		t.Skip("AGORA_TEST_REDIS_URL not set; skipping the Redis tier test (.ci/run sets it)")
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
+	rdb := testenv.RedisClient(t)
+	prefix := testenv.RedisPrefix(t, rdb)
 	ctx := context.Background()
-	prefix := fmt.Sprintf("agora-test-%d:", rand.Uint64())
-	defer func() {
-		keys, _ := rdb.Keys(ctx, prefix+"*").Result()
-		if len(keys) > 0 {
-			rdb.Del(ctx, keys...)
-		}
-	}()
 	srcA, srcB := &source{}, &source{}
 	srcA.set(product("a", 1, 100))
 	a := newCache(t, srcA, cache.Options{Redis: rdb, Prefix: prefix})

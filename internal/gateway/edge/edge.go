@@ -34,32 +34,14 @@ func RequestIDFrom(ctx context.Context) string {
 	return id
 }
 
-// ValidRequestID reports whether a client's X-Request-Id may be echoed:
-// 1 to 128 characters from letters, digits and "-_.:+=/@".
-func ValidRequestID(id string) bool {
-	if id == "" || len(id) > 128 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case bytes.IndexByte([]byte("-_.:+=/@"), c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
-
 // RequestID gives every request an ID: the client's X-Request-Id when it
-// is well-formed (ValidRequestID), else a new UUID. The ID is set on the
+// is well-formed (httpapi.ValidRequestID), else a new UUID. The ID is set on the
 // response, on the request's header (so that it is forwarded upstream)
 // and in its context (RequestIDFrom).
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(RequestIDHeader)
-		if !ValidRequestID(id) {
+		if !httpapi.ValidRequestID(id) {
 			id = uuid.NewString()
 		}
 		w.Header().Set(RequestIDHeader, id)

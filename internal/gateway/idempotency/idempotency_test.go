@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/gateway/idempotency"
-	"github.com/agora-commerce/agora/internal/gateway/internal/redistest"
+	"github.com/agora-commerce/agora/internal/testenv"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
 
@@ -117,9 +117,9 @@ func TestMemoryStore(t *testing.T) {
 }
 
 func TestRedisStore(t *testing.T) {
-	redistest.URL(t)
-	rdb := redistest.Client(t)
-	s := idempotency.NewRedisStore(rdb, redistest.Prefix(t, rdb))
+	testenv.RedisURL(t)
+	rdb := testenv.RedisClient(t)
+	s := idempotency.NewRedisStore(rdb, testenv.RedisPrefix(t, rdb))
 	storeConformance(t, s, func(t *testing.T, key string) {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
@@ -411,9 +411,9 @@ func TestStoreFailure(t *testing.T) {
 // TestTwoGatewaysShareRedis: the first request runs through one gateway,
 // its repeat through another is replayed.
 func TestTwoGatewaysShareRedis(t *testing.T) {
-	redistest.URL(t)
-	rdb1, rdb2 := redistest.Client(t), redistest.Client(t)
-	prefix := redistest.Prefix(t, rdb1)
+	testenv.RedisURL(t)
+	rdb1, rdb2 := testenv.RedisClient(t), testenv.RedisClient(t)
+	prefix := testenv.RedisPrefix(t, rdb1)
 	a := newAPI()
 	g1 := handler(idempotency.NewRedisStore(rdb1, prefix), a, time.Minute)
 	s2 := waitingStore{idempotency.NewRedisStore(rdb2, prefix), make(chan struct{}, 10)}

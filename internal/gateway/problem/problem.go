@@ -1,9 +1,9 @@
 // Package problem writes the gateway's own error answers as
 // application/problem+json (RFC 9457) in the shape every Agora API uses
 // (httpapi.Problem): type, title, status, detail, plus instance, reason and
-// request_id when known. The gateway needs statuses that errs has no code
-// for (429) and answers that are not written to a ResponseWriter (a
-// fallback *http.Response), so it does not go through httpapi.Error.
+// request_id when known — built and written by httpapi, like every other
+// answer. The gateway writes problems by status (429 has no errs code) and
+// also as a fallback *http.Response, which httpapi.Error cannot.
 package problem
 
 import (
@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
@@ -23,35 +22,13 @@ const ContentType = "application/problem+json"
 // New returns the problem document for status with detail and an optional
 // stable reason (e.g. "rate_limited"); a reason also sets the type URI.
 func New(r *http.Request, status int, reason, detail string) httpapi.Problem {
-	p := httpapi.Problem{
-		Type:   "about:blank",
-		Title:  http.StatusText(status),
-		Status: status,
-		Detail: detail,
-		Reason: reason,
-	}
-	if r != nil {
-		p.Instance = r.URL.Path
-		p.RequestID = r.Header.Get(httpapi.RequestIDHeader)
-	}
-	if reason != "" {
-		p.Type = "/problems/" + strings.ReplaceAll(reason, "_", "-")
-	}
-	return p
+	return httpapi.NewProblem(r, status, reason, detail)
 }
 
 // Write answers r with a problem document. A request ID already set on the
 // response wins over the request's.
 func Write(w http.ResponseWriter, r *http.Request, status int, reason, detail string) {
-	p := New(r, status, reason, detail)
-	if id := w.Header().Get(httpapi.RequestIDHeader); id != "" {
-		p.RequestID = id
-	}
-	w.Header().Set("Content-Type", ContentType)
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Del("Content-Length")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(p)
+	httpapi.WriteProblem(w, New(r, status, reason, detail))
 }
 
 // Response builds a complete *http.Response carrying a problem document,

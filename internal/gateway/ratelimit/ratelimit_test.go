@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agora-commerce/agora/internal/gateway/internal/redistest"
+	"github.com/agora-commerce/agora/internal/testenv"
 	"github.com/agora-commerce/agora/internal/gateway/ratelimit"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
@@ -168,14 +168,14 @@ func TestMemoryConformance(t *testing.T) {
 }
 
 func TestRedisConformance(t *testing.T) {
-	redistest.URL(t)
+	testenv.RedisURL(t)
 	conformance(t, func(t *testing.T, n int) []ratelimit.Limiter {
 		ls := make([]ratelimit.Limiter, n)
 		var prefix string
 		for i := range ls {
-			rdb := redistest.Client(t) // a connection pool per gateway
+			rdb := testenv.RedisClient(t) // a connection pool per gateway
 			if i == 0 {
-				prefix = redistest.Prefix(t, rdb)
+				prefix = testenv.RedisPrefix(t, rdb)
 			}
 			ls[i] = ratelimit.NewRedis(rdb, prefix)
 		}
@@ -184,9 +184,9 @@ func TestRedisConformance(t *testing.T) {
 }
 
 func TestRedisError(t *testing.T) {
-	redistest.URL(t)
-	rdb := redistest.Client(t)
-	l := ratelimit.NewRedis(rdb, redistest.Prefix(t, rdb))
+	testenv.RedisURL(t)
+	rdb := testenv.RedisClient(t)
+	l := ratelimit.NewRedis(rdb, testenv.RedisPrefix(t, rdb))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := l.Allow(ctx, "k", ratelimit.Limit{Rate: 1, Period: time.Second}); !errors.Is(err, context.Canceled) {
@@ -321,9 +321,9 @@ func TestMiddlewareLimiterFailure(t *testing.T) {
 // TestMiddlewareSharedByTwoGateways runs the middleware of two gateways
 // on one Redis: together they allow the limit once, not twice.
 func TestMiddlewareSharedByTwoGateways(t *testing.T) {
-	redistest.URL(t)
-	a, b := redistest.Client(t), redistest.Client(t)
-	prefix := redistest.Prefix(t, a)
+	testenv.RedisURL(t)
+	a, b := testenv.RedisClient(t), testenv.RedisClient(t)
+	prefix := testenv.RedisPrefix(t, a)
 	policy := ratelimit.Policy{Name: "public", Client: ratelimit.Limit{Rate: 4, Period: time.Hour}}
 	g1, calls1 := middleware(ratelimit.NewRedis(a, prefix), policy, nil, false)
 	g2, calls2 := middleware(ratelimit.NewRedis(b, prefix), policy, nil, false)

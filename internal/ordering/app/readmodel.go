@@ -10,6 +10,7 @@ import (
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/ordering"
+	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 )
 
@@ -66,7 +67,7 @@ func (Orders) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore.Record) 
 			o := e.Order
 			tenant := o.Tenant
 			if tenant == "" {
-				tenant = DefaultTenant
+				tenant = auth.DefaultTenant
 			}
 			_, err = tx.ExecContext(ctx, `INSERT INTO ordering_order_list
 				(id, tenant, customer_id, status, reason, cancel_requested, created_at, updated_at, placed)
@@ -94,9 +95,6 @@ type OrderQueries struct{ db *sql.DB }
 
 // NewOrderQueries returns queries on db.
 func NewOrderQueries(db *sql.DB) *OrderQueries { return &OrderQueries{db: db} }
-
-// DefaultTenant is the tenant of orders placed before tenants.
-const DefaultTenant = "demo"
 
 // Filter selects orders.
 type Filter struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/payments"
 	"github.com/agora-commerce/agora/internal/payments/app"
+	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/money"
 )
@@ -104,7 +105,7 @@ func (Projection) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore.Reco
 			}
 			tenant := e.Tenant
 			if tenant == "" {
-				tenant = DefaultTenant
+				tenant = auth.DefaultTenant
 			}
 			_, err = tx.ExecContext(ctx, `INSERT INTO payments_accounts
 				(id, owner_id, tenant, currency, balance, status, last_activity, transaction_count, version, opened_at)
@@ -186,9 +187,6 @@ func (q *Queries) Get(ctx context.Context, id string) (Summary, error) {
 	}
 	return s, nil
 }
-
-// DefaultTenant is the tenant of accounts opened before tenants.
-const DefaultTenant = "demo"
 
 // Filter selects accounts for List.
 type Filter struct {

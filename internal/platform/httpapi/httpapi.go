@@ -108,22 +108,35 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	if status >= 500 {
 		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
-	p := Problem{
-		Type:      "about:blank",
-		Title:     http.StatusText(status),
-		Status:    status,
-		Detail:    e.Message,
-		Instance:  r.URL.Path,
-		Reason:    e.Reason,
-		Errors:    e.Fields,
-		RequestID: w.Header().Get(RequestIDHeader),
+	p := NewProblem(r, status, e.Reason, e.Message)
+	p.Errors = e.Fields
+	WriteProblem(w, p)
+}
+
+// NewProblem builds the problem of a request answered with status: its
+// type from reason ("/problems/<reason>", or about:blank), title, detail
+// and instance, and the request's ID.
+func NewProblem(r *http.Request, status int, reason, detail string) Problem {
+	p := Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Reason: reason}
+	if r != nil {
+		p.Instance, p.RequestID = r.URL.Path, r.Header.Get(RequestIDHeader)
 	}
-	if e.Reason != "" {
-		p.Type = "/problems/" + strings.ReplaceAll(e.Reason, "_", "-")
+	if reason != "" {
+		p.Type = "/problems/" + strings.ReplaceAll(reason, "_", "-")
+	}
+	return p
+}
+
+// WriteProblem writes p as an application/problem+json answer with its
+// status (and the response's request ID, when one is set).
+func WriteProblem(w http.ResponseWriter, p Problem) {
+	if id := w.Header().Get(RequestIDHeader); id != "" {
+		p.RequestID = id
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
+	w.Header().Del("Content-Length")
+	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
 }
 
@@ -231,13 +244,34 @@ func Consistent(r *http.Request, rm Waiter) error {
 	return nil
 }
 
+// ValidRequestID reports whether a client's X-Request-Id may be echoed:
+// 1 to 128 characters from letters, digits and "-_.:+=/@" (nothing that
+// could break a header or a log line).
+func ValidRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("-_.:+=/@", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 // Middleware wraps h with request IDs, panic recovery and a JSON access
 // log line per request.
 func Middleware(log *slog.Logger, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(RequestIDHeader)
-		if id == "" || len(id) > 128 {
+		if !ValidRequestID(id) {
 			id = uuid.NewString()
+			// Handlers and upstreams see the ID the log and the answer carry.
+			r.Header.Set(RequestIDHeader, id)
 		}
 		w.Header().Set(RequestIDHeader, id)
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}

@@ -1,6 +1,4 @@
-// Package redistest gives the gateway's tests a Redis client and a key
-// prefix of their own, from AGORA_TEST_REDIS_URL; without it they skip.
-package redistest
+package testenv
 
 import (
 	"context"
@@ -13,8 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// URL returns AGORA_TEST_REDIS_URL or skips t.
-func URL(t testing.TB) string {
+// RedisURL returns AGORA_TEST_REDIS_URL or skips t.
+func RedisURL(t testing.TB) string {
 	url := os.Getenv("AGORA_TEST_REDIS_URL")
 	if url == "" {
 		t.Skip("AGORA_TEST_REDIS_URL not set; skipping Redis tests (.ci/run sets it)")
@@ -22,10 +20,10 @@ func URL(t testing.TB) string {
 	return url
 }
 
-// Client returns a new client of the test Redis, closed when t ends.
-// Several clients of one test stand for several gateways.
-func Client(t testing.TB) *redis.Client {
-	opts, err := redis.ParseURL(URL(t))
+// RedisClient returns a new client of the test Redis, closed when t ends.
+// Several clients of one test stand for several processes.
+func RedisClient(t testing.TB) *redis.Client {
+	opts, err := redis.ParseURL(RedisURL(t))
 	if err != nil {
 		t.Fatalf("AGORA_TEST_REDIS_URL: %v", err)
 	}
@@ -39,10 +37,10 @@ func Client(t testing.TB) *redis.Client {
 	return rdb
 }
 
-// Prefix returns a key prefix unique to this run of t, so that tests can
-// run again and in parallel against one Redis; keys under it are deleted
-// when t ends.
-func Prefix(t testing.TB, rdb *redis.Client) string {
+// RedisPrefix returns a key prefix unique to this run of t, so that tests
+// can run again and in parallel against one Redis; keys under it are
+// deleted when t ends.
+func RedisPrefix(t testing.TB, rdb *redis.Client) string {
 	prefix := fmt.Sprintf("agora-test:%s:%016x:", t.Name(), rand.Uint64())
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
