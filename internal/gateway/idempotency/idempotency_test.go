@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/gateway/idempotency"
-	"github.com/agora-commerce/agora/internal/testenv"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
+	"github.com/agora-commerce/agora/internal/testenv"
 )
 
 type clock struct {

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agora-commerce/agora/internal/testenv"
 	"github.com/agora-commerce/agora/internal/gateway/ratelimit"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
+	"github.com/agora-commerce/agora/internal/testenv"
 )
 
 type clock struct {
