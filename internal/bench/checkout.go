@@ -161,30 +161,14 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		res.RelayMsgsPerSec = rate
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	srv, err := server.Open(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: dir + "/platform", CheckoutMode: cfg.Mode, BootstrapAdmin: benchAdmin,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		return res, err
-	}
-	defer srv.Close()
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	<-srv.Ready()
-	defer func() { cancel(); <-done }()
-	c := benchClient{base: "http://" + srv.Addr(), http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Clients * 2}}}
 	// Everything goes through the gateway as the bootstrapped admin, who
 	// places each order on its customer's behalf (the rate limits are
 	// off: one client places them all).
-	email, password, _ := strings.Cut(benchAdmin, ":")
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := c.post(ctx, "/api/v1/auth/token", map[string]any{"email": email, "password": password}, &tok); err != nil {
+	srv, c, stop, err := boot(ctx, server.Config{DataDir: dir + "/platform", CheckoutMode: cfg.Mode}, cfg.Clients*2)
+	if err != nil {
 		return res, err
 	}
-	c.token = tok.AccessToken
+	defer stop()
 
 	logf("setup: %d products, %d customers", cfg.Products, cfg.Customers)
 	products := make([]string, cfg.Products)
@@ -334,6 +318,36 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 
 // benchAdmin is the admin the benchmark's platform bootstraps.
 const benchAdmin = "bench-admin@agora.test:bench-password-1"
+
+// boot opens and runs the platform of cfg in process (on a free loopback
+// port, logging nowhere, with benchAdmin bootstrapped) and returns it with
+// a client logged in as that admin, keeping up to idle connections, and a
+// stop that ends it.
+func boot(ctx context.Context, cfg server.Config, idle int) (*server.Server, benchClient, func(), error) {
+	cfg.Addr, cfg.BootstrapAdmin = "127.0.0.1:0", benchAdmin
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(ctx)
+	srv, err := server.Open(ctx, cfg)
+	if err != nil {
+		cancel()
+		return nil, benchClient{}, nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	<-srv.Ready()
+	stop := func() { cancel(); <-done; srv.Close() }
+	c := benchClient{base: "http://" + srv.Addr(), http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: idle}}}
+	email, password, _ := strings.Cut(benchAdmin, ":")
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := c.post(ctx, "/api/v1/auth/token", map[string]any{"email": email, "password": password}, &tok); err != nil {
+		stop()
+		return nil, benchClient{}, nil, err
+	}
+	c.token = tok.AccessToken
+	return srv, c, stop, nil
+}
 
 // relayRate appends n events to a fresh SQLite store and times a relay
 // publishing them to an embedded broker.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -124,28 +123,11 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) (GatewayResult, error) {
 	if err := os.WriteFile(table, []byte(yaml), 0o600); err != nil {
 		return GatewayResult{}, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	srv, err := server.Open(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: filepath.Join(dir, "platform"), BootstrapAdmin: benchAdmin,
-		RateLimits: true, Routes: table, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	srv, c, stop, err := boot(ctx, server.Config{DataDir: filepath.Join(dir, "platform"), RateLimits: true, Routes: table}, 2)
 	if err != nil {
 		return GatewayResult{}, err
 	}
-	defer srv.Close()
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	<-srv.Ready()
-	defer func() { cancel(); <-done }()
-
-	c := benchClient{base: "http://" + srv.Addr(), http: &http.Client{}}
-	email, password, _ := strings.Cut(benchAdmin, ":")
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := c.post(ctx, "/api/v1/auth/token", map[string]any{"email": email, "password": password}, &tok); err != nil {
-		return GatewayResult{}, err
-	}
-	c.token = tok.AccessToken
+	defer stop()
 	var p struct{ ID string }
 	if err := c.post(ctx, "/api/v1/products", map[string]any{"sku": "BENCH-GW", "name": "Gateway bench",
 		"price": map[string]any{"amount": 1999, "currency": "USD"}}, &p); err != nil {

@@ -45,43 +45,32 @@ type world struct {
 // (SQLite + embedded NATS) or "external" (PostgreSQL + external NATS).
 func bootWith(t *testing.T, mode, storage string) *world {
 	t.Helper()
-	cfg := server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), CheckoutMode: mode, CheckoutTimeout: 10 * time.Second,
-		BootstrapAdmin: adminCreds, Logger: testLogger()}
+	var pg, nats, schema, ns string
 	if storage == "external" {
-		cfg.PostgresURL = testenv.PostgresURL(t)
-		cfg.NATSURL = os.Getenv("AGORA_TEST_NATS_URL")
-		if cfg.NATSURL == "" {
+		pg, nats = testenv.PostgresURL(t), os.Getenv("AGORA_TEST_NATS_URL")
+		if nats == "" {
 			t.Skip("AGORA_TEST_NATS_URL not set; skipping the external-NATS mode (.ci/run sets it)")
 		}
 		id := rand.Uint64()
-		cfg.PostgresSchema = fmt.Sprintf("e2e_%d", id)
-		cfg.NATSNamespace = fmt.Sprintf("e2e%d", id)
+		schema, ns = fmt.Sprintf("e2e_%d", id), fmt.Sprintf("e2e%d", id)
 		t.Cleanup(func() {
-			if err := postgres.DropSchema(context.Background(), cfg.PostgresURL, cfg.PostgresSchema); err != nil {
+			if err := postgres.DropSchema(context.Background(), pg, schema); err != nil {
 				t.Errorf("drop schema: %v", err)
 			}
 		})
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	<-srv.Ready()
-	t.Cleanup(func() {
-		if storage == "external" {
+	c, srv := bootEdge(t, func(cfg *server.Config) {
+		cfg.CheckoutMode, cfg.CheckoutTimeout = mode, 10*time.Second
+		cfg.PostgresURL, cfg.PostgresSchema, cfg.NATSURL, cfg.NATSNamespace = pg, schema, nats, ns
+	})
+	if storage == "external" {
+		t.Cleanup(func() { // before the server closes: it needs the bus
 			for _, s := range []string{"EVENTS", "CATALOG"} {
 				_ = srv.Bus().DeleteStream(context.Background(), s)
 			}
-		}
-		cancel()
-		<-done
-		srv.Close()
-	})
-	w := &world{client: &client{t: t, base: "http://" + srv.Addr()}, t: t, srv: srv, mode: mode, dir: cfg.DataDir}
-	w.token = w.login(adminEmail, adminPassword)
+		})
+	}
+	w := &world{client: c, t: t, srv: srv, mode: mode, dir: srv.DataDir()}
 	w.accounts = []string{server.DefaultMerchantAccountID}
 	return w
 }

@@ -313,6 +313,9 @@ func (s *Server) owns(owner string) bool {
 	return s.cfg.Only == "" || owner == "*" || owner == s.cfg.Only
 }
 
+// DataDir returns the server's data directory.
+func (s *Server) DataDir() string { return s.cfg.DataDir }
+
 // Addr returns the bound listen address.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
