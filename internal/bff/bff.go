@@ -140,14 +140,11 @@ func (h *Handler) page(s shape) http.HandlerFunc {
 			var page struct {
 				Items []map[string]any `json:"items"`
 			}
-			// The orders API lists in ID order (oldest first); the newest are last.
-			if err := h.get(ctx, "ordering", "/api/v1/orders?limit=500", authz, &page); err != nil {
+			if err := h.get(ctx, "ordering", fmt.Sprintf("/api/v1/orders?order=newest&limit=%d", s.orders), authz, &page); err != nil {
 				return err
 			}
-			items := page.Items
-			slices.Reverse(items)
 			out := make([]any, 0, s.orders)
-			for _, o := range items[:min(len(items), s.orders)] {
+			for _, o := range page.Items {
 				out = append(out, s.order(o))
 			}
 			mu.Lock()

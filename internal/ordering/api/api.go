@@ -183,7 +183,7 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	if err := httpapi.Query(r, "status", "customer_id", "limit", "cursor"); err != nil {
+	if err := httpapi.Query(r, "status", "customer_id", "limit", "cursor", "order"); err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
@@ -194,6 +194,14 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	f := app.Filter{Tenant: c.Tenant, Limit: limit, Cursor: q.Get("cursor"), CustomerID: q.Get("customer_id")}
+	switch q.Get("order") {
+	case "", "oldest":
+	case "newest":
+		f.Newest = true
+	default:
+		httpapi.Error(w, r, errs.Fields(errs.FieldError{Field: "order", Message: `must be "oldest" or "newest"`}))
+		return
+	}
 	if !c.HasRole(auth.RoleAdmin) {
 		// A customer lists their own orders, whatever customer_id says.
 		f.CustomerID = c.Subject

@@ -110,6 +110,8 @@ type Filter struct {
 	Limit int
 	// Cursor continues a previous page.
 	Cursor string
+	// Newest lists the newest orders first (IDs are UUIDv7: time order).
+	Newest bool
 }
 
 // Page is a page of orders.
@@ -135,9 +137,13 @@ func (q *OrderQueries) List(ctx context.Context, f Filter) (Page, error) {
 	if !f.OlderThan.IsZero() {
 		older = f.OlderThan.UnixNano()
 	}
+	page, order := `id > $1`, `id`
+	if f.Newest {
+		page, order = `($1 = '' OR id < $1)`, `id DESC`
+	}
 	rows, err := q.db.QueryContext(ctx, `SELECT placed, status, reason, cancel_requested, updated_at FROM ordering_order_list
-		WHERE id > $1 AND ($2 = '' OR status = $2) AND ($3 = '' OR customer_id = $3) AND updated_at < $4 AND ($6 = '' OR tenant = $6)
-		ORDER BY id LIMIT $5`, after, string(f.Status), f.CustomerID, older, f.Limit+1, f.Tenant)
+		WHERE `+page+` AND ($2 = '' OR status = $2) AND ($3 = '' OR customer_id = $3) AND updated_at < $4 AND ($6 = '' OR tenant = $6)
+		ORDER BY `+order+` LIMIT $5`, after, string(f.Status), f.CustomerID, older, f.Limit+1, f.Tenant)
 	if err != nil {
 		return Page{}, err
 	}
