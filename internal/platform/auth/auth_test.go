@@ -350,15 +350,16 @@ func TestVerifiedTokensAreRememberedOnlyWhileValid(t *testing.T) {
 	if _, err := v.Verify(ctx, string(b)); err == nil {
 		t.Fatal("a tampered token passed")
 	}
-	// A token about to expire (its leeway ends in a second) passes, and a
-	// moment later it does not, though it passed before.
+	// A token about to expire (its leeway ends in 1–2 s: exp is whole
+	// seconds) passes, and a little later it does not, though it passed
+	// before.
 	c := claims()
-	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(time.Second - auth.DefaultLeeway))
+	c.ExpiresAt = jwt.NewNumericDate(time.Now().Add(2*time.Second - auth.DefaultLeeway))
 	late := sign(t, jwt.SigningMethodEdDSA, priv, s.KeyID(), c)
 	if _, err := v.Verify(ctx, late); err != nil {
 		t.Fatalf("a token within its leeway: %v", err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(2500 * time.Millisecond)
 	if _, err := v.Verify(ctx, late); err == nil {
 		t.Fatal("an expired token passed")
 	}
