@@ -47,6 +47,9 @@ type runner interface {
 type stepInfo struct {
 	name        string
 	compensable bool
+	// overlap: the action may start before the previous step's
+	// completion is recorded (Definition.Overlap).
+	overlap     bool
 	deadline    time.Duration
 	maxAttempts int
 }
@@ -96,7 +99,8 @@ type typed[D any] struct{ d Definition[D] }
 func (t typed[D]) steps() []stepInfo {
 	out := make([]stepInfo, len(t.d.Steps))
 	for i, s := range t.d.Steps {
-		out[i] = stepInfo{name: s.Name, compensable: s.Compensate != nil, deadline: s.Deadline, maxAttempts: s.MaxAttempts}
+		out[i] = stepInfo{name: s.Name, compensable: s.Compensate != nil, deadline: s.Deadline, maxAttempts: s.MaxAttempts,
+			overlap: t.d.Overlap && s.Compensate != nil && i > 0}
 		if out[i].maxAttempts <= 0 {
 			out[i].maxAttempts = 5
 		}
@@ -393,11 +397,18 @@ func (e *Engine) backoff(attempt int) time.Duration {
 // The state is loaded once and then kept up to date by append; a
 // concurrent append elsewhere surfaces as ErrConcurrency, and drive
 // reloads.
-func (e *Engine) advance(ctx context.Context, id string) error {
+func (e *Engine) advance(ctx context.Context, id string) (err error) {
 	st, err := e.load(ctx, id)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		// An overlapped append still in flight: its failure is this
+		// run's (drive reloads on a conflict).
+		if perr := st.settle(); err == nil {
+			err = perr
+		}
+	}()
 	if e.takeFresh(id) && st.status == Started && st.next == 0 && st.attempts != nil && st.attempts[0] == 1 {
 		st.prestarted[0] = true // Start recorded this attempt
 	}
@@ -413,6 +424,9 @@ func (e *Engine) advance(ctx context.Context, id string) error {
 		case Started:
 			i := st.next
 			if i == len(steps) {
+				if err := st.settle(); err != nil {
+					return err
+				}
 				if err := r.onEnd(ctx, id, Completed, "", st.data); err != nil {
 					e.opts.Logger.Warn("saga: end hook failed; will retry", "saga", id, "err", err)
 					if err := backoff.Sleep(ctx, e.backoff(1)); err != nil {
@@ -483,8 +497,14 @@ func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, steps 
 		if i+1 < len(steps) {
 			// Record the next step's first attempt with this completion:
 			// one append per step instead of two.
-			err := e.appendEach(ctx, st, []string{evStepCompleted, evStepStarted},
-				[]event{{Step: i, Data: data}, {Step: i + 1, Attempt: st.attempts[i+1] + 1}})
+			types := []string{evStepCompleted, evStepStarted}
+			bodies := []event{{Step: i, Data: data}, {Step: i + 1, Attempt: st.attempts[i+1] + 1}}
+			var err error
+			if steps[i+1].overlap {
+				err = e.appendAsync(ctx, st, types, bodies)
+			} else {
+				err = e.appendEach(ctx, st, types, bodies)
+			}
 			if err == nil {
 				st.prestarted[i+1] = true
 			}
@@ -495,6 +515,9 @@ func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, steps 
 		final := data
 		if final == nil {
 			final = st.data
+		}
+		if err := st.settle(); err != nil {
+			return err // the step before did not record: not done yet
 		}
 		if err := r.onEnd(ctx, st.id, Completed, "", final); err == nil {
 			return e.appendEach(ctx, st, []string{evStepCompleted, evCompleted}, []event{{Step: i, Data: data}, {}})
@@ -553,15 +576,56 @@ func (e *Engine) append(ctx context.Context, st *state, ev event, types ...strin
 	return e.appendEach(ctx, st, types, bodies)
 }
 
-// appendEach records events of types[i] with bodies[i] in one append.
-func (e *Engine) appendEach(ctx context.Context, st *state, types []string, bodies []event) error {
+// encode turns types[i] and bodies[i] into events.
+func encode(types []string, bodies []event) ([]eventstore.EventData, error) {
 	evs := make([]eventstore.EventData, len(types))
 	for i, t := range types {
 		body, err := json.Marshal(bodies[i])
 		if err != nil {
-			return err
+			return nil, err
 		}
 		evs[i] = eventstore.EventData{Type: t, Data: body}
+	}
+	return evs, nil
+}
+
+// appendAsync is appendEach without waiting: the events are folded into
+// st at once and written in the background; the next append (or the end
+// of advance) waits for the write and fails with it.
+func (e *Engine) appendAsync(ctx context.Context, st *state, types []string, bodies []event) error {
+	if err := st.settle(); err != nil {
+		return err
+	}
+	evs, err := encode(types, bodies)
+	if err != nil {
+		return err
+	}
+	expected := st.version
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.store.Append(ctx, StreamID(st.id), eventstore.Exact(expected), evs...)
+		if err != nil {
+			err = fmt.Errorf("saga %s: %w", st.id, err)
+		}
+		done <- err
+	}()
+	now := time.Now().UTC()
+	for i, t := range types {
+		st.apply(t, bodies[i], now)
+	}
+	st.version = expected + uint64(len(evs))
+	st.pending = done
+	return nil
+}
+
+// appendEach records events of types[i] with bodies[i] in one append.
+func (e *Engine) appendEach(ctx context.Context, st *state, types []string, bodies []event) error {
+	if err := st.settle(); err != nil {
+		return err
+	}
+	evs, err := encode(types, bodies)
+	if err != nil {
+		return err
 	}
 	res, err := e.store.Append(ctx, StreamID(st.id), eventstore.Exact(st.version), evs...)
 	if err != nil {
@@ -598,6 +662,12 @@ func (e *Engine) load(ctx context.Context, id string) (*state, error) {
 	}
 	if st.version == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	st.ahead = -1
+	if st.status != Completed && st.next < len(st.attempts) && st.attempts[st.next] > 0 {
+		// A step started and not recorded as completed: a driver that
+		// overlapped may have run the next one.
+		st.ahead = st.next + 1
 	}
 	return st, nil
 }

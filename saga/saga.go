@@ -93,6 +93,16 @@ type Definition[D any] struct {
 	Type string
 	// Steps run in order; compensations in reverse.
 	Steps []Step[D]
+	// Overlap lets a step's action start while the previous step's
+	// completion is still being written, which saves one append's wait
+	// per step. It applies to steps with a Compensate (a step without one
+	// always waits for the record before it). The price: after a crash,
+	// the step after the last one recorded as started may have run
+	// without a record, so if the saga then compensates, that step's
+	// compensation runs too. Set it only when every compensation is safe
+	// for an action that never ran (it changes nothing, or leaves a
+	// tombstone that refuses the action if it comes late).
+	Overlap bool
 	// OnEnd, if set, runs when an instance reaches Completed or
 	// Compensated (it must be idempotent: a crash may repeat it).
 	OnEnd func(ctx context.Context, id string, status Status, reason string, data D) error

@@ -3,6 +3,7 @@ package saga_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -356,5 +357,125 @@ func TestSweepTakesOverFromADeadEngine(t *testing.T) {
 	crash()
 	if in := h.wait(survivor, "c0"); in.Status != saga.Completed {
 		t.Fatalf("c0: %s (%s)", in.Status, h.w.history())
+	}
+}
+
+// hookedStore calls hook before each append; a hook error fails it.
+type hookedStore struct {
+	eventstore.Store
+	hook func(stream string, evs []eventstore.EventData) error
+}
+
+func (s hookedStore) Append(ctx context.Context, stream string, expected eventstore.ExpectedVersion, evs ...eventstore.EventData) (eventstore.AppendResult, error) {
+	if err := s.hook(stream, evs); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	return s.Store.Append(ctx, stream, expected, evs...)
+}
+
+// completes reports whether evs record step's completion.
+func completes(evs []eventstore.EventData, step int) bool {
+	if len(evs) == 0 || evs[0].Type != "saga.StepCompleted" {
+		return false
+	}
+	var ev struct {
+		Step int `json:"step"`
+	}
+	return json.Unmarshal(evs[0].Data, &ev) == nil && ev.Step == step
+}
+
+func overlapEngine(t *testing.T, h *harness, store eventstore.Store) (*saga.Engine, func()) {
+	e := saga.NewEngine(store, h.db, saga.Options{Logger: quiet(), BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, CompensationAttempts: 3})
+	d := h.w.definition(0)
+	d.Overlap = true
+	saga.Register(e, d)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return e, stop
+}
+
+// With Overlap, a step's action runs while the previous step's completion
+// is being written: here that write waits until the next action has run,
+// which would deadlock without the overlap.
+func TestOverlapRunsTheNextActionDuringTheWrite(t *testing.T) {
+	h := setup(t)
+	reserved := make(chan struct{})
+	h.w.script("reserve", func(context.Context, int) error { close(reserved); return nil })
+	store := hookedStore{Store: h.store, hook: func(stream string, evs []eventstore.EventData) error {
+		if completes(evs, 0) { // create's completion: wait for reserve to run
+			select {
+			case <-reserved:
+			case <-time.After(10 * time.Second):
+				return errors.New("reserve did not run while create's completion was written")
+			}
+		}
+		return nil
+	}}
+	e, _ := overlapEngine(t, h, store)
+	if _, err := e.Start(context.Background(), "checkout", "o1", order{ID: "o1"}); err != nil {
+		t.Fatal(err)
+	}
+	in := h.wait(e, "o1")
+	if in.Status != saga.Completed || h.w.history() != "create reserve pay ship" {
+		t.Fatalf("status %s history %q", in.Status, h.w.history())
+	}
+	if got := statuses(in); got != "create=Completed reserve=Completed pay=Completed ship=Completed" {
+		t.Fatalf("timeline %s", got)
+	}
+	if !strings.Contains(string(in.Data), `"reservation":"r-o1"`) {
+		t.Fatalf("data %s lost the step's change", in.Data)
+	}
+}
+
+// With Overlap, a business failure compensates only what ran: the engine
+// knows the next action did not start.
+func TestOverlapBusinessFailureCompensatesWhatRan(t *testing.T) {
+	h := setup(t)
+	h.w.script("pay", func(context.Context, int) error { return saga.Fail("insufficient_funds") })
+	e, _ := overlapEngine(t, h, h.store)
+	e.Start(context.Background(), "checkout", "o2", order{ID: "o2"})
+	in := h.wait(e, "o2")
+	want := "create reserve pay! undo:reserve(insufficient_funds) undo:create(insufficient_funds)"
+	if in.Status != saga.Compensated || h.w.history() != want {
+		t.Fatalf("status %s history %q, want %q", in.Status, h.w.history(), want)
+	}
+}
+
+// With Overlap, a crash (here: the write of reserve's completion fails
+// after pay already ran) leaves pay done without a record. When the saga
+// then compensates, pay's compensation runs too.
+func TestOverlapCompensatesTheStepThatMayHaveRun(t *testing.T) {
+	h := setup(t)
+	h.w.script("reserve", func(_ context.Context, attempt int) error {
+		if attempt > 1 {
+			return saga.Fail("gone")
+		}
+		return nil
+	})
+	paid := make(chan struct{})
+	h.w.script("pay", func(context.Context, int) error { close(paid); return nil })
+	store := hookedStore{Store: h.store, hook: func(stream string, evs []eventstore.EventData) error {
+		if completes(evs, 1) { // reserve's completion: lost once pay ran
+			<-paid
+			return errors.New("disk gone")
+		}
+		return nil
+	}}
+	e, crash := overlapEngine(t, h, store)
+	if _, err := e.Start(context.Background(), "checkout", "o3", order{ID: "o3"}); err != nil {
+		t.Fatal(err)
+	}
+	<-paid
+	time.Sleep(50 * time.Millisecond)
+	crash()
+	e2, _ := overlapEngine(t, h, h.store)
+	in := h.wait(e2, "o3")
+	want := "create reserve pay reserve! undo:pay(gone) undo:create(gone)"
+	if in.Status != saga.Compensated || h.w.history() != want {
+		t.Fatalf("status %s history %q, want %q", in.Status, h.w.history(), want)
 	}
 }

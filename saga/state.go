@@ -45,6 +45,13 @@ type state struct {
 	// only, so an engine that loads the instance after a crash counts
 	// that attempt as spent and records a new one.
 	prestarted []bool
+	// ahead is the step that may have run unrecorded when the instance
+	// was loaded (its predecessor started and not recorded as
+	// completed), or -1; with Overlap it is compensated too.
+	ahead int
+	// pending carries the outcome of an append still being written
+	// (appendAsync), or is nil.
+	pending    chan error
 	stepStatus []string
 	stepErr    []string
 	stepAt     []time.Time
@@ -115,10 +122,22 @@ func (s *state) apply(typ string, ev event, at time.Time) {
 	}
 }
 
+// settle waits for the append in flight, if any, and returns its error.
+func (s *state) settle() error {
+	if s.pending == nil {
+		return nil
+	}
+	err := <-s.pending
+	s.pending = nil
+	return err
+}
+
 // toCompensate returns the last step still to undo, or -1.
 func (s *state) toCompensate(steps []stepInfo) int {
 	for j := len(steps) - 1; j >= 0; j-- {
-		if (s.completed[j] || s.uncertain[j]) && !s.compensated[j] && steps[j].compensable {
+		maybeRan := s.completed[j] || s.uncertain[j] ||
+			(j == s.ahead && steps[j].overlap && !s.completed[j-1])
+		if maybeRan && !s.compensated[j] && steps[j].compensable {
 			return j
 		}
 	}

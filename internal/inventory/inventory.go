@@ -10,7 +10,12 @@
 // serialised by the stream's expected version, so exactly one wins.
 //
 // Reservation records, per order, the outcome of reserving all its items
-// (Reserved, or Rejected with a reason), then Released or Committed.
+// (Reserved, or Rejected with a reason), then Released or Committed. The
+// outcome is written once the stock streams have decided, with the lines,
+// so reserving one product costs two appends (the hold, the outcome). A
+// crash between them leaves holds no reservation names; that is safe
+// because whoever releases an order passes the lines it knows of, and a
+// reservation that finds its order released gives its own lines back.
 package inventory
 
 import (
@@ -226,7 +231,9 @@ type Reservation struct {
 	Reason  string            `json:"reason,omitempty"`
 }
 
-// ReservationRequested starts reserving an order's lines.
+// ReservationRequested started reserving an order's lines. It is no
+// longer written (the outcome carries the lines); streams recorded before
+// still replay it.
 type ReservationRequested struct {
 	OrderID string    `json:"order_id"`
 	Lines   []Line    `json:"lines"`
@@ -236,12 +243,14 @@ type ReservationRequested struct {
 // OrderStockReserved: every line of the order is held.
 type OrderStockReserved struct {
 	OrderID string    `json:"order_id"`
+	Lines   []Line    `json:"lines,omitempty"`
 	At      time.Time `json:"at"`
 }
 
 // OrderStockRejected: the order could not be held (nothing stays held).
 type OrderStockRejected struct {
 	OrderID string    `json:"order_id"`
+	Lines   []Line    `json:"lines,omitempty"`
 	Reason  string    `json:"reason"`
 	At      time.Time `json:"at"`
 }
@@ -249,6 +258,7 @@ type OrderStockRejected struct {
 // OrderStockReleased: the order's holds are given back (or will be refused).
 type OrderStockReleased struct {
 	OrderID string    `json:"order_id"`
+	Lines   []Line    `json:"lines,omitempty"`
 	At      time.Time `json:"at"`
 }
 
@@ -280,12 +290,24 @@ func EvolveReservation(r Reservation, e Event) Reservation {
 		r.OrderID, r.Lines, r.Status = e.OrderID, e.Lines, ReservationPending
 	case OrderStockReserved:
 		r.OrderID, r.Status = e.OrderID, ReservationReserved
+		r.Lines = keepLines(r.Lines, e.Lines)
 	case OrderStockRejected:
 		r.OrderID, r.Status, r.Reason = e.OrderID, ReservationRejected, e.Reason
+		r.Lines = keepLines(r.Lines, e.Lines)
 	case OrderStockReleased:
 		r.OrderID, r.Status = e.OrderID, ReservationReleased
+		r.Lines = keepLines(r.Lines, e.Lines)
 	case OrderStockCommitted:
 		r.OrderID, r.Status = e.OrderID, ReservationCommitted
 	}
 	return r
+}
+
+// keepLines is an event's lines, or the ones known before when it has
+// none (events recorded before outcomes carried their lines).
+func keepLines(before, now []Line) []Line {
+	if len(now) > 0 {
+		return now
+	}
+	return before
 }

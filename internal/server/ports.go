@@ -27,12 +27,16 @@ import (
 
 type stockPort struct{ svc *invapp.Service }
 
-func (p stockPort) Reserve(ctx context.Context, meta eventstore.Metadata, order string, lines []orderingapi.Line) error {
+func stockLines(lines []orderingapi.Line) []inventory.Line {
 	ls := make([]inventory.Line, len(lines))
 	for i, l := range lines {
 		ls[i] = inventory.Line{ProductID: l.ProductID, Quantity: l.Quantity}
 	}
-	err := p.svc.Reserve(ctx, meta, order, ls)
+	return ls
+}
+
+func (p stockPort) Reserve(ctx context.Context, meta eventstore.Metadata, order string, lines []orderingapi.Line) error {
+	err := p.svc.Reserve(ctx, meta, order, stockLines(lines))
 	switch {
 	case errors.Is(err, inventory.ErrOutOfStock):
 		return checkout.Reject(ordering.ReasonOutOfStock)
@@ -44,8 +48,8 @@ func (p stockPort) Reserve(ctx context.Context, meta eventstore.Metadata, order 
 	return err
 }
 
-func (p stockPort) Release(ctx context.Context, meta eventstore.Metadata, order string) error {
-	return p.svc.Release(ctx, meta, order)
+func (p stockPort) Release(ctx context.Context, meta eventstore.Metadata, order string, lines []orderingapi.Line) error {
+	return p.svc.Release(ctx, meta, order, stockLines(lines))
 }
 
 func (p stockPort) Commit(ctx context.Context, meta eventstore.Metadata, order string) error {

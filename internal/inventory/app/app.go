@@ -127,28 +127,30 @@ func normalize(lines []inventory.Line) []inventory.Line {
 // Reserve holds every line of order, or none: it returns
 // inventory.ErrOutOfStock (nothing stays held) or ErrReservationClosed
 // (the order was released first). It is idempotent.
+//
+// Each product's stock decides its hold first; then the outcome is
+// recorded on the order's reservation with the lines: for one product,
+// two appends. A crash before the outcome leaves holds that a retry finds
+// and keeps. A release that came first (recorded before it touches any
+// stock) is seen either by a product's tombstone or when recording the
+// outcome; then every line is given back here, since that release may
+// not have known them.
 func (s *Service) Reserve(ctx context.Context, meta eventstore.Metadata, order string, lines []inventory.Line) error {
-	var status inventory.ReservationStatus
-	var reason string
-	res, err := s.res.Handle(ctx, order, meta, func(l aggregate.Loaded[inventory.Reservation]) ([]inventory.Event, error) {
-		status, reason = l.State.Status, l.State.Reason
-		if status == inventory.ReservationNone {
-			return []inventory.Event{inventory.ReservationRequested{OrderID: order, Lines: normalize(lines), At: s.now().UTC()}}, nil
-		}
-		return nil, nil
-	})
+	lines = normalize(lines)
+	cur, err := s.res.Current(ctx, order)
 	if err != nil {
 		return err
 	}
-	switch status {
+	switch cur.State.Status {
 	case inventory.ReservationReserved, inventory.ReservationCommitted:
 		return nil
 	case inventory.ReservationRejected:
-		return rejected(reason)
+		return rejected(cur.State.Reason)
 	case inventory.ReservationReleased:
-		return inventory.ErrReservationClosed
+		return s.closed(ctx, meta, order, lines)
+	case inventory.ReservationPending:
+		lines = cur.State.Lines // requested by an earlier version: keep its lines
 	}
-	lines = res.State.Lines
 	var failure error
 	for _, ln := range lines {
 		_, err := s.stock.Handle(ctx, ln.ProductID, meta, func(l aggregate.Loaded[inventory.Stock]) ([]inventory.Event, error) {
@@ -166,47 +168,45 @@ func (s *Service) Reserve(ctx context.Context, meta eventstore.Metadata, order s
 		if err := s.releaseLines(ctx, meta, order, lines); err != nil {
 			return err
 		}
-		// A product refused: out of stock, or it holds a tombstone for
-		// this order. The tombstone is either a cancellation's (which
-		// marks the reservation Released first) or our own from an earlier
-		// attempt that was refused and crashed before recording it —
-		// which was out of stock.
-		var after inventory.Reservation
-		_, err := s.res.Handle(ctx, order, meta, func(l aggregate.Loaded[inventory.Reservation]) ([]inventory.Event, error) {
-			after = l.State
-			if l.State.Status != inventory.ReservationPending {
-				return nil, nil
-			}
-			after.Status, after.Reason = inventory.ReservationRejected, errs.ReasonOf(inventory.ErrOutOfStock)
-			return []inventory.Event{inventory.OrderStockRejected{OrderID: order, Reason: after.Reason, At: s.now().UTC()}}, nil
-		})
-		if err != nil {
-			return err
-		}
-		switch after.Status {
-		case inventory.ReservationRejected:
-			return rejected(after.Reason)
-		case inventory.ReservationCommitted, inventory.ReservationReserved:
-			return nil
-		}
-		return inventory.ErrReservationClosed
 	}
-	var after inventory.ReservationStatus
+	// Record the outcome. A product refused: out of stock, or it holds a
+	// tombstone for this order — a release's (which records Released
+	// first, seen here) or our own from an earlier attempt that was
+	// refused and crashed before recording it, which was out of stock.
+	var after inventory.Reservation
 	_, err = s.res.Handle(ctx, order, meta, func(l aggregate.Loaded[inventory.Reservation]) ([]inventory.Event, error) {
-		after = l.State.Status
-		if after != inventory.ReservationPending {
+		after = l.State
+		if st := l.State.Status; st != inventory.ReservationNone && st != inventory.ReservationPending {
 			return nil, nil
 		}
-		after = inventory.ReservationReserved
-		return []inventory.Event{inventory.OrderStockReserved{OrderID: order, At: s.now().UTC()}}, nil
+		now := s.now().UTC()
+		if failure != nil {
+			after.Status, after.Reason = inventory.ReservationRejected, errs.ReasonOf(inventory.ErrOutOfStock)
+			return []inventory.Event{inventory.OrderStockRejected{OrderID: order, Lines: lines, Reason: after.Reason, At: now}}, nil
+		}
+		after.Status = inventory.ReservationReserved
+		return []inventory.Event{inventory.OrderStockReserved{OrderID: order, Lines: lines, At: now}}, nil
 	})
 	if err != nil {
 		return err
 	}
-	if after == inventory.ReservationReleased {
-		return inventory.ErrReservationClosed
+	switch after.Status {
+	case inventory.ReservationReserved, inventory.ReservationCommitted:
+		return nil
+	case inventory.ReservationRejected:
+		return rejected(after.Reason)
 	}
-	return nil
+	return s.closed(ctx, meta, order, lines)
+}
+
+// closed answers a reservation of an order that was released: lines are
+// given back (the release may not have known them) and the reservation
+// is refused.
+func (s *Service) closed(ctx context.Context, meta eventstore.Metadata, order string, lines []inventory.Line) error {
+	if err := s.releaseLines(ctx, meta, order, lines); err != nil {
+		return err
+	}
+	return inventory.ErrReservationClosed
 }
 
 func rejected(reason string) error {
@@ -214,6 +214,17 @@ func rejected(reason string) error {
 		return inventory.ErrReservationClosed
 	}
 	return inventory.ErrOutOfStock
+}
+
+// union is a's lines and those of b's products that a lacks, by product.
+func union(a, b []inventory.Line) []inventory.Line {
+	out := normalize(a)
+	for _, l := range b {
+		if !slices.ContainsFunc(out, func(o inventory.Line) bool { return o.ProductID == l.ProductID }) {
+			out = append(out, l)
+		}
+	}
+	return normalize(out)
 }
 
 func (s *Service) releaseLines(ctx context.Context, meta eventstore.Metadata, order string, lines []inventory.Line) error {
@@ -228,22 +239,27 @@ func (s *Service) releaseLines(ctx context.Context, meta eventstore.Metadata, or
 	return nil
 }
 
-// Release gives back whatever order holds, and makes a later Reserve for
-// it fail. Releasing a committed order does nothing. It is idempotent.
-func (s *Service) Release(ctx context.Context, meta eventstore.Metadata, order string) error {
+// Release gives back whatever order holds — lines, plus any its
+// reservation recorded — and makes a later Reserve for it fail.
+// Releasing a committed order does nothing. It is idempotent. The release
+// is recorded before any stock is touched, so a reservation racing with
+// it sees it.
+func (s *Service) Release(ctx context.Context, meta eventstore.Metadata, order string, lines []inventory.Line) error {
 	var st inventory.Reservation
+	all := lines
 	_, err := s.res.Handle(ctx, order, meta, func(l aggregate.Loaded[inventory.Reservation]) ([]inventory.Event, error) {
 		st = l.State
+		all = union(lines, st.Lines)
 		switch st.Status {
 		case inventory.ReservationCommitted, inventory.ReservationReleased:
 			return nil, nil
 		}
-		return []inventory.Event{inventory.OrderStockReleased{OrderID: order, At: s.now().UTC()}}, nil
+		return []inventory.Event{inventory.OrderStockReleased{OrderID: order, Lines: all, At: s.now().UTC()}}, nil
 	})
 	if err != nil || st.Status == inventory.ReservationCommitted {
 		return err
 	}
-	return s.releaseLines(ctx, meta, order, st.Lines)
+	return s.releaseLines(ctx, meta, order, all)
 }
 
 // Commit takes a reserved order's units out of stock (the order shipped).

@@ -56,7 +56,7 @@ func TestRefusedReserveCrashedBeforeRecording(t *testing.T) {
 		t.Fatalf("reserve again = %v, want out of stock", err)
 	}
 	// A cancellation's tombstone still closes the order.
-	if err := s.Release(ctx, m, "o2"); err != nil {
+	if err := s.Release(ctx, m, "o2", nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Reserve(ctx, m, "o2", []inventory.Line{{ProductID: "p1", Quantity: 1}}); !errors.Is(err, inventory.ErrReservationClosed) {
@@ -65,4 +65,131 @@ func TestRefusedReserveCrashedBeforeRecording(t *testing.T) {
 	if l, _, _ := s.Get(ctx, "p1"); l.Reserved != 0 || l.OnHand != 1 {
 		t.Fatalf("stock %+v", l)
 	}
+}
+
+// TestRefusedReserveCrashedBeforeRecordingAnything: as above, but the
+// crashed attempt recorded nothing on the reservation (the current way:
+// the outcome is the first record), only its tombstone on the stock.
+func TestRefusedReserveCrashedBeforeRecordingAnything(t *testing.T) {
+	store, _ := testenv.SQLite(t)
+	ctx := context.Background()
+	s := NewService(store)
+	m := eventstore.Metadata{}
+	if _, _, err := s.Restock(ctx, m, "p1", 1); err != nil {
+		t.Fatal(err)
+	}
+	lines := []inventory.Line{{ProductID: "p1", Quantity: 2}}
+	if err := s.releaseLines(ctx, m, "o1", lines); err != nil {
+		t.Fatal(err)
+	}
+	if err := NewService(store).Reserve(ctx, m, "o1", lines); !errors.Is(err, inventory.ErrOutOfStock) {
+		t.Fatalf("reserve again = %v, want out of stock", err)
+	}
+}
+
+// holdOnly does what a Reserve that crashed after taking its holds and
+// before recording the outcome did.
+func holdOnly(t *testing.T, s *Service, order string, lines []inventory.Line) {
+	t.Helper()
+	for _, ln := range lines {
+		if _, err := s.stock.Handle(context.Background(), ln.ProductID, eventstore.Metadata{}, func(l aggregate.Loaded[inventory.Stock]) ([]inventory.Event, error) {
+			return l.State.Reserve(ln.ProductID, order, ln.Quantity, s.now())
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func wantLevel(t *testing.T, store eventstore.Store, product string, onHand, reserved int64) {
+	t.Helper()
+	l, _, err := NewService(store).Get(context.Background(), product)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.OnHand != onHand || l.Reserved != reserved {
+		t.Fatalf("%s: on hand %d reserved %d, want %d and %d", product, l.OnHand, l.Reserved, onHand, reserved)
+	}
+}
+
+// TestReleaseAfterReserveCrashedBeforeOutcome: holds were taken, the
+// outcome never recorded; a release that knows the lines (a saga's
+// compensation) gives them back, and a late retry of the reservation is
+// refused and holds nothing.
+func TestReleaseAfterReserveCrashedBeforeOutcome(t *testing.T) {
+	store, _ := testenv.SQLite(t)
+	ctx := context.Background()
+	s := NewService(store)
+	m := eventstore.Metadata{}
+	for _, p := range []string{"p1", "p2"} {
+		if _, _, err := s.Restock(ctx, m, p, 5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := []inventory.Line{{ProductID: "p1", Quantity: 2}, {ProductID: "p2", Quantity: 1}}
+	holdOnly(t, s, "o1", lines)
+	wantLevel(t, store, "p1", 5, 2)
+	s = NewService(store) // restart
+	if err := s.Release(ctx, m, "o1", lines); err != nil {
+		t.Fatal(err)
+	}
+	wantLevel(t, store, "p1", 5, 0)
+	wantLevel(t, store, "p2", 5, 0)
+	if err := s.Reserve(ctx, m, "o1", lines); !errors.Is(err, inventory.ErrReservationClosed) {
+		t.Fatalf("reserve after release = %v, want closed", err)
+	}
+	wantLevel(t, store, "p1", 5, 0)
+	wantLevel(t, store, "p2", 5, 0)
+}
+
+// TestRedeliveredReserveAfterLinelessRelease: choreography's release
+// (an OrderCancelled reaction) knows no lines; when it lands between a
+// crashed reservation's holds and its redelivery, the redelivered
+// reservation gives the holds back.
+func TestRedeliveredReserveAfterLinelessRelease(t *testing.T) {
+	store, _ := testenv.SQLite(t)
+	ctx := context.Background()
+	s := NewService(store)
+	m := eventstore.Metadata{}
+	if _, _, err := s.Restock(ctx, m, "p1", 5); err != nil {
+		t.Fatal(err)
+	}
+	lines := []inventory.Line{{ProductID: "p1", Quantity: 3}}
+	holdOnly(t, s, "o1", lines)
+	s = NewService(store)
+	if err := s.Release(ctx, m, "o1", nil); err != nil {
+		t.Fatal(err)
+	}
+	wantLevel(t, store, "p1", 5, 3) // the release could not know
+	if err := s.Reserve(ctx, m, "o1", lines); !errors.Is(err, inventory.ErrReservationClosed) {
+		t.Fatalf("redelivered reserve = %v, want closed", err)
+	}
+	wantLevel(t, store, "p1", 5, 0)
+}
+
+// TestReserveRecordsItsLines: the outcome carries the lines, so a release
+// or commit that knows none still finds them.
+func TestReserveRecordsItsLines(t *testing.T) {
+	store, _ := testenv.SQLite(t)
+	ctx := context.Background()
+	s := NewService(store)
+	m := eventstore.Metadata{}
+	if _, _, err := s.Restock(ctx, m, "p1", 5); err != nil {
+		t.Fatal(err)
+	}
+	lines := []inventory.Line{{ProductID: "p1", Quantity: 1}, {ProductID: "p1", Quantity: 1}}
+	if err := s.Reserve(ctx, m, "o1", lines); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reserve(ctx, m, "o2", lines[:1]); err != nil {
+		t.Fatal(err)
+	}
+	wantLevel(t, store, "p1", 5, 3)
+	s = NewService(store)
+	if err := s.Release(ctx, m, "o1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, m, "o2"); err != nil {
+		t.Fatal(err)
+	}
+	wantLevel(t, store, "p1", 4, 0)
 }

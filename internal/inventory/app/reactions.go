@@ -49,7 +49,7 @@ func (s *Service) Reactions() messaging.Handler {
 		case orderingapi.TypeOrderConfirmed:
 			return s.Commit(ctx, meta, order)
 		default: // cancelled, payment failed, shipment failed
-			return s.Release(ctx, meta, order)
+			return s.Release(ctx, meta, order, nil) // the reservation knows its lines
 		}
 	}
 }

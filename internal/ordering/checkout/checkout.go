@@ -53,7 +53,9 @@ func Reject(reason string) error { return &Rejection{Reason: reason} }
 // Stock is the inventory's part of a checkout.
 type Stock interface {
 	Reserve(ctx context.Context, meta eventstore.Metadata, orderID string, lines []orderingapi.Line) error
-	Release(ctx context.Context, meta eventstore.Metadata, orderID string) error
+	// Release gives back what the order holds, lines included (a
+	// reservation that crashed before recording may not name them).
+	Release(ctx context.Context, meta eventstore.Metadata, orderID string, lines []orderingapi.Line) error
 	Commit(ctx context.Context, meta eventstore.Metadata, orderID string) error
 }
 
@@ -121,6 +123,12 @@ func Saga(p Ports) saga.Definition[Data] {
 	}
 	return saga.Definition[Data]{
 		Type: SagaType,
+		// Payment starts while the reservation's completion is written,
+		// shipment while the payment's. Every compensation is safe for an
+		// action that never ran: a release, refund or shipment
+		// cancellation with nothing to undo leaves a tombstone that
+		// refuses the action if it comes late.
+		Overlap: true,
 		Steps: []saga.Step[Data]{
 			{
 				Name: "reserve_stock",
@@ -128,7 +136,7 @@ func Saga(p Ports) saga.Definition[Data] {
 					return fail(p.Stock.Reserve(ctx, meta(x), x.Data.OrderID, x.Data.Lines))
 				},
 				Compensate: func(ctx context.Context, x *saga.Exec[Data]) error {
-					return p.Stock.Release(ctx, meta(x), x.Data.OrderID)
+					return p.Stock.Release(ctx, meta(x), x.Data.OrderID, x.Data.Lines)
 				},
 				Deadline: p.StepDeadline,
 			},
