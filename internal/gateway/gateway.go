@@ -3,7 +3,8 @@
 //
 // A request passes, in order: a recoverer, the request ID, the 1 MiB body
 // limit, the route table (an unknown path is a 404 problem), JWT
-// authentication and the route's roles, the route's rate limits (per
+// authentication and the route's roles, a check against the OpenAPI
+// document (when Config.Validate is set), the route's rate limits (per
 // client and per tenant), Idempotency-Key handling for POSTs, and then
 // the upstream cluster's resilience policies (fallback, bulkhead, retries
 // for idempotent requests, circuit breaker, timeout) around a balancer
@@ -32,6 +33,7 @@ import (
 	"github.com/agora-commerce/agora/internal/gateway/registry"
 	"github.com/agora-commerce/agora/internal/gateway/resilience"
 	"github.com/agora-commerce/agora/internal/gateway/routes"
+	"github.com/agora-commerce/agora/internal/gateway/validate"
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
@@ -64,11 +66,18 @@ type Config struct {
 	Logger *slog.Logger
 	// OnBreaker, if set, is called on every breaker transition.
 	OnBreaker func(cluster string, from, to resilience.State)
+	// Validate checks every proxied request against the OpenAPI document
+	// (package validate) once it is authenticated, before rate limits,
+	// Idempotency-Key handling and the upstream: a request the document
+	// rejects is refused with the status and problem its service would
+	// have answered, and never reaches it.
+	Validate bool
 }
 
 // Gateway is the assembled gateway; it is an http.Handler.
 type Gateway struct {
 	cfg      Config
+	validate *validate.Validator // nil: no validation
 	handler  http.Handler
 	clusters map[string]*resilience.Cluster
 	proxies  map[string]*httputil.ReverseProxy
@@ -97,6 +106,13 @@ func New(cfg Config) (*Gateway, error) {
 		}
 	}
 	g := &Gateway{cfg: cfg, clusters: map[string]*resilience.Cluster{}, proxies: map[string]*httputil.ReverseProxy{}}
+	if cfg.Validate {
+		v, err := validate.Default()
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		g.validate = v
+	}
 	for name, c := range cfg.Routes.Clusters {
 		rc := cfg.Resilience
 		rc.Logger, rc.OnStateChange = cfg.Logger, cfg.OnBreaker
@@ -190,6 +206,9 @@ func (g *Gateway) route(rt *routes.Route) http.Handler {
 		return g.authenticate(rt, g.cfg.Local)
 	}
 	var h http.Handler = g.proxy(rt)
+	if rt.Check == routes.CheckOrder {
+		h = g.orderCheck(h)
+	}
 	if rt.Method == http.MethodPost {
 		h = idempotency.Middleware(idempotency.Options{Store: g.cfg.Idempotency, Scope: scope, Logger: g.cfg.Logger})(h)
 	}
@@ -201,6 +220,9 @@ func (g *Gateway) route(rt *routes.Route) http.Handler {
 			h = ratelimit.Middleware(ratelimit.Options{Limiter: g.cfg.Limiter, Logger: g.cfg.Logger, Identify: identify,
 				Policy: func(*http.Request) (ratelimit.Policy, bool) { return p, true }})(h)
 		}
+	}
+	if g.validate != nil {
+		h = g.validate.Handler(rt.Pattern, h)
 	}
 	return g.authenticate(rt, h)
 }

@@ -123,7 +123,9 @@ func (s *Server) buildGateway(reg registry.Registry, ops *http.ServeMux) (*gatew
 		// well before its cluster's breaker opens (20 failures of the last
 		// 40 attempts): one dead instance of several does not open it.
 		Resilience: resilience.Config{Delay: s.cfg.BreakerDelay, FailureThreshold: 20, FailureWindow: 40},
-		Balance:    balance.Config{ConsecutiveFailures: 3}}
+		Balance:    balance.Config{ConsecutiveFailures: 3},
+		// Requests the OpenAPI document rejects are refused at the edge.
+		Validate: true}
 	if s.redis != nil {
 		cfg.Idempotency = idempotency.NewRedisStore(s.redis, "agora:idem:")
 	}

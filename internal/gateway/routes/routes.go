@@ -127,7 +127,14 @@ type Route struct {
 	Idempotent *bool
 	// Timeout bounds the whole request, retries included; 0 means none.
 	Timeout time.Duration
+	// Check names a check the gateway runs before proxying (CheckOrder),
+	// or is empty.
+	Check string
 }
+
+// CheckOrder checks an order placement's products and stock (catalog and
+// inventory, in parallel) before it reaches the upstream.
+const CheckOrder = "order"
 
 // IdempotencyKeyHeader is the header that makes a POST safe to retry.
 const IdempotencyKeyHeader = "Idempotency-Key"
@@ -215,6 +222,7 @@ type document struct {
 		RateLimit  string         `yaml:"rate_limit"`
 		Idempotent *bool          `yaml:"idempotent"`
 		Timeout    *time.Duration `yaml:"timeout"`
+		Check      string         `yaml:"check"`
 	} `yaml:"routes"`
 }
 
@@ -301,6 +309,10 @@ func Parse(data []byte) (*Table, error) {
 			RateLimit:  raw.RateLimit,
 			Idempotent: raw.Idempotent,
 			Timeout:    defTimeout,
+			Check:      raw.Check,
+		}
+		if rt.Check != "" && rt.Check != CheckOrder {
+			bad("%s: unknown check %q (known: %q)", where, rt.Check, CheckOrder)
 		}
 		if raw.Timeout != nil {
 			rt.Timeout = *raw.Timeout

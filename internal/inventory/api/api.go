@@ -4,6 +4,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"slices"
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/inventory"
@@ -31,6 +32,31 @@ func New(svc *app.Service, products Products) *Handler { return &Handler{svc: sv
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/inventory/{product_id}", h.get)
 	mux.HandleFunc("POST /api/v1/inventory/{product_id}/restock", h.restock)
+	mux.HandleFunc("GET "+LevelsPath, h.levels)
+}
+
+// LevelsPath is an internal route, for the gateway's order check and not
+// in its route table: the levels of several products
+// (?product_id=a&product_id=b, at most MaxLevels) as this instance last
+// saw them, answered from memory; {"items": [level, ...]} in the order
+// asked. Advice only: it may lag other instances' writes.
+const LevelsPath = "/internal/v1/inventory/levels"
+
+// MaxLevels caps the products of one levels request.
+const MaxLevels = 100
+
+func (h *Handler) levels(w http.ResponseWriter, r *http.Request) {
+	ids := r.URL.Query()["product_id"]
+	if len(ids) == 0 || len(ids) > MaxLevels || slices.Contains(ids, "") {
+		httpapi.Error(w, r, errs.Fields(errs.FieldError{Field: "product_id", Message: "give 1 to 100 product IDs"}))
+		return
+	}
+	lv, err := h.svc.Seen(r.Context(), ids)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	httpapi.JSON(w, http.StatusOK, map[string]any{"items": lv})
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agora-commerce/agora/aggregate"
@@ -62,6 +63,15 @@ type Service struct {
 	stock *aggregate.Repository[inventory.Stock, inventory.Event]
 	res   *aggregate.Repository[inventory.Reservation, inventory.Event]
 	now   func() time.Time
+
+	seenMu sync.Mutex
+	seen   map[string]seenLevel // product → the newest level this process saw
+}
+
+// seenLevel is a level at a stock stream's version.
+type seenLevel struct {
+	Level
+	version uint64
 }
 
 // NewService returns a Service on store.
@@ -70,7 +80,54 @@ func NewService(store eventstore.Store) *Service {
 		stock: aggregate.NewRepository(store, StockType(), aggregate.WithCache(8192), aggregate.WithRetries(50)),
 		res:   aggregate.NewRepository(store, ReservationType(), aggregate.WithCache(16384), aggregate.AssumeNew()),
 		now:   time.Now,
+		seen:  map[string]seenLevel{},
 	}
+}
+
+// maxSeen bounds the levels Seen remembers.
+const maxSeen = 100_000
+
+// note remembers product id's level at version v, unless a newer one is
+// known.
+func (s *Service) note(id string, st inventory.Stock, v uint64) {
+	if v == 0 {
+		return
+	}
+	s.seenMu.Lock()
+	defer s.seenMu.Unlock()
+	if old, ok := s.seen[id]; ok && old.version >= v {
+		return
+	}
+	if len(s.seen) >= maxSeen {
+		clear(s.seen)
+	}
+	s.seen[id] = seenLevel{Level: Level{ProductID: id, OnHand: st.OnHand, Reserved: st.Reserved, Available: st.Available()}, version: v}
+}
+
+// Seen returns the levels of ids as this process last saw them (written
+// or read), loading those it has not seen; a product with no stock
+// recorded has a zero level. It may lag what other processes wrote: it
+// is for advice (the gateway's order check), never for a decision.
+func (s *Service) Seen(ctx context.Context, ids []string) ([]Level, error) {
+	out := make([]Level, len(ids))
+	for i, id := range ids {
+		s.seenMu.Lock()
+		l, ok := s.seen[id]
+		s.seenMu.Unlock()
+		if ok {
+			out[i] = l.Level
+			continue
+		}
+		lvl, _, err := s.Get(ctx, id)
+		if errors.Is(err, ErrUnknownProduct) {
+			lvl, err = Level{ProductID: id}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[i] = lvl
+	}
+	return out, nil
 }
 
 // Level is a product's stock as the API shows it.
@@ -93,6 +150,7 @@ func (s *Service) Get(ctx context.Context, id string) (Level, uint64, error) {
 	if l.Version == 0 {
 		return Level{}, 0, ErrUnknownProduct
 	}
+	s.note(id, l.State, l.Version)
 	return Level{ProductID: id, OnHand: l.State.OnHand, Reserved: l.State.Reserved, Available: l.State.Available()}, l.Version, nil
 }
 
@@ -106,6 +164,7 @@ func (s *Service) Restock(ctx context.Context, meta eventstore.Metadata, id stri
 		return Level{}, 0, err
 	}
 	st := res.State
+	s.note(id, st, res.Version)
 	return Level{ProductID: id, OnHand: st.OnHand, Reserved: st.Reserved, Available: st.Available()}, res.Append.LastPosition, nil
 }
 
@@ -153,9 +212,10 @@ func (s *Service) Reserve(ctx context.Context, meta eventstore.Metadata, order s
 	}
 	var failure error
 	for _, ln := range lines {
-		_, err := s.stock.Handle(ctx, ln.ProductID, meta, func(l aggregate.Loaded[inventory.Stock]) ([]inventory.Event, error) {
+		res, err := s.stock.Handle(ctx, ln.ProductID, meta, func(l aggregate.Loaded[inventory.Stock]) ([]inventory.Event, error) {
 			return l.State.Reserve(ln.ProductID, order, ln.Quantity, s.now())
 		})
+		s.note(ln.ProductID, res.State, res.Version)
 		if errors.Is(err, inventory.ErrOutOfStock) || errors.Is(err, inventory.ErrReservationClosed) {
 			failure = err
 			break
@@ -229,12 +289,13 @@ func union(a, b []inventory.Line) []inventory.Line {
 
 func (s *Service) releaseLines(ctx context.Context, meta eventstore.Metadata, order string, lines []inventory.Line) error {
 	for _, ln := range lines {
-		_, err := s.stock.Handle(ctx, ln.ProductID, meta, func(l aggregate.Loaded[inventory.Stock]) ([]inventory.Event, error) {
+		res, err := s.stock.Handle(ctx, ln.ProductID, meta, func(l aggregate.Loaded[inventory.Stock]) ([]inventory.Event, error) {
 			return l.State.Release(ln.ProductID, order, s.now())
 		})
 		if err != nil {
 			return err
 		}
+		s.note(ln.ProductID, res.State, res.Version)
 	}
 	return nil
 }
@@ -276,12 +337,13 @@ func (s *Service) Commit(ctx context.Context, meta eventstore.Metadata, order st
 		return inventory.ErrNoReservation
 	}
 	for _, ln := range l.State.Lines {
-		_, err := s.stock.Handle(ctx, ln.ProductID, meta, func(st aggregate.Loaded[inventory.Stock]) ([]inventory.Event, error) {
+		res, err := s.stock.Handle(ctx, ln.ProductID, meta, func(st aggregate.Loaded[inventory.Stock]) ([]inventory.Event, error) {
 			return st.State.Commit(ln.ProductID, order, s.now())
 		})
 		if err != nil {
 			return err
 		}
+		s.note(ln.ProductID, res.State, res.Version)
 	}
 	_, err = s.res.Handle(ctx, order, meta, func(l aggregate.Loaded[inventory.Reservation]) ([]inventory.Event, error) {
 		if l.State.Status != inventory.ReservationReserved {

@@ -193,3 +193,38 @@ func TestReserveRecordsItsLines(t *testing.T) {
 	}
 	wantLevel(t, store, "p1", 4, 0)
 }
+
+// TestSeenFollowsWrites: the remembered levels follow every write of this
+// process, and a product never seen is loaded (zero when unknown).
+func TestSeenFollowsWrites(t *testing.T) {
+	store, _ := testenv.SQLite(t)
+	ctx := context.Background()
+	s := NewService(store)
+	m := eventstore.Metadata{}
+	if _, _, err := s.Restock(ctx, m, "p1", 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reserve(ctx, m, "o1", []inventory.Line{{ProductID: "p1", Quantity: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	seen := func(s *Service, ids ...string) []Level {
+		t.Helper()
+		lv, err := s.Seen(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return lv
+	}
+	if lv := seen(s, "p1", "p9"); lv[0] != (Level{ProductID: "p1", OnHand: 5, Reserved: 2, Available: 3}) || lv[1] != (Level{ProductID: "p9"}) {
+		t.Fatalf("after reserving: %+v", lv)
+	}
+	if err := s.Release(ctx, m, "o1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if lv := seen(s, "p1"); lv[0].Available != 5 {
+		t.Fatalf("after releasing: %+v", lv)
+	}
+	if lv := seen(NewService(store), "p1"); lv[0] != (Level{ProductID: "p1", OnHand: 5, Available: 5}) {
+		t.Fatalf("another process loads it: %+v", lv)
+	}
+}
