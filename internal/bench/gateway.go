@@ -56,6 +56,14 @@ type GatewayResult struct {
 	// NginxRPS and NginxP50Ms are nginx's, when it was measured.
 	NginxRPS   float64 `json:"nginx_rps,omitempty"`
 	NginxP50Ms float64 `json:"nginx_p50_ms,omitempty"`
+	// The CPU time this process spent per request on each target (the
+	// client, the proxy and the upstream all run in it; nginx is another
+	// process, so it has none). A steadier measure than requests/s on a
+	// shared machine: the gateway's own cost per request is GatewayCPUUs
+	// minus PlainProxyCPUUs.
+	GatewayCPUUs    float64 `json:"gateway_cpu_us_per_request"`
+	PlainProxyCPUUs float64 `json:"plain_proxy_cpu_us_per_request"`
+	DirectCPUUs     float64 `json:"direct_cpu_us_per_request"`
 	// Errors counts answers other than 200 (there should be none).
 	Errors int `json:"errors"`
 }
@@ -82,6 +90,8 @@ func (r GatewayResult) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "gateway ÷ nginx\t%.2f×\t\t\n", r.GatewayRPS/r.NginxRPS)
 	}
 	fmt.Fprintf(tw, "gateway p50 overhead over direct\t\t%.3f ms\t\n", r.GatewayP50Ms-r.DirectP50Ms)
+	fmt.Fprintf(tw, "CPU per request (client + proxy + upstream)\tgateway %.1f µs\tplain proxy %.1f µs\tdirect %.1f µs\n",
+		r.GatewayCPUUs, r.PlainProxyCPUUs, r.DirectCPUUs)
 	fmt.Fprintf(tw, "errors\t%d\t\t\n", r.Errors)
 	return tw.Flush()
 }
@@ -170,13 +180,16 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) (GatewayResult, error) {
 	}
 	var res GatewayResult
 	elapsed := make([]time.Duration, len(targets))
+	cpu := make([]time.Duration, len(targets))
 	for round := range cfg.Rounds {
 		for i := range targets {
 			logf("round %d: %s", round+1, targets[i].name)
+			before := cpuTime()
 			lat, errs, took, err := drive(ctx, targets[i].url, c.token, cfg.Clients, cfg.Duration)
 			if err != nil {
 				return res, err
 			}
+			cpu[i] += cpuTime() - before
 			targets[i].lat = append(targets[i].lat, lat...)
 			elapsed[i] += took
 			res.Errors += errs
@@ -184,6 +197,8 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) (GatewayResult, error) {
 	}
 	rps := func(i int) float64 { return float64(len(targets[i].lat)) / elapsed[i].Seconds() }
 	res.GatewayRPS, res.PlainProxyRPS, res.DirectRPS = rps(0), rps(1), rps(2)
+	perReq := func(i int) float64 { return float64(cpu[i].Microseconds()) / float64(max(len(targets[i].lat), 1)) }
+	res.GatewayCPUUs, res.PlainProxyCPUUs, res.DirectCPUUs = perReq(0), perReq(1), perReq(2)
 	// Latency: one client at a time, the targets in turn.
 	lat := make([][]time.Duration, len(targets))
 	for round := range cfg.Rounds {

@@ -286,8 +286,10 @@ func Middleware(log *slog.Logger, h http.Handler) http.Handler {
 					Error(sw, r, fmt.Errorf("panic: %v", p))
 				}
 			}
-			log.Info("http", "method", r.Method, "path", r.URL.Path, "status", sw.status,
-				"duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", id)
+			if log.Enabled(r.Context(), slog.LevelInfo) {
+				log.Info("http", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+					"duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", id)
+			}
 		}()
 		h.ServeHTTP(sw, r)
 	})
