@@ -86,6 +86,7 @@ func (m *Main) ParseFlags(args []string) error {
 		fs.StringVar(&m.serve.NATSNamespace, "nats-namespace", env("AGORA_NATS_NAMESPACE", "agora"), "prefix of every NATS subject and stream (AGORA_NATS_NAMESPACE)")
 		fs.StringVar(&m.serve.BootstrapAdmin, "bootstrap-admin", os.Getenv("AGORA_BOOTSTRAP_ADMIN"), "email:password of an admin to create on start if missing (AGORA_BOOTSTRAP_ADMIN)")
 		fs.StringVar(&m.serve.Only, "only", os.Getenv("AGORA_ONLY"), "run one context ("+strings.Join(server.Contexts, ", ")+") in this process: distributed mode, with --postgres and --nats (AGORA_ONLY)")
+		fs.StringVar(&m.serve.JWKSURL, "jwks-url", os.Getenv("AGORA_JWKS_URL"), "in distributed mode, where processes other than identity fetch the token-checking keys, e.g. http://gateway:8080/.well-known/jwks.json (default: read the key from the shared data dir) (AGORA_JWKS_URL)")
 		fs.StringVar(&m.serve.AdvertiseURL, "advertise-url", os.Getenv("AGORA_ADVERTISE_URL"), "the URL other processes reach this one at, in distributed mode (default http://<bound address>) (AGORA_ADVERTISE_URL)")
 		fs.BoolVar(&m.serve.RateLimits, "rate-limits", env("AGORA_RATE_LIMITS", "true") == "true", "enforce the gateway's rate limits (AGORA_RATE_LIMITS)")
 		fs.StringVar(&m.serve.Routes, "routes", os.Getenv("AGORA_ROUTES"), "a YAML route table replacing the embedded one (AGORA_ROUTES)")

@@ -63,14 +63,16 @@ func distributedKill(t *testing.T, pg, nats, mode string) {
 		}
 		_ = b.JetStream().DeleteKeyValue(ctx, ns+"_registry")
 	})
-	dir := t.TempDir() // shared: every process reads the signing key from it
 	common := []string{"--postgres", pg, "--postgres-schema", schema, "--nats", nats, "--nats-namespace", ns,
 		"--checkout-mode", mode, "--checkout-timeout", "20s"}
 	procs := map[string]*exec.Cmd{}
 	var order []string
-	start := func(name, only string) string {
+	// Each process has a data directory of its own, as on separate
+	// hosts: the ones other than identity check tokens with the keys
+	// identity publishes (--jwks-url).
+	start := func(name, only string, extra ...string) string {
 		addr := freeAddr(t)
-		procs[name] = spawn(t, addr, dir, append([]string{"--only", only}, common...)...)
+		procs[name] = spawn(t, addr, t.TempDir(), append(append([]string{"--only", only}, common...), extra...)...)
 		order = append(order, name)
 		return addr
 	}
@@ -83,12 +85,13 @@ func distributedKill(t *testing.T, pg, nats, mode string) {
 		}
 	})
 	// One at a time: each applies its migrations before the next starts.
-	for _, ctxName := range []string{"identity", "catalog", "inventory", "shipping", "payments", "ordering", "bff"} {
-		start(ctxName, ctxName)
+	jwks := "--jwks-url=http://" + start("identity", "identity") + "/.well-known/jwks.json"
+	for _, ctxName := range []string{"catalog", "inventory", "shipping", "payments", "ordering", "bff"} {
+		start(ctxName, ctxName, jwks)
 	}
-	start("payments-2", "payments")
-	start("ordering-2", "ordering")
-	base := "http://" + start("gateway", "gateway")
+	start("payments-2", "payments", jwks)
+	start("ordering-2", "ordering", jwks)
+	base := "http://" + start("gateway", "gateway", jwks)
 	login(t, base)
 
 	// The world: a product with plenty of stock, customers with money.

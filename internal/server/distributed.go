@@ -43,7 +43,7 @@ func (s *Server) openDistributed(ctx context.Context, ops *http.ServeMux) error 
 		return fmt.Errorf("server: --only needs PostgreSQL (AGORA_POSTGRES_URL) and an external NATS server (AGORA_NATS_URL)")
 	}
 	bg, cancel := context.WithCancel(context.Background())
-	s.bgCancel = cancel
+	s.bg, s.bgCancel = bg, cancel
 	kv, err := registry.OpenKV(bg, s.bus.JetStream(), strings.ReplaceAll(s.cfg.NATSNamespace, ".", "_")+"_registry", registryTTL, s.log)
 	if err != nil {
 		return err

@@ -49,6 +49,13 @@ func (s *Server) wireIdentity(ctx context.Context, mux *http.ServeMux) error {
 	}
 	signer := auth.NewSigner(key, auth.Options{})
 	s.Verifier = auth.NewVerifier(signer.Keys(), auth.Options{})
+	if s.cfg.JWKSURL != "" && s.cfg.Only != "" && s.cfg.Only != clusterIdentity {
+		// This process issues no tokens: it checks them with identity's
+		// published keys.
+		if s.Verifier, err = auth.NewRemoteVerifier(s.bg, s.cfg.JWKSURL, auth.Options{}); err != nil {
+			return fmt.Errorf("server: keys from %s: %w", s.cfg.JWKSURL, err)
+		}
+	}
 	repo, err := idstore.Open(ctx, s.rmDB, s.cfg.PostgresURL != "")
 	if err != nil {
 		return err

@@ -102,6 +102,12 @@ type Config struct {
 	// AdvertiseURL is the URL other processes reach this one at
 	// (default "http://" + the bound address), in distributed mode.
 	AdvertiseURL string
+	// JWKSURL, in distributed mode, is where a process other than
+	// identity fetches the keys that check access tokens (identity's
+	// /.well-known/jwks.json, directly or through the gateway), refreshed
+	// periodically and on an unknown key ID. Empty: the key is read from
+	// the data directory, which the processes must then share.
+	JWKSURL string
 	// SeedDemo fills an empty platform with a demo tenant, a merchant, a
 	// customer with a funded account and a small catalog (Seeded says
 	// how to log in).
@@ -145,6 +151,8 @@ type Server struct {
 	// embedded mode, kv in distributed mode.
 	reg registry.Registry
 	kv  *registry.KV
+	// bg lives as long as the server (distributed mode).
+	bg context.Context
 	// bgCancel ends what distributed mode keeps running for the server's
 	// life (the registry's watch and heartbeat).
 	bgCancel   context.CancelFunc
