@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"crypto/ed25519"
 	"io"
+	"log/slog"
+	"sync"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -18,6 +20,8 @@ import (
 	"github.com/agora-commerce/agora/internal/gateway/registry"
 	"github.com/agora-commerce/agora/internal/gateway/routes"
 	"github.com/agora-commerce/agora/internal/platform/auth"
+	"github.com/agora-commerce/agora/internal/platform/httpapi"
+	"github.com/agora-commerce/agora/internal/platform/telemetry"
 )
 
 // stubTransport answers every request at once, in memory: what is left
@@ -67,10 +71,14 @@ func BenchmarkOverhead(b *testing.B) {
 	}
 	plain := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: "127.0.0.1:1"})
 	plain.Transport = stubTransport{}
+	pooled := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: "127.0.0.1:1"})
+	pooled.Transport, pooled.BufferPool = stubTransport{}, &pool{sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	// As agora serve runs it: with the access log (dropped) and metrics.
+	served := httpapi.Middleware(slog.New(slog.DiscardHandler), telemetry.New().HTTP(gw))
 	for _, tc := range []struct {
 		name string
 		h    http.Handler
-	}{{"gateway", gw}, {"plain", plain}} {
+	}{{"gateway", gw}, {"gateway-as-served", served}, {"plain", plain}, {"plain-pooled-buffers", pooled}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
@@ -87,6 +95,11 @@ func BenchmarkOverhead(b *testing.B) {
 		})
 	}
 }
+
+type pool struct{ p sync.Pool }
+
+func (b *pool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *pool) Put(p []byte) { b.p.Put(&p) }
 
 // BenchmarkOverheadTCP is BenchmarkOverhead over loopback TCP, with a
 // real upstream: the same request through the gateway, through a plain
@@ -126,8 +139,13 @@ func BenchmarkOverheadTCP(b *testing.B) {
 	gs, ps := httptest.NewServer(gw), httptest.NewServer(plain)
 	defer gs.Close()
 	defer ps.Close()
+	// As agora serve runs it: access log (dropped), metrics, server timeouts.
+	served := httptest.NewUnstartedServer(httpapi.Middleware(slog.New(slog.DiscardHandler), telemetry.New().HTTP(gw)))
+	served.Config.ReadHeaderTimeout, served.Config.ReadTimeout, served.Config.WriteTimeout = 10*time.Second, 30*time.Second, 30*time.Second
+	served.Start()
+	defer served.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-	for _, tc := range []struct{ name, url string }{{"gateway", gs.URL}, {"plain", ps.URL}, {"direct", upstream.URL}} {
+	for _, tc := range []struct{ name, url string }{{"gateway", gs.URL}, {"gateway-as-served", served.URL}, {"plain", ps.URL}, {"direct", upstream.URL}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.SetParallelism(16)
 			b.RunParallel(func(pb *testing.PB) {

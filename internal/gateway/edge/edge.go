@@ -5,7 +5,6 @@ package edge
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -26,27 +25,19 @@ const RequestIDHeader = httpapi.RequestIDHeader
 // MaxBodyBytes is the default request body limit (1 MiB).
 const MaxBodyBytes = httpapi.MaxBodyBytes
 
-type requestIDKey struct{}
-
-// RequestIDFrom returns the request ID RequestID put in ctx, or "".
-func RequestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
-
 // RequestID gives every request an ID: the client's X-Request-Id when it
 // is well-formed (httpapi.ValidRequestID), else a new UUID. The ID is set on the
-// response, on the request's header (so that it is forwarded upstream)
-// and in its context (RequestIDFrom).
+// response and on the request's header (so that it is forwarded upstream
+// and problem answers carry it); the request is not copied.
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(RequestIDHeader)
 		if !httpapi.ValidRequestID(id) {
 			id = uuid.NewString()
+			r.Header.Set(RequestIDHeader, id)
 		}
 		w.Header().Set(RequestIDHeader, id)
-		r.Header.Set(RequestIDHeader, id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		next.ServeHTTP(w, r)
 	})
 }
 

@@ -209,10 +209,13 @@ func (c *Cluster) RoundTrip(req *http.Request) (*http.Response, error) {
 	if IsIdempotent(req) {
 		rt = c.retried
 	}
-	req = req.WithContext(context.WithValue(req.Context(), requestKey{}, req))
 	resp, err := rt.RoundTrip(req)
 	if err == nil {
 		return resp, nil
+	}
+	var rj *rejection
+	if errors.As(err, &rj) {
+		return problem.Response(req, http.StatusServiceUnavailable, rj.reason, rj.detail, rj.retryAfter), nil
 	}
 	if ctxErr := req.Context().Err(); ctxErr != nil && !errors.Is(err, timeout.ErrExceeded) {
 		return nil, fmt.Errorf("upstream %s: %w", c.name, ctxErr)
@@ -225,7 +228,14 @@ func (c *Cluster) RoundTrip(req *http.Request) (*http.Response, error) {
 		Message: fmt.Sprintf("upstream %s is unavailable", c.name), Err: err}
 }
 
-type requestKey struct{}
+// rejection is the fallback's answer to an open breaker or a full
+// bulkhead; RoundTrip turns it into a 503 problem for its request.
+type rejection struct {
+	reason, detail string
+	retryAfter     int // seconds
+}
+
+func (r *rejection) Error() string { return r.detail }
 
 // attemptDeadline gives each attempt d to answer with its headers; the
 // body may take longer. An attempt past it fails with
@@ -269,14 +279,13 @@ func (b *cancelOnClose) Close() error {
 // reject is the fallback: a 503 problem for an open breaker or a full
 // bulkhead.
 func (c *Cluster) reject(exec failsafe.Execution[*http.Response]) (*http.Response, error) {
-	req, _ := exec.Context().Value(requestKey{}).(*http.Request)
 	if errors.Is(exec.LastError(), circuitbreaker.ErrOpen) {
 		wait := int((c.breaker.RemainingDelay() + time.Second - 1) / time.Second)
-		return problem.Response(req, http.StatusServiceUnavailable, ReasonCircuitOpen,
-			fmt.Sprintf("upstream %s is failing; its circuit breaker is open", c.name), max(wait, 1)), nil
+		return nil, &rejection{reason: ReasonCircuitOpen,
+			detail: fmt.Sprintf("upstream %s is failing; its circuit breaker is open", c.name), retryAfter: max(wait, 1)}
 	}
-	return problem.Response(req, http.StatusServiceUnavailable, ReasonBulkheadFull,
-		fmt.Sprintf("upstream %s has too many requests in flight", c.name), 1), nil
+	return nil, &rejection{reason: ReasonBulkheadFull,
+		detail: fmt.Sprintf("upstream %s has too many requests in flight", c.name), retryAfter: 1}
 }
 
 type idempotentKey struct{}

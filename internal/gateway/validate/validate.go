@@ -43,10 +43,12 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -75,7 +77,7 @@ type operation struct {
 	params []*openapi3.Parameter
 	// plain holds the schemas of the parameters whose values are plain
 	// strings, which need no decoding.
-	plain map[*openapi3.Parameter]*openapi3.Schema
+	plain map[*openapi3.Parameter]plain
 	// body is the JSON schema of the request body, if any; required says
 	// whether a body must be sent.
 	body     *openapi3.Schema
@@ -109,9 +111,9 @@ func New(doc *openapi3.T) *Validator {
 			for _, p := range o.params {
 				if s := plainString(p); s != nil {
 					if o.plain == nil {
-						o.plain = map[*openapi3.Parameter]*openapi3.Schema{}
+						o.plain = map[*openapi3.Parameter]plain{}
 					}
-					o.plain[p] = s
+					o.plain[p] = plain{schema: s, accept: quickAccept(s)}
 				}
 			}
 			if rb := op.RequestBody; rb != nil && rb.Value != nil {
@@ -128,6 +130,42 @@ func New(doc *openapi3.T) *Validator {
 // plainString returns the schema of parameter p if p's value is a plain
 // string (a string schema, serialized in the default style, without
 // content), else nil.
+// plain is a parameter whose value is a plain string, and its schema.
+type plain struct {
+	schema *openapi3.Schema
+	// accept, when not nil, is a quick test that a value satisfies the
+	// schema; a value it does not accept is checked by kin-openapi, for
+	// the verdict and its message.
+	accept func(string) bool
+}
+
+// quickAccept returns a quick test of a string schema that constrains
+// nothing but length and pattern (IDs, keys, request IDs: most
+// parameters, checked on every request), or nil. It agrees with
+// kin-openapi, which checks the same keywords with the same regexp
+// package; the package tests compare the two.
+func quickAccept(s *openapi3.Schema) func(string) bool {
+	if len(s.Enum) > 0 || s.Format != "" || s.Const != nil || s.Nullable || s.Pattern == "" || strings.Contains(s.Pattern, `\u`) {
+		return nil // \u escapes kin-openapi rewrites before compiling
+	}
+	re, err := regexp.Compile(s.Pattern)
+	if err != nil {
+		return nil
+	}
+	minLen, maxLen := s.MinLength, s.MaxLength
+	return func(v string) bool {
+		// ASCII only, where a string's length (JSON Schema counts UTF-16
+		// units) is its byte count; anything else goes to kin-openapi.
+		for i := 0; i < len(v); i++ {
+			if v[i] >= utf8.RuneSelf {
+				return false
+			}
+		}
+		n := uint64(len(v))
+		return n >= minLen && (maxLen == nil || n <= *maxLen) && re.MatchString(v)
+	}
+}
+
 func plainString(p *openapi3.Parameter) *openapi3.Schema {
 	if p.Content != nil || p.Schema == nil || p.Schema.Value == nil || (p.Style != "" && p.Style != openapi3.SerializationSimple && p.Style != openapi3.SerializationForm) {
 		return nil
@@ -268,9 +306,12 @@ func (c *checker) check(r *http.Request) *errs.Error {
 		default:
 			continue
 		}
-		if s := c.op.plain[p]; s != nil && raw != "" {
+		if s, ok := c.op.plain[p]; ok && raw != "" {
 			// A plain string is itself: its schema is all there is to check.
-			if err := s.VisitJSON(raw, openapi3.MultiErrors()); err != nil {
+			if s.accept != nil && s.accept(raw) {
+				continue
+			}
+			if err := s.schema.VisitJSON(raw, openapi3.MultiErrors()); err != nil {
 				faults = paramFaults(faults, p, err)
 			}
 			continue
