@@ -4,12 +4,12 @@ import (
 	"crypto/ed25519"
 	"io"
 	"log/slog"
-	"sync"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
