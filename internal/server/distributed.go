@@ -63,7 +63,7 @@ func (s *Server) openDistributed(ctx context.Context, ops *http.ServeMux) error 
 		}
 		s.gateway = gw
 		s.metrics.Breakers(s.Breakers)
-		s.http = newHTTPServer(httpapi.Middleware(s.log, s.metrics.HTTP(gw)), s.log)
+		s.http = newHTTPServer(httpapi.AccessLog(s.log, s.metrics.HTTP(gw)), s.log) // the gateway gives IDs and recovers
 		return nil
 	}
 	// The context's API, and the operational endpoints beside it.

@@ -271,7 +271,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: listen: %w", err)
 	}
-	s.http = newHTTPServer(httpapi.Middleware(s.log, s.metrics.HTTP(gw)), s.log)
+	s.http = newHTTPServer(httpapi.AccessLog(s.log, s.metrics.HTTP(gw)), s.log) // the gateway gives IDs and recovers
 	return s, nil
 }
 

@@ -92,14 +92,16 @@ func Middleware(opts Options) func(http.Handler) http.Handler {
 				who, key string
 				limit    Limit
 			}
-			var checks []check
+			var buf [2]check
+			checks := buf[:0]
 			if !p.Client.IsZero() && id.Client != "" {
 				checks = append(checks, check{"client", "client:" + p.Name + ":" + id.Client, p.Client})
 			}
 			if !p.Tenant.IsZero() && id.Tenant != "" {
 				checks = append(checks, check{"tenant", "tenant:" + p.Name + ":" + id.Tenant, p.Tenant})
 			}
-			var binding *Result
+			var binding Result
+			bound := false
 			for _, c := range checks {
 				res, err := opts.Limiter.Allow(r.Context(), c.key, c.limit)
 				if err != nil {
@@ -118,22 +120,29 @@ func Middleware(opts Options) func(http.Handler) http.Handler {
 						fmt.Sprintf("too many requests for this %s (%d per %v); retry in %d s", c.who, c.limit.Rate, c.limit.Period, max(seconds(res.RetryAfter), 1)))
 					return
 				}
-				if binding == nil || res.Remaining < binding.Remaining {
-					binding = &res
+				if !bound || res.Remaining < binding.Remaining {
+					binding, bound = res, true
 				}
 			}
-			if binding != nil {
-				setHeaders(w.Header(), *binding)
+			if bound {
+				setHeaders(w.Header(), binding)
 			}
 			next.ServeHTTP(w, r)
 		})
 	}
 }
 
+// The headers' canonical keys, computed once.
+var (
+	keyLimit     = http.CanonicalHeaderKey(HeaderLimit)
+	keyRemaining = http.CanonicalHeaderKey(HeaderRemaining)
+	keyReset     = http.CanonicalHeaderKey(HeaderReset)
+)
+
 func setHeaders(h http.Header, res Result) {
-	h.Set(HeaderLimit, strconv.Itoa(res.Limit))
-	h.Set(HeaderRemaining, strconv.Itoa(res.Remaining))
-	h.Set(HeaderReset, strconv.Itoa(seconds(res.ResetAfter)))
+	h[keyLimit] = []string{strconv.Itoa(res.Limit)}
+	h[keyRemaining] = []string{strconv.Itoa(res.Remaining)}
+	h[keyReset] = []string{strconv.Itoa(seconds(res.ResetAfter))}
 }
 
 // seconds rounds d up to whole seconds.

@@ -44,6 +44,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,6 +79,8 @@ type operation struct {
 	// plain holds the schemas of the parameters whose values are plain
 	// strings, which need no decoding.
 	plain map[*openapi3.Parameter]plain
+	// headers holds the canonical header names of header parameters.
+	headers map[*openapi3.Parameter]string
 	// body is the JSON schema of the request body, if any; required says
 	// whether a body must be sent.
 	body     *openapi3.Schema
@@ -109,6 +112,12 @@ func New(doc *openapi3.T) *Validator {
 				}
 			}
 			for _, p := range o.params {
+				if p.In == openapi3.ParameterInHeader {
+					if o.headers == nil {
+						o.headers = map[*openapi3.Parameter]string{}
+					}
+					o.headers[p] = http.CanonicalHeaderKey(p.Name)
+				}
 				if s := plainString(p); s != nil {
 					if o.plain == nil {
 						o.plain = map[*openapi3.Parameter]plain{}
@@ -145,12 +154,30 @@ type plain struct {
 // kin-openapi, which checks the same keywords with the same regexp
 // package; the package tests compare the two.
 func quickAccept(s *openapi3.Schema) func(string) bool {
-	if len(s.Enum) > 0 || s.Format != "" || s.Const != nil || s.Nullable || s.Pattern == "" || strings.Contains(s.Pattern, `\u`) {
+	if len(s.Enum) > 0 || s.Format != "" || s.Const != nil || s.Nullable || strings.Contains(s.Pattern, `\u`) {
 		return nil // \u escapes kin-openapi rewrites before compiling
 	}
-	re, err := regexp.Compile(s.Pattern)
-	if err != nil {
-		return nil
+	var match func(string) bool
+	if s.Pattern != "" {
+		re, err := regexp.Compile(s.Pattern)
+		if err != nil {
+			return nil
+		}
+		match = re.MatchString
+		if set, lo, hi, ok := byteRun(s.Pattern); ok {
+			// ^[class]{lo,hi}$ (or + or *): a table lookup per byte.
+			match = func(v string) bool {
+				if len(v) < lo || (hi >= 0 && len(v) > hi) {
+					return false
+				}
+				for i := 0; i < len(v); i++ {
+					if !set[v[i]] {
+						return false
+					}
+				}
+				return true
+			}
+		}
 	}
 	minLen, maxLen := s.MinLength, s.MaxLength
 	return func(v string) bool {
@@ -162,8 +189,44 @@ func quickAccept(s *openapi3.Schema) func(string) bool {
 			}
 		}
 		n := uint64(len(v))
-		return n >= minLen && (maxLen == nil || n <= *maxLen) && re.MatchString(v)
+		return n >= minLen && (maxLen == nil || n <= *maxLen) && (match == nil || match(v))
 	}
+}
+
+// byteRun reports whether pattern is one character class repeated
+// between the start and the end of the text — ^[class]{lo,hi}$, or with
+// + or * (hi -1: no bound) — and returns the class's ASCII members. Only
+// ASCII values reach the test it serves.
+func byteRun(pattern string) (set [utf8.RuneSelf]bool, lo, hi int, ok bool) {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return set, 0, 0, false
+	}
+	re = re.Simplify()
+	if re.Op != syntax.OpConcat || len(re.Sub) != 3 || re.Sub[0].Op != syntax.OpBeginText || re.Sub[2].Op != syntax.OpEndText {
+		return set, 0, 0, false
+	}
+	run := re.Sub[1]
+	switch run.Op {
+	case syntax.OpPlus:
+		lo, hi = 1, -1
+	case syntax.OpStar:
+		lo, hi = 0, -1
+	case syntax.OpRepeat:
+		lo, hi = run.Min, run.Max
+	default:
+		return set, 0, 0, false
+	}
+	if len(run.Sub) != 1 || run.Sub[0].Op != syntax.OpCharClass {
+		return set, 0, 0, false
+	}
+	rr := run.Sub[0].Rune
+	for i := 0; i+1 < len(rr); i += 2 {
+		for c := rr[i]; c <= rr[i+1] && c < utf8.RuneSelf; c++ {
+			set[c] = true
+		}
+	}
+	return set, lo, hi, true
 }
 
 func plainString(p *openapi3.Parameter) *openapi3.Schema {
@@ -300,7 +363,10 @@ func (c *checker) check(r *http.Request) *errs.Error {
 				continue
 			}
 		case openapi3.ParameterInHeader:
-			if raw = r.Header.Get(p.Name); raw == "" && !p.Required {
+			if vs := r.Header[c.op.headers[p]]; len(vs) > 0 {
+				raw = vs[0]
+			}
+			if raw == "" && !p.Required {
 				continue
 			}
 		default:

@@ -295,6 +295,23 @@ func Middleware(log *slog.Logger, h http.Handler) http.Handler {
 	})
 }
 
+// AccessLog wraps h with the access log line alone, for a handler that
+// gives requests their IDs and recovers from panics itself (the gateway):
+// the line's request_id is the one the answer carries.
+func AccessLog(log *slog.Logger, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !log.Enabled(r.Context(), slog.LevelInfo) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		start := time.Now()
+		h.ServeHTTP(sw, r)
+		log.Info("http", "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", w.Header().Get(RequestIDHeader))
+	})
+}
+
 type statusWriter struct {
 	http.ResponseWriter
 	status int

@@ -7,6 +7,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,7 @@ type Metrics struct {
 	appends       *prometheus.CounterVec
 	httpRequests  *prometheus.CounterVec
 	httpSeconds   *prometheus.HistogramVec
+	httpCache     sync.Map // httpKey → *httpSeries
 }
 
 // New returns a registry with Go and process collectors and Agora's metrics.
@@ -162,9 +164,37 @@ func (m *Metrics) HTTP(h http.Handler) http.Handler {
 		if route == "" {
 			route = "unmatched"
 		}
-		m.httpRequests.WithLabelValues(route, r.Method, strconv.Itoa(sw.code)).Inc()
-		m.httpSeconds.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		m.series(route, r.Method, sw.code).observe(time.Since(start))
 	})
+}
+
+// httpKey names one route's series of one method and status.
+type httpKey struct {
+	route, method string
+	code          int
+}
+
+// httpSeries is the counter and histogram of an httpKey, resolved once
+// (a label lookup hashes every label on every request).
+type httpSeries struct {
+	requests prometheus.Counter
+	seconds  prometheus.Observer
+}
+
+func (s *httpSeries) observe(d time.Duration) {
+	s.requests.Inc()
+	s.seconds.Observe(d.Seconds())
+}
+
+func (m *Metrics) series(route, method string, code int) *httpSeries {
+	k := httpKey{route, method, code}
+	if s, ok := m.httpCache.Load(k); ok {
+		return s.(*httpSeries)
+	}
+	s := &httpSeries{requests: m.httpRequests.WithLabelValues(route, method, strconv.Itoa(code)),
+		seconds: m.httpSeconds.WithLabelValues(route, method)}
+	actual, _ := m.httpCache.LoadOrStore(k, s)
+	return actual.(*httpSeries)
 }
 
 type codeWriter struct {
