@@ -39,14 +39,15 @@ func (stubTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		ContentLength: 22, Request: r, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1}, nil
 }
 
-// BenchmarkOverhead compares, per request and without a network, an
-// authenticated, rate-limited, validated GET /api/v1/products/{id}
-// through the gateway with the same GET through a plain
-// httputil.ReverseProxy: the difference is what the gateway adds.
-func BenchmarkOverhead(b *testing.B) {
+// benchGateway is a gateway as agora bench gateway runs it — the default
+// table with the public limits out of reach (every request counted, none
+// refused), tokens, validation — in front of upstream for every cluster,
+// with transport (nil: the default), and a customer's token.
+func benchGateway(b *testing.B, upstream string, transport http.RoundTripper) (*gateway.Gateway, string) {
+	b.Helper()
 	reg := registry.NewStatic()
 	for name := range routes.Default().Clusters {
-		if err := reg.Register(name, registry.Instance{ID: name + "-0", URL: "http://127.0.0.1:1", Weight: 1}); err != nil {
+		if err := reg.Register(name, registry.Instance{ID: name + "-0", URL: upstream, Weight: 1}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -57,18 +58,25 @@ func BenchmarkOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	// The default table, with the public limits out of reach (as agora
-	// bench gateway runs it): every request is counted, none refused.
 	table, err := routes.Parse([]byte(strings.Replace(string(routes.DefaultYAML()), "public:\n    client: {rate: 1200, period: 1m, burst: 200}",
 		"public:\n    client: {rate: 1000000000, period: 1m, burst: 1000000000}", 1)))
 	if err != nil {
 		b.Fatal(err)
 	}
 	gw, err := gateway.New(gateway.Config{Routes: table, Registry: reg, Verifier: auth.NewVerifier(signer.Keys(), auth.Options{}),
-		Limiter: ratelimit.NewMemory(ratelimit.MemoryOptions{}), Validate: true, Transport: stubTransport{}})
+		Limiter: ratelimit.NewMemory(ratelimit.MemoryOptions{}), Validate: true, Transport: transport})
 	if err != nil {
 		b.Fatal(err)
 	}
+	return gw, token
+}
+
+// BenchmarkOverhead compares, per request and without a network, an
+// authenticated, rate-limited, validated GET /api/v1/products/{id}
+// through the gateway with the same GET through a plain
+// httputil.ReverseProxy: the difference is what the gateway adds.
+func BenchmarkOverhead(b *testing.B) {
+	gw, token := benchGateway(b, "http://127.0.0.1:1", stubTransport{})
 	plain := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: "127.0.0.1:1"})
 	plain.Transport = stubTransport{}
 	pooled := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: "127.0.0.1:1"})
@@ -110,29 +118,7 @@ func BenchmarkOverheadTCP(b *testing.B) {
 		_, _ = w.Write([]byte(`{"id":"p1","name":"x"}`))
 	}))
 	defer upstream.Close()
-	reg := registry.NewStatic()
-	for name := range routes.Default().Clusters {
-		if err := reg.Register(name, registry.Instance{ID: name + "-0", URL: upstream.URL, Weight: 1}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	_, key, _ := ed25519.GenerateKey(nil)
-	signer := auth.NewSigner(key, auth.Options{})
-	token, err := signer.Issue(auth.Claims{Tenant: "demo", Roles: []string{auth.RoleCustomer},
-		RegisteredClaims: jwt.RegisteredClaims{Subject: "c1"}}, time.Hour)
-	if err != nil {
-		b.Fatal(err)
-	}
-	table, err := routes.Parse([]byte(strings.Replace(string(routes.DefaultYAML()), "public:\n    client: {rate: 1200, period: 1m, burst: 200}",
-		"public:\n    client: {rate: 1000000000, period: 1m, burst: 1000000000}", 1)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	gw, err := gateway.New(gateway.Config{Routes: table, Registry: reg, Verifier: auth.NewVerifier(signer.Keys(), auth.Options{}),
-		Limiter: ratelimit.NewMemory(ratelimit.MemoryOptions{}), Validate: true})
-	if err != nil {
-		b.Fatal(err)
-	}
+	gw, token := benchGateway(b, upstream.URL, nil)
 	u, _ := url.Parse(upstream.URL)
 	plain := httputil.NewSingleHostReverseProxy(u)
 	plain.Transport = &http.Transport{MaxIdleConnsPerHost: 256}

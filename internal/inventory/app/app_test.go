@@ -35,13 +35,7 @@ func TestReserveAgainAfterRestart(t *testing.T) {
 // recording the refusal; reserving again must say out of stock, not
 // "closed" as if the order had been cancelled.
 func TestRefusedReserveCrashedBeforeRecording(t *testing.T) {
-	store, _ := testenv.SQLite(t)
-	ctx := context.Background()
-	s := NewService(store)
-	m := eventstore.Metadata{}
-	if _, _, err := s.Restock(ctx, m, "p1", 1); err != nil {
-		t.Fatal(err)
-	}
+	_, s, ctx, m := stocked(t, 1, "p1")
 	lines := []inventory.Line{{ProductID: "p1", Quantity: 2}}
 	// What the crashed attempt left: the request and the tombstone.
 	if _, err := s.res.Handle(ctx, "o1", m, func(aggregate.Loaded[inventory.Reservation]) ([]inventory.Event, error) {
@@ -71,13 +65,7 @@ func TestRefusedReserveCrashedBeforeRecording(t *testing.T) {
 // crashed attempt recorded nothing on the reservation (the current way:
 // the outcome is the first record), only its tombstone on the stock.
 func TestRefusedReserveCrashedBeforeRecordingAnything(t *testing.T) {
-	store, _ := testenv.SQLite(t)
-	ctx := context.Background()
-	s := NewService(store)
-	m := eventstore.Metadata{}
-	if _, _, err := s.Restock(ctx, m, "p1", 1); err != nil {
-		t.Fatal(err)
-	}
+	store, s, ctx, m := stocked(t, 1, "p1")
 	lines := []inventory.Line{{ProductID: "p1", Quantity: 2}}
 	if err := s.releaseLines(ctx, m, "o1", lines); err != nil {
 		t.Fatal(err)
@@ -116,15 +104,7 @@ func wantLevel(t *testing.T, store eventstore.Store, product string, onHand, res
 // compensation) gives them back, and a late retry of the reservation is
 // refused and holds nothing.
 func TestReleaseAfterReserveCrashedBeforeOutcome(t *testing.T) {
-	store, _ := testenv.SQLite(t)
-	ctx := context.Background()
-	s := NewService(store)
-	m := eventstore.Metadata{}
-	for _, p := range []string{"p1", "p2"} {
-		if _, _, err := s.Restock(ctx, m, p, 5); err != nil {
-			t.Fatal(err)
-		}
-	}
+	store, s, ctx, m := stocked(t, 5, "p1", "p2")
 	lines := []inventory.Line{{ProductID: "p1", Quantity: 2}, {ProductID: "p2", Quantity: 1}}
 	holdOnly(t, s, "o1", lines)
 	wantLevel(t, store, "p1", 5, 2)
@@ -146,13 +126,7 @@ func TestReleaseAfterReserveCrashedBeforeOutcome(t *testing.T) {
 // crashed reservation's holds and its redelivery, the redelivered
 // reservation gives the holds back.
 func TestRedeliveredReserveAfterLinelessRelease(t *testing.T) {
-	store, _ := testenv.SQLite(t)
-	ctx := context.Background()
-	s := NewService(store)
-	m := eventstore.Metadata{}
-	if _, _, err := s.Restock(ctx, m, "p1", 5); err != nil {
-		t.Fatal(err)
-	}
+	store, s, ctx, m := stocked(t, 5, "p1")
 	lines := []inventory.Line{{ProductID: "p1", Quantity: 3}}
 	holdOnly(t, s, "o1", lines)
 	s = NewService(store)
@@ -169,13 +143,7 @@ func TestRedeliveredReserveAfterLinelessRelease(t *testing.T) {
 // TestReserveRecordsItsLines: the outcome carries the lines, so a release
 // or commit that knows none still finds them.
 func TestReserveRecordsItsLines(t *testing.T) {
-	store, _ := testenv.SQLite(t)
-	ctx := context.Background()
-	s := NewService(store)
-	m := eventstore.Metadata{}
-	if _, _, err := s.Restock(ctx, m, "p1", 5); err != nil {
-		t.Fatal(err)
-	}
+	store, s, ctx, m := stocked(t, 5, "p1")
 	lines := []inventory.Line{{ProductID: "p1", Quantity: 1}, {ProductID: "p1", Quantity: 1}}
 	if err := s.Reserve(ctx, m, "o1", lines); err != nil {
 		t.Fatal(err)
@@ -197,13 +165,7 @@ func TestReserveRecordsItsLines(t *testing.T) {
 // TestSeenFollowsWrites: the remembered levels follow every write of this
 // process, and a product never seen is loaded (zero when unknown).
 func TestSeenFollowsWrites(t *testing.T) {
-	store, _ := testenv.SQLite(t)
-	ctx := context.Background()
-	s := NewService(store)
-	m := eventstore.Metadata{}
-	if _, _, err := s.Restock(ctx, m, "p1", 5); err != nil {
-		t.Fatal(err)
-	}
+	store, s, ctx, m := stocked(t, 5, "p1")
 	if err := s.Reserve(ctx, m, "o1", []inventory.Line{{ProductID: "p1", Quantity: 2}}); err != nil {
 		t.Fatal(err)
 	}
@@ -227,4 +189,19 @@ func TestSeenFollowsWrites(t *testing.T) {
 	if lv := seen(NewService(store), "p1"); lv[0] != (Level{ProductID: "p1", OnHand: 5, Available: 5}) {
 		t.Fatalf("another process loads it: %+v", lv)
 	}
+}
+
+// stocked returns a store and a service over it with qty units of each
+// product restocked.
+func stocked(t *testing.T, qty int64, products ...string) (eventstore.Store, *Service, context.Context, eventstore.Metadata) {
+	t.Helper()
+	store, _ := testenv.SQLite(t)
+	ctx, m := context.Background(), eventstore.Metadata{}
+	s := NewService(store)
+	for _, p := range products {
+		if _, _, err := s.Restock(ctx, m, p, qty); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return store, s, ctx, m
 }
