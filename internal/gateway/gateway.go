@@ -135,7 +135,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.clusters[name] = cl
 		g.proxies[name] = &httputil.ReverseProxy{
 			Rewrite: func(pr *httputil.ProxyRequest) {
-				pr.SetXForwarded()
+				forwardedFor(pr)
 				// The balancer sets the instance; this placeholder keeps
 				// ReverseProxy's URL checks happy.
 				pr.Out.URL.Scheme, pr.Out.URL.Host = "http", name
@@ -318,6 +318,22 @@ type bufferPool struct{ p sync.Pool }
 
 func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
 func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }
+
+// forwardedFor sets X-Forwarded-For to the caller's address, as
+// ProxyRequest.SetXForwarded does, without X-Forwarded-Host and -Proto:
+// no service builds absolute URLs, and every header forwarded is one more
+// for the service to read on every request (identity's audit log reads
+// X-Forwarded-For).
+func forwardedFor(pr *httputil.ProxyRequest) {
+	ip, _, err := net.SplitHostPort(pr.In.RemoteAddr)
+	if err != nil {
+		return
+	}
+	if prior := pr.Out.Header["X-Forwarded-For"]; len(prior) > 0 {
+		ip = strings.Join(prior, ", ") + ", " + ip
+	}
+	pr.Out.Header["X-Forwarded-For"] = []string{ip}
+}
 
 // dropUpstreamRequestID keeps the gateway's X-Request-Id the only one.
 func dropUpstreamRequestID(res *http.Response) error {
