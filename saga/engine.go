@@ -593,6 +593,17 @@ func encode(types []string, bodies []event) ([]eventstore.EventData, error) {
 // st at once and written in the background; the next append (or the end
 // of advance) waits for the write and fails with it.
 func (e *Engine) appendAsync(ctx context.Context, st *state, types []string, bodies []event) error {
+	return e.record(ctx, st, types, bodies, false)
+}
+
+// appendEach records events of types[i] with bodies[i] in one append.
+func (e *Engine) appendEach(ctx context.Context, st *state, types []string, bodies []event) error {
+	return e.record(ctx, st, types, bodies, true)
+}
+
+// record appends the events at the instance's version — waiting for the
+// write, or leaving it in st.pending — and folds them into st.
+func (e *Engine) record(ctx context.Context, st *state, types []string, bodies []event, wait bool) error {
 	if err := st.settle(); err != nil {
 		return err
 	}
@@ -601,41 +612,26 @@ func (e *Engine) appendAsync(ctx context.Context, st *state, types []string, bod
 		return err
 	}
 	expected := st.version
-	done := make(chan error, 1)
-	go func() {
-		_, err := e.store.Append(ctx, StreamID(st.id), eventstore.Exact(expected), evs...)
-		if err != nil {
-			err = fmt.Errorf("saga %s: %w", st.id, err)
+	write := func() error {
+		if _, err := e.store.Append(ctx, StreamID(st.id), eventstore.Exact(expected), evs...); err != nil {
+			return fmt.Errorf("saga %s: %w", st.id, err)
 		}
-		done <- err
-	}()
-	now := time.Now().UTC()
-	for i, t := range types {
-		st.apply(t, bodies[i], now)
+		return nil
 	}
-	st.version = expected + uint64(len(evs))
-	st.pending = done
-	return nil
-}
-
-// appendEach records events of types[i] with bodies[i] in one append.
-func (e *Engine) appendEach(ctx context.Context, st *state, types []string, bodies []event) error {
-	if err := st.settle(); err != nil {
-		return err
-	}
-	evs, err := encode(types, bodies)
-	if err != nil {
-		return err
-	}
-	res, err := e.store.Append(ctx, StreamID(st.id), eventstore.Exact(st.version), evs...)
-	if err != nil {
-		return fmt.Errorf("saga %s: %w", st.id, err)
+	if wait {
+		if err := write(); err != nil {
+			return err
+		}
+	} else {
+		done := make(chan error, 1)
+		go func() { done <- write() }()
+		st.pending = done
 	}
 	now := time.Now().UTC()
 	for i, t := range types {
 		st.apply(t, bodies[i], now)
 	}
-	st.version = res.NextExpectedVersion
+	st.version = expected + uint64(len(evs)) // an append at Exact(v) leaves the stream at v+n
 	return nil
 }
 

@@ -328,16 +328,10 @@ func boot(ctx context.Context, cfg server.Config, idle int) (*server.Server, ben
 	// Logs are dropped unformatted (the access log is off, as in the nginx
 	// target's configuration).
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	ctx, cancel := context.WithCancel(ctx)
-	srv, err := server.Open(ctx, cfg)
+	srv, stop, err := server.Start(ctx, cfg)
 	if err != nil {
-		cancel()
 		return nil, benchClient{}, nil, err
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	<-srv.Ready()
-	stop := func() { cancel(); <-done; srv.Close() }
 	c := benchClient{base: "http://" + srv.Addr(), http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: idle}}}
 	email, password, _ := strings.Cut(benchAdmin, ":")
 	var tok struct {

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/agora-commerce/agora/internal/inventory/inventoryapi"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
@@ -30,16 +31,13 @@ import (
 //     The 202 then carries "warnings" naming the short lines, so a client
 //     can tell the customer at once.
 //   - A check that fails or is slow (catalog or inventory down, breaker
-//     open, past CheckTimeout) is skipped: ordering still validates the
+//     open, past checkTimeout) is skipped: ordering still validates the
 //     products, and the saga still holds the stock.
 const (
 	// checkTimeout bounds the whole check.
 	checkTimeout = 500 * time.Millisecond
 	// checkParallel caps the lookups in flight for one order.
 	checkParallel = 8
-	// maxCheckedProducts: an order naming more distinct products is
-	// passed on unchecked (ordering validates it whole).
-	maxCheckedProducts = 50
 )
 
 // orderLine is what the check reads of a placement.
@@ -80,7 +78,7 @@ func (g *Gateway) orderCheck(next http.Handler) http.Handler {
 			}
 			want[it.ProductID] += q
 		}
-		if len(want) > maxCheckedProducts {
+		if len(want) > inventoryapi.MaxLevels { // passed on unchecked: ordering validates it whole
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -111,11 +109,6 @@ func (g *Gateway) orderCheck(next http.Handler) http.Handler {
 	})
 }
 
-// stockLevelsPath is inventory's internal levels route (see
-// internal/inventory/api.LevelsPath): every product's level in one call,
-// from the instance's memory.
-const stockLevelsPath = "/internal/v1/inventory/levels"
-
 // lookUp asks the catalog about every product of want (in parallel) and
 // the inventory about all of them (one call, alongside), within
 // checkTimeout. A product missing from the result was not checked.
@@ -131,13 +124,8 @@ func (g *Gateway) lookUp(ctx context.Context, want map[string]int64) map[string]
 		q.Add("product_id", id)
 	}
 	eg.Go(func() error {
-		var lv struct {
-			Items []struct {
-				ProductID string `json:"product_id"`
-				Available int64  `json:"available"`
-			} `json:"items"`
-		}
-		if status, _ := g.internalGet(ctx, "inventory", stockLevelsPath+"?"+q.Encode(), &lv); status != http.StatusOK {
+		var lv inventoryapi.Levels
+		if status, _ := g.internalGet(ctx, "inventory", inventoryapi.LevelsPath+"?"+q.Encode(), &lv); status != http.StatusOK {
 			return nil
 		}
 		mu.Lock()

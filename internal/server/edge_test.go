@@ -19,21 +19,13 @@ import (
 // that admin.
 func bootEdge(t *testing.T, edit func(*server.Config)) (*client, *server.Server) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	cfg := server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), BootstrapAdmin: adminCreds, Logger: testLogger()}
 	edit(&cfg)
-	srv, err := server.Open(ctx, cfg)
+	srv, stop, err := server.Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	<-srv.Ready()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-	})
+	t.Cleanup(stop)
 	c := &client{t: t, base: "http://" + srv.Addr()}
 	c.token = c.login(adminEmail, adminPassword)
 	return c, srv

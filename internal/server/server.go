@@ -404,6 +404,28 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
+// Start opens a server with cfg and runs it in the background until
+// stop is called; it returns once the server accepts requests (or Run
+// failed first). stop ends Run, waits for it and closes the server.
+func Start(ctx context.Context, cfg Config) (_ *Server, stop func(), err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	srv, err := Open(ctx, cfg)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	select {
+	case <-srv.Ready():
+	case err := <-done:
+		cancel()
+		srv.Close()
+		return nil, nil, fmt.Errorf("server: run: %w", err)
+	}
+	return srv, func() { cancel(); <-done; srv.Close() }, nil
+}
+
 // Close releases the stores. Call it after Run returns.
 func (s *Server) Close() error {
 	if s.cancel != nil {

@@ -15,27 +15,8 @@ import (
 
 	"github.com/agora-commerce/agora/internal/gateway/balance"
 	"github.com/agora-commerce/agora/internal/gateway/registry"
+	"github.com/agora-commerce/agora/internal/testenv"
 )
-
-// clock is a fake clock the tests move by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
@@ -101,7 +82,7 @@ func TestWeighted(t *testing.T) {
 
 func TestCanaryShare(t *testing.T) {
 	r := reg(t, registry.Instance{ID: "s1"}, registry.Instance{ID: "s2"}, registry.Instance{ID: "canary", Canary: true})
-	clk := newClock()
+	clk := testenv.NewClock()
 	b := balance.New(r, "c", balance.Config{CanaryPercent: 10, ConsecutiveFailures: 1, Now: clk.Now, Logger: quiet()})
 	counts, _ := picks(t, b, 1000)
 	if counts["canary"] != 100 || counts["s1"] != 450 || counts["s2"] != 450 {
@@ -122,7 +103,7 @@ func TestCanaryShare(t *testing.T) {
 }
 
 func TestEjectionGrowsAndRecovers(t *testing.T) {
-	clk := newClock()
+	clk := testenv.NewClock()
 	b := balance.New(reg(t, registry.Instance{ID: "a"}, registry.Instance{ID: "b"}, registry.Instance{ID: "c"}), "c",
 		balance.Config{ConsecutiveFailures: 3, BaseEjection: 10 * time.Second, MaxEjection: 40 * time.Second, Now: clk.Now, Logger: quiet()})
 	failN := func(id string, n int) {
@@ -188,7 +169,7 @@ func TestEjectionGrowsAndRecovers(t *testing.T) {
 }
 
 func TestPanicRouting(t *testing.T) {
-	clk := newClock()
+	clk := testenv.NewClock()
 	b := balance.New(reg(t, registry.Instance{ID: "a"}, registry.Instance{ID: "b"}), "c", balance.Config{ConsecutiveFailures: 1, Now: clk.Now, Logger: quiet()})
 	b.Report("a", false)
 	b.Report("b", false)
@@ -235,7 +216,7 @@ func TestTransportEjectsFailingUpstream(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	clk := newClock()
+	clk := testenv.NewClock()
 	b := balance.New(r, "c", balance.Config{ConsecutiveFailures: 2, BaseEjection: time.Minute, Now: clk.Now, Logger: quiet()})
 	client := &http.Client{Transport: b.Transport(nil), Timeout: 10 * time.Second}
 	get := func() (int, string) {

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,23 +18,6 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/internal/testenv"
 )
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // storeConformance runs the checks every Store must pass. expire makes
 // the store's records of ttl age out.
@@ -106,7 +88,7 @@ func storeConformance(t *testing.T, s idempotency.Store, expire func(t *testing.
 }
 
 func TestMemoryStore(t *testing.T) {
-	clk := &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock()
 	s := idempotency.NewMemoryStore(clk.Now)
 	storeConformance(t, s, func(*testing.T, string) { clk.Advance(time.Second) })
 	n := s.Len()

@@ -19,27 +19,8 @@ import (
 	"github.com/agora-commerce/agora/internal/testenv"
 )
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newClock() *clock { return &clock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
-
 func TestMemoryGCRA(t *testing.T) {
-	clk := newClock()
+	clk := testenv.NewClock()
 	m := ratelimit.NewMemory(ratelimit.MemoryOptions{Now: clk.Now})
 	ctx := context.Background()
 	limit := ratelimit.Limit{Rate: 10, Period: time.Second, Burst: 3} // one token per 100ms
@@ -76,7 +57,7 @@ func TestMemoryGCRA(t *testing.T) {
 }
 
 func TestMemoryEvictsIdleKeys(t *testing.T) {
-	clk := newClock()
+	clk := testenv.NewClock()
 	m := ratelimit.NewMemory(ratelimit.MemoryOptions{Now: clk.Now, SweepInterval: time.Minute})
 	limit := ratelimit.Limit{Rate: 60, Period: time.Minute} // refills in at most a minute
 	for i := range 100 {
@@ -230,7 +211,7 @@ func header(t *testing.T, w *httptest.ResponseRecorder, name string) int {
 }
 
 func TestMiddlewarePerClient(t *testing.T) {
-	clk := newClock()
+	clk := testenv.NewClock()
 	h, calls := middleware(ratelimit.NewMemory(ratelimit.MemoryOptions{Now: clk.Now}),
 		ratelimit.Policy{Name: "public", Client: ratelimit.Limit{Rate: 2, Period: time.Minute}}, nil, false)
 	for i := range 2 {

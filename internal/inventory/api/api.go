@@ -9,6 +9,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/inventory"
 	"github.com/agora-commerce/agora/internal/inventory/app"
+	"github.com/agora-commerce/agora/internal/inventory/inventoryapi"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
@@ -32,22 +33,12 @@ func New(svc *app.Service, products Products) *Handler { return &Handler{svc: sv
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/inventory/{product_id}", h.get)
 	mux.HandleFunc("POST /api/v1/inventory/{product_id}/restock", h.restock)
-	mux.HandleFunc("GET "+LevelsPath, h.levels)
+	mux.HandleFunc("GET "+inventoryapi.LevelsPath, h.levels)
 }
-
-// LevelsPath is an internal route, for the gateway's order check and not
-// in its route table: the levels of several products
-// (?product_id=a&product_id=b, at most MaxLevels) as this instance last
-// saw them, answered from memory; {"items": [level, ...]} in the order
-// asked. Advice only: it may lag other instances' writes.
-const LevelsPath = "/internal/v1/inventory/levels"
-
-// MaxLevels caps the products of one levels request.
-const MaxLevels = 100
 
 func (h *Handler) levels(w http.ResponseWriter, r *http.Request) {
 	ids := r.URL.Query()["product_id"]
-	if len(ids) == 0 || len(ids) > MaxLevels || slices.Contains(ids, "") {
+	if len(ids) == 0 || len(ids) > inventoryapi.MaxLevels || slices.Contains(ids, "") {
 		httpapi.Error(w, r, errs.Fields(errs.FieldError{Field: "product_id", Message: "give 1 to 100 product IDs"}))
 		return
 	}
@@ -56,7 +47,7 @@ func (h *Handler) levels(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	httpapi.JSON(w, http.StatusOK, map[string]any{"items": lv})
+	httpapi.JSON(w, http.StatusOK, inventoryapi.Levels{Items: lv})
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {

@@ -15,6 +15,7 @@ import (
 	"github.com/agora-commerce/agora/aggregate"
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/inventory"
+	"github.com/agora-commerce/agora/internal/inventory/inventoryapi"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 )
 
@@ -131,12 +132,7 @@ func (s *Service) Seen(ctx context.Context, ids []string) ([]Level, error) {
 }
 
 // Level is a product's stock as the API shows it.
-type Level struct {
-	ProductID string `json:"product_id"`
-	OnHand    int64  `json:"on_hand"`
-	Reserved  int64  `json:"reserved"`
-	Available int64  `json:"available"`
-}
+type Level = inventoryapi.Level
 
 // ErrUnknownProduct reports a product with no stock history.
 var ErrUnknownProduct = &errs.Error{Code: errs.NotFound, Reason: "product_not_found", Message: "no stock has been recorded for this product"}

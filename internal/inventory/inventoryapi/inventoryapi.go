@@ -43,3 +43,26 @@ type StockRestocked struct {
 	// Quantity is how many units arrived.
 	Quantity int64 `json:"quantity"`
 }
+
+// LevelsPath is inventory's internal route for the gateway's order check
+// (not in the gateway's route table): GET with ?product_id=a&product_id=b
+// (at most MaxLevels) answers Levels, every product's stock as the
+// instance last saw it, from memory — advice, which may lag other
+// instances' writes.
+const LevelsPath = "/internal/v1/inventory/levels"
+
+// MaxLevels caps the products of one levels request.
+const MaxLevels = 100
+
+// Level is one product's stock.
+type Level struct {
+	ProductID string `json:"product_id"`
+	OnHand    int64  `json:"on_hand"`
+	Reserved  int64  `json:"reserved"`
+	Available int64  `json:"available"`
+}
+
+// Levels is the answer of LevelsPath, in the order asked.
+type Levels struct {
+	Items []Level `json:"items"`
+}

@@ -286,10 +286,7 @@ func Middleware(log *slog.Logger, h http.Handler) http.Handler {
 					Error(sw, r, fmt.Errorf("panic: %v", p))
 				}
 			}
-			if log.Enabled(r.Context(), slog.LevelInfo) {
-				log.Info("http", "method", r.Method, "path", r.URL.Path, "status", sw.status,
-					"duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", id)
-			}
+			logRequest(log, r, sw.status, start, id)
 		}()
 		h.ServeHTTP(sw, r)
 	})
@@ -307,9 +304,16 @@ func AccessLog(log *slog.Logger, h http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		start := time.Now()
 		h.ServeHTTP(sw, r)
-		log.Info("http", "method", r.Method, "path", r.URL.Path, "status", sw.status,
-			"duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", w.Header().Get(RequestIDHeader))
+		logRequest(log, r, sw.status, start, w.Header().Get(RequestIDHeader))
 	})
+}
+
+// logRequest writes a request's access log line, if log takes Info.
+func logRequest(log *slog.Logger, r *http.Request, status int, start time.Time, id string) {
+	if log.Enabled(r.Context(), slog.LevelInfo) {
+		log.Info("http", "method", r.Method, "path", r.URL.Path, "status", status,
+			"duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", id)
+	}
 }
 
 type statusWriter struct {

@@ -266,24 +266,16 @@ func TestServerConformsToTheDocument(t *testing.T) {
 	// httpapi logs server-side failures (the 504s) on the default logger.
 	defer slog.SetDefault(slog.Default())
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx := context.Background()
 	const adminEmail, adminPassword = "admin@openapi.test", "openapi-e2e-admin-password"
-	srv, err := server.Open(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(),
+	srv, stop, err := server.Start(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(),
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 		CarrierLatency: 1500 * time.Millisecond, CheckoutTimeout: 20 * time.Second,
 		BootstrapAdmin: adminEmail + ":" + adminPassword, SeedDemo: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	<-srv.Ready()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-	})
+	t.Cleanup(stop)
 
 	doc, err := openapi.Load(ctx)
 	if err != nil {
