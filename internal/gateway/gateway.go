@@ -157,7 +157,7 @@ func New(cfg Config) (*Gateway, error) {
 		})
 	}
 	mux.Handle("/", g.methodNotAllowed(local))
-	g.handler = edge.Recoverer(cfg.Logger, edge.RequestID(edge.BodyLimit(httpapi.MaxBodyBytes, mux)))
+	g.handler = httpapi.Recoverer(cfg.Logger, httpapi.RequestID(edge.BodyLimit(httpapi.MaxBodyBytes, mux)))
 	return g, nil
 }
 

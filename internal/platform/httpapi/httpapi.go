@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -266,34 +267,83 @@ func ValidRequestID(id string) bool {
 // Middleware wraps h with request IDs, panic recovery and a JSON access
 // log line per request.
 func Middleware(log *slog.Logger, h http.Handler) http.Handler {
+	return RequestID(AccessLog(log, Recoverer(log, h)))
+}
+
+// RequestID gives every request an ID: the client's X-Request-Id when it
+// is well-formed (ValidRequestID), else a new UUID. The ID is set on the
+// response and on the request's header, so that handlers, upstreams and
+// problem answers carry it; the request is not copied.
+func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(RequestIDHeader)
 		if !ValidRequestID(id) {
 			id = uuid.NewString()
-			// Handlers and upstreams see the ID the log and the answer carry.
 			r.Header.Set(RequestIDHeader, id)
 		}
 		w.Header().Set(RequestIDHeader, id)
-		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		start := time.Now()
-		defer func() {
-			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
-					panic(p)
-				}
-				log.Error("panic serving request", "path", r.URL.Path, "panic", fmt.Sprint(p), "request_id", id)
-				if !sw.wrote {
-					Error(sw, r, fmt.Errorf("panic: %v", p))
-				}
-			}
-			logRequest(log, r, sw.status, start, id)
-		}()
-		h.ServeHTTP(sw, r)
+		next.ServeHTTP(w, r)
 	})
 }
 
-// AccessLog wraps h with the access log line alone, for a handler that
-// gives requests their IDs and recovers from panics itself (the gateway):
+// Recoverer answers a panicking handler's request with a 500 problem
+// (when nothing was written yet; else it cuts the connection) and logs
+// the panic with its stack. http.ErrAbortHandler is passed on, as
+// net/http expects.
+func Recoverer(log *slog.Logger, next http.Handler) http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tw := &trackingWriter{ResponseWriter: w}
+		defer func() {
+			p := recover()
+			if p == nil {
+				return
+			}
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			log.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path,
+				"request_id", w.Header().Get(RequestIDHeader), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if tw.wrote {
+				panic(http.ErrAbortHandler) // too late for a clean answer
+			}
+			Error(w, r, fmt.Errorf("panic: %v", p))
+		}()
+		next.ServeHTTP(tw, r)
+	})
+}
+
+// trackingWriter notes whether the answer has begun.
+type trackingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *trackingWriter) WriteHeader(code int) {
+	if code >= 200 { // 1xx informational answers do not commit the response
+		w.wrote = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *trackingWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *trackingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush implements http.Flusher when the underlying writer does.
+func (w *trackingWriter) Flush() {
+	w.wrote = true
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// AccessLog wraps h with the access log line alone (Middleware adds it
+// inside RequestID and Recoverer; the gateway has them in its own chain):
 // the line's request_id is the one the answer carries.
 func AccessLog(log *slog.Logger, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
