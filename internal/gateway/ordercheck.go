@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/agora-commerce/agora/internal/gateway/edge"
 	"io"
 	"net/http"
 	"net/url"
@@ -56,12 +57,11 @@ type lineCheck struct {
 // orderCheck wraps next (the proxy to ordering) with the order check.
 func (g *Gateway) orderCheck(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
+		body, err := edge.Body(w, r, httpapi.MaxBodyBytes) // read once, by BodyLimit
 		if err != nil {
-			httpapi.Error(w, r, err) // the body limit's 413
+			httpapi.Error(w, r, err)
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
 		var req struct {
 			Items []orderLine `json:"items"`
 		}

@@ -45,7 +45,7 @@ func BodyLimit(limit int64, next http.Handler) http.Handler {
 			tooLarge()
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+		_, err := Body(w, r, limit)
 		var maxErr *http.MaxBytesError
 		switch {
 		case errors.As(err, &maxErr):
@@ -55,16 +55,43 @@ func BodyLimit(limit int64, next http.Handler) http.Handler {
 			problem.Write(w, r, http.StatusBadRequest, "", "the request body could not be read")
 			return
 		}
-		r.ContentLength = int64(len(body))
-		if len(body) == 0 {
-			r.Body = http.NoBody
-		} else {
-			r.Body = io.NopCloser(bytes.NewReader(body))
-		}
-		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		next.ServeHTTP(w, r)
 	})
 }
+
+// Body returns r's whole body, read at most once per request: the first
+// call reads it into memory (refusing more than limit bytes with an
+// *http.MaxBytesError) and puts back a body that can be read again
+// (Body, GetBody); later calls — the validator, idempotency, the order
+// check after BodyLimit — get the same bytes without reading or
+// copying. The caller must not modify them.
+func Body(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if b, ok := r.Body.(*buffered); ok {
+		return b.data, nil
+	}
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return nil, err
+	}
+	r.ContentLength = int64(len(data))
+	r.Body = newBuffered(data)
+	r.GetBody = func() (io.ReadCloser, error) { return newBuffered(data), nil }
+	return data, nil
+}
+
+// buffered is a body held in memory, which Body recognises.
+type buffered struct {
+	*bytes.Reader
+	data []byte
+}
+
+func newBuffered(data []byte) *buffered { return &buffered{Reader: bytes.NewReader(data), data: data} }
+
+// Close implements io.Closer.
+func (*buffered) Close() error { return nil }
 
 // ClientIP returns the caller's IP address from r.RemoteAddr. Forwarding
 // headers are not trusted: a deployment behind a proxy sets RemoteAddr

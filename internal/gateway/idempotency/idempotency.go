@@ -21,14 +21,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/agora-commerce/agora/internal/gateway/edge"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/google/uuid"
 
-	"github.com/agora-commerce/agora/internal/gateway/edge"
 	"github.com/agora-commerce/agora/internal/gateway/problem"
 )
 
@@ -127,7 +126,7 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			fmt.Sprintf("%s must be 1 to %d printable ASCII characters", Header, MaxKeyLength))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, m.opts.MaxBody))
+	body, err := edge.Body(w, r, m.opts.MaxBody)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
@@ -137,9 +136,6 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		problem.Write(w, r, http.StatusBadRequest, "", "the request body could not be read")
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	r.ContentLength = int64(len(body))
 
 	fp := fingerprint(r, body)
 	sk := storeKey(m.opts.Scope(r), key)

@@ -39,6 +39,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agora-commerce/agora/internal/gateway/edge"
 	"io"
 	"mime"
 	"net/http"
@@ -404,25 +405,13 @@ func (c *checker) check(r *http.Request) *errs.Error {
 // checkBody appends the faults of r's body, which it reads and puts
 // back.
 func (c *checker) checkBody(faults []fault, r *http.Request) []fault {
-	var data []byte
-	if r.Body != nil && r.Body != http.NoBody {
-		var err error
-		data, err = io.ReadAll(r.Body)
-		r.Body.Close()
-		if err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				return append(faults, fault{status: http.StatusRequestEntityTooLarge, message: fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit)})
-			}
-			return append(faults, fault{status: http.StatusBadRequest, message: "the request body could not be read"})
+	data, err := edge.Body(nil, r, httpapi.MaxBodyBytes)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return append(faults, fault{status: http.StatusRequestEntityTooLarge, message: fmt.Sprintf("request body exceeds %d bytes", tooLarge.Limit)})
 		}
-		if r.GetBody != nil {
-			r.Body, err = r.GetBody()
-		}
-		if r.GetBody == nil || err != nil {
-			r.Body = io.NopCloser(bytes.NewReader(data))
-			r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
-		}
+		return append(faults, fault{status: http.StatusBadRequest, message: "the request body could not be read"})
 	}
 	if len(data) == 0 && !c.op.required {
 		return faults
