@@ -16,9 +16,6 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
 
-// RequestIDHeader is the request ID's header.
-const RequestIDHeader = httpapi.RequestIDHeader
-
 // MaxBodyBytes is the default request body limit (1 MiB).
 const MaxBodyBytes = httpapi.MaxBodyBytes
 
