@@ -189,7 +189,7 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) (GatewayResult, error) {
 	var ratios []float64
 	for round := range cfg.Rounds {
 		var roundRPS [2]float64
-		for i := range targets {
+		for _, i := range order(len(targets), round) {
 			logf("round %d: %s", round+1, targets[i].name)
 			before := cpuTime()
 			lat, errs, took, err := drive(ctx, targets[i].url, c.token, cfg.Clients, cfg.Duration)
@@ -337,4 +337,20 @@ func drive(ctx context.Context, target, token string, clients int, d time.Durati
 	}
 	wg.Wait()
 	return all, errs, time.Since(start), first
+}
+
+// order is the order the targets take in round: the gateway and the
+// plain proxy (the first two) swap places every other round, so that
+// neither always follows the same target (and its after-effects: idle
+// connections closed, garbage left to collect) and a drift of the
+// machine's speed during a round pair falls on both alike.
+func order(n, round int) []int {
+	o := make([]int, n)
+	for i := range o {
+		o[i] = i
+	}
+	if round%2 == 1 && n >= 2 {
+		o[0], o[1] = 1, 0
+	}
+	return o
 }

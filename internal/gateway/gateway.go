@@ -14,7 +14,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,7 +79,6 @@ type Gateway struct {
 	validate *validate.Validator // nil: no validation
 	handler  http.Handler
 	clusters map[string]*resilience.Cluster
-	proxies  map[string]*httputil.ReverseProxy
 }
 
 // New assembles a gateway from cfg.
@@ -105,7 +103,7 @@ func New(cfg Config) (*Gateway, error) {
 			IdleConnTimeout:     90 * time.Second,
 		}
 	}
-	g := &Gateway{cfg: cfg, clusters: map[string]*resilience.Cluster{}, proxies: map[string]*httputil.ReverseProxy{}}
+	g := &Gateway{cfg: cfg, clusters: map[string]*resilience.Cluster{}}
 	if cfg.Validate {
 		v, err := validate.Default()
 		if err != nil {
@@ -133,20 +131,6 @@ func New(cfg Config) (*Gateway, error) {
 		b := balance.New(cfg.Registry, name, bc)
 		cl := resilience.New(name, b.Transport(cfg.Transport), rc)
 		g.clusters[name] = cl
-		g.proxies[name] = &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				forwardedFor(pr)
-				// The balancer sets the instance; this placeholder keeps
-				// ReverseProxy's URL checks happy.
-				pr.Out.URL.Scheme, pr.Out.URL.Host = "http", name
-			},
-			Transport:      cl,
-			BufferPool:     buffers,
-			ModifyResponse: dropUpstreamRequestID,
-			ErrorHandler:   g.proxyError,
-			// Server-sent events are flushed as they come (ReverseProxy
-			// sees text/event-stream); other answers are written whole.
-		}
 	}
 	mux := http.NewServeMux()
 	cfg.Routes.Register(mux, g.route)
@@ -272,27 +256,30 @@ func scope(r *http.Request) string {
 	return "ip:" + edge.ClientIP(r)
 }
 
+// proxy is the route's reverse proxy to its cluster, through the
+// cluster's policies with the route's options (its timeout, its answer to
+// whether a request may be retried).
 func (g *Gateway) proxy(rt *routes.Route) http.Handler {
-	p := g.proxies[rt.Cluster]
-	idem := rt.Idempotent
-	timeout := rt.Timeout
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		if idem != nil {
-			ctx = resilience.WithIdempotent(ctx, *idem)
-		}
-		if timeout > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, timeout)
-			defer cancel()
-		}
-		p.ServeHTTP(w, r.WithContext(ctx))
-	})
+	cluster := rt.Cluster
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			forwardedFor(pr)
+			// The balancer sets the instance; this placeholder keeps
+			// ReverseProxy's URL checks happy.
+			pr.Out.URL.Scheme, pr.Out.URL.Host = "http", cluster
+		},
+		Transport:      g.clusters[cluster].Route(resilience.RouteOptions{Idempotent: rt.Idempotent, Timeout: rt.Timeout}),
+		BufferPool:     buffers,
+		ModifyResponse: dropUpstreamRequestID,
+		ErrorHandler:   g.proxyError,
+		// Server-sent events are flushed as they come (ReverseProxy
+		// sees text/event-stream); other answers are written whole.
+	}
 }
 
 // proxyError answers a failed round trip: the resilience policies' own
-// errors (503 breaker open or bulkhead full, 504 timeout) as they are,
-// anything else as 502.
+// errors (503 upstream unavailable, 504 attempt or route timeout) as
+// they are, anything else as 502.
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *errs.Error
 	if errors.As(err, &e) {
@@ -300,11 +287,7 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	if r.Context().Err() != nil {
-		// The client went away, or the route's timeout ended it.
-		if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
-			problem.Write(w, r, http.StatusGatewayTimeout, "upstream_timeout", "the upstream did not answer in time")
-		}
-		return
+		return // the client went away: no one is left to answer
 	}
 	g.cfg.Logger.Warn("gateway: upstream failed", "path", r.URL.Path, "err", err)
 	problem.Write(w, r, http.StatusBadGateway, "bad_gateway", "the upstream failed")

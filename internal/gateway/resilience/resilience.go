@@ -1,34 +1,45 @@
 // Package resilience guards the gateway's calls to one upstream cluster
-// with failsafe-go policies, composed (outermost first) as
+// with failsafe-go policies:
 //
-//		Fallback(Bulkhead(Retry(CircuitBreaker(round trip with a deadline))))
+//   - the bulkhead bounds in-flight requests to the cluster;
+//   - the circuit breaker opens after FailureThreshold failures among the
+//     last FailureWindow attempts (consecutive failures when the window is
+//     the threshold), lets a trial through after Delay (half-open) and
+//     closes after SuccessThreshold trial successes. Failures are 5xx
+//     answers, transport errors and attempt timeouts;
+//   - a deadline bounds each attempt (time to response headers), and a
+//     route's timeout bounds the whole request, retries and response body
+//     included. An expired attempt fails with timeout.ErrExceeded;
+//   - the retry policy retries, with exponential backoff and jitter, only
+//     idempotent requests (see IsIdempotent): a failed POST may already
+//     have taken effect, so it is never repeated unless it carries an
+//     Idempotency-Key;
+//   - the fallback answers at once with 503 problem+json (and
+//     Retry-After) when the breaker is open or the bulkhead full, without
+//     touching the upstream.
 //
-//	  - a deadline bounds each attempt (time to response headers). It is
-//	    set on the attempt's context rather than by failsafe-go's timeout
-//	    policy: with that policy, failsafehttp merges the request's and the
-//	    execution's contexts with a goroutine per attempt, which cost the
-//	    gateway about a tenth of its throughput (BenchmarkOverhead). An
-//	    expired attempt fails with timeout.ErrExceeded, as the policy's did;
-//	  - the circuit breaker opens after FailureThreshold failures among the
-//	    last FailureWindow attempts (consecutive failures when the window is
-//	    the threshold), lets a trial through after Delay (half-open) and
-//	    closes after SuccessThreshold trial successes. Failures are 5xx
-//	    answers, transport errors and attempt timeouts;
-//	  - retries, with exponential backoff and jitter, only for idempotent
-//	    requests (see IsIdempotent): a failed POST may already have taken
-//	    effect, so it is never repeated unless it carries an Idempotency-Key;
-//	  - the bulkhead bounds in-flight requests to the cluster;
-//	  - the fallback answers at once with 503 problem+json (and
-//	    Retry-After) when the breaker is open or the bulkhead full, without
-//	    touching the upstream.
+// Most requests succeed at their first attempt, and the gateway makes one
+// call per request it proxies, so the first attempt takes the policies'
+// standalone path: a bulkhead permit, a breaker permit, the attempt, its
+// outcome recorded — the same state the executor would keep, without
+// composing an execution per call (that cost the gateway about a tenth of
+// its throughput; BenchmarkOverhead). Only when the first attempt is
+// refused or fails in a way a retry could change does a failsafe-go
+// executor take over, as Fallback(Retry(attempt)), with the first
+// attempt's outcome as its own first: the retry policy decides whether,
+// when and how often to try again, and the fallback turns a refusal into
+// the 503. The attempt deadline is set on the attempt's context rather
+// than by failsafe-go's timeout policy: with that policy, failsafehttp
+// merges the request's and the execution's contexts with a goroutine per
+// attempt.
 //
-// A Cluster is an http.RoundTripper: put it under an
+// A Cluster is an http.RoundTripper: put it (or a Route of it) under an
 // httputil.ReverseProxy, with a balance.Balancer's Transport under it so
-// that each attempt goes to an instance of its own. The request's context
-// bounds the whole call, retries included (the route's timeout).
+// that each attempt goes to an instance of its own.
 package resilience
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,7 +51,6 @@ import (
 	"github.com/failsafe-go/failsafe-go"
 	"github.com/failsafe-go/failsafe-go/bulkhead"
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
-	"github.com/failsafe-go/failsafe-go/failsafehttp"
 	"github.com/failsafe-go/failsafe-go/fallback"
 	"github.com/failsafe-go/failsafe-go/retrypolicy"
 	"github.com/failsafe-go/failsafe-go/timeout"
@@ -141,11 +151,13 @@ func (c *Config) defaults() {
 // Cluster is the resilience executor of one upstream cluster. It is safe
 // for concurrent use.
 type Cluster struct {
-	name    string
-	cfg     Config
-	breaker circuitbreaker.CircuitBreaker[*http.Response]
-	once    http.RoundTripper // no retries
-	retried http.RoundTripper
+	name     string
+	cfg      Config
+	next     http.RoundTripper
+	breaker  circuitbreaker.CircuitBreaker[*http.Response]
+	bulkhead bulkhead.Bulkhead[*http.Response]
+	once     failsafe.Executor[*http.Response] // Fallback
+	retried  failsafe.Executor[*http.Response] // Fallback(Retry)
 }
 
 // New returns the executor for cluster name, sending attempts through
@@ -155,7 +167,7 @@ func New(name string, next http.RoundTripper, cfg Config) *Cluster {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	c := &Cluster{name: name, cfg: cfg}
+	c := &Cluster{name: name, cfg: cfg, next: next}
 
 	c.breaker = circuitbreaker.NewBuilder[*http.Response]().
 		HandleIf(isFailure).
@@ -169,13 +181,13 @@ func New(name string, next http.RoundTripper, cfg Config) *Cluster {
 			}
 		}).
 		Build()
-	bh := bulkhead.NewBuilder[*http.Response](cfg.MaxConcurrent).WithMaxWaitTime(cfg.MaxWait).Build()
+	c.bulkhead = bulkhead.NewBuilder[*http.Response](cfg.MaxConcurrent).WithMaxWaitTime(cfg.MaxWait).Build()
 	fb := fallback.NewBuilderWithFunc(c.reject).
 		HandleErrors(circuitbreaker.ErrOpen, bulkhead.ErrFull).
 		Build()
 	retry := retrypolicy.NewBuilder[*http.Response]().
 		HandleIf(isRetryable).
-		AbortOnErrors(context.Canceled, circuitbreaker.ErrOpen).
+		AbortOnErrors(context.Canceled, circuitbreaker.ErrOpen, bulkhead.ErrFull, errRouteTimeout).
 		WithMaxRetries(cfg.MaxRetries).
 		WithBackoff(cfg.BackoffBase, cfg.BackoffMax).
 		WithJitterFactor(0.5).
@@ -184,10 +196,8 @@ func New(name string, next http.RoundTripper, cfg Config) *Cluster {
 			discard(e.LastResult()) // the failed attempt's answer is dropped
 		}).
 		Build()
-
-	next = attemptDeadline{next: next, d: cfg.AttemptTimeout}
-	c.once = failsafehttp.NewRoundTripper(next, fb, bh, c.breaker)
-	c.retried = failsafehttp.NewRoundTripper(next, fb, bh, retry, c.breaker)
+	c.once = failsafe.With[*http.Response](fb)
+	c.retried = failsafe.With[*http.Response](fb, retry)
 	return c
 }
 
@@ -198,34 +208,215 @@ func (c *Cluster) Name() string { return c.name }
 // the first request after its delay moves it to HalfOpen.
 func (c *Cluster) State() State { return c.breaker.State() }
 
-// RoundTrip sends req through the policies. Retries happen only when
-// IsIdempotent(req). The response is the upstream's (a failed attempt's
+// RouteOptions is what a route adds to its cluster's policies.
+type RouteOptions struct {
+	// Idempotent, if set, overrides IsIdempotent for the route's requests.
+	Idempotent *bool
+	// Timeout, if positive, bounds each of the route's requests as a
+	// whole: attempts, retries and the response body.
+	Timeout time.Duration
+}
+
+// Route returns a RoundTripper that sends a route's requests through c
+// with opts. A gateway builds one per route, once, so that nothing per
+// request has to carry them.
+func (c *Cluster) Route(opts RouteOptions) http.RoundTripper { return &route{c: c, opts: opts} }
+
+type route struct {
+	c    *Cluster
+	opts RouteOptions
+}
+
+func (r *route) RoundTrip(req *http.Request) (*http.Response, error) {
+	idempotent := r.opts.Idempotent != nil && *r.opts.Idempotent
+	if r.opts.Idempotent == nil {
+		idempotent = IsIdempotent(req)
+	}
+	var deadline time.Time
+	if r.opts.Timeout > 0 {
+		deadline = time.Now().Add(r.opts.Timeout)
+	}
+	return r.c.roundTrip(req, idempotent, deadline)
+}
+
+// RoundTrip sends req through the policies, as a route with no options
+// would. Retries happen only when IsIdempotent(req). The response is the upstream's (a failed attempt's
 // last answer once retries are exhausted) or the fallback's 503. Errors
 // are *errs.Error values httpapi.Error maps to statuses: Timeout (504)
 // when attempts time out, Unavailable (503) when the upstream cannot be
 // reached; a canceled or expired request context is returned as is.
 func (c *Cluster) RoundTrip(req *http.Request) (*http.Response, error) {
-	rt := c.once
-	if IsIdempotent(req) {
-		rt = c.retried
+	return c.roundTrip(req, IsIdempotent(req), time.Time{})
+}
+
+// roundTrip is RoundTrip with the route's answer to IsIdempotent and its
+// deadline (zero: none).
+func (c *Cluster) roundTrip(req *http.Request, idempotent bool, deadline time.Time) (*http.Response, error) {
+	retries := idempotent && c.cfg.MaxRetries > 0
+	if retries {
+		if err := replayable(req); err != nil {
+			return nil, fmt.Errorf("upstream %s: read the request body: %w", c.name, err)
+		}
 	}
-	resp, err := rt.RoundTrip(req)
+	var resp *http.Response
+	err := c.bulkhead.AcquirePermitWithMaxWait(req.Context(), c.cfg.MaxWait)
+	if err == nil {
+		defer c.bulkhead.ReleasePermit()
+		resp, err = c.attempt(req, deadline)
+	} else if req.Body != nil {
+		req.Body.Close()
+	}
+	refused := errors.Is(err, circuitbreaker.ErrOpen) || errors.Is(err, bulkhead.ErrFull)
+	if refused || retries && isRetryable(resp, err) && !errors.Is(err, context.Canceled) && !errors.Is(err, errRouteTimeout) {
+		resp, err = c.execute(req, idempotent, deadline, resp, err)
+	}
+	return c.answer(req, resp, err)
+}
+
+// execute hands the first attempt's outcome to the failsafe-go executor
+// as its own first attempt: the retry policy (idempotent requests only)
+// decides about further attempts, the fallback about refusals.
+func (c *Cluster) execute(req *http.Request, idempotent bool, deadline time.Time, resp *http.Response, err error) (*http.Response, error) {
+	exec := c.once
+	if idempotent {
+		exec = c.retried
+	}
+	ctx := req.Context()
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline) // bounds the backoff delays
+		defer cancel()
+	}
+	handed := false
+	r, e := exec.WithContext(ctx).GetWithExecution(func(ex failsafe.Execution[*http.Response]) (*http.Response, error) {
+		if !handed {
+			handed = true
+			return resp, err
+		}
+		next := req.WithContext(req.Context())
+		if req.GetBody != nil {
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, err
+			}
+			next.Body = body
+		}
+		return c.attempt(next, deadline)
+	})
+	if !handed {
+		discard(resp) // the executor stopped before it took the first answer
+	}
+	if e != nil && !deadline.IsZero() && errors.Is(e, context.DeadlineExceeded) && req.Context().Err() == nil {
+		e = fmt.Errorf("%w: %w", errRouteTimeout, e) // the route's time ran out between attempts
+	}
+	return r, e
+}
+
+// answer maps the policies' outcome to RoundTrip's.
+func (c *Cluster) answer(req *http.Request, resp *http.Response, err error) (*http.Response, error) {
 	if err == nil {
 		return resp, nil
 	}
 	var rj *rejection
-	if errors.As(err, &rj) {
+	switch {
+	case errors.As(err, &rj):
 		return problem.Response(req, http.StatusServiceUnavailable, rj.reason, rj.detail, rj.retryAfter), nil
-	}
-	if ctxErr := req.Context().Err(); ctxErr != nil && !errors.Is(err, timeout.ErrExceeded) {
-		return nil, fmt.Errorf("upstream %s: %w", c.name, ctxErr)
-	}
-	if errors.Is(err, timeout.ErrExceeded) {
+	case errors.Is(err, errRouteTimeout):
+		return nil, &errs.Error{Code: errs.Timeout, Reason: "upstream_timeout",
+			Message: fmt.Sprintf("upstream %s did not answer in time", c.name), Err: err}
+	case req.Context().Err() != nil && !errors.Is(err, timeout.ErrExceeded):
+		return nil, fmt.Errorf("upstream %s: %w", c.name, req.Context().Err())
+	case errors.Is(err, timeout.ErrExceeded):
 		return nil, &errs.Error{Code: errs.Timeout, Reason: "upstream_timeout",
 			Message: fmt.Sprintf("upstream %s did not answer within %v", c.name, c.cfg.AttemptTimeout), Err: err}
 	}
 	return nil, &errs.Error{Code: errs.Unavailable, Reason: "upstream_unavailable",
 		Message: fmt.Sprintf("upstream %s is unavailable", c.name), Err: err}
+}
+
+// errRouteTimeout is the cause of an attempt ended by its route's
+// timeout rather than its own deadline.
+var errRouteTimeout = errors.New("the route's timeout expired")
+
+// attempt is one call to the upstream, under a breaker permit, within
+// AttemptTimeout (and the route's deadline, if any) until its response
+// headers; the route's deadline, if any, also bounds reading the body.
+// The outcome is recorded with the breaker.
+func (c *Cluster) attempt(req *http.Request, deadline time.Time) (*http.Response, error) {
+	if !c.breaker.TryAcquirePermit() {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, circuitbreaker.ErrOpen
+	}
+	ctx, cancel := context.WithCancelCause(req.Context())
+	d := c.cfg.AttemptTimeout
+	if !deadline.IsZero() {
+		d = min(d, time.Until(deadline))
+	}
+	timer := time.AfterFunc(d, func() { cancel(expired(deadline)) })
+	resp, err := c.next.RoundTrip(req.WithContext(ctx))
+	if !timer.Stop() {
+		// The deadline passed, whatever the transport made of it.
+		cause := expired(deadline)
+		cancel(cause)
+		if resp != nil {
+			resp.Body.Close()
+		}
+		c.breaker.RecordError(timeout.ErrExceeded)
+		return nil, fmt.Errorf("attempt: %w", cause)
+	}
+	if err != nil {
+		cancel(nil)
+		c.breaker.RecordError(err)
+		return nil, err
+	}
+	c.breaker.RecordResult(resp)
+	if !deadline.IsZero() {
+		timer.Reset(time.Until(deadline)) // the route's time bounds the body
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel, timer: timer}
+	return resp, nil
+}
+
+// expired is the cause of an attempt's end when its timer fires: the
+// route's timeout once its deadline has passed, the attempt's own before.
+func expired(deadline time.Time) error {
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
+		return errRouteTimeout
+	}
+	return timeout.ErrExceeded
+}
+
+// cancelOnClose ends an attempt's context and timer when its body is
+// closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+}
+
+func (b *cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.timer.Stop()
+	b.cancel(nil)
+	return err
+}
+
+// replayable makes sure req's body can be sent again (GetBody) by a
+// retry, reading it into memory if it must.
+func replayable(req *http.Request) error {
+	if req.Body == nil || req.Body == http.NoBody || req.GetBody != nil {
+		return nil
+	}
+	data, err := io.ReadAll(req.Body)
+	req.Body.Close()
+	if err != nil {
+		return err
+	}
+	req.Body = io.NopCloser(bytes.NewReader(data))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+	return nil
 }
 
 // rejection is the fallback's answer to an open breaker or a full
@@ -236,45 +427,6 @@ type rejection struct {
 }
 
 func (r *rejection) Error() string { return r.detail }
-
-// attemptDeadline gives each attempt d to answer with its headers; the
-// body may take longer. An attempt past it fails with
-// timeout.ErrExceeded.
-type attemptDeadline struct {
-	next http.RoundTripper
-	d    time.Duration
-}
-
-func (a attemptDeadline) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithCancelCause(req.Context())
-	timer := time.AfterFunc(a.d, func() { cancel(timeout.ErrExceeded) })
-	resp, err := a.next.RoundTrip(req.WithContext(ctx))
-	if !timer.Stop() && context.Cause(ctx) == timeout.ErrExceeded {
-		cancel(nil)
-		if resp != nil {
-			resp.Body.Close()
-		}
-		return nil, fmt.Errorf("attempt of %v: %w", a.d, timeout.ErrExceeded)
-	}
-	if err != nil {
-		cancel(nil)
-		return nil, err
-	}
-	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: func() { cancel(nil) }}
-	return resp, nil
-}
-
-// cancelOnClose ends an attempt's context when its body is closed.
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel func()
-}
-
-func (b *cancelOnClose) Close() error {
-	err := b.ReadCloser.Close()
-	b.cancel()
-	return err
-}
 
 // reject is the fallback: a 503 problem for an open breaker or a full
 // bulkhead.
@@ -288,21 +440,10 @@ func (c *Cluster) reject(exec failsafe.Execution[*http.Response]) (*http.Respons
 		detail: fmt.Sprintf("upstream %s has too many requests in flight", c.name), retryAfter: 1}
 }
 
-type idempotentKey struct{}
-
-// WithIdempotent returns ctx carrying an explicit answer for IsIdempotent,
-// e.g. a route's override.
-func WithIdempotent(ctx context.Context, idempotent bool) context.Context {
-	return context.WithValue(ctx, idempotentKey{}, idempotent)
-}
-
-// IsIdempotent reports whether req may be sent more than once: the
-// answer given by WithIdempotent if any, else true for GET, HEAD and
-// OPTIONS and for a POST with an Idempotency-Key.
+// IsIdempotent reports whether req may be sent more than once: true for
+// GET, HEAD and OPTIONS and for a POST with an Idempotency-Key (a route
+// may say otherwise: RouteOptions.Idempotent).
 func IsIdempotent(req *http.Request) bool {
-	if v, ok := req.Context().Value(idempotentKey{}).(bool); ok {
-		return v
-	}
 	switch req.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return true

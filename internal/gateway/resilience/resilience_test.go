@@ -51,7 +51,7 @@ func do(t *testing.T, c *resilience.Cluster, method, url, key, body string) (*ht
 	return doCtx(t, context.Background(), c, method, url, key, body)
 }
 
-func doCtx(t *testing.T, ctx context.Context, c *resilience.Cluster, method, url, key, body string) (*http.Response, string, error) {
+func doCtx(t *testing.T, ctx context.Context, c http.RoundTripper, method, url, key, body string) (*http.Response, string, error) {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -156,18 +156,19 @@ func TestFailureRatio(t *testing.T) {
 func TestRetriesOnlyIdempotentRequests(t *testing.T) {
 	up := newUpstream(t, http.StatusServiceUnavailable)
 	c := resilience.New("ordering", nil, resilience.Config{FailureThreshold: 1000, MaxRetries: 2, BackoffBase: time.Millisecond, BackoffMax: 2 * time.Millisecond, Logger: quiet()})
+	no, yes := false, true
 	cases := []struct {
 		name, method, key string
-		ctx               context.Context
+		rt                http.RoundTripper
 		hits              int64
 	}{
-		{"GET is retried", "GET", "", context.Background(), 3},
-		{"HEAD is retried", "HEAD", "", context.Background(), 3},
-		{"POST is never retried", "POST", "", context.Background(), 1},
-		{"PUT is not retried by default", "PUT", "", context.Background(), 1},
-		{"POST with Idempotency-Key is retried", "POST", "k-1", context.Background(), 3},
-		{"a route can forbid retries", "GET", "", resilience.WithIdempotent(context.Background(), false), 1},
-		{"a route can allow retries", "PUT", "", resilience.WithIdempotent(context.Background(), true), 3},
+		{"GET is retried", "GET", "", c, 3},
+		{"HEAD is retried", "HEAD", "", c, 3},
+		{"POST is never retried", "POST", "", c, 1},
+		{"PUT is not retried by default", "PUT", "", c, 1},
+		{"POST with Idempotency-Key is retried", "POST", "k-1", c, 3},
+		{"a route can forbid retries", "GET", "", c.Route(resilience.RouteOptions{Idempotent: &no}), 1},
+		{"a route can allow retries", "PUT", "", c.Route(resilience.RouteOptions{Idempotent: &yes}), 3},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,7 +180,7 @@ func TestRetriesOnlyIdempotentRequests(t *testing.T) {
 			if tc.method == "POST" || tc.method == "PUT" {
 				body = `{"amount":1}`
 			}
-			resp, got, err := doCtx(t, tc.ctx, c, tc.method, up.URL, tc.key, body)
+			resp, got, err := doCtx(t, context.Background(), tc.rt, tc.method, up.URL, tc.key, body)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -270,6 +271,81 @@ func TestAttemptTimeout(t *testing.T) {
 	}
 }
 
+// hanging is an upstream that answers nothing (or, with headersFirst,
+// headers and then nothing) until the test ends or the request goes.
+func hanging(t *testing.T, headersFirst bool) (*httptest.Server, *atomic.Int64) {
+	var hits atomic.Int64
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if headersFirst {
+			w.WriteHeader(http.StatusOK)
+			io.WriteString(w, "partial")
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-r.Context().Done():
+		case <-done:
+		}
+	}))
+	t.Cleanup(func() { close(done); srv.Close() })
+	return srv, &hits
+}
+
+func TestRouteTimeoutBoundsRetries(t *testing.T) {
+	srv, hits := hanging(t, false)
+	// Each attempt may take 10s, but the route gives the whole request
+	// 50ms: the first attempt is cut short and no retry follows.
+	c := resilience.New("catalog", nil, resilience.Config{AttemptTimeout: 10 * time.Second, MaxRetries: 3, BackoffBase: time.Millisecond, Logger: quiet()})
+	_, _, err := doCtx(t, context.Background(), c.Route(resilience.RouteOptions{Timeout: 50 * time.Millisecond}), "GET", srv.URL, "", "")
+	var e *errs.Error
+	if !errors.As(err, &e) || e.Code != errs.Timeout || e.Reason != "upstream_timeout" {
+		t.Fatalf("err = %v, want an upstream_timeout", err)
+	}
+	if hits.Load() != 1 {
+		t.Fatalf("%d attempts after the route's time ran out, want 1", hits.Load())
+	}
+}
+
+func TestRouteTimeoutBoundsBody(t *testing.T) {
+	srv, _ := hanging(t, true)
+	c := resilience.New("catalog", nil, resilience.Config{Logger: quiet()})
+	req, _ := http.NewRequest("GET", srv.URL, nil)
+	resp, err := c.Route(resilience.RouteOptions{Timeout: 50 * time.Millisecond}).RoundTrip(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	ended := make(chan error, 1)
+	go func() { _, err := io.ReadAll(resp.Body); ended <- err }()
+	select {
+	case err := <-ended:
+		if err == nil {
+			t.Fatal("the body ended cleanly, but the upstream never finished it")
+		}
+	case <-time.After(10 * time.Second): // a guard against hangs
+		t.Fatal("the body was still being read long after the route's timeout")
+	}
+	// Without a route timeout the body may take longer than an attempt's
+	// deadline (which bounds the time to headers only).
+	c = resilience.New("catalog", nil, resilience.Config{AttemptTimeout: 50 * time.Millisecond, Logger: quiet()})
+	req, _ = http.NewRequest("GET", srv.URL, nil)
+	resp, err = c.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // past the attempt's deadline
+	read := make(chan error, 1)
+	go func() { _, err := io.ReadAll(resp.Body); read <- err }()
+	select {
+	case err := <-read:
+		t.Fatalf("the body ended (%v) at the attempt's deadline", err)
+	case <-time.After(100 * time.Millisecond): // still streaming
+	}
+	resp.Body.Close()
+	<-read
+}
+
 func TestClientCancelDoesNotCount(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
@@ -348,9 +424,6 @@ func TestIsIdempotent(t *testing.T) {
 	r.Header.Set("Idempotency-Key", "x")
 	if !resilience.IsIdempotent(r) {
 		t.Fatal("POST with a key")
-	}
-	if resilience.IsIdempotent(r.WithContext(resilience.WithIdempotent(r.Context(), false))) {
-		t.Fatal("override")
 	}
 }
 
