@@ -43,7 +43,20 @@ type Hold struct {
 	Quantity int64 `json:"quantity"`
 	// State is reserved, committed or released.
 	State HoldState `json:"state"`
+	// At is when the hold reached its state.
+	At time.Time `json:"at,omitzero"`
 }
+
+// HoldRetention is how long a committed or released hold is remembered.
+// Within it, a redelivered reserve, release or commit for the order finds
+// the hold and does nothing twice; past it, the hold is forgotten so that
+// a product's state does not grow with every order it ever had. The
+// order's reservation (kept for good) still refuses a late reservation of
+// a released order and makes a repeated commit do nothing.
+const HoldRetention = 24 * time.Hour
+
+// minPrune is the number of holds below which none are forgotten.
+const minPrune = 1024
 
 // Stock is the state of one product's stock.
 type Stock struct {
@@ -55,6 +68,12 @@ type Stock struct {
 	Reserved int64 `json:"reserved"`
 	// Holds are the orders' claims, by order ID. Evolve updates it in place.
 	Holds map[string]Hold `json:"holds,omitempty"`
+	// PruneAt is the number of holds at which Evolve next forgets those
+	// that ended more than HoldRetention before the event it applies
+	// (twice the number left by the last pruning, at least minPrune): the
+	// cost of pruning is spread over the holds added in between, and the
+	// state stays a function of the events alone.
+	PruneAt int `json:"prune_at,omitempty"`
 }
 
 // Available is what can still be reserved.
@@ -131,6 +150,9 @@ func EvolveStock(s Stock, e Event) Stock {
 			s.Holds = make(map[string]Hold)
 		}
 		s.Holds[order] = h
+		if len(s.Holds) >= max(s.PruneAt, minPrune) {
+			s.prune(h.At.Add(-HoldRetention))
+		}
 	}
 	switch e := e.(type) {
 	case StockRestocked:
@@ -139,17 +161,28 @@ func EvolveStock(s Stock, e Event) Stock {
 	case StockReserved:
 		s.ProductID = e.ProductID
 		s.Reserved += e.Quantity
-		hold(e.OrderID, Hold{Quantity: e.Quantity, State: HoldReserved})
+		hold(e.OrderID, Hold{Quantity: e.Quantity, State: HoldReserved, At: e.At})
 	case StockReleased:
 		s.ProductID = e.ProductID
 		s.Reserved -= e.Quantity
-		hold(e.OrderID, Hold{Quantity: e.Quantity, State: HoldReleased})
+		hold(e.OrderID, Hold{Quantity: e.Quantity, State: HoldReleased, At: e.At})
 	case StockCommitted:
 		s.Reserved -= e.Quantity
 		s.OnHand -= e.Quantity
-		hold(e.OrderID, Hold{Quantity: e.Quantity, State: HoldCommitted})
+		hold(e.OrderID, Hold{Quantity: e.Quantity, State: HoldCommitted, At: e.At})
 	}
 	return s
+}
+
+// prune forgets the committed and released holds that ended before
+// cutoff; reserved holds stay until they end.
+func (s *Stock) prune(cutoff time.Time) {
+	for order, h := range s.Holds {
+		if h.State != HoldReserved && h.At.Before(cutoff) {
+			delete(s.Holds, order)
+		}
+	}
+	s.PruneAt = 2 * len(s.Holds)
 }
 
 // Restock decides adding qty units on hand.

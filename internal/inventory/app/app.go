@@ -44,7 +44,7 @@ func StockType() aggregate.Type[inventory.Stock, inventory.Event] {
 	return aggregate.Type[inventory.Stock, inventory.Event]{
 		Name: StockPrefix, Initial: func() inventory.Stock { return inventory.Stock{} },
 		Evolve: inventory.EvolveStock, Encode: codec.Encode, Decode: codec.Decode,
-		SnapshotEvery: 200, StateVersion: 1,
+		SnapshotEvery: 200, StateVersion: 2, // 2: holds carry their time and are pruned
 	}
 }
 
