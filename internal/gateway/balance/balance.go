@@ -126,6 +126,16 @@ func (b *Balancer) Pick() (registry.Instance, error) {
 // partition splits instances into stable and canary, leaving out ejected
 // ones when healthyOnly.
 func (b *Balancer) partition(all []registry.Instance, now time.Time, healthyOnly bool) (stable, canary []registry.Instance) {
+	plain := true // no canary, none left out: all of them, as they are
+	for _, in := range all {
+		if in.Canary || healthyOnly && b.host(in.ID).ejectedUntil.After(now) {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return all, nil
+	}
 	for _, in := range all {
 		if healthyOnly && b.host(in.ID).ejectedUntil.After(now) {
 			continue

@@ -25,8 +25,16 @@ type KV struct {
 	ttl time.Duration
 	log *slog.Logger
 
-	mu   sync.RWMutex
-	seen map[string]map[string]entry // cluster → instance ID → entry
+	mu    sync.RWMutex
+	seen  map[string]map[string]entry // cluster → instance ID → entry
+	views map[string]view             // cluster → what Instances answers
+}
+
+// view is a cluster's live instances, sorted, as Instances answers them
+// until the bucket changes or the first of them expires.
+type view struct {
+	instances []Instance
+	until     time.Time
 }
 
 type entry struct {
@@ -48,7 +56,7 @@ func OpenKV(ctx context.Context, js jetstream.JetStream, bucket string, ttl time
 	if err != nil {
 		return nil, fmt.Errorf("registry: bucket %s: %w", bucket, err)
 	}
-	r := &KV{kv: kv, ttl: ttl, log: log, seen: map[string]map[string]entry{}}
+	r := &KV{kv: kv, ttl: ttl, log: log, seen: map[string]map[string]entry{}, views: map[string]view{}}
 	w, err := kv.WatchAll(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("registry: watch %s: %w", bucket, err)
@@ -86,6 +94,7 @@ func (r *KV) follow(ctx context.Context, w jetstream.KeyWatcher, ready chan stru
 				continue
 			}
 			r.mu.Lock()
+			delete(r.views, cluster)
 			if e.Operation() != jetstream.KeyValuePut {
 				delete(r.seen[cluster], id)
 			} else {
@@ -103,18 +112,30 @@ func (r *KV) follow(ctx context.Context, w jetstream.KeyWatcher, ready chan stru
 }
 
 // Instances implements Registry: the instances heard from within TTL,
-// ordered by ID.
+// ordered by ID. The answer is kept until the bucket changes or the
+// first of its instances expires, so a request costs a map lookup.
 func (r *KV) Instances(cluster string) []Instance {
+	now := time.Now()
 	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]Instance, 0, len(r.seen[cluster]))
+	v, ok := r.views[cluster]
+	r.mu.RUnlock()
+	if ok && now.Before(v.until) {
+		return v.instances
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v = view{until: now.Add(r.ttl)}
 	for _, e := range r.seen[cluster] {
-		if time.Since(e.at) < r.ttl {
-			out = append(out, e.in)
+		if expires := e.at.Add(r.ttl); now.Before(expires) {
+			v.instances = append(v.instances, e.in)
+			if expires.Before(v.until) {
+				v.until = expires
+			}
 		}
 	}
-	slices.SortFunc(out, func(a, b Instance) int { return strings.Compare(a.ID, b.ID) })
-	return out
+	slices.SortFunc(v.instances, func(a, b Instance) int { return strings.Compare(a.ID, b.ID) })
+	r.views[cluster] = v
+	return v.instances
 }
 
 // Register puts in under cluster and keeps it there with heartbeats until

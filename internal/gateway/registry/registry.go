@@ -29,7 +29,9 @@ type Instance struct {
 // Registry lists the instances of clusters.
 type Registry interface {
 	// Instances returns the instances currently registered for cluster,
-	// in a stable order; the caller may keep and modify the slice.
+	// in a stable order. It is called for every proxied request, so it
+	// answers without copying: the caller may keep the slice but must not
+	// modify it.
 	Instances(cluster string) []Instance
 }
 
@@ -57,12 +59,14 @@ func (s *Static) Register(cluster string, in Instance) error {
 	if s.clusters == nil {
 		s.clusters = map[string][]Instance{}
 	}
-	list := s.clusters[cluster]
+	// A new slice every time: callers hold the old one (Instances).
+	list := slices.Clone(s.clusters[cluster])
 	if i := slices.IndexFunc(list, func(x Instance) bool { return x.ID == in.ID }); i >= 0 {
 		list[i] = in
-		return nil
+	} else {
+		list = append(list, in)
 	}
-	s.clusters[cluster] = append(list, in)
+	s.clusters[cluster] = list
 	return nil
 }
 
@@ -94,7 +98,7 @@ func (s *Static) Deregister(cluster, id string) bool {
 	if i < 0 {
 		return false
 	}
-	s.clusters[cluster] = slices.Delete(list, i, i+1)
+	s.clusters[cluster] = slices.Delete(slices.Clone(list), i, i+1)
 	return true
 }
 
@@ -102,7 +106,7 @@ func (s *Static) Deregister(cluster, id string) bool {
 func (s *Static) Instances(cluster string) []Instance {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return slices.Clone(s.clusters[cluster])
+	return s.clusters[cluster]
 }
 
 // Clusters returns the names of the clusters with instances.

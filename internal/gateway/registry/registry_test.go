@@ -28,20 +28,24 @@ func TestStatic(t *testing.T) {
 	if len(got) != 2 || got[0].ID != "a" || got[1].ID != "b" || !got[1].Canary {
 		t.Fatalf("Instances = %+v", got)
 	}
-	got[0].ID = "mutated"
-	if r.Instances("catalog")[0].ID != "a" {
-		t.Fatal("Instances shares its slice with the registry")
-	}
-	// Re-registering an ID replaces it in place.
+	// Re-registering an ID replaces it in place, in a new list: a
+	// caller's earlier answer does not change under it.
 	must(r.Register("catalog", registry.Instance{ID: "a", URL: "http://127.0.0.1:3", Weight: 5}))
-	if got := r.Instances("catalog"); len(got) != 2 || got[0].URL != "http://127.0.0.1:3" || got[0].Weight != 5 {
-		t.Fatalf("after re-register: %+v", got)
+	if now := r.Instances("catalog"); len(now) != 2 || now[0].URL != "http://127.0.0.1:3" || now[0].Weight != 5 {
+		t.Fatalf("after re-register: %+v", now)
 	}
+	if got[0].URL != "http://127.0.0.1:1" {
+		t.Fatalf("an earlier answer changed: %+v", got)
+	}
+	held := r.Instances("catalog")
 	if !r.Deregister("catalog", "a") || r.Deregister("catalog", "a") || r.Deregister("nope", "a") {
 		t.Fatal("Deregister results wrong")
 	}
 	if got := r.Instances("catalog"); len(got) != 1 || got[0].ID != "b" {
 		t.Fatalf("after deregister: %+v", got)
+	}
+	if len(held) != 2 || held[0].ID != "a" || held[1].ID != "b" {
+		t.Fatalf("an answer held across a deregistration changed: %+v", held)
 	}
 	if c := r.Clusters(); !slices.Equal(c, []string{"catalog", "ordering"}) {
 		t.Fatalf("Clusters = %v", c)
