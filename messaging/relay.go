@@ -112,6 +112,12 @@ type RelayOptions struct {
 	Logger *slog.Logger
 	// Published, if set, is called with the count of each published batch.
 	Published func(n int)
+	// Leader, if set, lets the relay publish only while it holds the
+	// right: where several processes run the same relay (instances of one
+	// context), one publishes and the others stand by, taking over from
+	// the checkpoint when it goes. Without it every instance would
+	// publish everything and move the one checkpoint back and forth.
+	Leader Leader
 }
 
 // Relay publishes a Log's messages: at least once, in order, moving its
@@ -158,8 +164,31 @@ func (r *Relay) WaitFor(ctx context.Context, pos uint64) error {
 // moved records the relay's position (lower after a rewind).
 func (r *Relay) moved(pos uint64) { r.pos.Reset(pos) }
 
-// Run publishes until ctx ends; failures are retried with backoff.
+// Run publishes until ctx ends; failures are retried with backoff. With
+// a Leader, it publishes only while it holds the right, asking again when
+// it loses it.
 func (r *Relay) Run(ctx context.Context) error {
+	if r.opts.Leader == nil {
+		return r.run(ctx)
+	}
+	for {
+		held, release, err := r.opts.Leader(ctx)
+		if err != nil {
+			return err
+		}
+		r.opts.Logger.Info("relay: publishing", "relay", r.opts.Name)
+		r.rewind.Store(true) // another process published until now
+		err = r.run(held)
+		release()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.opts.Logger.Warn("relay: lost the right to publish; standing by", "relay", r.opts.Name, "err", err)
+	}
+}
+
+// run publishes from the checkpoint until ctx ends.
+func (r *Relay) run(ctx context.Context) error {
 	pos, err := r.cp.Load(ctx, r.opts.Name)
 	for err != nil {
 		r.opts.Logger.Warn("relay: load checkpoint", "relay", r.opts.Name, "err", err)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -173,10 +174,20 @@ func (s *Server) wire(ctx context.Context) error {
 		return err
 	}
 	// The event log's relay runs with ordering (one context had to host
-	// it; several instances publish duplicates the broker drops).
+	// it). On PostgreSQL several instances may run a relay; a session
+	// lock lets one publish while the others stand by.
+	relayOpts := func(name, stream string) messaging.RelayOptions {
+		o := messaging.RelayOptions{Name: name, Tail: s.bus.Tail(stream), Logger: s.log}
+		if s.cfg.PostgresURL != "" {
+			// Advisory locks are the database's; checkpoints, the schema's.
+			schema := cmp.Or(s.cfg.PostgresSchema, "public")
+			o.Leader = messaging.PostgresLeader(s.rmDB, "relay/"+schema+"/"+name, time.Second, s.log)
+		}
+		return o
+	}
 	for owner, r := range map[string]*messaging.Relay{
-		clusterOrdering: messaging.NewRelay(messaging.EventLog(s.store, publish), s.bus, cps, messaging.RelayOptions{Name: "events", Tail: s.bus.Tail(eventsStream), Logger: s.log}),
-		clusterCatalog:  messaging.NewRelay(s.Catalog.Outbox(), s.bus, cps, messaging.RelayOptions{Name: "catalog", Tail: s.bus.Tail(catalogStream), Logger: s.log}),
+		clusterOrdering: messaging.NewRelay(messaging.EventLog(s.store, publish), s.bus, cps, relayOpts("events", eventsStream)),
+		clusterCatalog:  messaging.NewRelay(s.Catalog.Outbox(), s.bus, cps, relayOpts("catalog", catalogStream)),
 	} {
 		s.bus.OnReconnect(r.RequestRewind)
 		s.relays = append(s.relays, r)
