@@ -98,7 +98,9 @@ func (l *lockedBuffer) String() string {
 
 type pubFunc func(ctx context.Context, msgs ...messaging.Message) error
 
-func (f pubFunc) Publish(ctx context.Context, msgs ...messaging.Message) error { return f(ctx, msgs...) }
+func (f pubFunc) Publish(ctx context.Context, msgs ...messaging.Message) error {
+	return f(ctx, msgs...)
+}
 
 func TestPostgresLeaderLetsOneRelayPublish(t *testing.T) {
 	_, db := testenv.Postgres(t)
