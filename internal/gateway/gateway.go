@@ -294,13 +294,21 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 }
 
 // buffers reuses the proxies' copy buffers (ReverseProxy would allocate
-// 32 KiB per response).
-var buffers = &bufferPool{sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+// 32 KiB per response). They are pooled as array pointers, which a slice
+// converts to and from without allocating.
+var buffers = &bufferPool{sync.Pool{New: func() any { return new([bufferSize]byte) }}}
+
+const bufferSize = 32 << 10
 
 type bufferPool struct{ p sync.Pool }
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[bufferSize]byte)[:] }
+
+func (b *bufferPool) Put(p []byte) {
+	if len(p) == bufferSize {
+		b.p.Put((*[bufferSize]byte)(p))
+	}
+}
 
 // forwardedFor sets X-Forwarded-For to the caller's address, as
 // ProxyRequest.SetXForwarded does, without X-Forwarded-Host and -Proto:

@@ -140,9 +140,24 @@ var (
 )
 
 func setHeaders(h http.Header, res Result) {
-	h[keyLimit] = []string{strconv.Itoa(res.Limit)}
-	h[keyRemaining] = []string{strconv.Itoa(res.Remaining)}
-	h[keyReset] = []string{strconv.Itoa(seconds(res.ResetAfter))}
+	v := make([]string, 3) // one allocation for the three values
+	v[0], v[1], v[2] = itoa(res.Limit), itoa(res.Remaining), itoa(seconds(res.ResetAfter))
+	h[keyLimit], h[keyRemaining], h[keyReset] = v[0:1:1], v[1:2:2], v[2:3:3]
+}
+
+// small holds the decimal strings of 0 to 1023, the usual header values.
+var small = func() (s [1024]string) {
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
+}()
+
+func itoa(n int) string {
+	if n >= 0 && n < len(small) {
+		return small[n]
+	}
+	return strconv.Itoa(n)
 }
 
 // seconds rounds d up to whole seconds.
