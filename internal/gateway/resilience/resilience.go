@@ -263,8 +263,13 @@ func (c *Cluster) roundTrip(req *http.Request, idempotent bool, deadline time.Ti
 	if err == nil {
 		defer c.bulkhead.ReleasePermit()
 		resp, err = c.attempt(req, deadline)
-	} else if req.Body != nil {
-		req.Body.Close()
+	} else {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		if !errors.Is(err, bulkhead.ErrFull) {
+			return c.answer(req, nil, err) // the request ended while it waited
+		}
 	}
 	refused := errors.Is(err, circuitbreaker.ErrOpen) || errors.Is(err, bulkhead.ErrFull)
 	if refused || retries && isRetryable(resp, err) && !errors.Is(err, context.Canceled) && !errors.Is(err, errRouteTimeout) {

@@ -370,6 +370,20 @@ func TestClientCancelDoesNotCount(t *testing.T) {
 	}
 }
 
+func TestEndedRequestIsNotSent(t *testing.T) {
+	up := newUpstream(t, 200)
+	c := resilience.New("c", nil, resilience.Config{MaxRetries: 2, BackoffBase: time.Millisecond, Logger: quiet()})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	<-ctx.Done()
+	if _, _, err := doCtx(t, ctx, c, "GET", up.URL, "", ""); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	if n := up.hits.Load(); n != 0 {
+		t.Fatalf("an ended request reached the upstream %d times", n)
+	}
+}
+
 func TestBulkheadFull(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 10)
