@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -191,6 +192,10 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) (GatewayResult, error) {
 		var roundRPS [2]float64
 		for _, i := range order(len(targets), round) {
 			logf("round %d: %s", round+1, targets[i].name)
+			// Each target starts on a collected heap, as a Go benchmark
+			// does: a collection the previous target's garbage made due
+			// is not charged to this one.
+			runtime.GC()
 			before := cpuTime()
 			lat, errs, took, err := drive(ctx, targets[i].url, c.token, cfg.Clients, cfg.Duration)
 			if err != nil {
