@@ -121,7 +121,7 @@ func (m *Main) ParseFlags(args []string) error {
 			fs.BoolVar(&m.asJSON, "json", false, "print one JSON object instead of a table")
 			fs.IntVar(&m.gateway.Clients, "clients", 32, "concurrent clients")
 			fs.DurationVar(&m.gateway.Duration, "duration", time.Second, "how long each target is driven per round")
-			fs.IntVar(&m.gateway.Rounds, "rounds", 6, "rounds of the three targets in turn")
+			fs.IntVar(&m.gateway.Rounds, "rounds", 10, "rounds of the three targets in turn")
 			fs.StringVar(&m.gateway.Dir, "dir", "", "data directory (default: a temporary one)")
 			fs.StringVar(&m.gateway.Nginx, "nginx", "", "an nginx binary to measure as a plain proxy too (e.g. /usr/sbin/nginx)")
 			fs.StringVar(&m.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")

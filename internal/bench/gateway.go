@@ -29,7 +29,7 @@ type GatewayConfig struct {
 	Clients int
 	// Duration is how long each target is driven per round (default 1s).
 	Duration time.Duration
-	// Rounds alternates the three targets this many times (default 6), so
+	// Rounds alternates the three targets this many times (default 10), so
 	// that the machine's noise falls on all of them alike.
 	Rounds int
 	// Dir holds the data (default: a temporary directory).
@@ -116,7 +116,7 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) (GatewayResult, error) {
 		cfg.Duration = time.Second
 	}
 	if cfg.Rounds <= 0 {
-		cfg.Rounds = 6
+		cfg.Rounds = 10
 	}
 	logf := cfg.Log
 	if logf == nil {
