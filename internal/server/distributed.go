@@ -30,10 +30,12 @@ const registryTTL = 6 * time.Second
 // Every process builds every context's application services over the
 // shared event store, as the embedded process does, but serves only its
 // own context's API and runs only its own context's projections,
-// consumers, relays and daemons. The orchestrated checkout's ports
-// therefore still call the other contexts' application services in the
-// ordering process (on the shared store) rather than their APIs; the
-// choreographed checkout crosses only the bus.
+// consumers, relays and daemons. The orchestrated checkout's steps are
+// commands over the bus, each run by a process of the context that owns
+// it (commands.go); the choreographed checkout crosses only the bus.
+// Identity opening a customer's account and the lookups of an order's or
+// an account's owner and of a product still call the other context's
+// application service in process, on the shared store.
 func (s *Server) openDistributed(ctx context.Context, ops *http.ServeMux) error {
 	cfg := s.cfg
 	if !slices.Contains(Contexts, cfg.Only) {

@@ -131,8 +131,24 @@ func (s *Server) wire(ctx context.Context) error {
 	var cancel ordapi.Canceller
 	sagaID := func(string) string { return "" }
 	if cfg.CheckoutMode == Orchestration {
-		saga.Register(s.engine, checkout.Saga(checkout.Ports{Orders: s.Ordering, Stock: stockPort{s.Inventory},
-			Payments: paymentsPort{s.Payments}, Shipping: shippingPort{s.Shipping}, StepDeadline: cfg.CheckoutTimeout}))
+		var (
+			stock    checkout.Stock    = stockPort{s.Inventory}
+			payments checkout.Payments = paymentsPort{s.Payments}
+			shipping checkout.Shipping = shippingPort{s.Shipping}
+		)
+		if cfg.Only != "" {
+			// Distributed: each step is a command run by a process of the
+			// context that owns it (commands.go).
+			r := remote{s.bus}
+			stock, payments, shipping = r, r, r
+			for _, h := range s.commandHandlers() {
+				s.daemons = append(s.daemons, daemon{h.owner, func(ctx context.Context) error {
+					return s.bus.Respond(ctx, h.subject, h.owner, h.respond)
+				}})
+			}
+		}
+		saga.Register(s.engine, checkout.Saga(checkout.Ports{Orders: s.Ordering, Stock: stock,
+			Payments: payments, Shipping: shipping, StepDeadline: cfg.CheckoutTimeout}))
 		if _, err := s.runner(ctx, clusterOrdering, checkout.Starter{Engine: s.engine}); err != nil {
 			return err
 		}

@@ -1,0 +1,82 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/ordering/checkout"
+	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
+	"github.com/agora-commerce/agora/money"
+)
+
+// loopback answers a command with the handler of its subject, as the bus
+// would carry it to the owning process: through JSON both ways.
+type loopback map[string]commandHandler
+
+func (l loopback) Request(ctx context.Context, subject string, data []byte) ([]byte, error) {
+	h, ok := l[subject]
+	if !ok {
+		return nil, errors.New("no responders")
+	}
+	return h.respond(ctx, data), nil
+}
+
+func TestCommandsCrossTheBusIntact(t *testing.T) {
+	var got []command
+	outcome := map[string]error{
+		cmdReserve: checkout.Reject("out_of_stock"),
+		cmdPay:     errors.New("database is locked"),
+	}
+	l := loopback{}
+	for _, subject := range []string{cmdReserve, cmdRelease, cmdCommit, cmdPay, cmdRefund, cmdArrange, cmdCancel} {
+		l[subject] = commandHandler{subject: subject, run: func(_ context.Context, c command) error {
+			got = append(got, c)
+			return outcome[subject]
+		}}
+	}
+	r := remote{l}
+	ctx := context.Background()
+	meta := eventstore.Metadata{Tenant: "demo", CorrelationID: "corr", CausationID: "cause", User: "u1"}
+	lines := []orderingapi.Line{{ProductID: "p1", Quantity: 2}}
+	amount := money.New(2500, money.MustCurrency("USD"))
+	to := orderingapi.Address{Street: "1 Main St", City: "Springfield", ZipCode: "62701", Country: "US"}
+
+	var rej *checkout.Rejection
+	if err := r.Reserve(ctx, meta, "o1", lines); !errors.As(err, &rej) || rej.Reason != "out_of_stock" {
+		t.Fatalf("a refusal must come back as a refusal: %v", err)
+	}
+	if err := r.Pay(ctx, meta, checkout.Payment{OrderID: "o1", From: "a", To: "m", Amount: amount}); err == nil || errors.As(err, &rej) {
+		t.Fatalf("a failure must come back as a failure to retry: %v", err)
+	}
+	for _, err := range []error{
+		r.Release(ctx, meta, "o1", lines), r.Commit(ctx, meta, "o1"),
+		r.Refund(ctx, meta, checkout.Payment{OrderID: "o1", From: "a", To: "m", Amount: amount}),
+		r.Arrange(ctx, meta, "o1", to), r.Cancel(ctx, meta, "o1"),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 7 {
+		t.Fatalf("%d commands ran, want 7", len(got))
+	}
+	for _, c := range got {
+		if c.Meta != meta || c.OrderID != "o1" {
+			t.Fatalf("command arrived as %+v", c)
+		}
+	}
+	if len(got[0].Lines) != 1 || got[0].Lines[0] != lines[0] {
+		t.Fatalf("lines arrived as %+v", got[0].Lines)
+	}
+	if p := got[4].payment(); p.From != "a" || p.To != "m" || p.Amount != amount || got[1].payment() != p {
+		t.Fatalf("payment arrived as %+v", p)
+	}
+	if a := got[5].Address; a == nil || *a != to {
+		t.Fatalf("address arrived as %+v", a)
+	}
+	if err := (remote{loopback{}}).Commit(ctx, meta, "o1"); err == nil {
+		t.Fatal("a command no process answers must fail")
+	}
+}
