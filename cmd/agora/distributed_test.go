@@ -209,6 +209,7 @@ func distributedKill(t *testing.T, pg, nats, mode string) {
 
 	// Every acknowledged order ends; what was sold is what was paid.
 	sold, confirmed, cancelled := 0, 0, 0
+	shipped := ""
 	acked.Range(func(k, v any) bool {
 		deadline := time.Now().Add(60 * time.Second)
 		for {
@@ -223,6 +224,7 @@ func distributedKill(t *testing.T, pg, nats, mode string) {
 				if o["status"] == "Confirmed" {
 					confirmed++
 					sold += v.(int)
+					shipped = k.(string)
 				} else {
 					cancelled++
 				}
@@ -266,6 +268,10 @@ func distributedKill(t *testing.T, pg, nats, mode string) {
 			t.Fatalf("money: customers hold %v, merchant %v; %d units sold at 300", sum, m["balance"], sold)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// Shipping answers for an order it asks ordering about (over the bus).
+	if code, sh, err := getJSONTry(base + "/api/v1/shipments/" + shipped); err != nil || code != 200 || sh["status"] != "Arranged" {
+		t.Fatalf("shipment of %s: %d %v %v", shipped, code, sh, err)
 	}
 	t.Logf("%d orders through a gateway and 9 context processes; one ordering and one payments instance killed after %d: %d confirmed, %d cancelled, %d requests retried by clients",
 		total, killedAt, confirmed, cancelled, retried.Load())

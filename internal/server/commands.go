@@ -10,15 +10,19 @@ import (
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/ordering/checkout"
 	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
+	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/money"
 )
 
-// In distributed mode the orchestrated checkout drives the other contexts
-// with commands over the bus (NATS request-reply, one responder per
-// context's queue) instead of calling their application services in its
-// own process: each command runs in a process of the context that owns
-// it. Commands are idempotent, so a request that fails (no responder yet,
-// a responder killed mid-way, the timeout) is simply the saga's to retry.
+// In distributed mode the contexts ask each other over the bus (NATS
+// request-reply, one responder per context's queue) instead of running
+// each other's application services in their own process: the
+// orchestrated checkout's steps are commands, identity opening a
+// customer's account is one, and the owner and product lookups are
+// queries, each run by a process of the context that owns the data.
+// Commands are idempotent, so a request that fails (no responder yet, a
+// responder killed mid-way, the timeout) is simply the caller's to retry:
+// the saga retries its steps, a client its request.
 
 // The commands' subjects.
 const (
@@ -29,6 +33,11 @@ const (
 	cmdRefund  = "cmd.payments.refund"
 	cmdArrange = "cmd.shipping.arrange"
 	cmdCancel  = "cmd.shipping.cancel"
+
+	cmdOpenAccount    = "cmd.payments.open-account"
+	queryOrderOwner   = "query.ordering.order-owner"
+	queryAccountOwner = "query.payments.account-owner"
+	queryProduct      = "query.catalog.product-exists"
 )
 
 // commandTimeout bounds one command's round trip; the saga retries after it.
@@ -43,6 +52,9 @@ type command struct {
 	To      string               `json:"to,omitempty"`
 	Amount  *money.Money         `json:"amount,omitempty"`
 	Address *orderingapi.Address `json:"address,omitempty"`
+	// AccountID and ProductID are what the queries ask about.
+	AccountID string `json:"account_id,omitempty"`
+	ProductID string `json:"product_id,omitempty"`
 }
 
 func (c command) payment() checkout.Payment {
@@ -53,11 +65,30 @@ func (c command) payment() checkout.Payment {
 	return p
 }
 
-// reply is a command's outcome: nothing, a refusal the saga compensates
-// (checkout.Rejection's reason), or a failure it retries.
+// reply is a command's outcome: its result, a refusal the saga
+// compensates (checkout.Rejection's reason), an *errs.Error (its code,
+// reason and message, so that a 404 stays a 404), or another failure,
+// to retry.
 type reply struct {
-	Reject string `json:"reject,omitempty"`
-	Error  string `json:"error,omitempty"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Reject  string          `json:"reject,omitempty"`
+	Error   string          `json:"error,omitempty"`
+	Code    errs.Code       `json:"code,omitempty"`
+	Reason  string          `json:"reason,omitempty"`
+	Message string          `json:"message,omitempty"`
+}
+
+// err is the reply's failure as the caller's error.
+func (rp reply) err(subject string) error {
+	switch {
+	case rp.Reject != "":
+		return checkout.Reject(rp.Reject)
+	case rp.Code != "":
+		return &errs.Error{Code: rp.Code, Reason: rp.Reason, Message: rp.Message}
+	case rp.Error != "":
+		return fmt.Errorf("%s: %s", subject, rp.Error)
+	}
+	return nil
 }
 
 // requester sends commands over the bus.
@@ -69,27 +100,88 @@ type requester interface {
 type remote struct{ bus requester }
 
 func (r remote) send(ctx context.Context, subject string, c command) error {
+	_, err := r.ask(ctx, subject, c)
+	return err
+}
+
+// ask sends c and returns the reply's result.
+func (r remote) ask(ctx context.Context, subject string, c command) (json.RawMessage, error) {
 	data, err := json.Marshal(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
 	defer cancel()
 	answer, err := r.bus.Request(ctx, subject, data)
 	if err != nil {
-		return err
+		// No process of the context answered: a 503 to a client, a
+		// retry to a saga.
+		return nil, &errs.Error{Code: errs.Unavailable, Reason: "context_unavailable",
+			Message: fmt.Sprintf("no answer to %s; retry shortly", subject), Err: err}
 	}
 	var rp reply
 	if err := json.Unmarshal(answer, &rp); err != nil {
-		return fmt.Errorf("%s: bad reply: %w", subject, err)
+		return nil, fmt.Errorf("%s: bad reply: %w", subject, err)
 	}
-	switch {
-	case rp.Reject != "":
-		return checkout.Reject(rp.Reject)
-	case rp.Error != "":
-		return fmt.Errorf("%s: %s", subject, rp.Error)
+	return rp.Result, rp.err(subject)
+}
+
+// owner is the answer to the owner queries.
+type owner struct {
+	Tenant string `json:"tenant"`
+	ID     string `json:"id"`
+}
+
+func (r remote) owner(ctx context.Context, subject string, c command) (tenant, id string, err error) {
+	res, err := r.ask(ctx, subject, c)
+	if err != nil {
+		return "", "", err
 	}
-	return nil
+	var o owner
+	if err := json.Unmarshal(res, &o); err != nil {
+		return "", "", fmt.Errorf("%s: bad result: %w", subject, err)
+	}
+	return o.Tenant, o.ID, nil
+}
+
+// remoteOrders tells shipping whose an order is, asking ordering.
+type remoteOrders struct{ remote }
+
+func (r remoteOrders) Owner(ctx context.Context, orderID string) (tenant, customer string, err error) {
+	return r.owner(ctx, queryOrderOwner, command{OrderID: orderID})
+}
+
+// remoteAccountOwners tells ordering whose an account is, asking payments.
+type remoteAccountOwners struct{ remote }
+
+func (r remoteAccountOwners) Owner(ctx context.Context, accountID string) (tenant, owner string, err error) {
+	return r.owner(ctx, queryAccountOwner, command{AccountID: accountID})
+}
+
+// remoteProducts tells inventory whether a product exists, asking the catalog.
+type remoteProducts struct{ remote }
+
+func (r remoteProducts) Exists(ctx context.Context, id string) (bool, error) {
+	res, err := r.ask(ctx, queryProduct, command{ProductID: id})
+	if err != nil {
+		return false, err
+	}
+	var ok bool
+	err = json.Unmarshal(res, &ok)
+	return ok, err
+}
+
+// remoteAccounts opens a customer's account for identity, in payments.
+type remoteAccounts struct{ remote }
+
+func (r remoteAccounts) OpenFor(ctx context.Context, tenant, userID string) (string, error) {
+	res, err := r.ask(ctx, cmdOpenAccount, command{Meta: eventstore.Metadata{Tenant: tenant, User: userID}})
+	if err != nil {
+		return "", err
+	}
+	var id string
+	err = json.Unmarshal(res, &id)
+	return id, err
 }
 
 func (r remote) Reserve(ctx context.Context, meta eventstore.Metadata, order string, lines []orderingapi.Line) error {
@@ -127,25 +219,44 @@ func (r remote) Cancel(ctx context.Context, meta eventstore.Metadata, order stri
 // commandHandler runs one command in the process of the context that owns it.
 type commandHandler struct {
 	owner, subject string
-	run            func(ctx context.Context, c command) error
+	run            func(ctx context.Context, c command) (any, error)
 }
 
-// commandHandlers are the checkout's commands, run by the in-process ports.
+// step is a handler without a result.
+func step(f func(ctx context.Context, c command) error) func(ctx context.Context, c command) (any, error) {
+	return func(ctx context.Context, c command) (any, error) { return nil, f(ctx, c) }
+}
+
+// commandHandlers are the commands and queries, run by the in-process ports.
 func (s *Server) commandHandlers() []commandHandler {
 	stock, pay, ship := stockPort{s.Inventory}, paymentsPort{s.Payments}, shippingPort{s.Shipping}
 	return []commandHandler{
-		{clusterInventory, cmdReserve, func(ctx context.Context, c command) error { return stock.Reserve(ctx, c.Meta, c.OrderID, c.Lines) }},
-		{clusterInventory, cmdRelease, func(ctx context.Context, c command) error { return stock.Release(ctx, c.Meta, c.OrderID, c.Lines) }},
-		{clusterInventory, cmdCommit, func(ctx context.Context, c command) error { return stock.Commit(ctx, c.Meta, c.OrderID) }},
-		{clusterPayments, cmdPay, func(ctx context.Context, c command) error { return pay.Pay(ctx, c.Meta, c.payment()) }},
-		{clusterPayments, cmdRefund, func(ctx context.Context, c command) error { return pay.Refund(ctx, c.Meta, c.payment()) }},
-		{clusterShipping, cmdArrange, func(ctx context.Context, c command) error {
+		{clusterInventory, cmdReserve, step(func(ctx context.Context, c command) error { return stock.Reserve(ctx, c.Meta, c.OrderID, c.Lines) })},
+		{clusterInventory, cmdRelease, step(func(ctx context.Context, c command) error { return stock.Release(ctx, c.Meta, c.OrderID, c.Lines) })},
+		{clusterInventory, cmdCommit, step(func(ctx context.Context, c command) error { return stock.Commit(ctx, c.Meta, c.OrderID) })},
+		{clusterPayments, cmdPay, step(func(ctx context.Context, c command) error { return pay.Pay(ctx, c.Meta, c.payment()) })},
+		{clusterPayments, cmdRefund, step(func(ctx context.Context, c command) error { return pay.Refund(ctx, c.Meta, c.payment()) })},
+		{clusterShipping, cmdArrange, step(func(ctx context.Context, c command) error {
 			if c.Address == nil {
 				return errors.New("no address")
 			}
 			return ship.Arrange(ctx, c.Meta, c.OrderID, *c.Address)
+		})},
+		{clusterShipping, cmdCancel, step(func(ctx context.Context, c command) error { return ship.Cancel(ctx, c.Meta, c.OrderID) })},
+		{clusterPayments, cmdOpenAccount, func(ctx context.Context, c command) (any, error) {
+			return accountsPort{s.Payments}.OpenFor(ctx, c.Meta.Tenant, c.Meta.User)
 		}},
-		{clusterShipping, cmdCancel, func(ctx context.Context, c command) error { return ship.Cancel(ctx, c.Meta, c.OrderID) }},
+		{clusterOrdering, queryOrderOwner, func(ctx context.Context, c command) (any, error) {
+			t, id, err := ordersPort{s.Ordering}.Owner(ctx, c.OrderID)
+			return owner{t, id}, err
+		}},
+		{clusterPayments, queryAccountOwner, func(ctx context.Context, c command) (any, error) {
+			t, id, err := accountOwnersPort{s.Payments}.Owner(ctx, c.AccountID)
+			return owner{t, id}, err
+		}},
+		{clusterCatalog, queryProduct, func(ctx context.Context, c command) (any, error) {
+			return productsPort{s.Products}.Exists(ctx, c.ProductID)
+		}},
 	}
 }
 
@@ -156,12 +267,21 @@ func (h commandHandler) respond(ctx context.Context, data []byte) []byte {
 	var rp reply
 	if err := json.Unmarshal(data, &c); err != nil {
 		rp.Error = "bad command: " + err.Error()
-	} else if err := h.run(ctx, c); err != nil {
+	} else if res, err := h.run(ctx, c); err != nil {
 		var rej *checkout.Rejection
-		if errors.As(err, &rej) {
+		var e *errs.Error
+		switch {
+		case errors.As(err, &rej):
 			rp.Reject = rej.Reason
-		} else {
+		case errors.As(err, &e):
+			rp.Code, rp.Reason, rp.Message = e.Code, e.Reason, e.Message
+		default:
 			rp.Error = err.Error()
+		}
+	} else if res != nil {
+		rp.Result, err = json.Marshal(res)
+		if err != nil {
+			rp.Error = "bad result: " + err.Error()
 		}
 	}
 	out, _ := json.Marshal(rp)

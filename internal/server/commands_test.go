@@ -8,6 +8,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/ordering/checkout"
 	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
+	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/money"
 )
 
@@ -31,10 +32,10 @@ func TestCommandsCrossTheBusIntact(t *testing.T) {
 	}
 	l := loopback{}
 	for _, subject := range []string{cmdReserve, cmdRelease, cmdCommit, cmdPay, cmdRefund, cmdArrange, cmdCancel} {
-		l[subject] = commandHandler{subject: subject, run: func(_ context.Context, c command) error {
+		l[subject] = commandHandler{subject: subject, run: step(func(_ context.Context, c command) error {
 			got = append(got, c)
 			return outcome[subject]
-		}}
+		})}
 	}
 	r := remote{l}
 	ctx := context.Background()
@@ -76,7 +77,39 @@ func TestCommandsCrossTheBusIntact(t *testing.T) {
 	if a := got[5].Address; a == nil || *a != to {
 		t.Fatalf("address arrived as %+v", a)
 	}
-	if err := (remote{loopback{}}).Commit(ctx, meta, "o1"); err == nil {
-		t.Fatal("a command no process answers must fail")
+	if err := (remote{loopback{}}).Commit(ctx, meta, "o1"); errs.CodeOf(err) != errs.Unavailable {
+		t.Fatalf("a command no process answers must fail as unavailable: %v", err)
+	}
+}
+
+func TestQueriesCrossTheBusIntact(t *testing.T) {
+	l := loopback{
+		queryOrderOwner: {run: func(_ context.Context, c command) (any, error) {
+			if c.OrderID != "o1" {
+				return owner{}, &errs.Error{Code: errs.NotFound, Reason: "order_not_found", Message: "no such order"}
+			}
+			return owner{"demo", "c1"}, nil
+		}},
+		queryProduct: {run: func(_ context.Context, c command) (any, error) { return c.ProductID == "p1", nil }},
+		cmdOpenAccount: {run: func(_ context.Context, c command) (any, error) {
+			return "acct-" + c.Meta.Tenant + "-" + c.Meta.User, nil
+		}},
+	}
+	r := remote{l}
+	ctx := context.Background()
+	if tenant, customer, err := (remoteOrders{r}).Owner(ctx, "o1"); err != nil || tenant != "demo" || customer != "c1" {
+		t.Fatalf("owner: %q %q %v", tenant, customer, err)
+	}
+	// A 404 stays a 404 (the API answers it), with its reason.
+	if _, _, err := (remoteOrders{r}).Owner(ctx, "nope"); errs.CodeOf(err) != errs.NotFound || errs.ReasonOf(err) != "order_not_found" {
+		t.Fatalf("missing order: %v", err)
+	}
+	for id, want := range map[string]bool{"p1": true, "p2": false} {
+		if ok, err := (remoteProducts{r}).Exists(ctx, id); err != nil || ok != want {
+			t.Fatalf("product %s: %v %v", id, ok, err)
+		}
+	}
+	if id, err := (remoteAccounts{r}).OpenFor(ctx, "demo", "u1"); err != nil || id != "acct-demo-u1" {
+		t.Fatalf("open account: %q %v", id, err)
 	}
 }

@@ -30,12 +30,13 @@ const registryTTL = 6 * time.Second
 // Every process builds every context's application services over the
 // shared event store, as the embedded process does, but serves only its
 // own context's API and runs only its own context's projections,
-// consumers, relays and daemons. The orchestrated checkout's steps are
-// commands over the bus, each run by a process of the context that owns
-// it (commands.go); the choreographed checkout crosses only the bus.
-// Identity opening a customer's account and the lookups of an order's or
-// an account's owner and of a product still call the other context's
-// application service in process, on the shared store.
+// consumers, relays and daemons. What a context asks of another — the
+// orchestrated checkout's steps, identity opening an account, the owner
+// and product lookups — goes over the bus, run by a process of the
+// context that owns it (commands.go); the choreographed checkout crosses
+// only the bus. Ordering's price reads (the catalog cache) and the
+// sagas API's account reads still use the other context's code in
+// process, on the shared store.
 func (s *Server) openDistributed(ctx context.Context, ops *http.ServeMux) error {
 	cfg := s.cfg
 	if !slices.Contains(Contexts, cfg.Only) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/catalog"
+	"github.com/agora-commerce/agora/internal/identity"
 	idapi "github.com/agora-commerce/agora/internal/identity/api"
 	idapp "github.com/agora-commerce/agora/internal/identity/app"
 	"github.com/agora-commerce/agora/internal/identity/audit"
@@ -60,8 +61,12 @@ func (s *Server) wireIdentity(ctx context.Context, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
+	var accounts identity.Accounts = accountsPort{s.Payments}
+	if s.cfg.Only != "" {
+		accounts = remoteAccounts{remote{s.bus}} // payments opens it (commands.go)
+	}
 	s.Identity, err = idapp.New(idapp.Config{Repo: repo, Signer: signer, Audit: audit.New(s.store),
-		Accounts: accountsPort{s.Payments}, Logger: s.log})
+		Accounts: accounts, Logger: s.log})
 	if err != nil {
 		return err
 	}

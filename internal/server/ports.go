@@ -144,9 +144,9 @@ func (p ordersPort) Owner(ctx context.Context, orderID string) (tenant, customer
 }
 
 // accountOwners tells ordering whose a payments account is.
-type accountOwners struct{ svc *payapp.Service }
+type accountOwnersPort struct{ svc *payapp.Service }
 
-func (p accountOwners) Owner(ctx context.Context, accountID string) (tenant, owner string, err error) {
+func (p accountOwnersPort) Owner(ctx context.Context, accountID string) (tenant, owner string, err error) {
 	acc, _, err := p.svc.Get(ctx, accountID)
 	if err != nil {
 		return "", "", err

@@ -148,6 +148,10 @@ func (h *Handler) place(w http.ResponseWriter, r *http.Request) {
 	}
 	// The order is paid from its customer's own account, in its tenant.
 	tenant, owner, err := h.accounts.Owner(r.Context(), req.PaymentAccountID)
+	if errs.Transient(err) {
+		httpapi.Error(w, r, err) // payments could not say (503 when it did not answer): retry
+		return
+	}
 	if err != nil || tenant != c.Tenant || owner != req.CustomerID {
 		httpapi.Error(w, r, &errs.Error{Code: errs.Unprocessable, Reason: "payment_account_not_yours", Message: "the payment account is not the customer's",
 			Fields: []errs.FieldError{{Field: "payment_account_id", Message: "must be an account of the customer's"}}})

@@ -105,6 +105,21 @@ func CodeOf(err error) Code {
 	return Internal
 }
 
+// Transient reports whether err is a failure to answer rather than an
+// answer: Unavailable, Timeout, or Internal (which any error without a
+// code is). A caller that asked another context whether something is so
+// must not take such an error for "no".
+func Transient(err error) bool {
+	if err == nil {
+		return false
+	}
+	switch CodeOf(err) {
+	case Unavailable, Timeout, Internal:
+		return true
+	}
+	return false
+}
+
 // ReasonOf returns the Reason of the first *Error in err's chain, or "".
 func ReasonOf(err error) string {
 	var e *Error

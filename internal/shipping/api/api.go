@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/agora-commerce/agora/internal/platform/auth"
+	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/internal/shipping"
 	"github.com/agora-commerce/agora/internal/shipping/app"
@@ -45,6 +46,10 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tenant, customer, err := h.orders.Owner(r.Context(), id)
+	if errs.Transient(err) {
+		httpapi.Error(w, r, err) // ordering could not say (503 when it did not answer): retry
+		return
+	}
 	if err != nil || !c.CanSee(tenant, customer) {
 		httpapi.Error(w, r, shipping.ErrNotFound)
 		return
