@@ -8,9 +8,12 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
+	invapi "github.com/agora-commerce/agora/internal/inventory/api"
+	ordapi "github.com/agora-commerce/agora/internal/ordering/api"
 	"github.com/agora-commerce/agora/internal/ordering/checkout"
 	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
 	"github.com/agora-commerce/agora/internal/platform/errs"
+	shipapi "github.com/agora-commerce/agora/internal/shipping/api"
 	"github.com/agora-commerce/agora/money"
 )
 
@@ -214,6 +217,33 @@ func (r remote) Arrange(ctx context.Context, meta eventstore.Metadata, order str
 
 func (r remote) Cancel(ctx context.Context, meta eventstore.Metadata, order string) error {
 	return r.send(ctx, cmdCancel, command{Meta: meta, OrderID: order})
+}
+
+// asking is what one context asks of another.
+type asking struct {
+	stock         checkout.Stock
+	payments      checkout.Payments
+	shipping      checkout.Shipping
+	products      invapi.Products
+	orderOwners   shipapi.Orders
+	accountOwners ordapi.Accounts
+}
+
+// asks returns how the contexts ask each other: in process when embedded;
+// over the bus when distributed, where this process also answers what is
+// asked of its own context.
+func (s *Server) asks() asking {
+	if s.cfg.Only == "" {
+		return asking{stockPort{s.Inventory}, paymentsPort{s.Payments}, shippingPort{s.Shipping},
+			productsPort{s.Products}, ordersPort{s.Ordering}, accountOwnersPort{s.Payments}}
+	}
+	for _, h := range s.commandHandlers() {
+		s.daemons = append(s.daemons, daemon{h.owner, func(ctx context.Context) error {
+			return s.bus.Respond(ctx, h.subject, h.owner, h.respond)
+		}})
+	}
+	r := remote{s.bus}
+	return asking{r, r, r, remoteProducts{r}, remoteOrders{r}, remoteAccountOwners{r}}
 }
 
 // commandHandler runs one command in the process of the context that owns it.

@@ -130,20 +130,10 @@ func (s *Server) wire(ctx context.Context) error {
 	queries := ordapp.NewOrderQueries(s.rmDB)
 	var cancel ordapi.Canceller
 	sagaID := func(string) string { return "" }
+	asks := s.asks()
 	if cfg.CheckoutMode == Orchestration {
-		var (
-			stock    checkout.Stock    = stockPort{s.Inventory}
-			payments checkout.Payments = paymentsPort{s.Payments}
-			shipping checkout.Shipping = shippingPort{s.Shipping}
-		)
-		if cfg.Only != "" {
-			// Distributed: each step is a command run by a process of the
-			// context that owns it (commands.go).
-			r := remote{s.bus}
-			stock, payments, shipping = r, r, r
-		}
-		saga.Register(s.engine, checkout.Saga(checkout.Ports{Orders: s.Ordering, Stock: stock,
-			Payments: payments, Shipping: shipping, StepDeadline: cfg.CheckoutTimeout}))
+		saga.Register(s.engine, checkout.Saga(checkout.Ports{Orders: s.Ordering, Stock: asks.stock,
+			Payments: asks.payments, Shipping: asks.shipping, StepDeadline: cfg.CheckoutTimeout}))
 		if _, err := s.runner(ctx, clusterOrdering, checkout.Starter{Engine: s.engine}); err != nil {
 			return err
 		}
@@ -205,28 +195,11 @@ func (s *Server) wire(ctx context.Context) error {
 		s.relayOwners = append(s.relayOwners, owner)
 	}
 
-	// What one context asks of another: in process when embedded; over
-	// the bus, answered by the owning context's processes, when
-	// distributed (commands.go).
-	var (
-		products      invapi.Products = productsPort{s.Products}
-		orderOwners   shipapi.Orders  = ordersPort{s.Ordering}
-		accountOwners ordapi.Accounts = accountOwnersPort{s.Payments}
-	)
-	if cfg.Only != "" {
-		r := remote{s.bus}
-		products, orderOwners, accountOwners = remoteProducts{r}, remoteOrders{r}, remoteAccountOwners{r}
-		for _, h := range s.commandHandlers() {
-			s.daemons = append(s.daemons, daemon{h.owner, func(ctx context.Context) error {
-				return s.bus.Respond(ctx, h.subject, h.owner, h.respond)
-			}})
-		}
-	}
 	payapi.New(s.Payments, readmodel.NewQueries(s.rmDB), accounts, s.store).WithTransfers(s.engine).Register(s.mux(clusterPayments))
 	catapi.New(s.Catalog, s.Products).Register(s.mux(clusterCatalog))
-	invapi.New(s.Inventory, products).Register(s.mux(clusterInventory))
-	shipapi.New(s.Shipping, orderOwners).Register(s.mux(clusterShipping))
-	ordapi.New(s.Ordering, queries, orders, cancel, sagaID, accountOwners).Register(s.mux(clusterOrdering))
+	invapi.New(s.Inventory, asks.products).Register(s.mux(clusterInventory))
+	shipapi.New(s.Shipping, asks.orderOwners).Register(s.mux(clusterShipping))
+	ordapi.New(s.Ordering, queries, orders, cancel, sagaID, asks.accountOwners).Register(s.mux(clusterOrdering))
 	sagasAPI{engine: s.engine, orders: s.Ordering, accounts: s.Payments}.Register(s.mux(clusterOrdering))
 	pop, err := bff.NewPopularity(ctx, s.rmDB, s.log)
 	if err != nil {
