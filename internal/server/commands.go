@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
@@ -45,6 +46,11 @@ const (
 
 // commandTimeout bounds one command's round trip; the saga retries after it.
 const commandTimeout = 5 * time.Second
+
+// queryTimeout bounds one attempt of a query, which a client waits for:
+// a query that gets no answer in time is asked once more (most likely of
+// another process) before it fails.
+const queryTimeout = 2 * time.Second
 
 // command is one call of a checkout port, as it crosses the bus.
 type command struct {
@@ -113,9 +119,19 @@ func (r remote) ask(ctx context.Context, subject string, c command) (json.RawMes
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, commandTimeout)
-	defer cancel()
-	answer, err := r.bus.Request(ctx, subject, data)
+	timeout, attempts := commandTimeout, 1
+	if strings.HasPrefix(subject, "query.") {
+		timeout, attempts = queryTimeout, 2
+	}
+	var answer []byte
+	for range attempts {
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		answer, err = r.bus.Request(actx, subject, data)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
 		// No process of the context answered: a 503 to a client, a
 		// retry to a saga.

@@ -113,3 +113,38 @@ func TestQueriesCrossTheBusIntact(t *testing.T) {
 		t.Fatalf("open account: %q %v", id, err)
 	}
 }
+
+// flaky fails the first n requests, as a responder killed mid-request would.
+type flaky struct {
+	next  requester
+	fails int
+	calls int
+}
+
+func (f *flaky) Request(ctx context.Context, subject string, data []byte) ([]byte, error) {
+	f.calls++
+	if f.calls <= f.fails {
+		return nil, context.DeadlineExceeded
+	}
+	return f.next.Request(ctx, subject, data)
+}
+
+func TestQueriesAskTwiceCommandsOnce(t *testing.T) {
+	l := loopback{
+		queryProduct: {run: func(context.Context, command) (any, error) { return true, nil }},
+		cmdCommit:    {run: step(func(context.Context, command) error { return nil })},
+	}
+	ctx := context.Background()
+	q := &flaky{next: l, fails: 1}
+	if ok, err := (remoteProducts{remote{q}}).Exists(ctx, "p1"); err != nil || !ok || q.calls != 2 {
+		t.Fatalf("a query whose first ask got no answer: %v %v after %d asks", ok, err, q.calls)
+	}
+	q = &flaky{next: l, fails: 2}
+	if _, err := (remoteProducts{remote{q}}).Exists(ctx, "p1"); errs.CodeOf(err) != errs.Unavailable || q.calls != 2 {
+		t.Fatalf("a query no one answers twice: %v after %d asks", err, q.calls)
+	}
+	c := &flaky{next: l, fails: 1}
+	if err := (remote{c}).Commit(ctx, eventstore.Metadata{}, "o1"); errs.CodeOf(err) != errs.Unavailable || c.calls != 1 {
+		t.Fatalf("a command is the saga's to retry, not asked again here: %v after %d asks", err, c.calls)
+	}
+}
