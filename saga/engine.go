@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -34,6 +35,12 @@ type Options struct {
 	// driving one instance is safe: appends are optimistic, commands are
 	// idempotent.)
 	Sweep time.Duration
+	// Types, if set, are the only types of instance the engine drives:
+	// where the processes of one service run the sagas of its own context
+	// only, the others' engines leave them alone. Instances of other types
+	// may still be started, aborted and retried here; what that records,
+	// an engine that drives the type takes up on its sweep or its start.
+	Types []string
 }
 
 // runner is a definition with its data type erased.
@@ -299,7 +306,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err := e.index.WaitFor(ctx, head); err != nil {
 		return err
 	}
-	ids, err := unfinished(ctx, e.db)
+	ids, err := unfinished(ctx, e.db, e.opts.Types)
 	if err != nil {
 		return err
 	}
@@ -316,7 +323,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				break sweep
 			case <-t.C:
 			}
-			ids, err := stalled(ctx, e.db, time.Now().Add(-e.opts.Sweep))
+			ids, err := stalled(ctx, e.db, time.Now().Add(-e.opts.Sweep), e.opts.Types)
 			if err != nil {
 				if ctx.Err() == nil {
 					e.opts.Logger.Warn("saga: sweep failed", "err", err)
@@ -411,6 +418,9 @@ func (e *Engine) advance(ctx context.Context, id string) (err error) {
 	}()
 	if e.takeFresh(id) && st.status == Started && st.next == 0 && st.attempts != nil && st.attempts[0] == 1 {
 		st.prestarted[0] = true // Start recorded this attempt
+	}
+	if len(e.opts.Types) > 0 && !slices.Contains(e.opts.Types, st.typ) {
+		return nil // another engine's to drive
 	}
 	for {
 		r := e.defs[st.typ]

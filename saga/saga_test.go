@@ -479,3 +479,35 @@ func TestOverlapCompensatesTheStepThatMayHaveRun(t *testing.T) {
 		t.Fatalf("status %s history %q, want %q", in.Status, h.w.history(), want)
 	}
 }
+
+func TestTypesLimitWhatAnEngineDrives(t *testing.T) {
+	h := setup(t)
+	// This engine knows checkouts but drives only another type.
+	other := saga.NewEngine(h.store, h.db, saga.Options{Logger: quiet(), Types: []string{"transfer"}})
+	saga.Register(other, h.w.definition(0))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); other.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	if _, err := other.Start(context.Background(), "checkout", "c0", order{ID: "0"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := h.w.history(); got != "" {
+		t.Fatalf("an engine limited to transfers ran checkout steps: %s", got)
+	}
+	// An engine that drives checkouts takes it up on its sweep.
+	mine := saga.NewEngine(h.store, h.db, saga.Options{Logger: quiet(), Types: []string{"checkout"}, Sweep: 50 * time.Millisecond,
+		BaseBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	saga.Register(mine, h.w.definition(0))
+	mctx, mcancel := context.WithCancel(context.Background())
+	mdone := make(chan struct{})
+	go func() { defer close(mdone); mine.Run(mctx) }()
+	t.Cleanup(func() { mcancel(); <-mdone })
+	if in := h.wait(mine, "c0"); in.Status != saga.Completed {
+		t.Fatalf("c0: %s (%s)", in.Status, h.w.history())
+	}
+	if got := h.w.history(); got != "create reserve pay ship" {
+		t.Fatalf("history %q", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -228,14 +229,29 @@ func (indexProjection) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore
 // stalled lists unfinished instances whose last status change is older
 // than before. (The index records status changes, not steps, so a
 // healthy long saga is listed too: its second driver only costs work.)
-func stalled(ctx context.Context, db *sql.DB, before time.Time) ([]string, error) {
-	return ids(ctx, db, `SELECT id FROM saga_instances WHERE status IN ($1, $2) AND updated_at < $3 ORDER BY updated_at LIMIT 1000`,
-		string(Started), string(Compensating), before.UnixNano())
+func stalled(ctx context.Context, db *sql.DB, before time.Time, types []string) ([]string, error) {
+	where, args := ofTypes(types, string(Started), string(Compensating), before.UnixNano())
+	return ids(ctx, db, `SELECT id FROM saga_instances WHERE status IN ($1, $2) AND updated_at < $3`+where+` ORDER BY updated_at LIMIT 1000`, args...)
 }
 
 // unfinished lists the instances an engine must resume.
-func unfinished(ctx context.Context, db *sql.DB) ([]string, error) {
-	return ids(ctx, db, `SELECT id FROM saga_instances WHERE status IN ($1, $2) ORDER BY updated_at`, string(Started), string(Compensating))
+func unfinished(ctx context.Context, db *sql.DB, types []string) ([]string, error) {
+	where, args := ofTypes(types, string(Started), string(Compensating))
+	return ids(ctx, db, `SELECT id FROM saga_instances WHERE status IN ($1, $2)`+where+` ORDER BY updated_at`, args...)
+}
+
+// ofTypes is the condition limiting a query to types (none: all), with
+// its arguments after args.
+func ofTypes(types []string, args ...any) (string, []any) {
+	if len(types) == 0 {
+		return "", args
+	}
+	marks := make([]string, len(types))
+	for i, t := range types {
+		args = append(args, t)
+		marks[i] = fmt.Sprintf("$%d", len(args))
+	}
+	return " AND type IN (" + strings.Join(marks, ", ") + ")", args
 }
 
 // ids runs a query of instance IDs.

@@ -82,8 +82,16 @@ func (s *Server) wire(ctx context.Context) error {
 	}
 	sopts := saga.Options{Logger: s.log}
 	if cfg.Only != "" {
-		// Other instances' engines take over a dead one's sagas.
+		// Other instances' engines take over a dead one's sagas, and each
+		// context's processes drive its own sagas only: checkouts in
+		// ordering, transfers in payments.
 		sopts.Sweep = 10 * time.Second
+		switch cfg.Only {
+		case clusterOrdering:
+			sopts.Types = []string{checkout.SagaType}
+		case clusterPayments:
+			sopts.Types = []string{payapp.TransferSagaType}
+		}
 	}
 	s.engine = saga.NewEngine(s.store, s.rmDB, sopts)
 	saga.Register(s.engine, payapp.TransferSaga(s.Payments))
