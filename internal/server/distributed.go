@@ -34,9 +34,8 @@ const registryTTL = 6 * time.Second
 // orchestrated checkout's steps, identity opening an account, the owner
 // and product lookups — goes over the bus, run by a process of the
 // context that owns it (commands.go); the choreographed checkout crosses
-// only the bus. Ordering's price reads (the catalog cache) and the
-// sagas API's account reads still use the other context's code in
-// process, on the shared store.
+// only the bus. Ordering's price reads (the catalog cache) still use the
+// catalog's code in process, on the shared database.
 func (s *Server) openDistributed(ctx context.Context, ops *http.ServeMux) error {
 	cfg := s.cfg
 	if !slices.Contains(Contexts, cfg.Only) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	ordapi "github.com/agora-commerce/agora/internal/ordering/api"
 	ordapp "github.com/agora-commerce/agora/internal/ordering/app"
 	"github.com/agora-commerce/agora/internal/ordering/checkout"
 	payapp "github.com/agora-commerce/agora/internal/payments/app"
@@ -18,9 +19,11 @@ import (
 // sagasAPI serves GET /api/v1/sagas/{id} and POST /api/v1/sagas/{id}/retry
 // to admins of the tenant whose order or transfer the saga runs.
 type sagasAPI struct {
-	engine   *saga.Engine
-	orders   *ordapp.Service
-	accounts *payapp.Service
+	engine *saga.Engine
+	orders *ordapp.Service
+	// accounts says whose an account is (payments; over the bus when
+	// distributed).
+	accounts ordapi.Accounts
 }
 
 // visible loads saga id for the caller: an admin of the tenant of the
@@ -49,9 +52,11 @@ func (a sagasAPI) visible(r *http.Request, id string) (saga.Instance, error) {
 	case payapp.TransferSagaType:
 		var d payapp.TransferData
 		if json.Unmarshal(in.Data, &d) == nil {
-			if acc, _, err := a.accounts.Get(r.Context(), d.From); err == nil {
-				tenant, ok = acc.Tenant, true
+			t, _, err := a.accounts.Owner(r.Context(), d.From)
+			if errs.Transient(err) {
+				return saga.Instance{}, err // payments could not say: retry
 			}
+			tenant, ok = t, err == nil
 		}
 	}
 	if !ok || !c.CanSee(tenant, "") {

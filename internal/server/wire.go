@@ -208,7 +208,7 @@ func (s *Server) wire(ctx context.Context) error {
 	invapi.New(s.Inventory, asks.products).Register(s.mux(clusterInventory))
 	shipapi.New(s.Shipping, asks.orderOwners).Register(s.mux(clusterShipping))
 	ordapi.New(s.Ordering, queries, orders, cancel, sagaID, asks.accountOwners).Register(s.mux(clusterOrdering))
-	sagasAPI{engine: s.engine, orders: s.Ordering, accounts: s.Payments}.Register(s.mux(clusterOrdering))
+	sagasAPI{engine: s.engine, orders: s.Ordering, accounts: asks.accountOwners}.Register(s.mux(clusterOrdering))
 	pop, err := bff.NewPopularity(ctx, s.rmDB, s.log)
 	if err != nil {
 		return err
