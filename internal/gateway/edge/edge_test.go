@@ -1,7 +1,6 @@
 package edge_test
 
 import (
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/agora-commerce/agora/internal/gateway/edge"
-	"github.com/agora-commerce/agora/internal/platform/httpapi"
+	"github.com/agora-commerce/agora/internal/testenv"
 )
 
 func TestBodyLimit(t *testing.T) {
@@ -45,7 +44,9 @@ func TestBodyLimit(t *testing.T) {
 		"declared": send(strings.NewReader(over), int64(len(over))),
 		"chunked":  send(strings.NewReader(over), -1),
 	} {
-		assertProblem(t, w, http.StatusRequestEntityTooLarge, name)
+		t.Run(name, func(t *testing.T) {
+			testenv.Problem(t, w.Code, w.Header(), w.Body.Bytes(), http.StatusRequestEntityTooLarge)
+		})
 	}
 	if calls != 0 {
 		t.Fatalf("an oversized body reached the handler %d times", calls)
@@ -66,19 +67,4 @@ func TestClientIP(t *testing.T) {
 	if ip := edge.ClientIP(r); ip != "pipe" {
 		t.Fatalf("ClientIP = %q", ip)
 	}
-}
-
-func assertProblem(t *testing.T, w *httptest.ResponseRecorder, status int, what string) httpapi.Problem {
-	t.Helper()
-	if w.Code != status || w.Header().Get("Content-Type") != "application/problem+json" {
-		t.Fatalf("%s: %d %s %s", what, w.Code, w.Header().Get("Content-Type"), w.Body)
-	}
-	var p httpapi.Problem
-	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	if p.Status != status || p.Title == "" || p.Type == "" || p.Detail == "" {
-		t.Fatalf("%s: problem %+v", what, p)
-	}
-	return p
 }

@@ -2,7 +2,6 @@ package idempotency_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/gateway/idempotency"
-	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/internal/testenv"
 )
 
@@ -426,14 +424,7 @@ func TestTwoGatewaysShareRedis(t *testing.T) {
 
 func assertProblem(t *testing.T, w *httptest.ResponseRecorder, status int, reason string) {
 	t.Helper()
-	if w.Code != status || w.Header().Get("Content-Type") != "application/problem+json" {
-		t.Fatalf("answer %d %s: %s", w.Code, w.Header().Get("Content-Type"), w.Body)
-	}
-	var p httpapi.Problem
-	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
-		t.Fatal(err)
-	}
-	if p.Status != status || p.Reason != reason || p.Detail == "" {
-		t.Fatalf("problem %+v", p)
+	if p := testenv.Problem(t, w.Code, w.Header(), w.Body.Bytes(), status); p.Reason != reason {
+		t.Fatalf("reason %q, want %q", p.Reason, reason)
 	}
 }

@@ -2,7 +2,6 @@ package resilience_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/agora-commerce/agora/internal/gateway/resilience"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
+	"github.com/agora-commerce/agora/internal/testenv"
 )
 
 // upstream is an httptest server whose answer the test sets, counting hits.
@@ -443,15 +443,8 @@ func TestIsIdempotent(t *testing.T) {
 
 func assertProblem(t *testing.T, resp *http.Response, body string, status int, reason string) {
 	t.Helper()
-	if resp.StatusCode != status || resp.Header.Get("Content-Type") != "application/problem+json" {
-		t.Fatalf("answer %d %s: %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
-	}
-	var p httpapi.Problem
-	if err := json.Unmarshal([]byte(body), &p); err != nil {
-		t.Fatalf("%v: %s", err, body)
-	}
-	if p.Status != status || p.Reason != reason || p.Title == "" || p.Detail == "" || p.Type == "" {
-		t.Fatalf("problem %+v", p)
+	if p := testenv.Problem(t, resp.StatusCode, resp.Header, []byte(body), status); p.Reason != reason {
+		t.Fatalf("reason %q, want %q", p.Reason, reason)
 	}
 }
 

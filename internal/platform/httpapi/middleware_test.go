@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
+	"github.com/agora-commerce/agora/internal/testenv"
 )
 
 func TestRequestID(t *testing.T) {
@@ -60,7 +60,7 @@ func TestRecoverer(t *testing.T) {
 	})))
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest("GET", "/x", nil))
-	p := assertProblem(t, w, http.StatusInternalServerError, "panic")
+	p := testenv.Problem(t, w.Code, w.Header(), w.Body.Bytes(), http.StatusInternalServerError)
 	if strings.Contains(w.Body.String(), "secret") {
 		t.Fatalf("the panic leaked: %s", w.Body)
 	}
@@ -93,19 +93,4 @@ func TestRecoverer(t *testing.T) {
 		}()
 		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/x", nil))
 	}()
-}
-
-func assertProblem(t *testing.T, w *httptest.ResponseRecorder, status int, what string) httpapi.Problem {
-	t.Helper()
-	if w.Code != status || w.Header().Get("Content-Type") != "application/problem+json" {
-		t.Fatalf("%s: %d %s %s", what, w.Code, w.Header().Get("Content-Type"), w.Body)
-	}
-	var p httpapi.Problem
-	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	if p.Status != status || p.Title == "" || p.Type == "" || p.Detail == "" {
-		t.Fatalf("%s: problem %+v", what, p)
-	}
-	return p
 }
