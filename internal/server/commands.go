@@ -145,62 +145,53 @@ func (r remote) ask(ctx context.Context, subject string, c command) (json.RawMes
 	return rp.Result, rp.err(subject)
 }
 
+// askFor sends c and decodes the reply's result as a T.
+func askFor[T any](ctx context.Context, r remote, subject string, c command) (T, error) {
+	var out T
+	res, err := r.ask(ctx, subject, c)
+	if err != nil {
+		return out, err
+	}
+	if err := json.Unmarshal(res, &out); err != nil {
+		return out, fmt.Errorf("%s: bad result: %w", subject, err)
+	}
+	return out, nil
+}
+
 // owner is the answer to the owner queries.
 type owner struct {
 	Tenant string `json:"tenant"`
 	ID     string `json:"id"`
 }
 
-func (r remote) owner(ctx context.Context, subject string, c command) (tenant, id string, err error) {
-	res, err := r.ask(ctx, subject, c)
-	if err != nil {
-		return "", "", err
-	}
-	var o owner
-	if err := json.Unmarshal(res, &o); err != nil {
-		return "", "", fmt.Errorf("%s: bad result: %w", subject, err)
-	}
-	return o.Tenant, o.ID, nil
-}
-
 // remoteOrders tells shipping whose an order is, asking ordering.
 type remoteOrders struct{ remote }
 
 func (r remoteOrders) Owner(ctx context.Context, orderID string) (tenant, customer string, err error) {
-	return r.owner(ctx, queryOrderOwner, command{OrderID: orderID})
+	o, err := askFor[owner](ctx, r.remote, queryOrderOwner, command{OrderID: orderID})
+	return o.Tenant, o.ID, err
 }
 
 // remoteAccountOwners tells ordering whose an account is, asking payments.
 type remoteAccountOwners struct{ remote }
 
-func (r remoteAccountOwners) Owner(ctx context.Context, accountID string) (tenant, owner string, err error) {
-	return r.owner(ctx, queryAccountOwner, command{AccountID: accountID})
+func (r remoteAccountOwners) Owner(ctx context.Context, accountID string) (tenant, id string, err error) {
+	o, err := askFor[owner](ctx, r.remote, queryAccountOwner, command{AccountID: accountID})
+	return o.Tenant, o.ID, err
 }
 
 // remoteProducts tells inventory whether a product exists, asking the catalog.
 type remoteProducts struct{ remote }
 
 func (r remoteProducts) Exists(ctx context.Context, id string) (bool, error) {
-	res, err := r.ask(ctx, queryProduct, command{ProductID: id})
-	if err != nil {
-		return false, err
-	}
-	var ok bool
-	err = json.Unmarshal(res, &ok)
-	return ok, err
+	return askFor[bool](ctx, r.remote, queryProduct, command{ProductID: id})
 }
 
 // remoteAccounts opens a customer's account for identity, in payments.
 type remoteAccounts struct{ remote }
 
 func (r remoteAccounts) OpenFor(ctx context.Context, tenant, userID string) (string, error) {
-	res, err := r.ask(ctx, cmdOpenAccount, command{Meta: eventstore.Metadata{Tenant: tenant, User: userID}})
-	if err != nil {
-		return "", err
-	}
-	var id string
-	err = json.Unmarshal(res, &id)
-	return id, err
+	return askFor[string](ctx, r.remote, cmdOpenAccount, command{Meta: eventstore.Metadata{Tenant: tenant, User: userID}})
 }
 
 func (r remote) Reserve(ctx context.Context, meta eventstore.Metadata, order string, lines []orderingapi.Line) error {

@@ -271,10 +271,11 @@ func (c *Cluster) roundTrip(req *http.Request, idempotent bool, deadline time.Ti
 			return c.answer(req, nil, err) // the request ended while it waited
 		}
 	}
-	refused := errors.Is(err, circuitbreaker.ErrOpen) || errors.Is(err, bulkhead.ErrFull)
-	if refused || retries && isRetryable(resp, err) && !errors.Is(err, context.Canceled) && !errors.Is(err, errRouteTimeout) {
-		resp, err = c.execute(req, idempotent, deadline, resp, err)
+	if err == nil && !(retries && isRetryable(resp, nil)) {
+		return resp, nil // the usual case: done at the first attempt
 	}
+	// A refusal or a failure: the policies decide what follows.
+	resp, err = c.execute(req, idempotent, deadline, resp, err)
 	return c.answer(req, resp, err)
 }
 
