@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/identity"
 	invapi "github.com/agora-commerce/agora/internal/inventory/api"
 	ordapi "github.com/agora-commerce/agora/internal/ordering/api"
 	"github.com/agora-commerce/agora/internal/ordering/checkout"
@@ -234,6 +235,7 @@ type asking struct {
 	products      invapi.Products
 	orderOwners   shipapi.Orders
 	accountOwners ordapi.Accounts
+	accounts      identity.Accounts
 }
 
 // asks returns how the contexts ask each other: in process when embedded;
@@ -242,7 +244,7 @@ type asking struct {
 func (s *Server) asks() asking {
 	if s.cfg.Only == "" {
 		return asking{stockPort{s.Inventory}, paymentsPort{s.Payments}, shippingPort{s.Shipping},
-			productsPort{s.Products}, ordersPort{s.Ordering}, accountOwnersPort{s.Payments}}
+			productsPort{s.Products}, ordersPort{s.Ordering}, accountOwnersPort{s.Payments}, accountsPort{s.Payments}}
 	}
 	for _, h := range s.commandHandlers() {
 		s.daemons = append(s.daemons, daemon{h.owner, func(ctx context.Context) error {
@@ -250,7 +252,7 @@ func (s *Server) asks() asking {
 		}})
 	}
 	r := remote{s.bus}
-	return asking{r, r, r, remoteProducts{r}, remoteOrders{r}, remoteAccountOwners{r}}
+	return asking{r, r, r, remoteProducts{r}, remoteOrders{r}, remoteAccountOwners{r}, remoteAccounts{r}}
 }
 
 // commandHandler runs one command in the process of the context that owns it.

@@ -43,7 +43,7 @@ func (s *Server) Demo() (Demo, bool) {
 // the data directory on first start), users and tenants in the
 // read-model database, audit events in the event store, and the
 // customer's payments account opened on registration.
-func (s *Server) wireIdentity(ctx context.Context, mux *http.ServeMux) error {
+func (s *Server) wireIdentity(ctx context.Context, mux *http.ServeMux, accounts identity.Accounts) error {
 	key, err := auth.LoadOrCreateKey(s.cfg.DataDir)
 	if err != nil {
 		return err
@@ -60,10 +60,6 @@ func (s *Server) wireIdentity(ctx context.Context, mux *http.ServeMux) error {
 	repo, err := idstore.Open(ctx, s.rmDB, s.cfg.PostgresURL != "")
 	if err != nil {
 		return err
-	}
-	var accounts identity.Accounts = accountsPort{s.Payments}
-	if s.cfg.Only != "" {
-		accounts = remoteAccounts{remote{s.bus}} // payments opens it (commands.go)
 	}
 	s.Identity, err = idapp.New(idapp.Config{Repo: repo, Signer: signer, Audit: audit.New(s.store),
 		Accounts: accounts, Logger: s.log})

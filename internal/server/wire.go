@@ -216,7 +216,7 @@ func (s *Server) wire(ctx context.Context) error {
 	s.consumers = append(s.consumers, consumer{messaging.Consumer{Name: "bff-popularity", Stream: eventsStream, Subjects: bff.Subjects}, pop.Handle, clusterBFF})
 	s.daemons = append(s.daemons, daemon{clusterBFF, pop.Run})
 	bff.New(s.resolve, pop, bff.Options{}).Register(s.mux(clusterBFF))
-	return s.wireIdentity(ctx, s.mux(clusterIdentity))
+	return s.wireIdentity(ctx, s.mux(clusterIdentity), asks.accounts)
 }
 
 // choreography subscribes each context to the events it reacts to.
