@@ -29,9 +29,12 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/agora-commerce/agora/eventstore"
 )
 
 // Headers carried by every message Agora publishes.
@@ -46,7 +49,43 @@ const (
 	HeaderCausation = "Agora-Causation-Id"
 	// HeaderTenant is the tenant the message belongs to.
 	HeaderTenant = "Agora-Tenant"
+	// HeaderUser is the user whose request caused the message.
+	HeaderUser = "Agora-User"
+	// HeaderTraceParent is the W3C trace context of what caused the message.
+	HeaderTraceParent = "traceparent"
 )
+
+// SetMetadata adds the headers that carry m (correlation, causation,
+// tenant, user, trace context) to h, leaving those h already has.
+func SetMetadata(h map[string]string, m eventstore.Metadata) {
+	setIf(h, HeaderCorrelation, m.CorrelationID)
+	setIf(h, HeaderCausation, m.CausationID)
+	setIf(h, HeaderTenant, m.Tenant)
+	setIf(h, HeaderUser, m.User)
+	setIf(h, HeaderTraceParent, m.TraceParent)
+}
+
+func setIf(h map[string]string, k, v string) {
+	if _, ok := h[k]; !ok && v != "" {
+		h[k] = v
+	}
+}
+
+// MetadataOf is the event metadata of what a delivery causes: the
+// delivery's correlation, tenant, user and trace context, and the
+// delivery itself as causation.
+func MetadataOf(d Delivery) eventstore.Metadata {
+	tp := d.Headers[HeaderTraceParent]
+	if tp == "" {
+		for k, v := range d.Headers { // NATS headers keep their case
+			if strings.EqualFold(k, HeaderTraceParent) {
+				tp = v
+			}
+		}
+	}
+	return eventstore.Metadata{CorrelationID: d.Headers[HeaderCorrelation], CausationID: d.ID,
+		Tenant: d.Headers[HeaderTenant], User: d.Headers[HeaderUser], TraceParent: tp}
+}
 
 // Message is an integration event or a command on the bus.
 type Message struct {

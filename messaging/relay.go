@@ -65,18 +65,10 @@ func (l eventLog) Read(ctx context.Context, after uint64, limit int) ([]Entry, e
 		if m.Headers == nil {
 			m.Headers = make(map[string]string, 4)
 		}
-		setIf(m.Headers, HeaderCorrelation, r.Metadata.CorrelationID)
-		setIf(m.Headers, HeaderCausation, r.Metadata.CausationID)
-		setIf(m.Headers, HeaderTenant, r.Metadata.Tenant)
+		SetMetadata(m.Headers, r.Metadata)
 		out[i].Message = &m
 	}
 	return out, nil
-}
-
-func setIf(h map[string]string, k, v string) {
-	if _, ok := h[k]; !ok && v != "" {
-		h[k] = v
-	}
 }
 
 func (l eventLog) Wait(ctx context.Context, after uint64) error {

@@ -184,11 +184,12 @@ func (e *Engine) Start(ctx context.Context, typ, id string, data any) (uint64, e
 		names = append(names, s.name)
 	}
 	body, _ := json.Marshal(event{Type: typ, Steps: names, Data: raw})
-	evs := []eventstore.EventData{{ID: startID(id), Type: evStarted, Data: body}}
+	meta, _ := MetadataFrom(ctx)
+	evs := []eventstore.EventData{{ID: startID(id), Type: evStarted, Data: body, Metadata: meta}}
 	if len(names) > 0 {
 		// The first step's first attempt starts in the same append.
 		first, _ := json.Marshal(event{Step: 0, Attempt: 1})
-		evs = append(evs, eventstore.EventData{ID: firstStepID(id), Type: evStepStarted, Data: first})
+		evs = append(evs, eventstore.EventData{ID: firstStepID(id), Type: evStepStarted, Data: first, Metadata: meta})
 	}
 	res, err := e.store.Append(ctx, StreamID(id), eventstore.NoStream, evs...)
 	if errors.Is(err, eventstore.ErrConcurrency) || errors.Is(err, eventstore.ErrDuplicateEvent) {
@@ -437,7 +438,7 @@ func (e *Engine) advance(ctx context.Context, id string) (err error) {
 				if err := st.settle(); err != nil {
 					return err
 				}
-				if err := r.onEnd(ctx, id, Completed, "", st.data); err != nil {
+				if err := r.onEnd(WithMetadata(ctx, st.meta), id, Completed, "", st.data); err != nil {
 					e.opts.Logger.Warn("saga: end hook failed; will retry", "saga", id, "err", err)
 					if err := backoff.Sleep(ctx, e.backoff(1)); err != nil {
 						return err
@@ -452,7 +453,7 @@ func (e *Engine) advance(ctx context.Context, id string) (err error) {
 		case Compensating:
 			j := st.toCompensate(steps)
 			if j < 0 {
-				if err := r.onEnd(ctx, id, Compensated, st.reason, st.data); err != nil {
+				if err := r.onEnd(WithMetadata(ctx, st.meta), id, Compensated, st.reason, st.data); err != nil {
 					e.opts.Logger.Warn("saga: end hook failed; will retry", "saga", id, "err", err)
 					if err := backoff.Sleep(ctx, e.backoff(1)); err != nil {
 						return err
@@ -494,7 +495,7 @@ func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, steps 
 		}
 		actx, cancel = context.WithDeadline(ctx, first.Add(s.deadline))
 	}
-	data, err := r.action(actx, i, st.id, attempt, st.data)
+	data, err := r.action(WithMetadata(actx, st.meta), i, st.id, attempt, st.data)
 	timedOut := actx.Err() != nil && ctx.Err() == nil
 	cancel()
 	if ctx.Err() != nil {
@@ -529,7 +530,7 @@ func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, steps 
 		if err := st.settle(); err != nil {
 			return err // the step before did not record: not done yet
 		}
-		if err := r.onEnd(ctx, st.id, Completed, "", final); err == nil {
+		if err := r.onEnd(WithMetadata(ctx, st.meta), st.id, Completed, "", final); err == nil {
 			return e.appendEach(ctx, st, []string{evStepCompleted, evCompleted}, []event{{Step: i, Data: data}, {}})
 		}
 		return e.append(ctx, st, event{Step: i, Data: data}, evStepCompleted)
@@ -559,7 +560,7 @@ func (e *Engine) backward(ctx context.Context, r runner, st *state, j int) error
 	if err := e.append(ctx, st, event{Step: j, Attempt: attempt}, evStepCompensating); err != nil {
 		return err
 	}
-	err := r.compensate(ctx, j, st.id, attempt, st.data, st.reason)
+	err := r.compensate(WithMetadata(ctx, st.meta), j, st.id, attempt, st.data, st.reason)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
@@ -621,6 +622,13 @@ func (e *Engine) record(ctx context.Context, st *state, types []string, bodies [
 	if err != nil {
 		return err
 	}
+	meta, ok := MetadataFrom(ctx)
+	if !ok {
+		meta = st.meta
+	}
+	for i := range evs {
+		evs[i].Metadata = meta
+	}
 	expected := st.version
 	write := func() error {
 		if _, err := e.store.Append(ctx, StreamID(st.id), eventstore.Exact(expected), evs...); err != nil {
@@ -660,6 +668,9 @@ func (e *Engine) load(ctx context.Context, id string) (*state, error) {
 			}
 			st.apply(r.Type, ev, r.RecordedAt)
 			st.version = r.Version
+			if r.Type == evStarted {
+				st.meta = r.Metadata
+			}
 		}
 		if len(recs) < 1000 {
 			break

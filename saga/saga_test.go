@@ -511,3 +511,62 @@ func TestTypesLimitWhatAnEngineDrives(t *testing.T) {
 		t.Fatalf("history %q", got)
 	}
 }
+
+// TestMetadataRidesWithTheInstance: what Start is given (WithMetadata)
+// is on every event of the instance and in its steps' context; Retry's
+// own caller is on the events it records.
+func TestMetadataRidesWithTheInstance(t *testing.T) {
+	h := setup(t)
+	h.w.script("pay", func(context.Context, int) error { return saga.Fail("insufficient_funds") })
+	var mu sync.Mutex
+	broken, seen := true, map[string]eventstore.Metadata{}
+	h.w.script("undo:reserve", func(ctx context.Context, _ int) error {
+		m, _ := saga.MetadataFrom(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		seen["undo:reserve"] = m
+		if broken {
+			return errors.New("inventory down")
+		}
+		return nil
+	})
+	e, _ := h.engine(0)
+	starter := eventstore.Metadata{Tenant: "t1", User: "u1", CorrelationID: "req-1", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+	if _, err := e.Start(saga.WithMetadata(context.Background(), starter), "checkout", "m1", order{ID: "o1"}); err != nil {
+		t.Fatal(err)
+	}
+	if in := h.wait(e, "m1"); in.Status != saga.Failed {
+		t.Fatalf("status %s", in.Status)
+	}
+	mu.Lock()
+	broken = false
+	if seen["undo:reserve"] != starter {
+		t.Errorf("a compensation's context carries %+v, want the starter's %+v", seen["undo:reserve"], starter)
+	}
+	mu.Unlock()
+	operator := eventstore.Metadata{Tenant: "t1", User: "admin-7", CorrelationID: "req-2"}
+	if err := e.Retry(saga.WithMetadata(context.Background(), operator), "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if in := h.wait(e, "m1"); in.Status != saga.Compensated {
+		t.Fatalf("after retry: %s", in.Status)
+	}
+	recs, err := h.store.ReadStream(context.Background(), saga.StreamID("m1"), eventstore.StreamRead{From: 1, Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	retried := 0
+	for _, r := range recs {
+		want := starter
+		if r.Type == "saga.Retried" {
+			want = operator
+			retried++
+		}
+		if r.Metadata != want {
+			t.Errorf("event %d %s: metadata %+v, want %+v", r.Version, r.Type, r.Metadata, want)
+		}
+	}
+	if retried != 1 || len(recs) < 8 {
+		t.Fatalf("%d events, %d of them Retried", len(recs), retried)
+	}
+}

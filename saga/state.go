@@ -32,6 +32,8 @@ type state struct {
 	lastErr string
 	data    json.RawMessage
 	version uint64
+	// meta is the metadata the instance started with (WithMetadata).
+	meta eventstore.Metadata
 
 	next           int   // steps completed, in order
 	attempts       []int // action attempts per step

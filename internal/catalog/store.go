@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/catalog/catalogapi"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/messaging"
@@ -185,15 +186,22 @@ func (s *Store) write(ctx context.Context, f func(tx *sql.Tx) (messaging.Message
 	return nil
 }
 
-func message(subject, typ string, p Product) (messaging.Message, error) {
+// message is the integration event of a change to p, made on the request
+// meta describes (its tenant, user, correlation and trace context ride in
+// the message's headers).
+func message(meta eventstore.Metadata, subject, typ string, p Product) (messaging.Message, error) {
 	m, err := messaging.NewMessage(subject, typ, catalogapi.Product{ID: p.ID, SKU: p.SKU, Name: p.Name,
 		Description: p.Description, Price: p.Price, Version: p.Version, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt})
 	m.ID = uuid.Must(uuid.NewV7()).String()
+	if m.Headers == nil {
+		m.Headers = map[string]string{}
+	}
+	messaging.SetMetadata(m.Headers, meta)
 	return m, err
 }
 
-// Create adds product p (a new UUIDv7 ID if empty) and publishes ProductCreated.
-func (s *Store) Create(ctx context.Context, p Product) (Product, error) {
+// Create adds product p, on the request meta describes, (a new UUIDv7 ID if empty) and publishes ProductCreated.
+func (s *Store) Create(ctx context.Context, meta eventstore.Metadata, p Product) (Product, error) {
 	if p.ID == "" {
 		p.ID = uuid.Must(uuid.NewV7()).String()
 	}
@@ -215,7 +223,7 @@ func (s *Store) Create(ctx context.Context, p Product) (Product, error) {
 		if err != nil {
 			return messaging.Message{}, err
 		}
-		return message(catalogapi.SubjectProductCreated, catalogapi.TypeProductCreated, p)
+		return message(meta, catalogapi.SubjectProductCreated, catalogapi.TypeProductCreated, p)
 	})
 	if err != nil {
 		return Product{}, err
@@ -223,8 +231,8 @@ func (s *Store) Create(ctx context.Context, p Product) (Product, error) {
 	return p, nil
 }
 
-// Update changes product id and publishes ProductUpdated.
-func (s *Store) Update(ctx context.Context, id string, u Update) (Product, error) {
+// Update changes product id, on the request meta describes, and publishes ProductUpdated.
+func (s *Store) Update(ctx context.Context, meta eventstore.Metadata, id string, u Update) (Product, error) {
 	var out Product
 	err := s.write(ctx, func(tx *sql.Tx) (messaging.Message, error) {
 		p, err := scan(tx.QueryRowContext(ctx, `SELECT `+cols+` FROM catalog_products WHERE id = $1`, id))
@@ -243,7 +251,7 @@ func (s *Store) Update(ctx context.Context, id string, u Update) (Product, error
 		if err != nil {
 			return messaging.Message{}, err
 		}
-		return message(catalogapi.SubjectProductUpdated, catalogapi.TypeProductUpdated, out)
+		return message(meta, catalogapi.SubjectProductUpdated, catalogapi.TypeProductUpdated, out)
 	})
 	return out, err
 }

@@ -187,7 +187,7 @@ func (g *Gateway) route(rt *routes.Route) http.Handler {
 		if g.cfg.Local == nil {
 			return http.NotFoundHandler()
 		}
-		return g.authenticate(rt, g.cfg.Local)
+		return routes.Authorize(g.cfg.Verifier, rt, g.cfg.Local)
 	}
 	var h http.Handler = g.proxy(rt)
 	if rt.Check == routes.CheckOrder {
@@ -208,35 +208,7 @@ func (g *Gateway) route(rt *routes.Route) http.Handler {
 	if g.validate != nil {
 		h = g.validate.Handler(rt.Pattern, h)
 	}
-	return g.authenticate(rt, h)
-}
-
-// authenticate checks the route's token and roles. A public route still
-// reads a token if one is sent (to count the request against its user),
-// but a bad one there only makes the request anonymous: a stale token
-// must not fail a health probe or a catalog page.
-func (g *Gateway) authenticate(rt *routes.Route, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rt.Auth == routes.AuthNone {
-			if c, err := g.cfg.Verifier.Authenticate(r); err == nil {
-				r = r.WithContext(auth.WithClaims(r.Context(), c))
-			} else {
-				r.Header.Del("Authorization") // the service behind would refuse it
-			}
-			next.ServeHTTP(w, r)
-			return
-		}
-		c, err := g.cfg.Verifier.Authenticate(r)
-		if err != nil {
-			auth.Challenge(w, r, err)
-			return
-		}
-		if !rt.Permits(c.Roles) {
-			httpapi.Error(w, r, &errs.Error{Code: errs.Forbidden, Reason: "forbidden", Message: "your roles do not allow this"})
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(auth.WithClaims(r.Context(), c)))
-	})
+	return routes.Authorize(g.cfg.Verifier, rt, h)
 }
 
 // identify counts a request against its user and tenant, or its client
@@ -326,8 +298,10 @@ func forwardedFor(pr *httputil.ProxyRequest) {
 	pr.Out.Header["X-Forwarded-For"] = []string{ip}
 }
 
-// dropUpstreamRequestID keeps the gateway's X-Request-Id the only one.
+// dropUpstreamRequestID keeps the gateway's X-Request-Id and
+// Agora-Trace-Id (the upstream's names the same trace) the only ones.
 func dropUpstreamRequestID(res *http.Response) error {
 	res.Header.Del(httpapi.RequestIDHeader)
+	res.Header.Del(httpapi.TraceIDHeader)
 	return nil
 }

@@ -110,6 +110,8 @@ type Origin struct {
 	RequestID string
 	// Actor is the ID of the authenticated user making the request, if any.
 	Actor string
+	// TraceParent is the request's W3C trace context.
+	TraceParent string
 }
 
 type originKey struct{}

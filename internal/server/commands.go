@@ -192,7 +192,7 @@ func (r remoteProducts) Exists(ctx context.Context, id string) (bool, error) {
 type remoteAccounts struct{ remote }
 
 func (r remoteAccounts) OpenFor(ctx context.Context, tenant, userID string) (string, error) {
-	return askFor[string](ctx, r.remote, cmdOpenAccount, command{Meta: eventstore.Metadata{Tenant: tenant, User: userID}})
+	return askFor[string](ctx, r.remote, cmdOpenAccount, command{Meta: openMeta(ctx, tenant, userID)})
 }
 
 func (r remote) Reserve(ctx context.Context, meta eventstore.Metadata, order string, lines []orderingapi.Line) error {
@@ -283,7 +283,7 @@ func (s *Server) commandHandlers() []commandHandler {
 		})},
 		{clusterShipping, cmdCancel, step(func(ctx context.Context, c command) error { return ship.Cancel(ctx, c.Meta, c.OrderID) })},
 		{clusterPayments, cmdOpenAccount, func(ctx context.Context, c command) (any, error) {
-			return accountsPort{s.Payments}.OpenFor(ctx, c.Meta.Tenant, c.Meta.User)
+			return accountsPort{s.Payments}.open(ctx, c.Meta)
 		}},
 		{clusterOrdering, queryOrderOwner, func(ctx context.Context, c command) (any, error) {
 			t, id, err := ordersPort{s.Ordering}.Owner(ctx, c.OrderID)

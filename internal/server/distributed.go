@@ -82,7 +82,7 @@ func (s *Server) openDistributed(ctx context.Context, ops *http.ServeMux) error 
 	for _, p := range []string{"GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.json"} {
 		top.Handle(p, ops)
 	}
-	top.Handle("/", svc.faulty(s.Verifier.Identify(problemRoutes(svc.mux))))
+	top.Handle("/", svc.faulty(s.guard(svc)))
 	s.http = newHTTPServer(httpapi.Middleware(s.log, s.metrics.HTTP(top)), s.log)
 	url := cfg.AdvertiseURL
 	if url == "" {

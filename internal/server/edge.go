@@ -17,6 +17,7 @@ import (
 	"github.com/agora-commerce/agora/internal/gateway/registry"
 	"github.com/agora-commerce/agora/internal/gateway/resilience"
 	"github.com/agora-commerce/agora/internal/gateway/routes"
+	"github.com/agora-commerce/agora/internal/inventory/inventoryapi"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
@@ -99,7 +100,7 @@ func (s *Server) listenServices(reg *registry.Static) error {
 		svc.ln = ln
 		// Each service checks the token again (the gateway is not the only
 		// way in) and answers unknown paths with problem+json.
-		svc.http = newHTTPServer(svc.faulty(httpapi.Middleware(s.log, s.Verifier.Identify(problemRoutes(svc.mux)))), s.log)
+		svc.http = newHTTPServer(svc.faulty(httpapi.Middleware(s.log, s.guard(svc))), s.log)
 		if err := reg.Register(svc.name, registry.Instance{ID: svc.name + "-0", URL: "http://" + ln.Addr().String(), Weight: 1}); err != nil {
 			return err
 		}
@@ -107,18 +108,23 @@ func (s *Server) listenServices(reg *registry.Static) error {
 	return nil
 }
 
+// guard is service svc's own gate: the route table's access rules for
+// the routes the table gives it (routes.Table.Guard), the same rules the
+// gateway applies, so that a service called directly refuses what the
+// gateway would.
+func (s *Server) guard(svc *service) http.Handler {
+	var internal []*routes.Route
+	if svc.name == clusterInventory {
+		// The gateway's order check asks for stock levels, public data.
+		internal = append(internal, &routes.Route{Pattern: "GET " + inventoryapi.LevelsPath, Auth: routes.AuthNone})
+	}
+	return s.routes.Guard(svc.name, s.Verifier, svc.mux, internal...)
+}
+
 // buildGateway assembles the gateway in front of the services, with ops
 // (health, readiness, metrics) served by the gateway itself.
 func (s *Server) buildGateway(reg registry.Registry, ops *http.ServeMux) (*gateway.Gateway, error) {
-	table := routes.Default()
-	if s.cfg.Routes != "" {
-		t, err := routes.Load(s.cfg.Routes)
-		if err != nil {
-			return nil, err
-		}
-		table = t
-	}
-	cfg := gateway.Config{Routes: table, Registry: reg, Verifier: s.Verifier, Local: problemRoutes(ops), Logger: s.log,
+	cfg := gateway.Config{Routes: s.routes, Registry: reg, Verifier: s.Verifier, Local: httpapi.Problems(ops), Logger: s.log,
 		// An instance that fails is ejected after 3 failures in a row,
 		// well before its cluster's breaker opens (20 failures of the last
 		// 40 attempts): one dead instance of several does not open it.

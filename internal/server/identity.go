@@ -114,7 +114,7 @@ func (s *Server) seedDemo(ctx context.Context) error {
 		}
 	}
 	for _, p := range demoProducts {
-		created, err := s.Catalog.Create(ctx, catalog.Product{SKU: p.sku, Name: p.name, Price: money.New(p.cents, money.MustCurrency("USD"))})
+		created, err := s.Catalog.Create(ctx, meta, catalog.Product{SKU: p.sku, Name: p.name, Price: money.New(p.cents, money.MustCurrency("USD"))})
 		if errors.Is(err, catalog.ErrSKUTaken) {
 			continue
 		}

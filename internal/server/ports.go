@@ -6,6 +6,7 @@ import (
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/catalog"
+	"github.com/agora-commerce/agora/internal/identity"
 	"github.com/agora-commerce/agora/internal/inventory"
 	invapp "github.com/agora-commerce/agora/internal/inventory/app"
 	"github.com/agora-commerce/agora/internal/ordering"
@@ -123,8 +124,20 @@ func (p productsPort) Exists(ctx context.Context, id string) (bool, error) {
 type accountsPort struct{ svc *payapp.Service }
 
 func (p accountsPort) OpenFor(ctx context.Context, tenant, userID string) (string, error) {
+	return p.open(ctx, openMeta(ctx, tenant, userID))
+}
+
+// openMeta is the metadata of opening userID's account: the registration
+// request's tenant, user and trace context.
+func openMeta(ctx context.Context, tenant, userID string) eventstore.Metadata {
+	o := identity.OriginFrom(ctx)
+	return eventstore.Metadata{Tenant: tenant, User: userID, CorrelationID: o.RequestID, TraceParent: o.TraceParent}
+}
+
+func (p accountsPort) open(ctx context.Context, meta eventstore.Metadata) (string, error) {
+	userID := meta.User
 	id := "acct-" + userID
-	_, err := p.svc.Open(ctx, eventstore.Metadata{Tenant: tenant, User: userID}, payapp.OpenAccount{ID: id, OwnerID: userID,
+	_, err := p.svc.Open(ctx, meta, payapp.OpenAccount{ID: id, OwnerID: userID,
 		Initial: money.New(0, money.MustCurrency("USD"))})
 	if err != nil && !errors.Is(err, payments.ErrAlreadyOpen) {
 		return "", err

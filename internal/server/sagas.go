@@ -33,9 +33,6 @@ func (a sagasAPI) visible(r *http.Request, id string) (saga.Instance, error) {
 	if err != nil {
 		return saga.Instance{}, err
 	}
-	if err := c.Require(auth.RoleAdmin); err != nil {
-		return saga.Instance{}, err
-	}
 	in, err := a.engine.Get(r.Context(), id)
 	if err != nil {
 		return saga.Instance{}, sagaError(err)
@@ -108,7 +105,7 @@ func (a sagasAPI) retry(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	if err := a.engine.Retry(r.Context(), id); err != nil {
+	if err := a.engine.Retry(saga.WithMetadata(r.Context(), auth.Metadata(r)), id); err != nil {
 		httpapi.Error(w, r, sagaError(err))
 		return
 	}

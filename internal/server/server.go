@@ -29,12 +29,12 @@ import (
 	catcache "github.com/agora-commerce/agora/internal/catalog/cache"
 	"github.com/agora-commerce/agora/internal/gateway"
 	"github.com/agora-commerce/agora/internal/gateway/registry"
+	"github.com/agora-commerce/agora/internal/gateway/routes"
 	idapp "github.com/agora-commerce/agora/internal/identity/app"
 	invapp "github.com/agora-commerce/agora/internal/inventory/app"
 	ordapp "github.com/agora-commerce/agora/internal/ordering/app"
 	payapp "github.com/agora-commerce/agora/internal/payments/app"
 	"github.com/agora-commerce/agora/internal/platform/auth"
-	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/internal/platform/openapi"
 	"github.com/agora-commerce/agora/internal/platform/telemetry"
@@ -131,8 +131,11 @@ type Server struct {
 	rmDB    *sql.DB
 	runners []*projection.Runner
 	metrics *telemetry.Metrics
-	ln      net.Listener
-	http    *http.Server
+	// routes is the route table: the gateway's, and each service's own
+	// access rules.
+	routes *routes.Table
+	ln     net.Listener
+	http   *http.Server
 
 	bus       *natsbus.Bus
 	redis     *redis.Client
@@ -218,7 +221,12 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: telemetry.New(), ready: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: telemetry.New(), ready: make(chan struct{}), routes: routes.Default()}
+	if cfg.Routes != "" {
+		if s.routes, err = routes.Load(cfg.Routes); err != nil {
+			return nil, err
+		}
+	}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -477,47 +485,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		checks["bus"], status = err.Error(), http.StatusServiceUnavailable
 	}
 	httpapi.JSON(w, status, map[string]any{"status": http.StatusText(status), "checks": checks})
-}
-
-// problemRoutes answers requests no route matches (404, or 405 with
-// Allow) with problem+json instead of ServeMux's plain text.
-func problemRoutes(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, pattern := mux.Handler(r)
-		if pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		probe := &statusProbe{header: http.Header{}}
-		h.ServeHTTP(probe, r)
-		switch probe.status {
-		case http.StatusMethodNotAllowed:
-			w.Header().Set("Allow", probe.header.Get("Allow"))
-			httpapi.Error(w, r, &errs.Error{Code: errs.MethodNotAllowed, Message: fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path)})
-		case http.StatusNotFound:
-			httpapi.NotFound(w, r)
-		default:
-			h.ServeHTTP(w, r)
-		}
-	})
-}
-
-type statusProbe struct {
-	header http.Header
-	status int
-}
-
-func (p *statusProbe) Header() http.Header { return p.header }
-func (p *statusProbe) Write(b []byte) (int, error) {
-	if p.status == 0 {
-		p.status = http.StatusOK
-	}
-	return len(b), nil
-}
-func (p *statusProbe) WriteHeader(code int) {
-	if p.status == 0 {
-		p.status = code
-	}
 }
 
 // Bus returns the server's message bus.

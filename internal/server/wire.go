@@ -115,14 +115,14 @@ func (s *Server) wire(ctx context.Context) error {
 	s.Shipping = shipapp.NewService(s.store, shipapp.Parcelo{Sim: s.Carrier})
 
 	// Ordering and the checkout.
-	var placed func(ordering.Order)
+	var placed func(eventstore.Metadata, ordering.Order)
 	if cfg.CheckoutMode == Orchestration {
 		// Start the checkout as soon as the order is placed; the Starter
 		// below starts those a crash kept from starting (Start is
 		// idempotent).
-		placed = func(o ordering.Order) {
+		placed = func(meta eventstore.Metadata, o ordering.Order) {
 			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				ctx, cancel := context.WithTimeout(saga.WithMetadata(context.Background(), meta), 10*time.Second)
 				defer cancel()
 				if _, err := s.engine.Start(ctx, checkout.SagaType, checkout.SagaID(o.ID), checkout.DataOf(o)); err != nil {
 					s.log.Debug("checkout: early start failed; the starter will start it", "order", o.ID, "err", err)
@@ -151,7 +151,7 @@ func (s *Server) wire(ctx context.Context) error {
 			if err != nil || o.Status != ordering.StatusPending {
 				return o, pos, err
 			}
-			if err := s.engine.Abort(ctx, checkout.SagaID(id), ordering.ReasonCancelledByCustomer); err != nil &&
+			if err := s.engine.Abort(saga.WithMetadata(ctx, meta), checkout.SagaID(id), ordering.ReasonCancelledByCustomer); err != nil &&
 				!errors.Is(err, saga.ErrNotRunning) && !errors.Is(err, saga.ErrNotFound) {
 				return o, pos, err
 			}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/agora-commerce/agora/internal/catalog"
+	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/money"
@@ -67,7 +68,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, errs.Fields(bad...))
 		return
 	}
-	p, err := h.store.Create(r.Context(), catalog.Product{ID: req.ID, SKU: *req.SKU, Name: *req.Name, Description: req.Description, Price: *req.Price})
+	p, err := h.store.Create(r.Context(), auth.Metadata(r), catalog.Product{ID: req.ID, SKU: *req.SKU, Name: *req.Name, Description: req.Description, Price: *req.Price})
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
@@ -94,7 +95,7 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	p, err := h.store.Update(r.Context(), id, catalog.Update{Name: req.Name, Description: req.Description, Price: req.Price})
+	p, err := h.store.Update(r.Context(), auth.Metadata(r), id, catalog.Update{Name: req.Name, Description: req.Description, Price: req.Price})
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return

@@ -157,7 +157,8 @@ func (h *Handler) withOrigin(w http.ResponseWriter, r *http.Request) context.Con
 	if rid == "" {
 		rid = r.Header.Get(httpapi.RequestIDHeader)
 	}
-	o := identity.Origin{Addr: ClientAddr(r, h.opts.ProxyHops), UserAgent: r.UserAgent(), RequestID: rid}
+	o := identity.Origin{Addr: ClientAddr(r, h.opts.ProxyHops), UserAgent: r.UserAgent(), RequestID: rid,
+		TraceParent: r.Header.Get(httpapi.TraceParentHeader)}
 	if c, ok := auth.ClaimsFrom(r.Context()); ok {
 		o.Actor = c.UserID()
 	}

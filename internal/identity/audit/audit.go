@@ -29,20 +29,27 @@ var _ identity.Audit = (*Log)(nil)
 func New(store eventstore.Store) *Log { return &Log{store: store} }
 
 // Record appends e to tenant's audit stream, with the request's ID (from
-// identity.OriginFrom(ctx)) as correlation ID.
+// identity.OriginFrom(ctx)) as correlation ID, its trace context, and as
+// user the authenticated caller or, when there is none (a login, a
+// registration), who acted.
 func (l *Log) Record(ctx context.Context, tenant string, e identity.AuditEvent) error {
 	data, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("audit: encode %s: %w", e.Type, err)
 	}
 	o := identity.OriginFrom(ctx)
+	user := o.Actor
+	if user == "" {
+		user = e.Who
+	}
 	_, err = l.store.Append(ctx, Stream(tenant), eventstore.Any, eventstore.EventData{
 		Type: e.Type,
 		Data: data,
 		Metadata: eventstore.Metadata{
 			Tenant:        tenant,
 			CorrelationID: o.RequestID,
-			User:          o.Actor,
+			User:          user,
+			TraceParent:   o.TraceParent,
 		},
 	})
 	if err != nil {

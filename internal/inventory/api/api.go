@@ -6,10 +6,10 @@ import (
 	"net/http"
 	"slices"
 
-	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/inventory"
 	"github.com/agora-commerce/agora/internal/inventory/app"
 	"github.com/agora-commerce/agora/internal/inventory/inventoryapi"
+	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
@@ -98,7 +98,7 @@ func (h *Handler) restock(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	lvl, pos, err := h.svc.Restock(r.Context(), eventstore.Metadata{CorrelationID: r.Header.Get(httpapi.RequestIDHeader)}, id, *req.Quantity)
+	lvl, pos, err := h.svc.Restock(r.Context(), auth.Metadata(r), id, *req.Quantity)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/inventory"
 	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
 	"github.com/agora-commerce/agora/internal/payments/paymentsapi"
@@ -25,7 +24,7 @@ var ReactionSubjects = []string{orderingapi.SubjectOrderPlaced, orderingapi.Subj
 // is idempotent per order, so a redelivery changes nothing.
 func (s *Service) Reactions() messaging.Handler {
 	return func(ctx context.Context, d messaging.Delivery) error {
-		meta := eventstore.Metadata{CorrelationID: d.Headers[messaging.HeaderCorrelation], CausationID: d.ID}
+		meta := messaging.MetadataOf(d)
 		ref, err := orderingapi.RefOf(d.Message)
 		if err != nil {
 			return err

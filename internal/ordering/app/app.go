@@ -65,7 +65,7 @@ type Service struct {
 	customers  Customers
 	promotions map[string]ordering.Promotion
 	merchant   string
-	placed     func(ordering.Order)
+	placed     func(eventstore.Metadata, ordering.Order)
 	now        func() time.Time
 }
 
@@ -83,7 +83,7 @@ type Options struct {
 	// OrderPlaced event is committed (not for a repeated placement) — to
 	// start its checkout at once rather than when a projection sees the
 	// event. Place does not wait for what it starts.
-	Placed func(ordering.Order)
+	Placed func(meta eventstore.Metadata, o ordering.Order)
 }
 
 // NewService returns a Service on store.
@@ -186,7 +186,7 @@ func (s *Service) Place(ctx context.Context, meta eventstore.Metadata, cmd Place
 		return *again, 0, nil
 	}
 	if s.placed != nil && len(res.Events) > 0 {
-		s.placed(res.State)
+		s.placed(meta, res.State)
 	}
 	return res.State, res.Append.LastPosition, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/inventory/inventoryapi"
 	"github.com/agora-commerce/agora/internal/ordering"
 	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
@@ -24,7 +23,7 @@ var ReactionSubjects = []string{inventoryapi.SubjectStockRejected, paymentsapi.S
 // other contexts' compensations). An order that already ended ignores them.
 func (s *Service) Reactions() messaging.Handler {
 	return func(ctx context.Context, d messaging.Delivery) error {
-		meta := eventstore.Metadata{CorrelationID: d.Headers[messaging.HeaderCorrelation], CausationID: d.ID}
+		meta := messaging.MetadataOf(d)
 		body, err := orderingapi.RefOf(d.Message)
 		if err != nil {
 			return err

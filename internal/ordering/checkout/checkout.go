@@ -118,8 +118,12 @@ func Saga(p Ports) saga.Definition[Data] {
 	if p.StepDeadline <= 0 {
 		p.StepDeadline = 30 * time.Second
 	}
-	meta := func(x *saga.Exec[Data]) eventstore.Metadata {
-		return eventstore.Metadata{CorrelationID: x.Data.OrderID, CausationID: x.AttemptID()}
+	// What a step writes carries the tenant, user and trace context of
+	// the request that placed the order.
+	meta := func(ctx context.Context, x *saga.Exec[Data]) eventstore.Metadata {
+		m, _ := saga.MetadataFrom(ctx)
+		m.CorrelationID, m.CausationID = x.Data.OrderID, x.AttemptID()
+		return m
 	}
 	return saga.Definition[Data]{
 		Type: SagaType,
@@ -133,44 +137,44 @@ func Saga(p Ports) saga.Definition[Data] {
 			{
 				Name: "reserve_stock",
 				Action: func(ctx context.Context, x *saga.Exec[Data]) error {
-					return fail(p.Stock.Reserve(ctx, meta(x), x.Data.OrderID, x.Data.Lines))
+					return fail(p.Stock.Reserve(ctx, meta(ctx, x), x.Data.OrderID, x.Data.Lines))
 				},
 				Compensate: func(ctx context.Context, x *saga.Exec[Data]) error {
-					return p.Stock.Release(ctx, meta(x), x.Data.OrderID, x.Data.Lines)
+					return p.Stock.Release(ctx, meta(ctx, x), x.Data.OrderID, x.Data.Lines)
 				},
 				Deadline: p.StepDeadline,
 			},
 			{
 				Name: "capture_payment",
 				Action: func(ctx context.Context, x *saga.Exec[Data]) error {
-					return fail(p.Payments.Pay(ctx, meta(x), x.Data.payment()))
+					return fail(p.Payments.Pay(ctx, meta(ctx, x), x.Data.payment()))
 				},
 				Compensate: func(ctx context.Context, x *saga.Exec[Data]) error {
-					return p.Payments.Refund(ctx, meta(x), x.Data.payment())
+					return p.Payments.Refund(ctx, meta(ctx, x), x.Data.payment())
 				},
 				Deadline: p.StepDeadline,
 			},
 			{
 				Name: "arrange_shipment",
 				Action: func(ctx context.Context, x *saga.Exec[Data]) error {
-					return fail(p.Shipping.Arrange(ctx, meta(x), x.Data.OrderID, x.Data.Address))
+					return fail(p.Shipping.Arrange(ctx, meta(ctx, x), x.Data.OrderID, x.Data.Address))
 				},
 				Compensate: func(ctx context.Context, x *saga.Exec[Data]) error {
-					return p.Shipping.Cancel(ctx, meta(x), x.Data.OrderID)
+					return p.Shipping.Cancel(ctx, meta(ctx, x), x.Data.OrderID)
 				},
 				Deadline: p.StepDeadline,
 			},
 			{
 				Name: "confirm_order",
 				Action: func(ctx context.Context, x *saga.Exec[Data]) error {
-					_, _, err := p.Orders.Confirm(ctx, meta(x), x.Data.OrderID)
+					_, _, err := p.Orders.Confirm(ctx, meta(ctx, x), x.Data.OrderID)
 					if errors.Is(err, ordering.ErrCancelled) {
 						return saga.Fail(ordering.ReasonCancelledByCustomer)
 					}
 					if err != nil {
 						return err
 					}
-					return p.Stock.Commit(ctx, meta(x), x.Data.OrderID)
+					return p.Stock.Commit(ctx, meta(ctx, x), x.Data.OrderID)
 				},
 				Deadline: p.StepDeadline,
 			},
@@ -179,7 +183,8 @@ func Saga(p Ports) saga.Definition[Data] {
 			if status != saga.Compensated {
 				return nil
 			}
-			m := eventstore.Metadata{CorrelationID: d.OrderID, CausationID: id}
+			m, _ := saga.MetadataFrom(ctx)
+			m.CorrelationID, m.CausationID = d.OrderID, id
 			o, _, err := p.Orders.Get(ctx, d.OrderID)
 			if err != nil {
 				return err
@@ -254,7 +259,7 @@ func (s Starter) React(ctx context.Context, batch []eventstore.Record) error {
 		}
 		o := e.(ordering.OrderPlaced).Order
 		g.Go(func() error {
-			if _, err := s.Engine.Start(ctx, SagaType, SagaID(o.ID), DataOf(o)); err != nil {
+			if _, err := s.Engine.Start(saga.WithMetadata(ctx, r.Metadata), SagaType, SagaID(o.ID), DataOf(o)); err != nil {
 				return fmt.Errorf("checkout: start saga of order %s: %w", o.ID, err)
 			}
 			return nil

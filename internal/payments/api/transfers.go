@@ -79,7 +79,7 @@ func (h *Handler) transfer(w http.ResponseWriter, r *http.Request) {
 		req.ID = uuid.Must(uuid.NewV7()).String()
 	}
 	d := app.TransferData{ID: req.ID, From: from.ID, To: to.ID, Amount: amt}
-	pos, err := h.sagas.Start(r.Context(), app.TransferSagaType, app.TransferSagaID(d.ID), d)
+	pos, err := h.sagas.Start(saga.WithMetadata(r.Context(), meta(r)), app.TransferSagaType, app.TransferSagaID(d.ID), d)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return

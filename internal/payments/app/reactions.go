@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/inventory/inventoryapi"
 	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
 	"github.com/agora-commerce/agora/internal/payments/paymentsapi"
@@ -59,7 +58,7 @@ func (s *Service) Reactions(ctx context.Context, db *sql.DB) (messaging.Handler,
 		return OrderPayment(order, from, to, m), nil
 	}
 	return func(ctx context.Context, d messaging.Delivery) error {
-		meta := eventstore.Metadata{CorrelationID: d.Headers[messaging.HeaderCorrelation], CausationID: d.ID}
+		meta := messaging.MetadataOf(d)
 		if d.Type == orderingapi.TypeOrderPlaced {
 			p, err := messaging.Decode[orderingapi.OrderPlaced](d.Message)
 			if err != nil {

@@ -45,8 +45,12 @@ func legError(r LegResult, want payments.LegState) error {
 // the target; a declined credit gives the debit back. Money leaves one
 // account and arrives at the other, or nothing moved.
 func TransferSaga(s *Service) saga.Definition[TransferData] {
-	meta := func(x *saga.Exec[TransferData]) eventstore.Metadata {
-		return eventstore.Metadata{CorrelationID: x.SagaID, CausationID: x.AttemptID()}
+	// What a leg writes carries the tenant, user and trace context of the
+	// request that asked for the transfer.
+	meta := func(ctx context.Context, x *saga.Exec[TransferData]) eventstore.Metadata {
+		m, _ := saga.MetadataFrom(ctx)
+		m.CorrelationID, m.CausationID = x.SagaID, x.AttemptID()
+		return m
 	}
 	return saga.Definition[TransferData]{
 		Type: TransferSagaType,
@@ -55,14 +59,14 @@ func TransferSaga(s *Service) saga.Definition[TransferData] {
 				Name: "debit",
 				Action: func(ctx context.Context, x *saga.Exec[TransferData]) error {
 					d := x.Data
-					r, err := s.Debit(ctx, meta(x), d.From, d.key(), "transfer:"+d.ID, d.Amount)
+					r, err := s.Debit(ctx, meta(ctx, x), d.From, d.key(), "transfer:"+d.ID, d.Amount)
 					if err != nil {
 						return permanent(err)
 					}
 					return legError(r, payments.LegDebited)
 				},
 				Compensate: func(ctx context.Context, x *saga.Exec[TransferData]) error {
-					_, err := s.Refund(ctx, meta(x), x.Data.From, x.Data.key(), "transfer:"+x.Data.ID)
+					_, err := s.Refund(ctx, meta(ctx, x), x.Data.From, x.Data.key(), "transfer:"+x.Data.ID)
 					return err
 				},
 			},
@@ -70,14 +74,14 @@ func TransferSaga(s *Service) saga.Definition[TransferData] {
 				Name: "credit",
 				Action: func(ctx context.Context, x *saga.Exec[TransferData]) error {
 					d := x.Data
-					r, err := s.Credit(ctx, meta(x), d.To, d.key(), "transfer:"+d.ID, d.Amount)
+					r, err := s.Credit(ctx, meta(ctx, x), d.To, d.key(), "transfer:"+d.ID, d.Amount)
 					if err != nil {
 						return permanent(err)
 					}
 					return legError(r, payments.LegCredited)
 				},
 				Compensate: func(ctx context.Context, x *saga.Exec[TransferData]) error {
-					_, err := s.Reverse(ctx, meta(x), x.Data.To, x.Data.key(), "transfer:"+x.Data.ID)
+					_, err := s.Reverse(ctx, meta(ctx, x), x.Data.To, x.Data.key(), "transfer:"+x.Data.ID)
 					return err
 				},
 			},

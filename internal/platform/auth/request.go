@@ -8,28 +8,6 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
 
-// Identify is the middleware of a service behind the gateway: a request
-// that carries a bearer token must carry a valid one (else 401), and its
-// claims go into the request's context; a request without one passes on
-// anonymous, for the handler to refuse where it needs a caller. The
-// gateway decides which routes need a token; the service checks the
-// token again (it may be reached by others than the gateway) and decides
-// what the caller may see.
-func (v *Verifier) Identify(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") == "" {
-			next.ServeHTTP(w, r)
-			return
-		}
-		c, err := v.Authenticate(r)
-		if err != nil {
-			Challenge(w, r, err)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(WithClaims(r.Context(), c)))
-	})
-}
-
 // Caller returns the request's verified claims, or ErrNoToken.
 func Caller(r *http.Request) (*Claims, error) {
 	if c, ok := ClaimsFrom(r.Context()); ok {

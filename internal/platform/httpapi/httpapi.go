@@ -36,6 +36,10 @@ const (
 	MinPositionHeader = "Agora-Min-Position"
 	// RequestIDHeader identifies a request; echoed when the client sends one.
 	RequestIDHeader = "X-Request-Id"
+	// TraceParentHeader carries the W3C trace context (traceparent).
+	TraceParentHeader = "Traceparent"
+	// TraceIDHeader tells the client the W3C trace its request belongs to.
+	TraceIDHeader = "Agora-Trace-Id"
 )
 
 // MaxConsistencyWait bounds how long a read waits for Agora-Min-Position.
@@ -274,6 +278,12 @@ func Middleware(log *slog.Logger, h http.Handler) http.Handler {
 // is well-formed (ValidRequestID), else a new UUID. The ID is set on the
 // response and on the request's header, so that handlers, upstreams and
 // problem answers carry it; the request is not copied.
+//
+// It also places the request in a W3C trace: a valid incoming
+// traceparent is continued (same trace, a new span of this hop), else a
+// trace starts. The request's Traceparent header becomes this hop's, for
+// the events it writes and the upstreams it calls, and the response
+// names the trace in Agora-Trace-Id.
 func RequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(RequestIDHeader)
@@ -282,6 +292,9 @@ func RequestID(next http.Handler) http.Handler {
 			r.Header.Set(RequestIDHeader, id)
 		}
 		w.Header().Set(RequestIDHeader, id)
+		tp := ContinueTrace(r.Header.Get(TraceParentHeader))
+		r.Header.Set(TraceParentHeader, tp)
+		w.Header().Set(TraceIDHeader, tp[3:35])
 		next.ServeHTTP(w, r)
 	})
 }

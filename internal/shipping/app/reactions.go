@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
 	"github.com/agora-commerce/agora/internal/payments/paymentsapi"
 	"github.com/agora-commerce/agora/internal/shipping"
@@ -32,7 +31,7 @@ func (s *Service) Reactions(ctx context.Context, db *sql.DB) (messaging.Handler,
 		return nil, err
 	}
 	return func(ctx context.Context, d messaging.Delivery) error {
-		meta := eventstore.Metadata{CorrelationID: d.Headers[messaging.HeaderCorrelation], CausationID: d.ID}
+		meta := messaging.MetadataOf(d)
 		if d.Type == orderingapi.TypeOrderPlaced {
 			p, err := messaging.Decode[orderingapi.OrderPlaced](d.Message)
 			if err != nil {
