@@ -35,8 +35,9 @@ type Options struct {
 	// driving one instance is safe: appends are optimistic, commands are
 	// idempotent.)
 	Sweep time.Duration
-	// Types, if set, are the only types of instance the engine drives:
-	// where the processes of one service run the sagas of its own context
+	// Types, if set, are the only types of instance the engine drives;
+	// by default it drives the types registered with it when Run starts.
+	// Where the processes of one service run the sagas of its own context
 	// only, the others' engines leave them alone. Instances of other types
 	// may still be started, aborted and retried here; what that records,
 	// an engine that drives the type takes up on its sweep or its start.
@@ -292,6 +293,16 @@ func (e *Engine) Abort(ctx context.Context, id, reason string) error {
 // Run resumes every instance that is not finished and runs instances as
 // they start, until ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
+	if len(e.opts.Types) == 0 {
+		for t := range e.defs {
+			e.opts.Types = append(e.opts.Types, t)
+		}
+		slices.Sort(e.opts.Types)
+	}
+	if len(e.opts.Types) == 0 {
+		<-ctx.Done() // nothing registered: nothing to drive
+		return ctx.Err()
+	}
 	if err := e.index.Init(ctx); err != nil {
 		return err
 	}

@@ -23,6 +23,8 @@
 package saga
 
 import (
+	"github.com/agora-commerce/agora/eventstore"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -182,6 +184,9 @@ type Instance struct {
 	Version uint64 `json:"version"`
 	// StartedAt and UpdatedAt bound the timeline.
 	StartedAt, UpdatedAt time.Time `json:"-"`
+	// Metadata is what the instance started with (WithMetadata): whose
+	// request started it, in which tenant and trace.
+	Metadata eventstore.Metadata `json:"-"`
 }
 
 // Event types of an instance stream.

@@ -148,7 +148,7 @@ func (s *state) toCompensate(steps []stepInfo) int {
 }
 
 func (s *state) view() Instance {
-	in := Instance{ID: s.id, Type: s.typ, Status: s.status, Reason: s.reason, Data: s.data, Version: s.version,
+	in := Instance{ID: s.id, Type: s.typ, Status: s.status, Reason: s.reason, Data: s.data, Version: s.version, Metadata: s.meta,
 		StartedAt: s.started, UpdatedAt: s.updated}
 	if s.status == Failed {
 		in.Error = s.lastErr

@@ -21,6 +21,7 @@ package inventory
 import (
 	"time"
 
+	"github.com/agora-commerce/agora/internal/inventory/inventoryapi"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 )
 
@@ -82,9 +83,9 @@ func (s Stock) Available() int64 { return s.OnHand - s.Reserved }
 // Errors.
 var (
 	// ErrOutOfStock reports a reservation larger than what is available.
-	ErrOutOfStock = errs.Rule("out_of_stock", "not enough stock is available")
+	ErrOutOfStock = errs.Rule(inventoryapi.ReasonOutOfStock, "not enough stock is available")
 	// ErrReservationClosed reports reserving for an order whose hold was released.
-	ErrReservationClosed = errs.Rule("reservation_closed", "the order's reservation was released")
+	ErrReservationClosed = errs.Rule(inventoryapi.ReasonReservationClosed, "the order's reservation was released")
 	// ErrNoReservation reports committing an order that holds nothing.
 	ErrNoReservation = errs.Rule("no_reservation", "the order holds no reservation")
 	// ErrBadQuantity reports a quantity out of range.

@@ -3,6 +3,7 @@ package payments
 import (
 	"time"
 
+	"github.com/agora-commerce/agora/internal/payments/paymentsapi"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/money"
 )
@@ -108,9 +109,9 @@ func (TransferVoided) EventType() string { return TypeTransferVoided }
 
 // Decline reasons.
 const (
-	ReasonInsufficientFunds = "insufficient_funds"
+	ReasonInsufficientFunds = paymentsapi.ReasonInsufficientFunds
 	ReasonAccountClosed     = "account_closed"
-	ReasonCancelled         = "cancelled"
+	ReasonCancelled         = paymentsapi.ReasonCancelled
 )
 
 // ErrDeclined reports a transfer leg that was refused; its Reason is one

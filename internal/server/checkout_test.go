@@ -18,6 +18,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/eventstore/postgres"
 	"github.com/agora-commerce/agora/internal/inventory"
+	invapp "github.com/agora-commerce/agora/internal/inventory/app"
 	"github.com/agora-commerce/agora/internal/inventory/inventoryapi"
 	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
 	payapp "github.com/agora-commerce/agora/internal/payments/app"
@@ -167,7 +168,7 @@ func (w *world) expect(id, status, reason string) map[string]any {
 
 func (w *world) balance(account string) int64 {
 	w.t.Helper()
-	a, _, err := w.srv.Payments.Get(context.Background(), account)
+	a, _, err := w.srv.Service("payments").(*payapp.Service).Get(context.Background(), account)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -176,7 +177,7 @@ func (w *world) balance(account string) int64 {
 
 func (w *world) stock(product string) (onHand, reserved int64) {
 	w.t.Helper()
-	l, _, err := w.srv.Inventory.Get(context.Background(), product)
+	l, _, err := w.srv.Service("inventory").(*invapp.Service).Get(context.Background(), product)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -429,13 +430,13 @@ func redelivery(w *world) {
 
 	// The same commands again, as a retried saga step would send them.
 	pay := payapp.OrderPayment(id, a, server.DefaultMerchantAccountID, money.New(600, money.MustCurrency("USD")))
-	if err := w.srv.Payments.Pay(ctx, eventstore.Metadata{}, pay); err != nil {
+	if err := w.srv.Service("payments").(*payapp.Service).Pay(ctx, eventstore.Metadata{}, pay); err != nil {
 		w.t.Fatalf("pay again: %v", err)
 	}
-	if err := w.srv.Inventory.Reserve(ctx, eventstore.Metadata{}, id, []inventory.Line{{ProductID: p, Quantity: 2}}); err != nil {
+	if err := w.srv.Service("inventory").(*invapp.Service).Reserve(ctx, eventstore.Metadata{}, id, []inventory.Line{{ProductID: p, Quantity: 2}}); err != nil {
 		w.t.Fatalf("reserve again: %v", err)
 	}
-	if err := w.srv.Inventory.Commit(ctx, eventstore.Metadata{}, id); err != nil {
+	if err := w.srv.Service("inventory").(*invapp.Service).Commit(ctx, eventstore.Metadata{}, id); err != nil {
 		w.t.Fatalf("commit again: %v", err)
 	}
 

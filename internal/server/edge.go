@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -17,20 +16,8 @@ import (
 	"github.com/agora-commerce/agora/internal/gateway/registry"
 	"github.com/agora-commerce/agora/internal/gateway/resilience"
 	"github.com/agora-commerce/agora/internal/gateway/routes"
-	"github.com/agora-commerce/agora/internal/inventory/inventoryapi"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
-)
-
-// The clusters of the route table: one per bounded context.
-const (
-	clusterIdentity  = "identity"
-	clusterCatalog   = "catalog"
-	clusterInventory = "inventory"
-	clusterOrdering  = "ordering"
-	clusterPayments  = "payments"
-	clusterShipping  = "shipping"
-	clusterBFF       = "bff"
 )
 
 // service is one bounded context's HTTP API, served on its own loopback
@@ -38,8 +25,10 @@ const (
 type service struct {
 	name string
 	mux  *http.ServeMux
-	ln   net.Listener
-	http *http.Server
+	// internal are the module's routes the table does not route.
+	internal []*routes.Route
+	ln       net.Listener
+	http     *http.Server
 	// fault makes the service answer everything 503 (InjectFault).
 	fault atomic.Bool
 }
@@ -66,16 +55,13 @@ func (svc *service) faulty(next http.Handler) http.Handler {
 	})
 }
 
-// mux returns the mux of service name, creating the service.
-func (s *Server) mux(name string) *http.ServeMux {
-	for _, svc := range s.services {
-		if svc.name == name {
-			return svc.mux
-		}
+// newService is module m's API, on a mux of its own.
+func newService(m *built) *service {
+	svc := &service{name: m.def.Name, mux: http.NewServeMux(), internal: m.Internal}
+	if m.Routes != nil {
+		m.Routes(svc.mux)
 	}
-	svc := &service{name: name, mux: http.NewServeMux()}
-	s.services = append(s.services, svc)
-	return svc.mux
+	return svc
 }
 
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
@@ -89,10 +75,12 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// listenServices binds every service to a loopback port and registers it
-// as its cluster's instance.
+// listenServices gives every module its service, bound to a loopback
+// port and registered as its cluster's instance.
 func (s *Server) listenServices(reg *registry.Static) error {
-	for _, svc := range s.services {
+	for _, m := range s.mods {
+		svc := newService(m)
+		s.services = append(s.services, svc)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return fmt.Errorf("server: listen for %s: %w", svc.name, err)
@@ -113,18 +101,13 @@ func (s *Server) listenServices(reg *registry.Static) error {
 // gateway applies, so that a service called directly refuses what the
 // gateway would.
 func (s *Server) guard(svc *service) http.Handler {
-	var internal []*routes.Route
-	if svc.name == clusterInventory {
-		// The gateway's order check asks for stock levels, public data.
-		internal = append(internal, &routes.Route{Pattern: "GET " + inventoryapi.LevelsPath, Auth: routes.AuthNone})
-	}
-	return s.routes.Guard(svc.name, s.Verifier, svc.mux, internal...)
+	return s.routes.Guard(svc.name, s.verifier, svc.mux, svc.internal...)
 }
 
-// buildGateway assembles the gateway in front of the services, with ops
-// (health, readiness, metrics) served by the gateway itself.
-func (s *Server) buildGateway(reg registry.Registry, ops *http.ServeMux) (*gateway.Gateway, error) {
-	cfg := gateway.Config{Routes: s.routes, Registry: reg, Verifier: s.Verifier, Local: httpapi.Problems(ops), Logger: s.log,
+// buildGateway assembles the gateway in front of the services (in the
+// registry), with the operational endpoints served by the gateway itself.
+func (s *Server) buildGateway() error {
+	cfg := gateway.Config{Routes: s.routes, Registry: s.reg, Verifier: s.verifier, Local: httpapi.Problems(s.ops()), Logger: s.log,
 		// An instance that fails is ejected after 3 failures in a row,
 		// well before its cluster's breaker opens (20 failures of the last
 		// 40 attempts): one dead instance of several does not open it.
@@ -142,7 +125,13 @@ func (s *Server) buildGateway(reg registry.Registry, ops *http.ServeMux) (*gatew
 			cfg.Limiter = ratelimit.NewMemory(ratelimit.MemoryOptions{})
 		}
 	}
-	return gateway.New(cfg)
+	gw, err := gateway.New(cfg)
+	if err != nil {
+		return err
+	}
+	s.gateway = gw
+	s.metrics.Breakers(s.Breakers)
+	return nil
 }
 
 // serveServices serves every service until ctx ends.
@@ -163,16 +152,6 @@ func (s *Server) serveServices(ctx context.Context) {
 			_ = svc.http.Shutdown(shutdown)
 		})
 	}
-}
-
-// resolve returns the base URL of an instance of cluster, for the
-// services that call others (the BFF).
-func (s *Server) resolve(cluster string) (string, error) {
-	in := s.reg.Instances(cluster)
-	if len(in) == 0 {
-		return "", fmt.Errorf("server: no instance of %s", cluster)
-	}
-	return in[rand.IntN(len(in))].URL, nil
 }
 
 // Breakers returns the gateway's circuit breaker state per cluster.

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/agora-commerce/agora/internal/module"
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/messaging"
 )
@@ -62,7 +63,7 @@ func (s *Server) eventStream(w http.ResponseWriter, r *http.Request) {
 		return nil
 	}
 	var wg sync.WaitGroup
-	for _, stream := range []string{eventsStream, catalogStream} {
+	for _, stream := range []string{module.EventsStream, module.CatalogStream} {
 		wg.Go(func() {
 			_ = s.bus.Subscribe(ctx, messaging.Consumer{Name: "sse", Stream: stream, Ephemeral: true}, handle)
 		})

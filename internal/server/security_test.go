@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/agora-commerce/agora/internal/identity"
+	idapp "github.com/agora-commerce/agora/internal/identity/app"
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/server"
 )
@@ -179,10 +180,10 @@ func TestSecurity(t *testing.T) {
 	})
 
 	t.Run("another tenant's data does not exist", func(t *testing.T) {
-		if err := w.srv.Identity.CreateTenant(ctx, "acme", "Acme"); err != nil {
+		if err := w.srv.Service("identity").(*idapp.Service).CreateTenant(ctx, "acme", "Acme"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := w.srv.Identity.CreateUser(ctx, "acme", "admin@acme.test", "password-123", "Acme admin", []identity.Role{identity.Admin}); err != nil {
+		if _, err := w.srv.Service("identity").(*idapp.Service).CreateUser(ctx, "acme", "admin@acme.test", "password-123", "Acme admin", []identity.Role{identity.Admin}); err != nil {
 			t.Fatal(err)
 		}
 		r := w.do("POST", "/api/v1/auth/token", map[string]any{"email": "admin@acme.test", "password": "password-123", "tenant": "acme"}, "Authorization", "")

@@ -1,8 +1,10 @@
-// Package server assembles Agora's platform in one process: the event
-// store and read models (SQLite files, or PostgreSQL), the bus (NATS
-// JetStream, embedded or external) with its relays and consumers, the saga
-// engine, every bounded context's HTTP API and the operational endpoints,
-// served on one listener.
+// Package server assembles Agora's platform: the event store and read
+// models (SQLite files, or PostgreSQL), the bus (NATS JetStream, embedded
+// or external) with its relays, the saga engine, the exchange of
+// cross-context calls, and the modules (package module) on them — every
+// bounded context in one process behind the gateway (embedded mode), or
+// one per process (distributed mode, Config.Only). The server chooses
+// modules and runs what they return; it knows no context's internals.
 package server
 
 import (
@@ -20,31 +22,25 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/eventstore/postgres"
 	"github.com/agora-commerce/agora/eventstore/sqlite"
 	"github.com/agora-commerce/agora/internal/backoff"
-	"github.com/agora-commerce/agora/internal/catalog"
-	catcache "github.com/agora-commerce/agora/internal/catalog/cache"
 	"github.com/agora-commerce/agora/internal/gateway"
 	"github.com/agora-commerce/agora/internal/gateway/registry"
 	"github.com/agora-commerce/agora/internal/gateway/routes"
-	idapp "github.com/agora-commerce/agora/internal/identity/app"
-	invapp "github.com/agora-commerce/agora/internal/inventory/app"
-	ordapp "github.com/agora-commerce/agora/internal/ordering/app"
-	payapp "github.com/agora-commerce/agora/internal/payments/app"
+	"github.com/agora-commerce/agora/internal/module"
 	"github.com/agora-commerce/agora/internal/platform/auth"
+	"github.com/agora-commerce/agora/internal/platform/call"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/internal/platform/openapi"
 	"github.com/agora-commerce/agora/internal/platform/telemetry"
-	shipapp "github.com/agora-commerce/agora/internal/shipping/app"
 	"github.com/agora-commerce/agora/internal/shipping/carrier"
-	"github.com/agora-commerce/agora/messaging"
 	"github.com/agora-commerce/agora/messaging/natsbus"
 	"github.com/agora-commerce/agora/projection"
 	"github.com/agora-commerce/agora/saga"
-	"github.com/redis/go-redis/v9"
 )
 
 // Config configures a Server.
@@ -119,17 +115,16 @@ const DefaultMerchantAccountID = "merchant"
 
 // Checkout modes.
 const (
-	Orchestration = "orchestration"
-	Choreography  = "choreography"
+	Orchestration = module.Orchestration
+	Choreography  = module.Choreography
 )
 
-// Server is the running embedded platform.
+// Server is a running platform: every module (embedded), or one.
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	store   store
 	rmDB    *sql.DB
-	runners []*projection.Runner
 	metrics *telemetry.Metrics
 	// routes is the route table: the gateway's, and each service's own
 	// access rules.
@@ -137,42 +132,32 @@ type Server struct {
 	ln     net.Listener
 	http   *http.Server
 
-	bus       *natsbus.Bus
-	redis     *redis.Client
-	relays    []*messaging.Relay
-	engine    *saga.Engine
-	consumers []consumer
+	bus      *natsbus.Bus
+	redis    *redis.Client
+	engine   *saga.Engine
+	calls    *call.Exchange
+	verifier *auth.Verifier
+	// mods are the modules this process runs, built.
+	mods      []*built
+	runners   []*projection.Runner
+	relays    []relay
+	consumers []module.Consumer
+	daemons   []func(context.Context) error
 	services  []*service
-	registry  *registry.Static
 	gateway   *gateway.Gateway
-	daemons   []daemon
-	// runnerOwners and relayOwners say which context each runner and
-	// relay belongs to (Config.Only).
-	runnerOwners []string
-	relayOwners  []string
-	// reg is the registry the gateway and the BFF read: registry in
-	// embedded mode, kv in distributed mode.
+	// reg is the registry the gateway and the BFF read: static in
+	// embedded mode, NATS KV in distributed mode.
 	reg registry.Registry
-	kv  *registry.KV
-	// bg lives as long as the server (distributed mode).
-	bg context.Context
-	// bgCancel ends what distributed mode keeps running for the server's
-	// life (the registry's watch and heartbeat).
+	// bg lives as long as the server (distributed mode's registry watch
+	// and heartbeat, and its remote key set).
+	bg         context.Context
 	bgCancel   context.CancelFunc
 	register   func() error
 	deregister func()
-	// Services, for tests and benchmarks that look behind the API.
-	Payments  *payapp.Service
-	Inventory *invapp.Service
-	Ordering  *ordapp.Service
-	Shipping  *shipapp.Service
-	Catalog   *catalog.Store
-	Products  *catcache.Cache
-	Identity  *idapp.Service
-	// Verifier checks the platform's access tokens.
-	Verifier *auth.Verifier
-	seeded   *Demo
-	Carrier  *carrier.Sim
+	seeded     *Demo
+	// Carrier is the simulated carrier shipping books with, for tests
+	// and drills (Set changes its failure rate and latency).
+	Carrier *carrier.Sim
 
 	wg     sync.WaitGroup
 	cancel context.CancelFunc
@@ -186,22 +171,9 @@ type store interface {
 	Close() error
 }
 
-type consumer struct {
-	c messaging.Consumer
-	h messaging.Handler
-	// owner is the context whose process runs it ("*": every process).
-	owner string
-}
-
-// daemon is background work owned by a context.
-type daemon struct {
-	owner string
-	run   func(context.Context) error
-}
-
-// Open opens the stores and the bus, applies migrations, wires the
-// bounded contexts, builds the HTTP handler and binds the listener. Run
-// serves.
+// Open opens the stores and the bus, applies migrations, builds the
+// modules this process runs, binds the listeners and builds the HTTP
+// handlers. Run serves.
 func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -218,20 +190,27 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if cfg.MerchantAccountID == "" {
 		cfg.MerchantAccountID = DefaultMerchantAccountID
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("server: data dir: %w", err)
-	}
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: telemetry.New(), ready: make(chan struct{}), routes: routes.Default()}
-	if cfg.Routes != "" {
-		if s.routes, err = routes.Load(cfg.Routes); err != nil {
+	if cfg.Only != "" {
+		if err := checkDistributed(cfg); err != nil {
 			return nil, err
 		}
 	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("server: data dir: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, metrics: telemetry.New(), ready: make(chan struct{}), routes: routes.Default(),
+		Carrier: carrier.NewSim(cfg.CarrierFailureRate, cfg.CarrierLatency)}
+	s.bg, s.bgCancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
 			s.Close()
 		}
 	}()
+	if cfg.Routes != "" {
+		if s.routes, err = routes.Load(cfg.Routes); err != nil {
+			return nil, err
+		}
+	}
 	if err := s.openStorage(ctx); err != nil {
 		return nil, err
 	}
@@ -247,6 +226,39 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		s.redis = redis.NewClient(opt)
 	}
+	if err := s.openVerifier(); err != nil {
+		return nil, err
+	}
+	if cfg.Only != "" {
+		return s, s.openDistributed(ctx)
+	}
+	reg := registry.NewStatic()
+	s.reg = reg
+	if err := s.build(ctx, Modules); err != nil {
+		return nil, err
+	}
+	if err := s.listenServices(reg); err != nil {
+		return nil, err
+	}
+	if cfg.SeedDemo {
+		if err := s.seedDemo(ctx); err != nil {
+			return nil, fmt.Errorf("demo seed: %w", err)
+		}
+	}
+	if err := s.buildGateway(); err != nil {
+		return nil, err
+	}
+	s.ln, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("server: listen: %w", err)
+	}
+	s.http = newHTTPServer(httpapi.AccessLog(s.log, s.metrics.HTTP(s.gateway)), s.log) // the gateway gives IDs and recovers
+	return s, nil
+}
+
+// ops serves the operational endpoints: health, readiness, metrics, the
+// OpenAPI document and (on the gateway) the event stream.
+func (s *Server) ops() *http.ServeMux {
 	ops := http.NewServeMux()
 	ops.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		httpapi.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -255,32 +267,28 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	ops.Handle("GET /metrics", s.metrics.Handler())
 	ops.Handle("GET /openapi.json", openapi.Handler())
 	ops.HandleFunc("GET /api/v1/events/stream", s.eventStream)
-	if cfg.Only != "" {
-		if err := s.openDistributed(ctx, ops); err != nil {
-			return nil, err
+	return ops
+}
+
+// openVerifier sets up how this process checks access tokens: with the
+// key in the data directory (which identity signs with), or — a
+// distributed process other than identity's, given JWKSURL — with the
+// keys identity publishes.
+func (s *Server) openVerifier() error {
+	if s.cfg.JWKSURL != "" && s.cfg.Only != "" && s.cfg.Only != "identity" {
+		v, err := auth.NewRemoteVerifier(s.bg, s.cfg.JWKSURL, auth.Options{})
+		if err != nil {
+			return fmt.Errorf("server: keys from %s: %w", s.cfg.JWKSURL, err)
 		}
-		return s, nil
+		s.verifier = v
+		return nil
 	}
-	reg := registry.NewStatic()
-	s.registry, s.reg = reg, reg
-	if err := s.wire(ctx); err != nil {
-		return nil, err
-	}
-	if err := s.listenServices(reg); err != nil {
-		return nil, err
-	}
-	gw, err := s.buildGateway(reg, ops)
+	key, err := auth.LoadOrCreateKey(s.cfg.DataDir)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s.gateway = gw
-	s.metrics.Breakers(s.Breakers)
-	s.ln, err = net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("server: listen: %w", err)
-	}
-	s.http = newHTTPServer(httpapi.AccessLog(s.log, s.metrics.HTTP(gw)), s.log) // the gateway gives IDs and recovers
-	return s, nil
+	s.verifier = auth.NewVerifier(auth.NewSigner(key, auth.Options{}).Keys(), auth.Options{})
+	return nil
 }
 
 func (s *Server) openStorage(ctx context.Context) error {
@@ -323,12 +331,6 @@ func (s *Server) openStorage(ctx context.Context) error {
 	return nil
 }
 
-// owns reports whether this process runs owner's background work: every
-// context's in embedded mode, its own in distributed mode ("*": all).
-func (s *Server) owns(owner string) bool {
-	return s.cfg.Only == "" || owner == "*" || owner == s.cfg.Only
-}
-
 // DataDir returns the server's data directory.
 func (s *Server) DataDir() string { return s.cfg.DataDir }
 
@@ -351,30 +353,21 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	for i, r := range s.runners {
-		if s.owns(s.runnerOwners[i]) {
-			start("projection "+r.Name(), r.Run)
-		}
+	for _, r := range s.runners {
+		start("projection "+r.Name(), r.Run)
 	}
-	for i, r := range s.relays {
-		if s.owns(s.relayOwners[i]) {
-			start(fmt.Sprintf("relay %d", i), r.Run)
-		}
+	for _, r := range s.relays {
+		start("relay "+r.name, r.Run)
 	}
-	if s.owns(clusterOrdering) || s.owns(clusterPayments) {
-		start("saga engine", s.engine.Run)
-	}
+	start("saga engine", s.engine.Run)
 	for _, c := range s.consumers {
-		if !s.owns(c.owner) {
-			continue
-		}
-		start("consumer "+c.c.Name, func(ctx context.Context) error {
+		start("consumer "+c.Name, func(ctx context.Context) error {
 			for attempt := 1; ; attempt++ {
-				err := s.bus.Subscribe(ctx, c.c, c.h)
+				err := s.bus.Subscribe(ctx, c.Consumer, c.Handle)
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				s.log.Error("consumer stopped; restarting", "consumer", c.c.Name, "err", err)
+				s.log.Error("consumer stopped; restarting", "consumer", c.Name, "err", err)
 				if err := backoff.Sleep(ctx, backoff.Delay(100*time.Millisecond, 5*time.Second, attempt)); err != nil {
 					return err
 				}
@@ -382,9 +375,7 @@ func (s *Server) Run(ctx context.Context) error {
 		})
 	}
 	for i, d := range s.daemons {
-		if s.owns(d.owner) {
-			start(fmt.Sprintf("daemon %d", i), d.run)
-		}
+		start(fmt.Sprintf("daemon %d", i), d)
 	}
 	s.serveServices(ctx)
 	errc := make(chan error, 1)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/internal/shipping/shippingapi"
 )
 
 // Status is where a shipment stands.
@@ -45,9 +46,9 @@ type Shipment struct {
 // Errors.
 var (
 	// ErrShippingFailed reports a shipment the carrier refused.
-	ErrShippingFailed = errs.Rule("shipping_failed", "the carrier refused the shipment")
+	ErrShippingFailed = errs.Rule(shippingapi.ReasonShippingFailed, "the carrier refused the shipment")
 	// ErrCancelled reports arranging a cancelled shipment.
-	ErrCancelled = errs.Rule("shipment_cancelled", "the shipment was cancelled")
+	ErrCancelled = errs.Rule(shippingapi.ReasonShipmentCancelled, "the shipment was cancelled")
 	// ErrNotFound reports an order with no shipment.
 	ErrNotFound = &errs.Error{Code: errs.NotFound, Reason: "shipment_not_found", Message: "no shipment for this order"}
 )

@@ -16,24 +16,18 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
 
-// Canceller cancels a Pending order on a customer's request, the way the
-// checkout mode does it (abort the saga, or cancel and let the contexts
-// react). It returns the order and the position it wrote.
-type Canceller func(ctx context.Context, meta eventstore.Metadata, id string) (ordering.Order, uint64, error)
-
 // Handler serves the ordering API.
 type Handler struct {
 	svc      *app.Service
 	queries  *app.OrderQueries
 	rm       httpapi.Waiter
-	cancel   Canceller
 	sagaID   func(orderID string) string
 	accounts Accounts
 }
 
 // New returns the ordering API.
-func New(svc *app.Service, q *app.OrderQueries, rm httpapi.Waiter, cancel Canceller, sagaID func(string) string, accounts Accounts) *Handler {
-	return &Handler{svc: svc, queries: q, rm: rm, cancel: cancel, sagaID: sagaID, accounts: accounts}
+func New(svc *app.Service, q *app.OrderQueries, rm httpapi.Waiter, sagaID func(string) string, accounts Accounts) *Handler {
+	return &Handler{svc: svc, queries: q, rm: rm, sagaID: sagaID, accounts: accounts}
 }
 
 // Accounts tells whose a payments account is (the payments context's
@@ -240,7 +234,7 @@ func (h *Handler) cancelOrder(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	o, pos, err := h.cancel(r.Context(), meta(r), id)
+	o, pos, err := h.svc.CancelForCustomer(r.Context(), meta(r), id)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return

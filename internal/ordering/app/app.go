@@ -66,6 +66,7 @@ type Service struct {
 	promotions map[string]ordering.Promotion
 	merchant   string
 	placed     func(eventstore.Metadata, ordering.Order)
+	abort      func(ctx context.Context, meta eventstore.Metadata, orderID string) error
 	now        func() time.Time
 }
 
@@ -84,6 +85,11 @@ type Options struct {
 	// start its checkout at once rather than when a projection sees the
 	// event. Place does not wait for what it starts.
 	Placed func(meta eventstore.Metadata, o ordering.Order)
+	// Abort, if set, stops a Pending order's checkout from going further
+	// and compensates what it did (the orchestrated checkout's saga); the
+	// checkout then cancels the order. Without it a customer's cancel
+	// cancels the order at once, and the contexts react to that.
+	Abort func(ctx context.Context, meta eventstore.Metadata, orderID string) error
 }
 
 // NewService returns a Service on store.
@@ -93,7 +99,7 @@ func NewService(store eventstore.Store, opts Options) *Service {
 		p[pr.Code] = pr
 	}
 	return &Service{repo: aggregate.NewRepository(store, OrderType(), aggregate.WithCache(16384), aggregate.AssumeNew()), catalog: opts.Catalog, customers: opts.Customers,
-		promotions: p, merchant: opts.MerchantAccountID, placed: opts.Placed, now: time.Now}
+		promotions: p, merchant: opts.MerchantAccountID, placed: opts.Placed, abort: opts.Abort, now: time.Now}
 }
 
 // Line is a requested product and quantity.
@@ -231,6 +237,21 @@ func (s *Service) handle(ctx context.Context, meta eventstore.Metadata, id strin
 // RequestCancel records the customer's wish to cancel Pending order id.
 func (s *Service) RequestCancel(ctx context.Context, meta eventstore.Metadata, id string) (ordering.Order, uint64, error) {
 	return s.handle(ctx, meta, id, ordering.Order.RequestCancel)
+}
+
+// CancelForCustomer is the customer's cancel of Pending order id: with a
+// checkout to abort (Options.Abort), the wish is recorded and the
+// checkout aborted, which compensates and cancels; without, the order is
+// cancelled at once. It returns the order and the position written.
+func (s *Service) CancelForCustomer(ctx context.Context, meta eventstore.Metadata, id string) (ordering.Order, uint64, error) {
+	if s.abort == nil {
+		return s.Cancel(ctx, meta, id, ordering.ReasonCancelledByCustomer)
+	}
+	o, pos, err := s.RequestCancel(ctx, meta, id)
+	if err != nil || o.Status != ordering.StatusPending {
+		return o, pos, err
+	}
+	return o, pos, s.abort(ctx, meta, id)
 }
 
 // Confirm confirms order id (ordering.ErrCancelled once cancellation was asked).

@@ -6,13 +6,14 @@ import (
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/payments"
+	"github.com/agora-commerce/agora/internal/payments/paymentsapi"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/money"
 	"github.com/agora-commerce/agora/saga"
 )
 
 // TransferSagaType is the saga type of a transfer between accounts.
-const TransferSagaType = "transfer"
+const TransferSagaType = paymentsapi.TransferSagaType
 
 // TransferData is a transfer saga's data.
 type TransferData struct {

@@ -1,0 +1,118 @@
+// Package orderingmod is the ordering context as a module: the Order
+// aggregate with its read model and API, the checkout — orchestrated by
+// the saga engine or choreographed over the bus — and the sagas API.
+// Prices are asked of the catalog, an order's payment account of
+// payments, and the checkout's steps of inventory, payments and shipping,
+// all through their published calls.
+package orderingmod
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/catalog/catalogapi"
+	"github.com/agora-commerce/agora/internal/module"
+	"github.com/agora-commerce/agora/internal/ordering"
+	"github.com/agora-commerce/agora/internal/ordering/api"
+	"github.com/agora-commerce/agora/internal/ordering/app"
+	"github.com/agora-commerce/agora/internal/ordering/checkout"
+	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
+	"github.com/agora-commerce/agora/internal/payments/paymentsapi"
+	"github.com/agora-commerce/agora/internal/platform/call"
+	"github.com/agora-commerce/agora/money"
+	"github.com/agora-commerce/agora/projection"
+	"github.com/agora-commerce/agora/saga"
+)
+
+// Module declares the ordering module.
+var Module = module.Def{Name: "ordering", Stream: module.EventsStream, Subjects: []string{"ordering.>"}, New: New}
+
+// Promotions are the promotion codes on offer.
+var Promotions = []ordering.Promotion{
+	{Code: "WELCOME10", Kind: ordering.Percentage, BasisPoints: 1000},
+	{Code: "FIVEOFF", Kind: ordering.FixedAmount, Amount: money.New(500, money.MustCurrency("USD"))},
+}
+
+// prices is the catalog as ordering sees it.
+type prices func(ctx context.Context, r catalogapi.PricesRequest) (map[string]money.Money, error)
+
+func (f prices) Prices(ctx context.Context, ids []string) (map[string]money.Money, error) {
+	return f(ctx, catalogapi.PricesRequest{ProductIDs: ids})
+}
+
+// New builds the ordering module in the settings' checkout mode.
+func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
+	orchestrated := p.Settings.CheckoutMode != module.Choreography
+	opts := app.Options{Catalog: prices(catalogapi.Prices.Bind(p.Calls)), Promotions: Promotions,
+		MerchantAccountID: p.Settings.MerchantAccountID}
+	if orchestrated {
+		// The checkout starts as soon as the order is placed; the
+		// Starter projection starts those a crash kept from starting
+		// (Start is idempotent).
+		opts.Placed = func(meta eventstore.Metadata, o ordering.Order) {
+			go func() {
+				ctx, cancel := context.WithTimeout(saga.WithMetadata(context.Background(), meta), 10*time.Second)
+				defer cancel()
+				if _, err := p.Sagas.Start(ctx, checkout.SagaType, checkout.SagaID(o.ID), checkout.DataOf(o)); err != nil {
+					p.Logger.Debug("checkout: early start failed; the starter will start it", "order", o.ID, "err", err)
+				}
+			}()
+		}
+		opts.Abort = checkout.Aborter(p.Sagas)
+	}
+	svc := app.NewService(p.Store, opts)
+	orders, err := p.Project(ctx, app.Orders{})
+	if err != nil {
+		return nil, err
+	}
+	queries := app.NewOrderQueries(p.DB)
+	owner := paymentsapi.AccountOwner.Bind(p.Calls)
+	accounts := call.OwnerFunc(func(ctx context.Context, id string) (string, string, error) {
+		o, err := owner(ctx, paymentsapi.AccountRequest{AccountID: id})
+		return o.Tenant, o.ID, err
+	})
+	sagaID := func(string) string { return "" }
+	m := &module.Module{
+		Projections: []*projection.Runner{orders},
+		Answers:     Answers(svc),
+		Publish:     app.Publish,
+		Service:     svc,
+	}
+	if orchestrated {
+		stock, pay, ship := checkout.Over(p.Calls)
+		saga.Register(p.Sagas, checkout.Saga(checkout.Ports{Orders: svc, Stock: stock, Payments: pay, Shipping: ship,
+			StepDeadline: p.Settings.CheckoutTimeout}))
+		starter, err := p.Project(ctx, checkout.Starter{Engine: p.Sagas})
+		if err != nil {
+			return nil, err
+		}
+		m.Projections = append(m.Projections, starter)
+		sagaID = checkout.SagaID
+	} else {
+		m.Consumers = append(m.Consumers, module.Reaction("ordering-checkout", app.ReactionSubjects, svc.Reactions()))
+		wd := checkout.Watchdog{Orders: svc, Queries: queries, Timeout: p.Settings.CheckoutTimeout, Logger: p.Logger}
+		m.Daemons = append(m.Daemons, wd.Run)
+	}
+	orderAPI := api.New(svc, queries, orders, sagaID, accounts)
+	sagasAPI := api.NewSagas(p.Sagas, svc, accounts)
+	m.Routes = func(mux *http.ServeMux) {
+		orderAPI.Register(mux)
+		sagasAPI.Register(mux)
+	}
+	return m, nil
+}
+
+// Answers are the calls ordering answers, on svc.
+func Answers(svc *app.Service) []call.Answer {
+	return []call.Answer{
+		orderingapi.OrderOwner.Answer(func(ctx context.Context, r orderingapi.OrderRequest) (call.Owner, error) {
+			o, _, err := svc.Get(ctx, r.OrderID)
+			if err != nil {
+				return call.Owner{}, err
+			}
+			return call.Owner{Tenant: o.Tenant, ID: o.CustomerID}, nil
+		}),
+	}
+}

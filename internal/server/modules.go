@@ -1,0 +1,180 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/bff/bffmod"
+	"github.com/agora-commerce/agora/internal/catalog/catalogmod"
+	"github.com/agora-commerce/agora/internal/identity/identitymod"
+	"github.com/agora-commerce/agora/internal/inventory/inventorymod"
+	"github.com/agora-commerce/agora/internal/module"
+	"github.com/agora-commerce/agora/internal/ordering/orderingmod"
+	"github.com/agora-commerce/agora/internal/payments/paymentsmod"
+	"github.com/agora-commerce/agora/internal/platform/call"
+	"github.com/agora-commerce/agora/internal/shipping/shippingmod"
+	"github.com/agora-commerce/agora/messaging"
+	"github.com/agora-commerce/agora/projection"
+	"github.com/agora-commerce/agora/saga"
+)
+
+// Modules are the platform's modules: a new bounded context is one
+// package and one line here.
+var Modules = []module.Def{
+	identitymod.Module,
+	paymentsmod.Module,
+	catalogmod.Module,
+	inventorymod.Module,
+	orderingmod.Module,
+	shippingmod.Module,
+	bffmod.Module,
+}
+
+// built is a module this process runs.
+type built struct {
+	def module.Def
+	*module.Module
+}
+
+// relay is a relay from a log to the bus, named for its checkpoint.
+type relay struct {
+	name string
+	*messaging.Relay
+}
+
+// build builds defs on this process's platform and gathers what they run:
+// their projections, consumers and daemons; their answers, in this
+// process's exchange (and, distributed, on the bus); relays of their
+// events; and the bus's streams for every module's subjects.
+func (s *Server) build(ctx context.Context, defs []module.Def) error {
+	distributed := s.cfg.Only != ""
+	sopts := saga.Options{Logger: s.log}
+	var requester call.Requester
+	if distributed {
+		// Other instances' engines take over a dead one's sagas; the
+		// other contexts answer over the bus.
+		sopts.Sweep, requester = 10*time.Second, s.bus
+	}
+	s.engine = saga.NewEngine(s.store, s.rmDB, sopts)
+	s.calls = call.NewExchange(requester)
+	p := &module.Platform{
+		Settings: module.Settings{DataDir: s.cfg.DataDir, Postgres: s.cfg.PostgresURL != "", Schema: cmp.Or(s.cfg.PostgresSchema, "public"),
+			Distributed: distributed, CheckoutMode: s.cfg.CheckoutMode, CheckoutTimeout: s.cfg.CheckoutTimeout,
+			MerchantAccountID: s.cfg.MerchantAccountID, BootstrapAdmin: s.cfg.BootstrapAdmin, Carrier: s.Carrier},
+		Store: s.store, DB: s.rmDB, Bus: s.bus, Redis: s.redis, Sagas: s.engine, Calls: s.calls, Registry: s.reg,
+		Verifier: s.verifier, Logger: s.log, Now: time.Now,
+		Project: func(ctx context.Context, pr projection.Projection) (*projection.Runner, error) {
+			// On PostgreSQL several instances may share the read models:
+			// fence each batch on its checkpoint (projection.Options.Shared).
+			r := projection.NewRunner(s.store, s.rmDB, pr, projection.Options{Logger: s.log, Shared: s.cfg.PostgresURL != ""})
+			if err := r.Init(ctx); err != nil {
+				return nil, err
+			}
+			s.metrics.Projection(r)
+			return r, nil
+		},
+	}
+	for _, d := range defs {
+		m, err := d.New(ctx, p)
+		if err != nil {
+			return fmt.Errorf("module %s: %w", d.Name, err)
+		}
+		s.mods = append(s.mods, &built{d, m})
+		s.calls.Add(m.Answers...)
+		s.runners = append(s.runners, m.Projections...)
+		s.consumers = append(s.consumers, m.Consumers...)
+		s.daemons = append(s.daemons, m.Daemons...)
+		if distributed {
+			for _, a := range m.Answers {
+				s.daemons = append(s.daemons, func(ctx context.Context) error { return s.bus.Respond(ctx, a.Subject, a.Owner, a.Respond) })
+			}
+		}
+	}
+	return s.plumb(ctx)
+}
+
+// plumb makes the bus's streams (every module's subjects, whichever this
+// process builds), repairs its consumers and relays its modules' events:
+// the event log's through one relay of every module's mappings (one per
+// module when distributed, each publishing its own), and each outbox
+// through its own.
+func (s *Server) plumb(ctx context.Context) error {
+	streams := map[string][]string{}
+	for _, d := range Modules {
+		if d.Stream != "" {
+			streams[d.Stream] = append(streams[d.Stream], d.Subjects...)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(streams)) {
+		if err := s.bus.EnsureStream(ctx, name, streams[name]...); err != nil {
+			return err
+		}
+	}
+	for _, c := range s.consumers {
+		if err := s.bus.Repair(ctx, c.Consumer); err != nil {
+			return err
+		}
+	}
+	cps, err := messaging.SQLCheckpoints(ctx, s.rmDB)
+	if err != nil {
+		return err
+	}
+	add := func(name string, log messaging.Log, stream string) {
+		o := messaging.RelayOptions{Name: name, Tail: s.bus.Tail(stream), Logger: s.log}
+		if s.cfg.PostgresURL != "" {
+			// Several instances may run the relay: a session lock lets one
+			// publish while the others stand by. Advisory locks are the
+			// database's; checkpoints, the schema's.
+			o.Leader = messaging.PostgresLeader(s.rmDB, "relay/"+cmp.Or(s.cfg.PostgresSchema, "public")+"/"+name, time.Second, s.log)
+		}
+		r := messaging.NewRelay(log, s.bus, cps, o)
+		s.bus.OnReconnect(r.RequestRewind)
+		s.relays = append(s.relays, relay{name, r})
+	}
+	var mappers []messaging.Mapper
+	for _, m := range s.mods {
+		for _, o := range m.Outboxes {
+			add(o.Name, o.Log, m.def.Stream)
+		}
+		if m.Publish == nil {
+			continue
+		}
+		if s.cfg.Only != "" {
+			add("events-"+m.def.Name, messaging.EventLog(s.store, m.Publish), m.def.Stream)
+			continue
+		}
+		mappers = append(mappers, m.Publish)
+	}
+	if len(mappers) > 0 {
+		add("events", messaging.EventLog(s.store, publishAny(mappers)), module.EventsStream)
+	}
+	return nil
+}
+
+// publishAny maps a record with the first of mappers that knows it.
+func publishAny(mappers []messaging.Mapper) messaging.Mapper {
+	return func(r eventstore.Record) (messaging.Message, bool, error) {
+		for _, f := range mappers {
+			if m, ok, err := f(r); ok || err != nil {
+				return m, ok, err
+			}
+		}
+		return messaging.Message{}, false, nil
+	}
+}
+
+// Service returns the application service of module name, for tests and
+// tools that look behind its API (nil if this process does not run it).
+func (s *Server) Service(name string) any {
+	for _, m := range s.mods {
+		if m.def.Name == name {
+			return m.Service
+		}
+	}
+	return nil
+}
