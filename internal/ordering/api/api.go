@@ -2,7 +2,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -16,26 +15,23 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
 
-// Handler serves the ordering API.
+// Handler serves the ordering API. Each handler decodes, calls one
+// application method with its caller, and encodes; who may order for
+// whom and see what is the application's rule.
 type Handler struct {
-	svc      *app.Service
-	queries  *app.OrderQueries
-	rm       httpapi.Waiter
-	sagaID   func(orderID string) string
-	accounts Accounts
+	svc     *app.Service
+	queries *app.OrderQueries
+	rm      httpapi.Waiter
+	sagaID  func(orderID string) string
 }
 
 // New returns the ordering API.
-func New(svc *app.Service, q *app.OrderQueries, rm httpapi.Waiter, sagaID func(string) string, accounts Accounts) *Handler {
-	return &Handler{svc: svc, queries: q, rm: rm, sagaID: sagaID, accounts: accounts}
+func New(svc *app.Service, q *app.OrderQueries, rm httpapi.Waiter, sagaID func(string) string) *Handler {
+	return &Handler{svc: svc, queries: q, rm: rm, sagaID: sagaID}
 }
 
-// Accounts tells whose a payments account is (the payments context's
-// open host service): an order may only be paid from its customer's own
-// account.
-type Accounts interface {
-	Owner(ctx context.Context, accountID string) (tenant, owner string, err error)
-}
+// Accounts tells whose a payments account is (app.Accounts).
+type Accounts = app.Accounts
 
 // Register adds the ordering routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
@@ -62,23 +58,6 @@ type View struct {
 
 func meta(r *http.Request) eventstore.Metadata { return auth.Metadata(r) }
 
-// visible loads order id for the caller, who must be its customer or an
-// admin of its tenant; to anyone else it does not exist (404).
-func (h *Handler) visible(r *http.Request, id string) (ordering.Order, error) {
-	c, err := auth.Caller(r)
-	if err != nil {
-		return ordering.Order{}, err
-	}
-	o, _, err := h.svc.Get(r.Context(), id)
-	if err != nil {
-		return ordering.Order{}, err
-	}
-	if !c.CanSee(o.Tenant, o.CustomerID) {
-		return ordering.Order{}, ordering.ErrNotFound
-	}
-	return o, nil
-}
-
 func (h *Handler) place(w http.ResponseWriter, r *http.Request) {
 	c, err := auth.Caller(r)
 	if err != nil {
@@ -89,17 +68,6 @@ func (h *Handler) place(w http.ResponseWriter, r *http.Request) {
 	if err := httpapi.Decode(w, r, &req); err != nil {
 		httpapi.Error(w, r, err)
 		return
-	}
-	// A customer orders for themself; an admin may order on a customer's
-	// behalf (customer_id).
-	switch {
-	case c.HasRole(auth.RoleAdmin):
-	case req.CustomerID != "" && req.CustomerID != c.Subject:
-		httpapi.Error(w, r, &errs.Error{Code: errs.Forbidden, Reason: "forbidden", Message: "a customer orders only for themself",
-			Fields: []errs.FieldError{{Field: "customer_id", Message: "must be yours or absent"}}})
-		return
-	default:
-		req.CustomerID = c.Subject
 	}
 	var bad []errs.FieldError
 	noAddress := req.ShippingAddress == nil
@@ -137,18 +105,7 @@ func (h *Handler) place(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, errs.Fields(bad...))
 		return
 	}
-	// The order is paid from its customer's own account, in its tenant.
-	tenant, owner, err := h.accounts.Owner(r.Context(), req.PaymentAccountID)
-	if errs.Transient(err) {
-		httpapi.Error(w, r, err) // payments could not say (503 when it did not answer): retry
-		return
-	}
-	if err != nil || tenant != c.Tenant || owner != req.CustomerID {
-		httpapi.Error(w, r, &errs.Error{Code: errs.Unprocessable, Reason: "payment_account_not_yours", Message: "the payment account is not the customer's",
-			Fields: []errs.FieldError{{Field: "payment_account_id", Message: "must be an account of the customer's"}}})
-		return
-	}
-	o, pos, err := h.svc.Place(r.Context(), meta(r), cmd)
+	o, pos, err := h.svc.PlaceFor(r.Context(), c, meta(r), cmd)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
@@ -164,7 +121,12 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	o, err := h.visible(r, id)
+	c, err := auth.Caller(r)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	o, _, err := h.svc.Order(r.Context(), c, id)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
@@ -230,11 +192,12 @@ func (h *Handler) cancelOrder(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	if _, err := h.visible(r, id); err != nil {
+	c, err := auth.Caller(r)
+	if err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
-	o, pos, err := h.svc.CancelForCustomer(r.Context(), meta(r), id)
+	o, pos, err := h.svc.CancelFor(r.Context(), c, meta(r), id)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return

@@ -15,6 +15,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/ordering"
 	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
+	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/messaging"
 	"github.com/agora-commerce/agora/money"
@@ -58,11 +59,26 @@ type Customers interface {
 	Premium(ctx context.Context, customerID string) (bool, error)
 }
 
+// Accounts says whose a payments account is (the payments context's open
+// host service): an order is paid from its customer's own account.
+type Accounts interface {
+	Owner(ctx context.Context, accountID string) (tenant, owner string, err error)
+}
+
+// Caller is who asks for a use case (auth.Claims is one): to a caller
+// who may not see an order, the order does not exist.
+type Caller interface {
+	CanSee(tenant, owner string) bool
+	HasRole(role string) bool
+	UserID() string
+}
+
 // Service runs ordering commands.
 type Service struct {
 	repo       *aggregate.Repository[ordering.Order, ordering.Event]
 	catalog    Catalog
 	customers  Customers
+	accounts   Accounts
 	promotions map[string]ordering.Promotion
 	merchant   string
 	placed     func(eventstore.Metadata, ordering.Order)
@@ -76,6 +92,8 @@ type Options struct {
 	Catalog Catalog
 	// Customers says who is premium (nil: nobody).
 	Customers Customers
+	// Accounts says whose a payment account is (nil: Place does not check).
+	Accounts Accounts
 	// Promotions are the codes customers may use.
 	Promotions []ordering.Promotion
 	// MerchantAccountID receives the payments for orders.
@@ -98,7 +116,7 @@ func NewService(store eventstore.Store, opts Options) *Service {
 	for _, pr := range opts.Promotions {
 		p[pr.Code] = pr
 	}
-	return &Service{repo: aggregate.NewRepository(store, OrderType(), aggregate.WithCache(16384), aggregate.AssumeNew()), catalog: opts.Catalog, customers: opts.Customers,
+	return &Service{repo: aggregate.NewRepository(store, OrderType(), aggregate.WithCache(16384), aggregate.AssumeNew()), catalog: opts.Catalog, customers: opts.Customers, accounts: opts.Accounts,
 		promotions: p, merchant: opts.MerchantAccountID, placed: opts.Placed, abort: opts.Abort, now: time.Now}
 }
 
@@ -130,8 +148,36 @@ func (cmd PlaceOrder) order() ordering.NewOrder {
 // lists every offending field.
 func (cmd PlaceOrder) Validate() error { return cmd.order().Validate() }
 
-// Place prices and places an order; it returns the order and the
-// position of its event.
+// ErrNotYourAccount refuses an order paid from another's account.
+var ErrNotYourAccount = &errs.Error{Code: errs.Unprocessable, Reason: "payment_account_not_yours", Message: "the payment account is not the customer's",
+	Fields: []errs.FieldError{{Field: "payment_account_id", Message: "must be an account of the customer's"}}}
+
+// PlaceFor places cmd for caller c: a customer orders for themself (an
+// empty CustomerID is theirs), an admin on a customer's behalf; the
+// order is paid from its customer's own account, in c's tenant. It
+// returns the order and the position of its event.
+func (s *Service) PlaceFor(ctx context.Context, c Caller, meta eventstore.Metadata, cmd PlaceOrder) (ordering.Order, uint64, error) {
+	if !c.HasRole(auth.RoleAdmin) {
+		if cmd.CustomerID != "" && cmd.CustomerID != c.UserID() {
+			return ordering.Order{}, 0, &errs.Error{Code: errs.Forbidden, Reason: "forbidden", Message: "a customer orders only for themself",
+				Fields: []errs.FieldError{{Field: "customer_id", Message: "must be yours or absent"}}}
+		}
+		cmd.CustomerID = c.UserID()
+	}
+	if s.accounts != nil {
+		tenant, owner, err := s.accounts.Owner(ctx, cmd.PaymentAccountID)
+		if errs.Transient(err) {
+			return ordering.Order{}, 0, err // payments could not say: retry
+		}
+		if err != nil || owner != cmd.CustomerID || !c.CanSee(tenant, owner) {
+			return ordering.Order{}, 0, ErrNotYourAccount
+		}
+	}
+	return s.Place(ctx, meta, cmd)
+}
+
+// Place prices and places an order, for the platform (no caller's rules:
+// see PlaceFor); it returns the order and the position of its event.
 func (s *Service) Place(ctx context.Context, meta eventstore.Metadata, cmd PlaceOrder) (ordering.Order, uint64, error) {
 	if cmd.ID == "" {
 		cmd.ID = uuid.Must(uuid.NewV7()).String()
@@ -224,8 +270,23 @@ func (s *Service) Get(ctx context.Context, id string) (ordering.Order, uint64, e
 	return l.State, l.Version, nil
 }
 
-func (s *Service) handle(ctx context.Context, meta eventstore.Metadata, id string, decide func(ordering.Order, time.Time) ([]ordering.Event, error)) (ordering.Order, uint64, error) {
+// Order returns order id to c, who must see it: its customer or an admin
+// of its tenant.
+func (s *Service) Order(ctx context.Context, c Caller, id string) (ordering.Order, uint64, error) {
+	o, v, err := s.Get(ctx, id)
+	if err == nil && !c.CanSee(o.Tenant, o.CustomerID) {
+		return ordering.Order{}, 0, ordering.ErrNotFound
+	}
+	return o, v, err
+}
+
+// handle runs decide on order id: one load, then the append. With a
+// caller, it must see the order (else the order does not exist).
+func (s *Service) handle(ctx context.Context, c Caller, meta eventstore.Metadata, id string, decide func(ordering.Order, time.Time) ([]ordering.Event, error)) (ordering.Order, uint64, error) {
 	res, err := s.repo.Handle(ctx, id, meta, func(l aggregate.Loaded[ordering.Order]) ([]ordering.Event, error) {
+		if c != nil && l.Version > 0 && !c.CanSee(l.State.Tenant, l.State.CustomerID) {
+			return nil, ordering.ErrNotFound
+		}
 		return decide(l.State, s.now())
 	})
 	if err != nil {
@@ -236,18 +297,21 @@ func (s *Service) handle(ctx context.Context, meta eventstore.Metadata, id strin
 
 // RequestCancel records the customer's wish to cancel Pending order id.
 func (s *Service) RequestCancel(ctx context.Context, meta eventstore.Metadata, id string) (ordering.Order, uint64, error) {
-	return s.handle(ctx, meta, id, ordering.Order.RequestCancel)
+	return s.handle(ctx, nil, meta, id, ordering.Order.RequestCancel)
 }
 
-// CancelForCustomer is the customer's cancel of Pending order id: with a
-// checkout to abort (Options.Abort), the wish is recorded and the
-// checkout aborted, which compensates and cancels; without, the order is
-// cancelled at once. It returns the order and the position written.
-func (s *Service) CancelForCustomer(ctx context.Context, meta eventstore.Metadata, id string) (ordering.Order, uint64, error) {
+// CancelFor is a customer's cancel of Pending order id, asked by c (its
+// customer or an admin of its tenant): with a checkout to abort
+// (Options.Abort), the wish is recorded and the checkout aborted, which
+// compensates and cancels; without, the order is cancelled at once. It
+// returns the order and the position written.
+func (s *Service) CancelFor(ctx context.Context, c Caller, meta eventstore.Metadata, id string) (ordering.Order, uint64, error) {
 	if s.abort == nil {
-		return s.Cancel(ctx, meta, id, ordering.ReasonCancelledByCustomer)
+		return s.handle(ctx, c, meta, id, func(o ordering.Order, now time.Time) ([]ordering.Event, error) {
+			return o.Cancel(ordering.ReasonCancelledByCustomer, now)
+		})
 	}
-	o, pos, err := s.RequestCancel(ctx, meta, id)
+	o, pos, err := s.handle(ctx, c, meta, id, ordering.Order.RequestCancel)
 	if err != nil || o.Status != ordering.StatusPending {
 		return o, pos, err
 	}
@@ -256,12 +320,12 @@ func (s *Service) CancelForCustomer(ctx context.Context, meta eventstore.Metadat
 
 // Confirm confirms order id (ordering.ErrCancelled once cancellation was asked).
 func (s *Service) Confirm(ctx context.Context, meta eventstore.Metadata, id string) (ordering.Order, uint64, error) {
-	return s.handle(ctx, meta, id, ordering.Order.Confirm)
+	return s.handle(ctx, nil, meta, id, ordering.Order.Confirm)
 }
 
 // Cancel cancels Pending order id for reason.
 func (s *Service) Cancel(ctx context.Context, meta eventstore.Metadata, id, reason string) (ordering.Order, uint64, error) {
-	return s.handle(ctx, meta, id, func(o ordering.Order, now time.Time) ([]ordering.Event, error) { return o.Cancel(reason, now) })
+	return s.handle(ctx, nil, meta, id, func(o ordering.Order, now time.Time) ([]ordering.Event, error) { return o.Cancel(reason, now) })
 }
 
 // Publish maps an ordering record to its integration event.

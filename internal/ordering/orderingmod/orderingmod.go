@@ -45,7 +45,12 @@ func (f prices) Prices(ctx context.Context, ids []string) (map[string]money.Mone
 // New builds the ordering module in the settings' checkout mode.
 func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 	orchestrated := p.Settings.CheckoutMode != module.Choreography
-	opts := app.Options{Catalog: prices(catalogapi.Prices.Bind(p.Calls)), Promotions: Promotions,
+	owner := paymentsapi.AccountOwner.Bind(p.Calls)
+	accounts := call.OwnerFunc(func(ctx context.Context, id string) (string, string, error) {
+		o, err := owner(ctx, paymentsapi.AccountRequest{AccountID: id})
+		return o.Tenant, o.ID, err
+	})
+	opts := app.Options{Catalog: prices(catalogapi.Prices.Bind(p.Calls)), Accounts: accounts, Promotions: Promotions,
 		MerchantAccountID: p.Settings.MerchantAccountID}
 	if orchestrated {
 		// The checkout starts as soon as the order is placed; the
@@ -68,11 +73,6 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 		return nil, err
 	}
 	queries := app.NewOrderQueries(p.DB)
-	owner := paymentsapi.AccountOwner.Bind(p.Calls)
-	accounts := call.OwnerFunc(func(ctx context.Context, id string) (string, string, error) {
-		o, err := owner(ctx, paymentsapi.AccountRequest{AccountID: id})
-		return o.Tenant, o.ID, err
-	})
 	sagaID := func(string) string { return "" }
 	m := &module.Module{
 		Projections: []*projection.Runner{orders},
@@ -95,7 +95,7 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 		wd := checkout.Watchdog{Orders: svc, Queries: queries, Timeout: p.Settings.CheckoutTimeout, Logger: p.Logger}
 		m.Daemons = append(m.Daemons, wd.Run)
 	}
-	orderAPI := api.New(svc, queries, orders, sagaID, accounts)
+	orderAPI := api.New(svc, queries, orders, sagaID)
 	sagasAPI := api.NewSagas(p.Sagas, svc, accounts)
 	m.Routes = func(mux *http.ServeMux) {
 		orderAPI.Register(mux)

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
@@ -19,23 +18,24 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/money"
-	"github.com/agora-commerce/agora/saga"
 )
 
-// Handler serves the payments API.
+// Handler serves the payments API. Each handler decodes, calls one
+// application method with its caller, and encodes; who may see what is
+// the application's rule.
 type Handler struct {
-	svc     *app.Service
-	queries *readmodel.Queries
-	rm      httpapi.Waiter
-	store   eventstore.Store
-	sagas   *saga.Engine
+	svc       *app.Service
+	transfers *app.Transfers
+	queries   *readmodel.Queries
+	rm        httpapi.Waiter
+	store     eventstore.Store
 }
 
-// New returns the payments API on the given command service, read-model
-// queries, the read model's waiter (for Agora-Min-Position) and the event
-// store (for the account event feed).
-func New(svc *app.Service, q *readmodel.Queries, rm httpapi.Waiter, store eventstore.Store) *Handler {
-	return &Handler{svc: svc, queries: q, rm: rm, store: store}
+// New returns the payments API on the given command service, transfers,
+// read-model queries, the read model's waiter (for Agora-Min-Position)
+// and the event store (for the account event feed).
+func New(svc *app.Service, transfers *app.Transfers, q *readmodel.Queries, rm httpapi.Waiter, store eventstore.Store) *Handler {
+	return &Handler{svc: svc, transfers: transfers, queries: q, rm: rm, store: store}
 }
 
 // Register adds the payments routes to mux.
@@ -47,10 +47,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/accounts/{id}/withdrawals", h.withdraw)
 	mux.HandleFunc("POST /api/v1/accounts/{id}/close", h.close)
 	mux.HandleFunc("GET /api/v1/accounts/{id}/events", h.events)
-	if h.sagas != nil {
-		mux.HandleFunc("POST /api/v1/transfers", h.transfer)
-		mux.HandleFunc("GET /api/v1/transfers/{id}", h.getTransfer)
-	}
+	mux.HandleFunc("POST /api/v1/transfers", h.transfer)
+	mux.HandleFunc("GET /api/v1/transfers/{id}", h.getTransfer)
 }
 
 // amount is a request amount: a Money object, or a bare integer of minor
@@ -101,43 +99,8 @@ func fromResult(r app.Result) readmodel.Summary {
 
 func meta(r *http.Request) eventstore.Metadata { return auth.Metadata(r) }
 
-// visible loads account id for the caller, who must be its owner or an
-// admin of its tenant; to anyone else it does not exist (404), so IDs
-// cannot be probed across customers or tenants.
-func (h *Handler) visible(r *http.Request, id string) (payments.Account, error) {
-	c, err := auth.Caller(r)
-	if err != nil {
-		return payments.Account{}, err
-	}
-	acc, _, err := h.svc.Get(r.Context(), id)
-	if err != nil {
-		return payments.Account{}, err
-	}
-	if !c.CanSee(acc.Tenant, acc.OwnerID) {
-		return payments.Account{}, payments.ErrNotOpen
-	}
-	return acc, nil
-}
-
-func validID(field, v string) *errs.FieldError {
-	switch {
-	case v == "":
-		return &errs.FieldError{Field: field, Message: "is required"}
-	case len(v) > 128:
-		return &errs.FieldError{Field: field, Message: "is longer than 128 characters"}
-	case strings.ContainsAny(v, "\x00\r\n\t"):
-		return &errs.FieldError{Field: field, Message: "contains control characters"}
-	}
-	return nil
-}
-
-func pathID(r *http.Request) (string, error) {
-	id := r.PathValue("id")
-	if fe := validID("id", id); fe != nil {
-		return "", errs.Fields(*fe)
-	}
-	return id, nil
-}
+// caller is the request's verified caller.
+func caller(r *http.Request) (*auth.Claims, error) { return auth.Caller(r) }
 
 type openRequest struct {
 	ID             string  `json:"id"`
@@ -153,11 +116,11 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var bad []errs.FieldError
-	if fe := validID("owner_id", req.OwnerID); fe != nil {
+	if fe := httpapi.ID("owner_id", req.OwnerID); fe != nil {
 		bad = append(bad, *fe)
 	}
 	if req.ID != "" {
-		if fe := validID("id", req.ID); fe != nil {
+		if fe := httpapi.ID("id", req.ID); fe != nil {
 			bad = append(bad, *fe)
 		}
 	}
@@ -196,14 +159,14 @@ type amountRequest struct {
 	Amount amount `json:"amount"`
 }
 
-type moneyCommand func(ctx context.Context, m eventstore.Metadata, id string, amount money.Money) (app.Result, error)
+type moneyCommand func(ctx context.Context, c app.Caller, m eventstore.Metadata, id string, amount app.Amount) (app.Result, error)
 
 func (h *Handler) deposit(w http.ResponseWriter, r *http.Request) { h.move(w, r, h.svc.Deposit) }
 
 func (h *Handler) withdraw(w http.ResponseWriter, r *http.Request) { h.move(w, r, h.svc.Withdraw) }
 
 func (h *Handler) move(w http.ResponseWriter, r *http.Request, cmd moneyCommand) {
-	id, err := pathID(r)
+	id, err := httpapi.PathID(r, "id")
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
@@ -217,13 +180,12 @@ func (h *Handler) move(w http.ResponseWriter, r *http.Request, cmd moneyCommand)
 		httpapi.Error(w, r, errs.Fields(errs.FieldError{Field: "amount", Message: "is required"}))
 		return
 	}
-	acc, err := h.visible(r, id)
+	c, err := caller(r)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
-	cur := acc.Currency // a bare integer is in the account's currency
-	res, err := cmd(r.Context(), meta(r), id, req.Amount.in(cur))
+	res, err := cmd(r.Context(), c, meta(r), id, req.Amount.in) // a bare integer is in the account's currency
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
@@ -233,23 +195,21 @@ func (h *Handler) move(w http.ResponseWriter, r *http.Request, cmd moneyCommand)
 }
 
 func (h *Handler) close(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
+	id, err := httpapi.PathID(r, "id")
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
-	if r.ContentLength != 0 {
-		var empty struct{}
-		if err := httpapi.Decode(w, r, &empty); err != nil {
-			httpapi.Error(w, r, err)
-			return
-		}
-	}
-	if _, err := h.visible(r, id); err != nil {
+	if err := httpapi.EmptyBody(w, r); err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
-	res, err := h.svc.Close(r.Context(), meta(r), id)
+	c, err := caller(r)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	res, err := h.svc.Close(r.Context(), c, meta(r), id)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
@@ -259,12 +219,17 @@ func (h *Handler) close(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
+	id, err := httpapi.PathID(r, "id")
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
-	if _, err := h.visible(r, id); err != nil {
+	c, err := caller(r)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if _, _, err := h.svc.Account(r.Context(), c, id); err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
@@ -280,25 +245,18 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 	httpapi.JSON(w, http.StatusOK, s)
 }
 
-// Limit parses ?limit= (default 50, at most 500).
-func Limit(r *http.Request) (int, error) { return httpapi.Limit(r) }
-
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
-	c, err := auth.Caller(r)
+	c, err := caller(r)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
-	q := r.URL.Query()
-	for k := range q {
-		switch k {
-		case "status", "min_balance", "limit", "cursor":
-		default:
-			httpapi.Error(w, r, errs.Fields(errs.FieldError{Field: k, Message: "unknown query parameter"}))
-			return
-		}
+	if err := httpapi.Query(r, "status", "min_balance", "limit", "cursor"); err != nil {
+		httpapi.Error(w, r, err)
+		return
 	}
-	limit, err := Limit(r)
+	q := r.URL.Query()
+	limit, err := httpapi.Limit(r)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
@@ -344,17 +302,22 @@ type eventJSON struct {
 }
 
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
+	id, err := httpapi.PathID(r, "id")
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
-	limit, err := Limit(r)
+	limit, err := httpapi.Limit(r)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
-	if _, err := h.visible(r, id); err != nil {
+	c, err := caller(r)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if _, _, err := h.svc.Account(r.Context(), c, id); err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}

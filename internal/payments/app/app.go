@@ -112,22 +112,60 @@ func (s *Service) Open(ctx context.Context, meta eventstore.Metadata, cmd OpenAc
 	return result(res), nil
 }
 
-// Deposit deposits amount into account id.
-func (s *Service) Deposit(ctx context.Context, meta eventstore.Metadata, id string, amount money.Money) (Result, error) {
-	return s.handle(ctx, meta, id, func(a payments.Account) ([]payments.Event, error) { return a.Deposit(amount, s.now()) })
+// Caller is who asks for a use case: it may see a resource of a tenant
+// owned by an owner, or not (auth.Claims is one). To a caller who may
+// not see an account, the account does not exist.
+type Caller interface {
+	CanSee(tenant, owner string) bool
 }
 
-// Withdraw withdraws amount from account id.
-func (s *Service) Withdraw(ctx context.Context, meta eventstore.Metadata, id string, amount money.Money) (Result, error) {
-	return s.handle(ctx, meta, id, func(a payments.Account) ([]payments.Event, error) { return a.Withdraw(amount, s.now()) })
+// System is the platform itself as a caller: it sees every account.
+var System Caller = system{}
+
+type system struct{}
+
+func (system) CanSee(string, string) bool { return true }
+
+// Amount is an amount a caller asks to move, given the account's
+// currency (a bare number of minor units takes it).
+type Amount func(money.Currency) money.Money
+
+// Exactly is the amount m, whatever the account's currency.
+func Exactly(m money.Money) Amount { return func(money.Currency) money.Money { return m } }
+
+// Deposit deposits amount into account id, which c must see.
+func (s *Service) Deposit(ctx context.Context, c Caller, meta eventstore.Metadata, id string, amount Amount) (Result, error) {
+	return s.handle(ctx, c, meta, id, func(a payments.Account) ([]payments.Event, error) { return a.Deposit(amount(a.Currency), s.now()) })
 }
 
-// Close closes account id.
-func (s *Service) Close(ctx context.Context, meta eventstore.Metadata, id string) (Result, error) {
-	return s.handle(ctx, meta, id, func(a payments.Account) ([]payments.Event, error) { return a.Close(s.now()) })
+// Withdraw withdraws amount from account id, which c must see.
+func (s *Service) Withdraw(ctx context.Context, c Caller, meta eventstore.Metadata, id string, amount Amount) (Result, error) {
+	return s.handle(ctx, c, meta, id, func(a payments.Account) ([]payments.Event, error) { return a.Withdraw(amount(a.Currency), s.now()) })
 }
 
-// Get loads account id from its events (the write side).
+// Close closes account id, which c must see.
+func (s *Service) Close(ctx context.Context, c Caller, meta eventstore.Metadata, id string) (Result, error) {
+	return s.handle(ctx, c, meta, id, func(a payments.Account) ([]payments.Event, error) { return a.Close(s.now()) })
+}
+
+// Account loads account id from its events (the write side) for c, who
+// must see it.
+func (s *Service) Account(ctx context.Context, c Caller, id string) (payments.Account, uint64, error) {
+	a, v, err := s.Get(ctx, id)
+	if err == nil && !visible(c, a) {
+		return payments.Account{}, 0, payments.ErrNotOpen
+	}
+	return a, v, err
+}
+
+// visible reports whether c may see a: its owner or an admin of its
+// tenant (an account recorded without a tenant is the default tenant's).
+func visible(c Caller, a payments.Account) bool {
+	return c.CanSee(a.Tenant, a.OwnerID)
+}
+
+// Get loads account id from its events (the write side), whoever asks:
+// for the platform's own use (other contexts' calls, sagas).
 func (s *Service) Get(ctx context.Context, id string) (payments.Account, uint64, error) {
 	l, err := s.repo.Current(ctx, id)
 	if err != nil {
@@ -139,11 +177,16 @@ func (s *Service) Get(ctx context.Context, id string) (payments.Account, uint64,
 	return l.State, l.Version, nil
 }
 
-func (s *Service) handle(ctx context.Context, meta eventstore.Metadata, id string, decide func(payments.Account) ([]payments.Event, error)) (Result, error) {
+// handle runs decide on account id for c: one load, in which c must see
+// the account (else it does not exist: ErrNotOpen), then the append.
+func (s *Service) handle(ctx context.Context, c Caller, meta eventstore.Metadata, id string, decide func(payments.Account) ([]payments.Event, error)) (Result, error) {
 	if id == "" {
 		return Result{}, errs.E(errs.Invalid, "account ID is empty")
 	}
 	res, err := s.repo.Handle(ctx, id, meta, func(l aggregate.Loaded[payments.Account]) ([]payments.Event, error) {
+		if !l.State.Opened() || !visible(c, l.State) {
+			return nil, payments.ErrNotOpen
+		}
 		return decide(l.State)
 	})
 	if err != nil {

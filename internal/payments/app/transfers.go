@@ -2,7 +2,11 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/payments"
@@ -127,4 +131,86 @@ func TransferFromSaga(in saga.Instance, d TransferData) Transfer {
 		t.Status, t.Reason = "Failed", in.Reason
 	}
 	return t
+}
+
+// Transfers starts and reads transfers, each run as a saga on an engine
+// where TransferSaga is registered.
+type Transfers struct {
+	svc    *Service
+	engine *saga.Engine
+}
+
+// NewTransfers returns the transfers of svc's accounts, run on engine.
+func NewTransfers(svc *Service, engine *saga.Engine) *Transfers {
+	return &Transfers{svc: svc, engine: engine}
+}
+
+// TransferRequest asks to move Amount From one account To another; ID
+// (a UUID) makes it idempotent, empty for a new one.
+type TransferRequest struct {
+	ID       string
+	From, To string
+	Amount   Amount
+}
+
+// Errors of a transfer request.
+var (
+	ErrCurrencyMismatch = &errs.Error{Code: errs.Unprocessable, Reason: "currency_mismatch", Message: "both accounts and the amount must share one currency",
+		Fields: []errs.FieldError{{Field: "amount.currency", Message: "must be both accounts' currency"}}}
+	ErrNotPositive = &errs.Error{Code: errs.Unprocessable, Reason: "invalid_amount", Message: "the amount must be positive",
+		Fields: []errs.FieldError{{Field: "amount.amount", Message: "must be greater than zero"}}}
+	ErrTransferNotFound = &errs.Error{Code: errs.NotFound, Reason: "transfer_not_found", Message: "no such transfer"}
+)
+
+// Start starts a transfer for c, who must see the paying account (else it
+// does not exist); both accounts and the amount share one currency, and
+// the amount is positive. It returns the transfer, Pending, and the
+// position written.
+func (t *Transfers) Start(ctx context.Context, c Caller, meta eventstore.Metadata, r TransferRequest) (Transfer, uint64, error) {
+	from, _, err := t.svc.Account(ctx, c, r.From)
+	if err != nil {
+		return Transfer{}, 0, err
+	}
+	to, _, err := t.svc.Get(ctx, r.To)
+	if err != nil {
+		return Transfer{}, 0, err
+	}
+	amount := r.Amount(from.Currency)
+	switch {
+	case amount.Currency != from.Currency || amount.Currency != to.Currency:
+		return Transfer{}, 0, ErrCurrencyMismatch
+	case !amount.IsPositive():
+		return Transfer{}, 0, ErrNotPositive
+	}
+	if r.ID == "" {
+		r.ID = uuid.Must(uuid.NewV7()).String()
+	}
+	d := TransferData{ID: r.ID, From: from.ID, To: to.ID, Amount: amount}
+	pos, err := t.engine.Start(saga.WithMetadata(ctx, meta), TransferSagaType, TransferSagaID(d.ID), d)
+	if err != nil {
+		return Transfer{}, 0, err
+	}
+	return Transfer{ID: d.ID, Status: "Pending", FromAccountID: d.From, ToAccountID: d.To, Amount: d.Amount,
+		SagaID: TransferSagaID(d.ID)}, pos, nil
+}
+
+// Get returns transfer id to c, who must see its paying account.
+func (t *Transfers) Get(ctx context.Context, c Caller, id string) (Transfer, error) {
+	in, err := t.engine.Get(ctx, TransferSagaID(id))
+	if errors.Is(err, saga.ErrNotFound) || (err == nil && in.Type != TransferSagaType) {
+		return Transfer{}, ErrTransferNotFound
+	}
+	if err != nil {
+		return Transfer{}, err
+	}
+	var d TransferData
+	if err := json.Unmarshal(in.Data, &d); err != nil {
+		return Transfer{}, fmt.Errorf("transfer %s: %w", id, err)
+	}
+	if _, _, err := t.svc.Account(ctx, c, d.From); errors.Is(err, payments.ErrNotOpen) {
+		return Transfer{}, ErrTransferNotFound
+	} else if err != nil {
+		return Transfer{}, err
+	}
+	return TransferFromSaga(in, d), nil
 }

@@ -43,7 +43,7 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 	}
 	saga.Register(p.Sagas, app.TransferSaga(svc))
 	m := &module.Module{
-		Routes:      api.New(svc, readmodel.NewQueries(p.DB), accounts, p.Store).WithTransfers(p.Sagas).Register,
+		Routes:      api.New(svc, app.NewTransfers(svc, p.Sagas), readmodel.NewQueries(p.DB), accounts, p.Store).Register,
 		Projections: []*projection.Runner{accounts},
 		Answers:     Answers(svc),
 		Publish:     app.Publish,

@@ -44,9 +44,9 @@ func TestQueries(t *testing.T) {
 		}
 		// b-0 belongs to another tenant: no list of the default one shows it.
 		must(svc.Open(ctx, eventstore.Metadata{Tenant: "other"}, app.OpenAccount{ID: "b-0", OwnerID: "o", Initial: usd(5000)}))
-		must(svc.Close(ctx, eventstore.Metadata{}, "a-0"))
-		must(svc.Deposit(ctx, eventstore.Metadata{}, "a-5", usd(50)))
-		must(svc.Withdraw(ctx, eventstore.Metadata{}, "a-5", usd(20)))
+		must(svc.Close(ctx, app.System, eventstore.Metadata{}, "a-0"))
+		must(svc.Deposit(ctx, app.System, eventstore.Metadata{}, "a-5", app.Exactly(usd(50))))
+		must(svc.Withdraw(ctx, app.System, eventstore.Metadata{}, "a-5", app.Exactly(usd(20))))
 		if err := r.WaitFor(ctx, last); err != nil {
 			t.Fatal(err)
 		}
