@@ -28,6 +28,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/backoff"
 )
 
 // Headers carried by every message Agora publishes.
@@ -153,6 +155,21 @@ type Consumer struct {
 type Subscriber interface {
 	// Subscribe handles deliveries until ctx ends.
 	Subscribe(ctx context.Context, c Consumer, h Handler) error
+}
+
+// Keep runs consumer c on s until ctx ends, subscribing again (after a
+// backoff of 100 ms doubling to 5 s) whenever the subscription stops.
+func Keep(ctx context.Context, s Subscriber, c Consumer, h Handler, log *slog.Logger) error {
+	for attempt := 1; ; attempt++ {
+		err := s.Subscribe(ctx, c, h)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		log.Error("consumer stopped; restarting", "consumer", c.Name, "err", err)
+		if err := backoff.Sleep(ctx, backoff.Delay(100*time.Millisecond, 5*time.Second, attempt)); err != nil {
+			return err
+		}
+	}
 }
 
 // eventIDSpace is the UUIDv5 namespace of EventID.

@@ -35,6 +35,19 @@ type Log interface {
 // republished event must map to the same message.
 type Mapper func(r eventstore.Record) (m Message, ok bool, err error)
 
+// FirstOf maps a record with the first of mappers that knows it: the
+// mapping of a log several contexts write.
+func FirstOf(mappers ...Mapper) Mapper {
+	return func(r eventstore.Record) (Message, bool, error) {
+		for _, f := range mappers {
+			if m, ok, err := f(r); ok || err != nil {
+				return m, ok, err
+			}
+		}
+		return Message{}, false, nil
+	}
+}
+
 // EventLog is an event store as the outbox of the contexts whose events it
 // holds: every record is mapped by m.
 func EventLog(store eventstore.Store, m Mapper) Log { return eventLog{store, m} }

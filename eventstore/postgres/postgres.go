@@ -55,6 +55,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -781,4 +782,15 @@ func (s *Store) listenOnce(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// WithSearchPath returns the connection URL url with its search_path set
+// to schema: a database/sql ("pgx") connection to the same schema as the
+// store's, for the read models beside it.
+func WithSearchPath(url, schema string) string {
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + "search_path=" + schema
 }

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/bff/bffmod"
 	"github.com/agora-commerce/agora/internal/catalog/catalogmod"
 	"github.com/agora-commerce/agora/internal/identity/identitymod"
@@ -151,21 +150,9 @@ func (s *Server) plumb(ctx context.Context) error {
 		mappers = append(mappers, m.Publish)
 	}
 	if len(mappers) > 0 {
-		add("events", messaging.EventLog(s.store, publishAny(mappers)), module.EventsStream)
+		add("events", messaging.EventLog(s.store, messaging.FirstOf(mappers...)), module.EventsStream)
 	}
 	return nil
-}
-
-// publishAny maps a record with the first of mappers that knows it.
-func publishAny(mappers []messaging.Mapper) messaging.Mapper {
-	return func(r eventstore.Record) (messaging.Message, bool, error) {
-		for _, f := range mappers {
-			if m, ok, err := f(r); ok || err != nil {
-				return m, ok, err
-			}
-		}
-		return messaging.Message{}, false, nil
-	}
 }
 
 // Service returns the application service of module name, for tests and

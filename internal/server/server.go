@@ -8,6 +8,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -17,7 +18,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -27,8 +27,8 @@ import (
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/eventstore/postgres"
 	"github.com/agora-commerce/agora/eventstore/sqlite"
-	"github.com/agora-commerce/agora/internal/backoff"
 	"github.com/agora-commerce/agora/internal/gateway"
+	"github.com/agora-commerce/agora/internal/gateway/eventstream"
 	"github.com/agora-commerce/agora/internal/gateway/registry"
 	"github.com/agora-commerce/agora/internal/gateway/routes"
 	"github.com/agora-commerce/agora/internal/module"
@@ -38,6 +38,7 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/openapi"
 	"github.com/agora-commerce/agora/internal/platform/telemetry"
 	"github.com/agora-commerce/agora/internal/shipping/carrier"
+	"github.com/agora-commerce/agora/messaging"
 	"github.com/agora-commerce/agora/messaging/natsbus"
 	"github.com/agora-commerce/agora/projection"
 	"github.com/agora-commerce/agora/saga"
@@ -266,7 +267,7 @@ func (s *Server) ops() *http.ServeMux {
 	ops.HandleFunc("GET /readyz", s.readyz)
 	ops.Handle("GET /metrics", s.metrics.Handler())
 	ops.Handle("GET /openapi.json", openapi.Handler())
-	ops.HandleFunc("GET /api/v1/events/stream", s.eventStream)
+	ops.Handle("GET /api/v1/events/stream", eventstream.Handler(s.bus, module.EventsStream, module.CatalogStream))
 	return ops
 }
 
@@ -310,20 +311,13 @@ func (s *Server) openStorage(ctx context.Context) error {
 		s.rmDB.SetMaxOpenConns(1)
 		return nil
 	}
-	schema := cfg.PostgresSchema
-	if schema == "" {
-		schema = "public"
-	}
+	schema := cmp.Or(cfg.PostgresSchema, "public")
 	st, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{Schema: schema, Observer: s.metrics.Store("postgres"), Logger: s.log})
 	if err != nil {
 		return err
 	}
 	s.store = st
-	sep := "?"
-	if strings.Contains(cfg.PostgresURL, "?") {
-		sep = "&"
-	}
-	s.rmDB, err = sql.Open("pgx", cfg.PostgresURL+sep+"search_path="+schema)
+	s.rmDB, err = sql.Open("pgx", postgres.WithSearchPath(cfg.PostgresURL, schema))
 	if err != nil {
 		return err
 	}
@@ -361,18 +355,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	start("saga engine", s.engine.Run)
 	for _, c := range s.consumers {
-		start("consumer "+c.Name, func(ctx context.Context) error {
-			for attempt := 1; ; attempt++ {
-				err := s.bus.Subscribe(ctx, c.Consumer, c.Handle)
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				s.log.Error("consumer stopped; restarting", "consumer", c.Name, "err", err)
-				if err := backoff.Sleep(ctx, backoff.Delay(100*time.Millisecond, 5*time.Second, attempt)); err != nil {
-					return err
-				}
-			}
-		})
+		start("consumer "+c.Name, func(ctx context.Context) error { return messaging.Keep(ctx, s.bus, c.Consumer, c.Handle, s.log) })
 	}
 	for i, d := range s.daemons {
 		start(fmt.Sprintf("daemon %d", i), d)

@@ -11,7 +11,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -74,11 +73,7 @@ func Postgres(t testing.TB) (eventstore.Store, *sql.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	db, err := sql.Open("pgx", url+sep+"search_path="+schema)
+	db, err := sql.Open("pgx", postgres.WithSearchPath(url, schema))
 	if err != nil {
 		t.Fatal(err)
 	}

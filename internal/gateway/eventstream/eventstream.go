@@ -1,4 +1,6 @@
-package server
+// Package eventstream serves the live stream of integration events to
+// operators: Server-Sent Events of their tenant's events on the bus.
+package eventstream
 
 import (
 	"bytes"
@@ -9,17 +11,20 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agora-commerce/agora/internal/module"
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/messaging"
 )
 
-// eventStream serves GET /api/v1/events/stream: the integration events of
-// the caller's tenant as Server-Sent Events, from the moment the stream
-// opens (each stream is its own ephemeral consumer of the bus), with a
-// comment line every 15 s to keep idle connections open. The gateway lets
-// only admins in.
-func (s *Server) eventStream(w http.ResponseWriter, r *http.Request) {
+// Handler serves GET /api/v1/events/stream: the integration events of
+// the caller's tenant on streams of bus, as Server-Sent Events, from the
+// moment the stream opens (each stream is its own ephemeral consumer of
+// the bus), with a comment line every 15 s to keep idle connections open.
+// The route table lets only admins in.
+func Handler(bus messaging.Subscriber, streams ...string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { serve(bus, streams, w, r) })
+}
+
+func serve(bus messaging.Subscriber, streams []string, w http.ResponseWriter, r *http.Request) {
 	c, err := auth.Caller(r)
 	if err != nil {
 		auth.Challenge(w, r, err)
@@ -63,9 +68,9 @@ func (s *Server) eventStream(w http.ResponseWriter, r *http.Request) {
 		return nil
 	}
 	var wg sync.WaitGroup
-	for _, stream := range []string{module.EventsStream, module.CatalogStream} {
+	for _, stream := range streams {
 		wg.Go(func() {
-			_ = s.bus.Subscribe(ctx, messaging.Consumer{Name: "sse", Stream: stream, Ephemeral: true}, handle)
+			_ = bus.Subscribe(ctx, messaging.Consumer{Name: "sse", Stream: stream, Ephemeral: true}, handle)
 		})
 	}
 	tick := time.NewTicker(15 * time.Second)
