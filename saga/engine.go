@@ -429,7 +429,9 @@ func (e *Engine) advance(ctx context.Context, id string) (err error) {
 		}
 	}()
 	if e.takeFresh(id) && st.status == Started && st.next == 0 && st.attempts != nil && st.attempts[0] == 1 {
-		st.prestarted[0] = true // Start recorded this attempt
+		// Start recorded this attempt, and nothing has run: no step is
+		// ahead of the record.
+		st.prestarted[0], st.ahead = true, -1
 	}
 	if len(e.opts.Types) > 0 && !slices.Contains(e.opts.Types, st.typ) {
 		return nil // another engine's to drive

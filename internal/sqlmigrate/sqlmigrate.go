@@ -7,7 +7,6 @@ import (
 	"database/sql"
 	"fmt"
 	"io/fs"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -17,16 +16,20 @@ import (
 // transaction together with its record. lock, if not empty, is a statement
 // run first inside each transaction to serialise concurrent migrators
 // (e.g. "SELECT pg_advisory_xact_lock(42)").
+//
+// Two files with one number are an error. The record table is created
+// under lock too, so that migrators starting together on a new database
+// do not race to create it.
 func Apply(ctx context.Context, db *sql.DB, fsys fs.FS, dir, table, lock string) error {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+table+` (version BIGINT PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
-		return fmt.Errorf("sqlmigrate: create %s: %w", table, err)
+	if err := createTable(ctx, db, table, lock); err != nil {
+		return err
 	}
 	entries, err := fs.ReadDir(fsys, dir)
 	if err != nil {
 		return fmt.Errorf("sqlmigrate: read %s: %w", dir, err)
 	}
-	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-	for _, e := range entries {
+	seen := map[int64]string{}
+	for _, e := range entries { // fs.ReadDir sorts by name
 		name := e.Name()
 		if !strings.HasSuffix(name, ".sql") {
 			continue
@@ -36,6 +39,10 @@ func Apply(ctx context.Context, db *sql.DB, fsys fs.FS, dir, table, lock string)
 		if !ok || err != nil {
 			return fmt.Errorf("sqlmigrate: %s: name must start with a number and '_'", name)
 		}
+		if other, dup := seen[version]; dup {
+			return fmt.Errorf("sqlmigrate: %s and %s have one number", other, name)
+		}
+		seen[version] = name
 		body, err := fs.ReadFile(fsys, dir+"/"+name)
 		if err != nil {
 			return fmt.Errorf("sqlmigrate: %w", err)
@@ -45,6 +52,23 @@ func Apply(ctx context.Context, db *sql.DB, fsys fs.FS, dir, table, lock string)
 		}
 	}
 	return nil
+}
+
+func createTable(ctx context.Context, db *sql.DB, table, lock string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlmigrate: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after commit
+	if lock != "" {
+		if _, err := tx.ExecContext(ctx, lock); err != nil {
+			return fmt.Errorf("sqlmigrate: lock: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+table+` (version BIGINT PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("sqlmigrate: create %s: %w", table, err)
+	}
+	return tx.Commit()
 }
 
 func applyOne(ctx context.Context, db *sql.DB, table, lock string, version int64, name, body string) error {

@@ -18,6 +18,10 @@ const StreamPrefix = "audit-"
 // Stream returns the name of tenant's audit stream.
 func Stream(tenant string) string { return StreamPrefix + tenant }
 
+// Anonymous is the user of an audit event refused to a caller nobody
+// authenticated (a failed login).
+const Anonymous = "anonymous"
+
 // Log is an identity.Audit that appends to an event store.
 type Log struct {
 	store eventstore.Store
@@ -31,7 +35,8 @@ func New(store eventstore.Store) *Log { return &Log{store: store} }
 // Record appends e to tenant's audit stream, with the request's ID (from
 // identity.OriginFrom(ctx)) as correlation ID, its trace context, and as
 // user the authenticated caller or, when there is none (a login, a
-// registration), who acted.
+// registration), who acted — Anonymous for a refusal, whose Who is only
+// what the client typed.
 func (l *Log) Record(ctx context.Context, tenant string, e identity.AuditEvent) error {
 	data, err := json.Marshal(e)
 	if err != nil {
@@ -39,7 +44,11 @@ func (l *Log) Record(ctx context.Context, tenant string, e identity.AuditEvent) 
 	}
 	o := identity.OriginFrom(ctx)
 	user := o.Actor
-	if user == "" {
+	switch {
+	case user != "":
+	case e.Reason != "":
+		user = Anonymous
+	default:
 		user = e.Who
 	}
 	_, err = l.store.Append(ctx, Stream(tenant), eventstore.Any, eventstore.EventData{

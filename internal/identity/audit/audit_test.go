@@ -98,13 +98,14 @@ func TestRecordAppendsToTheTenantsStream(t *testing.T) {
 		}
 
 		// Without an origin in the context (a login has no authenticated
-		// caller), the user is who acted, there is no correlation or trace,
-		// and empty fields are left out of the data.
+		// caller), a refusal's user is anonymous (its Who is only what the
+		// client typed), there is no correlation or trace, and empty fields
+		// are left out of the data.
 		r = recs[1]
 		if r.Version != 2 || r.Type != identity.AuditLoginFailed {
 			t.Errorf("second record: version %d type %q; want 2, %s", r.Version, r.Type, identity.AuditLoginFailed)
 		}
-		if want := (eventstore.Metadata{Tenant: "acme", User: "mallory@example.com"}); r.Metadata != want {
+		if want := (eventstore.Metadata{Tenant: "acme", User: audit.Anonymous}); r.Metadata != want {
 			t.Errorf("second record metadata = %+v, want %+v", r.Metadata, want)
 		}
 		data = nil

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -165,26 +166,31 @@ func Saga(p Ports) saga.Definition[Data] {
 				Deadline: p.StepDeadline,
 			},
 			{
+				// The pivot: once the order is confirmed nothing may undo
+				// it, so this step has no deadline and is retried until it
+				// succeeds or the customer's cancel refuses it; what
+				// follows (shipping the held stock) is the end hook's,
+				// retried until done.
 				Name: "confirm_order",
 				Action: func(ctx context.Context, x *saga.Exec[Data]) error {
 					_, _, err := p.Orders.Confirm(ctx, meta(ctx, x), x.Data.OrderID)
 					if errors.Is(err, ordering.ErrCancelled) {
 						return saga.Fail(ordering.ReasonCancelledByCustomer)
 					}
-					if err != nil {
-						return err
-					}
-					return p.Stock.Commit(ctx, meta(ctx, x), x.Data.OrderID)
+					return err
 				},
-				Deadline: p.StepDeadline,
+				MaxAttempts: math.MaxInt32,
 			},
 		},
 		OnEnd: func(ctx context.Context, id string, status saga.Status, reason string, d Data) error {
+			m, _ := saga.MetadataFrom(ctx)
+			m.CorrelationID, m.CausationID = d.OrderID, id
+			if status == saga.Completed {
+				return p.Stock.Commit(ctx, m, d.OrderID)
+			}
 			if status != saga.Compensated {
 				return nil
 			}
-			m, _ := saga.MetadataFrom(ctx)
-			m.CorrelationID, m.CausationID = d.OrderID, id
 			o, _, err := p.Orders.Get(ctx, d.OrderID)
 			if err != nil {
 				return err
