@@ -30,6 +30,7 @@ type Product struct {
 var (
 	ErrNotFound   = &errs.Error{Code: errs.NotFound, Reason: "product_not_found", Message: "no such product"}
 	ErrSKUTaken   = errs.Rule("sku_taken", "another product has this SKU")
+	ErrIDTaken    = errs.Rule("product_exists", "a product with this ID exists")
 	ErrNoChange   = errs.Fields(errs.FieldError{Field: "body", Message: "must set at least one of price, name, description"})
 	skuPattern    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	maxName       = 200

@@ -211,11 +211,15 @@ func (s *Store) Create(ctx context.Context, meta eventstore.Metadata, p Product)
 	now := s.now().UTC()
 	p.Version, p.CreatedAt, p.UpdatedAt = 1, now, now
 	err := s.write(ctx, func(tx *sql.Tx) (messaging.Message, error) {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM catalog_products WHERE sku = $1 OR id = $2`, p.SKU, p.ID).Scan(&n); err != nil {
+		var skus, ids int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE sku = $1), COUNT(*) FILTER (WHERE id = $2) FROM catalog_products WHERE sku = $1 OR id = $2`,
+			p.SKU, p.ID).Scan(&skus, &ids); err != nil {
 			return messaging.Message{}, err
 		}
-		if n > 0 {
+		switch {
+		case ids > 0:
+			return messaging.Message{}, ErrIDTaken
+		case skus > 0:
 			return messaging.Message{}, ErrSKUTaken
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO catalog_products (`+cols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,

@@ -60,7 +60,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if req.ID != "" {
-		if fe := httpapi.ID("id", req.ID); fe != nil {
+		if fe := httpapi.NewID("id", req.ID); fe != nil {
 			bad = append(bad, *fe)
 		}
 	}

@@ -82,7 +82,11 @@ func (h *Handler) place(w http.ResponseWriter, r *http.Request) {
 		if f.v == "" {
 			continue
 		}
-		if fe := httpapi.ID(f.name, f.v); fe != nil {
+		check := httpapi.ID
+		if f.name == "id" {
+			check = httpapi.NewID // a new order's: it goes into paths
+		}
+		if fe := check(f.name, f.v); fe != nil {
 			bad = append(bad, *fe)
 		}
 	}

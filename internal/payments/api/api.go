@@ -93,7 +93,11 @@ func (a amount) in(c money.Currency) money.Money {
 // show it once it catches up.
 func fromResult(r app.Result) readmodel.Summary {
 	a := r.Account
-	return readmodel.Summary{ID: a.ID, OwnerID: a.OwnerID, Balance: a.BalanceMoney(), Status: a.Status.String(),
+	tenant := a.Tenant
+	if tenant == "" {
+		tenant = auth.DefaultTenant
+	}
+	return readmodel.Summary{ID: a.ID, OwnerID: a.OwnerID, Tenant: tenant, Balance: a.BalanceMoney(), Status: a.Status.String(),
 		LastActivity: a.LastActivity, TransactionCount: int64(a.Transactions), Version: r.Version, OpenedAt: a.OpenedAt}
 }
 
@@ -120,7 +124,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 		bad = append(bad, *fe)
 	}
 	if req.ID != "" {
-		if fe := httpapi.ID("id", req.ID); fe != nil {
+		if fe := httpapi.NewID("id", req.ID); fe != nil {
 			bad = append(bad, *fe)
 		}
 	}
@@ -304,6 +308,10 @@ type eventJSON struct {
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	id, err := httpapi.PathID(r, "id")
 	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if err := httpapi.Query(r, "limit", "cursor"); err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}

@@ -55,7 +55,9 @@ func (h *Handler) transfer(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	httpapi.SetPosition(w, pos)
+	if pos > 0 { // 0: the same transfer, asked again
+		httpapi.SetPosition(w, pos)
+	}
 	w.Header().Set("Location", "/api/v1/transfers/"+t.ID)
 	httpapi.JSON(w, http.StatusAccepted, t)
 }

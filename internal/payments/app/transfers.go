@@ -11,6 +11,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/payments"
 	"github.com/agora-commerce/agora/internal/payments/paymentsapi"
+	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/money"
 	"github.com/agora-commerce/agora/saga"
@@ -160,12 +161,16 @@ var (
 	ErrNotPositive = &errs.Error{Code: errs.Unprocessable, Reason: "invalid_amount", Message: "the amount must be positive",
 		Fields: []errs.FieldError{{Field: "amount.amount", Message: "must be greater than zero"}}}
 	ErrTransferNotFound = &errs.Error{Code: errs.NotFound, Reason: "transfer_not_found", Message: "no such transfer"}
+	ErrTransferIDReused = &errs.Error{Code: errs.Unprocessable, Reason: "transfer_id_reused", Message: "this transfer ID names another transfer",
+		Fields: []errs.FieldError{{Field: "id", Message: "is another transfer's"}}}
 )
 
 // Start starts a transfer for c, who must see the paying account (else it
-// does not exist); both accounts and the amount share one currency, and
-// the amount is positive. It returns the transfer, Pending, and the
-// position written.
+// does not exist); the receiving account is in the same tenant, both
+// accounts and the amount share one currency, and the amount is
+// positive. It returns the transfer, Pending, and the position written.
+// Starting it again with its ID returns it as it stands (position 0);
+// the ID of another transfer is refused.
 func (t *Transfers) Start(ctx context.Context, c Caller, meta eventstore.Metadata, r TransferRequest) (Transfer, uint64, error) {
 	from, _, err := t.svc.Account(ctx, c, r.From)
 	if err != nil {
@@ -174,6 +179,9 @@ func (t *Transfers) Start(ctx context.Context, c Caller, meta eventstore.Metadat
 	to, _, err := t.svc.Get(ctx, r.To)
 	if err != nil {
 		return Transfer{}, 0, err
+	}
+	if tenantOf(to) != tenantOf(from) {
+		return Transfer{}, 0, payments.ErrNotOpen // another tenant's account does not exist here
 	}
 	amount := r.Amount(from.Currency)
 	switch {
@@ -189,6 +197,17 @@ func (t *Transfers) Start(ctx context.Context, c Caller, meta eventstore.Metadat
 	pos, err := t.engine.Start(saga.WithMetadata(ctx, meta), TransferSagaType, TransferSagaID(d.ID), d)
 	if err != nil {
 		return Transfer{}, 0, err
+	}
+	if pos == 0 { // the ID was used before: the same transfer, or refused
+		in, err := t.engine.Get(ctx, TransferSagaID(d.ID))
+		if err != nil {
+			return Transfer{}, 0, err
+		}
+		var was TransferData
+		if in.Type != TransferSagaType || json.Unmarshal(in.Data, &was) != nil || was != d {
+			return Transfer{}, 0, ErrTransferIDReused
+		}
+		return TransferFromSaga(in, was), 0, nil
 	}
 	return Transfer{ID: d.ID, Status: "Pending", FromAccountID: d.From, ToAccountID: d.To, Amount: d.Amount,
 		SagaID: TransferSagaID(d.ID)}, pos, nil
@@ -213,4 +232,13 @@ func (t *Transfers) Get(ctx context.Context, c Caller, id string) (Transfer, err
 		return Transfer{}, err
 	}
 	return TransferFromSaga(in, d), nil
+}
+
+// tenantOf is an account's tenant: the default one if it was opened
+// without one.
+func tenantOf(a payments.Account) string {
+	if a.Tenant == "" {
+		return auth.DefaultTenant
+	}
+	return a.Tenant
 }

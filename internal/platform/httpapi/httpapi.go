@@ -442,6 +442,25 @@ func ID(field, v string) *errs.FieldError {
 	return nil
 }
 
+// NewID checks an identifier a client chooses for a resource it creates:
+// ID's rules, and only letters, digits and "-_.:" (nothing a path or a
+// Location header would read otherwise), not "." or "..".
+func NewID(field, v string) *errs.FieldError {
+	if fe := ID(field, v); fe != nil {
+		return fe
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && !strings.ContainsRune("-_.:", rune(c)) {
+			return &errs.FieldError{Field: field, Message: `may hold only letters, digits and "-_.:"`}
+		}
+	}
+	if v == "." || v == ".." {
+		return &errs.FieldError{Field: field, Message: "is not an identifier"}
+	}
+	return nil
+}
+
 // PathID returns the path value name, checked by ID.
 func PathID(r *http.Request, name string) (string, error) {
 	v := r.PathValue(name)
