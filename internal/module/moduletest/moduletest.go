@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/gateway/registry"
 	"github.com/agora-commerce/agora/internal/gateway/routes"
 	"github.com/agora-commerce/agora/internal/module"
 	"github.com/agora-commerce/agora/internal/platform/auth"
@@ -52,7 +53,8 @@ type Harness struct {
 	signer *auth.Signer
 }
 
-// Options tune Start.
+// Options tune Start. The registry is empty: a module that calls other
+// services (the BFF) finds none unless the test registers some.
 type Options struct {
 	// Settings override the defaults (orchestrated checkout, a 10 s
 	// checkout timeout, merchant account "merchant", a perfect carrier).
@@ -84,7 +86,7 @@ func Start(t *testing.T, def module.Def, store eventstore.Store, db *sql.DB, opt
 	if opts.Settings != nil {
 		opts.Settings(&settings)
 	}
-	p := &module.Platform{Settings: settings, Store: store, DB: db, Sagas: engine, Calls: x,
+	p := &module.Platform{Settings: settings, Store: store, DB: db, Sagas: engine, Calls: x, Registry: registry.NewStatic(),
 		Verifier: auth.NewVerifier(signer.Keys(), auth.Options{}), Logger: logger, Now: time.Now,
 		Project: func(ctx context.Context, pr projection.Projection) (*projection.Runner, error) {
 			r := projection.NewRunner(store, db, pr, projection.Options{Logger: logger, Shared: settings.Postgres})
