@@ -125,6 +125,19 @@ var ErrBadCursor = errs.Fields(errs.FieldError{Field: "cursor", Message: "is not
 
 // List returns a page of orders in ID (time) order.
 func (q *OrderQueries) List(ctx context.Context, f Filter) (Page, error) {
+	return q.list(ctx, f)
+}
+
+// ListFor lists orders for c: a customer sees their own, whatever f's
+// CustomerID says; an admin, any of f.Tenant's.
+func (q *OrderQueries) ListFor(ctx context.Context, c Caller, f Filter) (Page, error) {
+	if !c.HasRole(auth.RoleAdmin) {
+		f.CustomerID = c.UserID()
+	}
+	return q.list(ctx, f)
+}
+
+func (q *OrderQueries) list(ctx context.Context, f Filter) (Page, error) {
 	after := ""
 	if f.Cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(f.Cursor)

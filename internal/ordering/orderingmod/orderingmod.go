@@ -96,7 +96,7 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 		m.Daemons = append(m.Daemons, wd.Run)
 	}
 	orderAPI := api.New(svc, queries, orders, sagaID)
-	sagasAPI := api.NewSagas(p.Sagas, svc, accounts)
+	sagasAPI := api.NewSagas(app.NewSagas(p.Sagas, svc, accounts))
 	m.Routes = func(mux *http.ServeMux) {
 		orderAPI.Register(mux)
 		sagasAPI.Register(mux)

@@ -2,23 +2,15 @@
 package api
 
 import (
-	"context"
 	"net/http"
 
 	"github.com/agora-commerce/agora/internal/platform/auth"
-	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
-	"github.com/agora-commerce/agora/internal/shipping"
 	"github.com/agora-commerce/agora/internal/shipping/app"
 )
 
-// Orders tells whose an order is: shipping keeps no customers of its
-// own, so it asks the ordering context (its open host service).
-type Orders interface {
-	// Owner returns the order's tenant and customer, or an error that
-	// maps to 404 if there is no such order.
-	Owner(ctx context.Context, orderID string) (tenant, customer string, err error)
-}
+// Orders tells whose an order is (app.Orders).
+type Orders = app.Orders
 
 // Handler serves the shipping API.
 type Handler struct {
@@ -45,16 +37,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	tenant, customer, err := h.orders.Owner(r.Context(), id)
-	if errs.Transient(err) {
-		httpapi.Error(w, r, err) // ordering could not say (503 when it did not answer): retry
-		return
-	}
-	if err != nil || !c.CanSee(tenant, customer) {
-		httpapi.Error(w, r, shipping.ErrNotFound)
-		return
-	}
-	s, err := h.svc.Get(r.Context(), id)
+	s, err := h.svc.ShipmentFor(r.Context(), c, h.orders, id)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return

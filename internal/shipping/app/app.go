@@ -12,6 +12,7 @@ import (
 
 	"github.com/agora-commerce/agora/aggregate"
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/shipping"
 	"github.com/agora-commerce/agora/internal/shipping/carrier"
 	"github.com/agora-commerce/agora/internal/shipping/shippingapi"
@@ -78,6 +79,33 @@ type Service struct {
 // NewService returns a Service on store shipping with c.
 func NewService(store eventstore.Store, c Carrier) *Service {
 	return &Service{repo: aggregate.NewRepository(store, ShipmentType(), aggregate.WithCache(16384), aggregate.AssumeNew()), carrier: c, now: time.Now}
+}
+
+// Caller is who asks (auth.Claims is one).
+type Caller interface {
+	CanSee(tenant, owner string) bool
+}
+
+// Orders tells whose an order is: shipping keeps no customers of its
+// own, so it asks the ordering context (its open host service).
+type Orders interface {
+	// Owner returns the order's tenant and customer, or an error that
+	// maps to 404 if there is no such order.
+	Owner(ctx context.Context, orderID string) (tenant, customer string, err error)
+}
+
+// ShipmentFor returns order's shipment to c, who must see the order (its
+// customer or an admin of its tenant, as orders tells); to anyone else it
+// does not exist. An orders that could not say is an error to retry.
+func (s *Service) ShipmentFor(ctx context.Context, c Caller, orders Orders, order string) (shipping.Shipment, error) {
+	tenant, customer, err := orders.Owner(ctx, order)
+	if errs.Transient(err) {
+		return shipping.Shipment{}, err
+	}
+	if err != nil || !c.CanSee(tenant, customer) {
+		return shipping.Shipment{}, shipping.ErrNotFound
+	}
+	return s.Get(ctx, order)
 }
 
 // Get returns order's shipment.
