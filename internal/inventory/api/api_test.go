@@ -71,14 +71,6 @@ func level(t *testing.T, h *moduletest.Harness, id string, onHand, reserved int6
 	}
 }
 
-func problem(t *testing.T, r moduletest.Response, status int, reason string) {
-	t.Helper()
-	p := testenv.Problem(t, r.Status, r.Header, r.Raw, status)
-	if reason != "" && p.Reason != reason {
-		t.Fatalf("reason %q, want %q: %s", p.Reason, reason, r.Raw)
-	}
-}
-
 // events counts the store's events.
 func events(t *testing.T, store eventstore.Store) []eventstore.Record {
 	t.Helper()
@@ -94,7 +86,7 @@ func TestRestockAndLevels(t *testing.T) {
 		h, _ := start(t, store, db, "p-1", "p-2")
 
 		// No stock recorded yet: 404, for anyone.
-		problem(t, h.As("").Do("GET", "/api/v1/inventory/p-1", ""), http.StatusNotFound, "product_not_found")
+		moduletest.Problem(t, h.As("").Do("GET", "/api/v1/inventory/p-1", ""), http.StatusNotFound, "product_not_found")
 
 		r := h.As("merchant").Do("POST", "/api/v1/inventory/p-1/restock", `{"quantity":5}`)
 		if r.Status != http.StatusOK || r.Body["on_hand"] != float64(5) || r.Body["available"] != float64(5) || r.Body["reserved"] != float64(0) {
@@ -142,7 +134,7 @@ func TestRestockAndLevels(t *testing.T) {
 			t.Fatal(err)
 		}
 		level(t, h, "p-1", 9, 0)
-		problem(t, h.As("").Do("GET", "/api/v1/inventory/p-2", ""), http.StatusNotFound, "product_not_found")
+		moduletest.Problem(t, h.As("").Do("GET", "/api/v1/inventory/p-2", ""), http.StatusNotFound, "product_not_found")
 	})
 }
 
@@ -174,7 +166,7 @@ func TestRestockRefused(t *testing.T) {
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				r := m.Do("POST", "/api/v1/inventory/p-1/restock", c.body)
-				problem(t, r, c.status, c.reason)
+				moduletest.Problem(t, r, c.status, c.reason)
 				if c.name == "missing" && !bytes.Contains(r.Raw, []byte(`"field":"quantity"`)) {
 					t.Fatalf("missing quantity is not named: %s", r.Raw)
 				}
@@ -187,16 +179,16 @@ func TestRestockRefused(t *testing.T) {
 
 		// Who may restock.
 		r := h.As("").Do("POST", "/api/v1/inventory/p-1/restock", `{"quantity":1}`)
-		problem(t, r, http.StatusUnauthorized, "")
+		moduletest.Problem(t, r, http.StatusUnauthorized, "")
 		if !strings.HasPrefix(r.Header.Get("WWW-Authenticate"), "Bearer") {
 			t.Fatalf("no challenge: %v", r.Header)
 		}
-		problem(t, h.As("customer").Do("POST", "/api/v1/inventory/p-1/restock", `{"quantity":1}`), http.StatusForbidden, "")
+		moduletest.Problem(t, h.As("customer").Do("POST", "/api/v1/inventory/p-1/restock", `{"quantity":1}`), http.StatusForbidden, "")
 
 		// A product the catalog does not know: 404; one it cannot say
 		// anything about: 503, not a "no".
-		problem(t, m.Do("POST", "/api/v1/inventory/ghost/restock", `{"quantity":1}`), http.StatusNotFound, "product_not_found")
-		problem(t, m.Do("POST", "/api/v1/inventory/down/restock", `{"quantity":1}`), http.StatusServiceUnavailable, "context_unavailable")
+		moduletest.Problem(t, m.Do("POST", "/api/v1/inventory/ghost/restock", `{"quantity":1}`), http.StatusNotFound, "product_not_found")
+		moduletest.Problem(t, m.Do("POST", "/api/v1/inventory/down/restock", `{"quantity":1}`), http.StatusServiceUnavailable, "context_unavailable")
 		// The code alone decides the status.
 		if r := m.Do("POST", "/api/v1/inventory/down-bare/restock", `{"quantity":1}`); r.Status != http.StatusServiceUnavailable ||
 			r.Header.Get("Content-Type") != "application/problem+json" || r.Body["status"] != float64(http.StatusServiceUnavailable) {
@@ -210,8 +202,8 @@ func TestRestockRefused(t *testing.T) {
 			t.Fatalf("refused restocks wrote %d events", after-before)
 		}
 		level(t, h, "p-1", 3, 0)
-		problem(t, h.As("").Do("GET", "/api/v1/inventory/ghost", ""), http.StatusNotFound, "product_not_found")
-		problem(t, h.As("").Do("GET", "/api/v1/inventory/down", ""), http.StatusNotFound, "product_not_found")
+		moduletest.Problem(t, h.As("").Do("GET", "/api/v1/inventory/ghost", ""), http.StatusNotFound, "product_not_found")
+		moduletest.Problem(t, h.As("").Do("GET", "/api/v1/inventory/down", ""), http.StatusNotFound, "product_not_found")
 	})
 }
 
@@ -227,7 +219,7 @@ func TestRestockOverflow(t *testing.T) {
 		}
 	}
 	level(t, h, "p-big", 1000*1_000_000_000, 0)
-	problem(t, m.Do("POST", "/api/v1/inventory/p-big/restock", `{"quantity":1}`), http.StatusUnprocessableEntity, "quantity_overflow")
+	moduletest.Problem(t, m.Do("POST", "/api/v1/inventory/p-big/restock", `{"quantity":1}`), http.StatusUnprocessableEntity, "quantity_overflow")
 	level(t, h, "p-big", 1000*1_000_000_000, 0)
 }
 
@@ -273,7 +265,7 @@ func TestInternalLevels(t *testing.T) {
 		many.Add("product_id", "one-too-many")
 		for _, q := range []string{"", "?product_id=", "?product_id=a&product_id=", "?" + many.Encode()} {
 			r := h.As("").Do("GET", inventoryapi.LevelsPath+q, "")
-			problem(t, r, http.StatusBadRequest, "")
+			moduletest.Problem(t, r, http.StatusBadRequest, "")
 			if !bytes.Contains(r.Raw, []byte(`"field":"product_id"`)) {
 				t.Fatalf("levels%s: %s", q, r.Raw)
 			}

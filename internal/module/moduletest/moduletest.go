@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -34,6 +35,7 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/call"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/internal/shipping/carrier"
+	"github.com/agora-commerce/agora/internal/testenv"
 	"github.com/agora-commerce/agora/projection"
 	"github.com/agora-commerce/agora/saga"
 )
@@ -195,4 +197,63 @@ func (c *Client) Do(method, path, body string, headers ...string) Response {
 	r := Response{Status: res.StatusCode, Header: res.Header, Raw: raw}
 	_ = json.Unmarshal(raw, &r.Body)
 	return r
+}
+
+// On returns h acting for t: its clients report failures to t (a
+// subtest), not to the test that started the module.
+func (h *Harness) On(t *testing.T) *Harness {
+	c := *h
+	c.T = t
+	return &c
+}
+
+// Problem checks that r is a problem+json answer with status and, if
+// reason is not empty, that reason.
+func Problem(t *testing.T, r Response, status int, reason string) httpapi.Problem {
+	t.Helper()
+	p := testenv.Problem(t, r.Status, r.Header, r.Raw, status)
+	if reason != "" && p.Reason != reason {
+		t.Fatalf("problem reason %q, want %q: %s", p.Reason, reason, r.Raw)
+	}
+	return p
+}
+
+// BadField checks that r is a 400 problem that names field.
+func BadField(t *testing.T, r Response, field string) {
+	t.Helper()
+	p := testenv.Problem(t, r.Status, r.Header, r.Raw, http.StatusBadRequest)
+	for _, f := range p.Errors {
+		if f.Field == field {
+			return
+		}
+	}
+	t.Fatalf("problem does not name field %q: %s", field, r.Raw)
+}
+
+// Position returns a write's Agora-Position, which must be a positive
+// integer.
+func Position(t *testing.T, r Response) string {
+	t.Helper()
+	p := r.Header.Get(httpapi.PositionHeader)
+	if n, err := strconv.ParseUint(p, 10, 64); err != nil || n == 0 {
+		t.Fatalf("Agora-Position %q: %d %s", p, r.Status, r.Raw)
+	}
+	return p
+}
+
+// Eventually polls f until it reports true, failing t with what f last
+// said after 15 s.
+func Eventually(t *testing.T, what string, f func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ok, last := f()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still %s", what, last)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -2,6 +2,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -37,7 +38,10 @@ type Accounts = app.Accounts
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/orders", h.place)
 	mux.HandleFunc("GET /api/v1/orders", h.list)
-	mux.HandleFunc("GET /api/v1/orders/{id}", h.get)
+	mux.HandleFunc("GET /api/v1/orders/{id}", auth.Read("id", func(ctx context.Context, c *auth.Claims, id string) (View, error) {
+		o, _, err := h.svc.Order(ctx, c, id)
+		return View{Order: o, SagaID: h.sagaID(o.ID)}, err
+	}))
 	mux.HandleFunc("POST /api/v1/orders/{id}/cancel", h.cancelOrder)
 }
 
@@ -117,25 +121,6 @@ func (h *Handler) place(w http.ResponseWriter, r *http.Request) {
 	httpapi.SetPosition(w, pos)
 	w.Header().Set("Location", "/api/v1/orders/"+o.ID)
 	httpapi.JSON(w, http.StatusAccepted, View{Order: o, SagaID: h.sagaID(o.ID)})
-}
-
-func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
-	id, err := httpapi.PathID(r, "id")
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	c, err := auth.Caller(r)
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	o, _, err := h.svc.Order(r.Context(), c, id)
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	httpapi.JSON(w, http.StatusOK, View{Order: o, SagaID: h.sagaID(o.ID)})
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {

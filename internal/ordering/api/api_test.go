@@ -211,51 +211,6 @@ func (w *world) answers() []call.Answer {
 	}
 }
 
-// on returns h acting for t: its clients report failures to t (a
-// subtest), not to the test that started the module.
-func on(h *moduletest.Harness, t *testing.T) *moduletest.Harness {
-	c := *h
-	c.T = t
-	return &c
-}
-
-func problem(t *testing.T, r moduletest.Response, status int, reason string) {
-	t.Helper()
-	p := testenv.Problem(t, r.Status, r.Header, r.Raw, status)
-	if reason != "" && p.Reason != reason {
-		t.Fatalf("problem reason %q, want %q: %s", p.Reason, reason, r.Raw)
-	}
-}
-
-// badField checks a 400 problem that names field.
-func badField(t *testing.T, r moduletest.Response, field string) {
-	t.Helper()
-	p := testenv.Problem(t, r.Status, r.Header, r.Raw, http.StatusBadRequest)
-	for _, f := range p.Errors {
-		if f.Field == field {
-			return
-		}
-	}
-	t.Fatalf("problem does not name field %q: %s", field, r.Raw)
-}
-
-// eventually polls f until it reports true, or fails t at the deadline
-// with f's last word.
-func eventually(t *testing.T, what string, f func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ok, last := f()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still %s", what, last)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 type line struct {
 	ProductID string `json:"product_id"`
 	Quantity  int64  `json:"quantity"`
@@ -315,7 +270,7 @@ func place(t *testing.T, c *moduletest.Client, p placement) (string, string) {
 func settle(t *testing.T, h *moduletest.Harness, c *moduletest.Client, id string) map[string]any {
 	t.Helper()
 	var o map[string]any
-	eventually(t, "order "+id, func() (bool, string) {
+	moduletest.Eventually(t, "order "+id, func() (bool, string) {
 		r := c.Do("GET", "/api/v1/orders/"+id, "")
 		if r.Status != http.StatusOK || r.Body["id"] != id {
 			t.Fatalf("GET order %s: %d %s", id, r.Status, r.Raw)
@@ -332,7 +287,7 @@ func settle(t *testing.T, h *moduletest.Harness, c *moduletest.Client, id string
 func sagaOf(t *testing.T, h *moduletest.Harness, id string) map[string]any {
 	t.Helper()
 	var s map[string]any
-	eventually(t, "saga of "+id, func() (bool, string) {
+	moduletest.Eventually(t, "saga of "+id, func() (bool, string) {
 		r := h.As("admin").Do("GET", "/api/v1/sagas/checkout-"+id, "")
 		if r.Status != http.StatusOK {
 			t.Fatalf("GET saga of %s: %d %s", id, r.Status, r.Raw)
@@ -386,12 +341,12 @@ func TestOrderingAPI(t *testing.T) {
 		h := moduletest.Start(t, orderingmod.Module, store, db, &moduletest.Options{Fakes: w.answers(),
 			Settings: func(s *module.Settings) { s.CheckoutMode = module.Orchestration }})
 		t.Cleanup(w.letGo) // before the module stops: nothing stays blocked
-		t.Run("confirmed", func(t *testing.T) { testConfirmed(t, on(h, t), w) })
-		t.Run("refusals", func(t *testing.T) { testRefusals(t, on(h, t), w) })
-		t.Run("placement", func(t *testing.T) { testPlacement(t, on(h, t), w) })
-		t.Run("list", func(t *testing.T) { testList(t, on(h, t)) })
-		t.Run("cancel", func(t *testing.T) { testCancel(t, on(h, t), w) })
-		t.Run("ids", func(t *testing.T) { testIDs(t, on(h, t)) })
+		t.Run("confirmed", func(t *testing.T) { testConfirmed(t, h.On(t), w) })
+		t.Run("refusals", func(t *testing.T) { testRefusals(t, h.On(t), w) })
+		t.Run("placement", func(t *testing.T) { testPlacement(t, h.On(t), w) })
+		t.Run("list", func(t *testing.T) { testList(t, h.On(t)) })
+		t.Run("cancel", func(t *testing.T) { testCancel(t, h.On(t), w) })
+		t.Run("ids", func(t *testing.T) { testIDs(t, h.On(t)) })
 	})
 }
 
@@ -444,16 +399,16 @@ func testConfirmed(t *testing.T, h *moduletest.Harness, w *world) {
 	if r := admin.Do("GET", "/api/v1/orders/"+id, ""); r.Status != http.StatusOK || r.Body["id"] != id {
 		t.Fatalf("the tenant's admin reads it: %d %s", r.Status, r.Raw)
 	}
-	problem(t, h.AsUser("demo", "c2", "customer").Do("GET", "/api/v1/orders/"+id, ""), http.StatusNotFound, "")
-	problem(t, h.AsUser("demo", "m1", "merchant").Do("GET", "/api/v1/orders/"+id, ""), http.StatusNotFound, "")
-	problem(t, h.AsUser("elsewhere", "admin-2", "admin").Do("GET", "/api/v1/orders/"+id, ""), http.StatusNotFound, "")
-	problem(t, h.As("").Do("GET", "/api/v1/orders/"+id, ""), http.StatusUnauthorized, "")
-	problem(t, c1.Do("GET", "/api/v1/orders/no-such-order", ""), http.StatusNotFound, "")
+	moduletest.Problem(t, h.AsUser("demo", "c2", "customer").Do("GET", "/api/v1/orders/"+id, ""), http.StatusNotFound, "")
+	moduletest.Problem(t, h.AsUser("demo", "m1", "merchant").Do("GET", "/api/v1/orders/"+id, ""), http.StatusNotFound, "")
+	moduletest.Problem(t, h.AsUser("elsewhere", "admin-2", "admin").Do("GET", "/api/v1/orders/"+id, ""), http.StatusNotFound, "")
+	moduletest.Problem(t, h.As("").Do("GET", "/api/v1/orders/"+id, ""), http.StatusUnauthorized, "")
+	moduletest.Problem(t, c1.Do("GET", "/api/v1/orders/no-such-order", ""), http.StatusNotFound, "")
 
 	// A confirmed order can no longer be cancelled.
-	problem(t, c1.Do("POST", "/api/v1/orders/"+id+"/cancel", ""), http.StatusConflict, "order_confirmed")
-	problem(t, admin.Do("POST", "/api/v1/orders/"+id+"/cancel", ""), http.StatusConflict, "order_confirmed")
-	problem(t, h.AsUser("demo", "c2", "customer").Do("POST", "/api/v1/orders/"+id+"/cancel", ""), http.StatusNotFound, "")
+	moduletest.Problem(t, c1.Do("POST", "/api/v1/orders/"+id+"/cancel", ""), http.StatusConflict, "order_confirmed")
+	moduletest.Problem(t, admin.Do("POST", "/api/v1/orders/"+id+"/cancel", ""), http.StatusConflict, "order_confirmed")
+	moduletest.Problem(t, h.AsUser("demo", "c2", "customer").Do("POST", "/api/v1/orders/"+id+"/cancel", ""), http.StatusNotFound, "")
 	if r := c1.Do("GET", "/api/v1/orders/"+id, ""); r.Body["status"] != "Confirmed" {
 		t.Fatalf("after refused cancels: %s", r.Raw)
 	}
@@ -474,14 +429,14 @@ func testConfirmed(t *testing.T, h *moduletest.Harness, w *world) {
 			t.Fatalf("step %v", m)
 		}
 	}
-	problem(t, h.AsUser("elsewhere", "admin-2", "admin").Do("GET", "/api/v1/sagas/"+sagaID, ""), http.StatusNotFound, "")
-	problem(t, c1.Do("GET", "/api/v1/sagas/"+sagaID, ""), http.StatusForbidden, "")
-	problem(t, admin.Do("GET", "/api/v1/sagas/checkout-no-such-order", ""), http.StatusNotFound, "")
+	moduletest.Problem(t, h.AsUser("elsewhere", "admin-2", "admin").Do("GET", "/api/v1/sagas/"+sagaID, ""), http.StatusNotFound, "")
+	moduletest.Problem(t, c1.Do("GET", "/api/v1/sagas/"+sagaID, ""), http.StatusForbidden, "")
+	moduletest.Problem(t, admin.Do("GET", "/api/v1/sagas/checkout-no-such-order", ""), http.StatusNotFound, "")
 	// Only a Failed saga can be retried.
-	problem(t, admin.Do("POST", "/api/v1/sagas/"+sagaID+"/retry", ""), http.StatusConflict, "saga_not_failed")
-	problem(t, h.AsUser("elsewhere", "admin-2", "admin").Do("POST", "/api/v1/sagas/"+sagaID+"/retry", ""), http.StatusNotFound, "")
-	problem(t, c1.Do("POST", "/api/v1/sagas/"+sagaID+"/retry", ""), http.StatusForbidden, "")
-	problem(t, admin.Do("POST", "/api/v1/sagas/checkout-no-such-order/retry", ""), http.StatusNotFound, "")
+	moduletest.Problem(t, admin.Do("POST", "/api/v1/sagas/"+sagaID+"/retry", ""), http.StatusConflict, "saga_not_failed")
+	moduletest.Problem(t, h.AsUser("elsewhere", "admin-2", "admin").Do("POST", "/api/v1/sagas/"+sagaID+"/retry", ""), http.StatusNotFound, "")
+	moduletest.Problem(t, c1.Do("POST", "/api/v1/sagas/"+sagaID+"/retry", ""), http.StatusForbidden, "")
+	moduletest.Problem(t, admin.Do("POST", "/api/v1/sagas/checkout-no-such-order/retry", ""), http.StatusNotFound, "")
 	if r := admin.Do("GET", "/api/v1/sagas/"+sagaID, ""); r.Body["status"] != "Completed" {
 		t.Fatalf("after a refused retry: %s", r.Raw)
 	}
@@ -534,7 +489,7 @@ func testRefusals(t *testing.T, h *moduletest.Harness, w *world) {
 		t.Fatalf("shipping failed: calls %v, compensations %v", fwd, back)
 	}
 	// A cancelled order cannot be retried back to life, nor its saga.
-	problem(t, admin.Do("POST", "/api/v1/sagas/checkout-"+id+"/retry", ""), http.StatusConflict, "saga_not_failed")
+	moduletest.Problem(t, admin.Do("POST", "/api/v1/sagas/checkout-"+id+"/retry", ""), http.StatusConflict, "saga_not_failed")
 }
 
 // testPlacement: who may place an order for whom, paid from which
@@ -594,9 +549,9 @@ func testPlacement(t *testing.T, h *moduletest.Harness, w *world) {
 			continue
 		}
 		if c.field != "" {
-			badField(t, r, c.field)
+			moduletest.BadField(t, r, c.field)
 		} else {
-			problem(t, r, c.status, c.reason)
+			moduletest.Problem(t, r, c.status, c.reason)
 		}
 		if r.Header.Get("Agora-Position") != "" {
 			t.Errorf("%s: a refused placement has a position", c.name)
@@ -763,14 +718,14 @@ func testList(t *testing.T, h *moduletest.Harness) {
 		t.Fatalf("another tenant's admin lists %v", got)
 	}
 
-	problem(t, h.AsUser("demo", "m1", "merchant").Do("GET", "/api/v1/orders", ""), http.StatusForbidden, "")
-	badField(t, a.Do("GET", "/api/v1/orders?status=Shipped", ""), "status")
-	badField(t, a.Do("GET", "/api/v1/orders?sort=price", ""), "sort")
-	badField(t, a.Do("GET", "/api/v1/orders?limit=0", ""), "limit")
-	badField(t, a.Do("GET", "/api/v1/orders?limit=501", ""), "limit")
-	badField(t, a.Do("GET", "/api/v1/orders?cursor=%21%21", ""), "cursor")
-	badField(t, a.Do("GET", "/api/v1/orders?order=random", ""), "order")
-	problem(t, a.Do("GET", "/api/v1/orders", "", "Agora-Min-Position", "soon"), http.StatusBadRequest, "")
+	moduletest.Problem(t, h.AsUser("demo", "m1", "merchant").Do("GET", "/api/v1/orders", ""), http.StatusForbidden, "")
+	moduletest.BadField(t, a.Do("GET", "/api/v1/orders?status=Shipped", ""), "status")
+	moduletest.BadField(t, a.Do("GET", "/api/v1/orders?sort=price", ""), "sort")
+	moduletest.BadField(t, a.Do("GET", "/api/v1/orders?limit=0", ""), "limit")
+	moduletest.BadField(t, a.Do("GET", "/api/v1/orders?limit=501", ""), "limit")
+	moduletest.BadField(t, a.Do("GET", "/api/v1/orders?cursor=%21%21", ""), "cursor")
+	moduletest.BadField(t, a.Do("GET", "/api/v1/orders?order=random", ""), "order")
+	moduletest.Problem(t, a.Do("GET", "/api/v1/orders", "", "Agora-Min-Position", "soon"), http.StatusBadRequest, "")
 }
 
 // testCancel: a customer cancels an order whose checkout is under way:
@@ -791,9 +746,9 @@ func testCancel(t *testing.T, h *moduletest.Harness, w *world) {
 		t.Fatalf("the checkout never arranged the shipment: calls %v", fwd)
 	}
 	// Others may not cancel it.
-	problem(t, h.AsUser("demo", "c1", "customer").Do("POST", "/api/v1/orders/"+id+"/cancel", ""), http.StatusNotFound, "")
-	problem(t, h.AsUser("elsewhere", "admin-2", "admin").Do("POST", "/api/v1/orders/"+id+"/cancel", ""), http.StatusNotFound, "")
-	badField(t, c.Do("POST", "/api/v1/orders/"+id+"/cancel", `{"why":"changed my mind"}`), "why")
+	moduletest.Problem(t, h.AsUser("demo", "c1", "customer").Do("POST", "/api/v1/orders/"+id+"/cancel", ""), http.StatusNotFound, "")
+	moduletest.Problem(t, h.AsUser("elsewhere", "admin-2", "admin").Do("POST", "/api/v1/orders/"+id+"/cancel", ""), http.StatusNotFound, "")
+	moduletest.BadField(t, c.Do("POST", "/api/v1/orders/"+id+"/cancel", `{"why":"changed my mind"}`), "why")
 
 	r := c.Do("POST", "/api/v1/orders/"+id+"/cancel", "")
 	if r.Status != http.StatusAccepted || r.Body["id"] != id || r.Body["status"] != "Pending" || r.Body["cancel_requested"] != true {
@@ -840,9 +795,9 @@ func testIDs(t *testing.T, h *moduletest.Harness) {
 		{"GET", "/api/v1/sagas/checkout-%01"},
 		{"POST", "/api/v1/sagas/%1F/retry"},
 	} {
-		badField(t, admin.Do(c.method, c.path, ""), "id")
+		moduletest.BadField(t, admin.Do(c.method, c.path, ""), "id")
 	}
-	badField(t, admin.Do("GET", "/api/v1/orders/"+strings.Repeat("x", 129), ""), "id")
-	badField(t, h.AsUser("demo", "c1", "customer").Do("POST", "/api/v1/orders",
+	moduletest.BadField(t, admin.Do("GET", "/api/v1/orders/"+strings.Repeat("x", 129), ""), "id")
+	moduletest.BadField(t, h.AsUser("demo", "c1", "customer").Do("POST", "/api/v1/orders",
 		order("acct-c1", "Springfield", line{"p\u0001", 1}).String()), "items[0].product_id")
 }

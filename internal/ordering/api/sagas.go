@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/agora-commerce/agora/internal/ordering/app"
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
+	"github.com/agora-commerce/agora/saga"
 )
 
 // Sagas serves GET /api/v1/sagas/{id} and POST /api/v1/sagas/{id}/retry
@@ -18,27 +20,10 @@ func NewSagas(sagas *app.Sagas) *Sagas { return &Sagas{sagas: sagas} }
 
 // Register adds the sagas routes to mux.
 func (a *Sagas) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/sagas/{id}", a.get)
+	mux.HandleFunc("GET /api/v1/sagas/{id}", auth.Read("id", func(ctx context.Context, c *auth.Claims, id string) (saga.Instance, error) {
+		return a.sagas.Get(ctx, c, id)
+	}))
 	mux.HandleFunc("POST /api/v1/sagas/{id}/retry", a.retry)
-}
-
-func (a *Sagas) get(w http.ResponseWriter, r *http.Request) {
-	id, err := httpapi.PathID(r, "id")
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	c, err := auth.Caller(r)
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	in, err := a.sagas.Get(r.Context(), c, id)
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	httpapi.JSON(w, http.StatusOK, in)
 }
 
 func (a *Sagas) retry(w http.ResponseWriter, r *http.Request) {

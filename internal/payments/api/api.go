@@ -48,7 +48,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/accounts/{id}/close", h.close)
 	mux.HandleFunc("GET /api/v1/accounts/{id}/events", h.events)
 	mux.HandleFunc("POST /api/v1/transfers", h.transfer)
-	mux.HandleFunc("GET /api/v1/transfers/{id}", h.getTransfer)
+	mux.HandleFunc("GET /api/v1/transfers/{id}", auth.Read("id", func(ctx context.Context, c *auth.Claims, id string) (app.Transfer, error) {
+		return h.transfers.Get(ctx, c, id)
+	}))
 }
 
 // amount is a request amount: a Money object, or a bare integer of minor

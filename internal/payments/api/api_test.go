@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/module/moduletest"
@@ -20,45 +19,6 @@ import (
 // check goes through its HTTP API. One module runs per storage engine,
 // and each subtest uses its own owners (or its own tenant) so that the
 // subtests do not see each other's accounts.
-
-// on returns h acting for t: its clients report failures to t (a
-// subtest), not to the test that started the module.
-func on(h *moduletest.Harness, t *testing.T) *moduletest.Harness {
-	c := *h
-	c.T = t
-	return &c
-}
-
-func problem(t *testing.T, r moduletest.Response, status int, reason string) {
-	t.Helper()
-	p := testenv.Problem(t, r.Status, r.Header, r.Raw, status)
-	if reason != "" && p.Reason != reason {
-		t.Fatalf("problem reason %q, want %q: %s", p.Reason, reason, r.Raw)
-	}
-}
-
-// badField checks a 400 problem that names field.
-func badField(t *testing.T, r moduletest.Response, field string) {
-	t.Helper()
-	p := testenv.Problem(t, r.Status, r.Header, r.Raw, http.StatusBadRequest)
-	for _, f := range p.Errors {
-		if f.Field == field {
-			return
-		}
-	}
-	t.Fatalf("problem does not name field %q: %s", field, r.Raw)
-}
-
-// position returns a write's Agora-Position, which must be a positive
-// integer.
-func position(t *testing.T, r moduletest.Response) string {
-	t.Helper()
-	p := r.Header.Get("Agora-Position")
-	if n, err := strconv.ParseUint(p, 10, 64); err != nil || n == 0 {
-		t.Fatalf("Agora-Position %q: %d %s", p, r.Status, r.Raw)
-	}
-	return p
-}
 
 func usd(n int64) string { return fmt.Sprintf(`{"amount":%d,"currency":"USD"}`, n) }
 
@@ -92,7 +52,7 @@ func open(t *testing.T, c *moduletest.Client, owner, currency string, initial in
 	if amt, cur := balance(t, r.Body); amt != initial || cur != currency || r.Body["owner_id"] != owner || r.Body["status"] != "Active" {
 		t.Fatalf("open: %s", r.Raw)
 	}
-	return id, position(t, r)
+	return id, moduletest.Position(t, r)
 }
 
 // account reads account id as c, once the read model includes pos ("" for
@@ -164,32 +124,15 @@ func ids(items []map[string]any) []string {
 	return out
 }
 
-// eventually polls f until it reports true, or fails t at the deadline
-// with f's last word.
-func eventually(t *testing.T, what string, f func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		ok, last := f()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still %s", what, last)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestPaymentsAPI(t *testing.T) {
 	testenv.Backends(t, func(t *testing.T, store eventstore.Store, db *sql.DB) {
 		h := moduletest.Start(t, paymentsmod.Module, store, db, nil)
-		t.Run("open", func(t *testing.T) { testOpen(t, on(h, t)) })
-		t.Run("money", func(t *testing.T) { testMoney(t, on(h, t)) })
-		t.Run("list", func(t *testing.T) { testList(t, on(h, t)) })
-		t.Run("events", func(t *testing.T) { testEvents(t, on(h, t)) })
-		t.Run("transfers", func(t *testing.T) { testTransfers(t, on(h, t)) })
-		t.Run("ids", func(t *testing.T) { testIDs(t, on(h, t)) })
+		t.Run("open", func(t *testing.T) { testOpen(t, h.On(t)) })
+		t.Run("money", func(t *testing.T) { testMoney(t, h.On(t)) })
+		t.Run("list", func(t *testing.T) { testList(t, h.On(t)) })
+		t.Run("events", func(t *testing.T) { testEvents(t, h.On(t)) })
+		t.Run("transfers", func(t *testing.T) { testTransfers(t, h.On(t)) })
+		t.Run("ids", func(t *testing.T) { testIDs(t, h.On(t)) })
 	})
 }
 
@@ -220,11 +163,11 @@ func testOpen(t *testing.T, h *moduletest.Harness) {
 	if amt, _ := balance(t, r.Body); amt != 0 {
 		t.Fatalf("open without initial balance: %s", r.Raw)
 	}
-	position(t, r)
+	moduletest.Position(t, r)
 
 	// The guard refuses customers and anonymous callers.
-	problem(t, customer.Do("POST", "/api/v1/accounts", `{"owner_id":"open-ghost","currency":"USD"}`), http.StatusForbidden, "")
-	problem(t, h.As("").Do("POST", "/api/v1/accounts", `{"owner_id":"open-ghost","currency":"USD"}`), http.StatusUnauthorized, "")
+	moduletest.Problem(t, customer.Do("POST", "/api/v1/accounts", `{"owner_id":"open-ghost","currency":"USD"}`), http.StatusForbidden, "")
+	moduletest.Problem(t, h.As("").Do("POST", "/api/v1/accounts", `{"owner_id":"open-ghost","currency":"USD"}`), http.StatusUnauthorized, "")
 
 	for _, c := range []struct {
 		name, body string
@@ -243,9 +186,9 @@ func testOpen(t *testing.T, h *moduletest.Harness) {
 	} {
 		r := admin.Do("POST", "/api/v1/accounts", c.body)
 		if c.field != "" {
-			badField(t, r, c.field)
+			moduletest.BadField(t, r, c.field)
 		} else {
-			problem(t, r, c.status, "")
+			moduletest.Problem(t, r, c.status, "")
 		}
 		if r.Header.Get("Agora-Position") != "" {
 			t.Errorf("%s: a refused open has a position", c.name)
@@ -289,12 +232,12 @@ func testMoney(t *testing.T, h *moduletest.Harness) {
 	if amt, _ := balance(t, r.Body); amt != 150 {
 		t.Fatalf("after the owner's deposit: %s", r.Raw)
 	}
-	position(t, r)
+	moduletest.Position(t, r)
 	r = withdraw(admin, 30)
 	if r.Status != http.StatusOK {
 		t.Fatalf("an admin withdraws: %d %s", r.Status, r.Raw)
 	}
-	pos := position(t, r)
+	pos := moduletest.Position(t, r)
 	if b := account(t, owner, id, pos, 120); b["transaction_count"] != float64(3) || b["version"] != float64(3) {
 		t.Fatalf("after a deposit and a withdrawal: %v", b)
 	}
@@ -302,11 +245,11 @@ func testMoney(t *testing.T, h *moduletest.Harness) {
 	// Another customer of the tenant and an admin of another tenant are
 	// told the account does not exist: for reads and writes alike.
 	for name, c := range map[string]*moduletest.Client{"another customer": neighbour, "another tenant's admin": stranger} {
-		problem(t, deposit(c, 1000), http.StatusNotFound, "")
-		problem(t, withdraw(c, 10), http.StatusNotFound, "")
-		problem(t, c.Do("POST", "/api/v1/accounts/"+id+"/close", ""), http.StatusNotFound, "")
+		moduletest.Problem(t, deposit(c, 1000), http.StatusNotFound, "")
+		moduletest.Problem(t, withdraw(c, 10), http.StatusNotFound, "")
+		moduletest.Problem(t, c.Do("POST", "/api/v1/accounts/"+id+"/close", ""), http.StatusNotFound, "")
 		r := c.Do("GET", "/api/v1/accounts/"+id, "")
-		problem(t, r, http.StatusNotFound, "")
+		moduletest.Problem(t, r, http.StatusNotFound, "")
 		// The same answer as for an account that does not exist at all.
 		if missing := c.Do("GET", "/api/v1/accounts/no-such-account", ""); missing.Status != r.Status || missing.Body["type"] != r.Body["type"] {
 			t.Errorf("%s: a hidden account answers %s, a missing one %s", name, r.Raw, missing.Raw)
@@ -317,19 +260,19 @@ func testMoney(t *testing.T, h *moduletest.Harness) {
 	if r.Status != http.StatusOK {
 		t.Fatalf("deposit: %d %s", r.Status, r.Raw)
 	}
-	if b := account(t, admin, id, position(t, r), 121); b["transaction_count"] != float64(4) || b["version"] != float64(4) {
+	if b := account(t, admin, id, moduletest.Position(t, r), 121); b["transaction_count"] != float64(4) || b["version"] != float64(4) {
 		t.Fatalf("after refused writes by others: %v", b)
 	}
 
 	// The rules of an account.
-	problem(t, withdraw(owner, 122), http.StatusConflict, "insufficient_funds")
-	problem(t, deposit(owner, 0), http.StatusUnprocessableEntity, "invalid_amount")
-	problem(t, deposit(owner, -5), http.StatusUnprocessableEntity, "invalid_amount")
-	problem(t, owner.Do("POST", "/api/v1/accounts/"+id+"/deposits", `{"amount":{"amount":5,"currency":"EUR"}}`), http.StatusUnprocessableEntity, "currency_mismatch")
-	badField(t, owner.Do("POST", "/api/v1/accounts/"+id+"/deposits", `{}`), "amount")
-	badField(t, owner.Do("POST", "/api/v1/accounts/"+id+"/deposits", `{"amount":`+usd(5)+`,"memo":"x"}`), "memo")
-	problem(t, owner.Do("POST", "/api/v1/accounts/"+id+"/close", ""), http.StatusConflict, "non_zero_balance")
-	problem(t, owner.Do("POST", "/api/v1/accounts/no-such-account/deposits", `{"amount":`+usd(5)+`}`), http.StatusNotFound, "")
+	moduletest.Problem(t, withdraw(owner, 122), http.StatusConflict, "insufficient_funds")
+	moduletest.Problem(t, deposit(owner, 0), http.StatusUnprocessableEntity, "invalid_amount")
+	moduletest.Problem(t, deposit(owner, -5), http.StatusUnprocessableEntity, "invalid_amount")
+	moduletest.Problem(t, owner.Do("POST", "/api/v1/accounts/"+id+"/deposits", `{"amount":{"amount":5,"currency":"EUR"}}`), http.StatusUnprocessableEntity, "currency_mismatch")
+	moduletest.BadField(t, owner.Do("POST", "/api/v1/accounts/"+id+"/deposits", `{}`), "amount")
+	moduletest.BadField(t, owner.Do("POST", "/api/v1/accounts/"+id+"/deposits", `{"amount":`+usd(5)+`,"memo":"x"}`), "memo")
+	moduletest.Problem(t, owner.Do("POST", "/api/v1/accounts/"+id+"/close", ""), http.StatusConflict, "non_zero_balance")
+	moduletest.Problem(t, owner.Do("POST", "/api/v1/accounts/no-such-account/deposits", `{"amount":`+usd(5)+`}`), http.StatusNotFound, "")
 
 	// Emptied, it closes; closed, it takes nothing.
 	if r := withdraw(owner, 121); r.Status != http.StatusOK {
@@ -339,10 +282,10 @@ func testMoney(t *testing.T, h *moduletest.Harness) {
 	if r.Status != http.StatusOK || r.Body["status"] != "Closed" {
 		t.Fatalf("close at zero: %d %s", r.Status, r.Raw)
 	}
-	pos = position(t, r)
-	problem(t, deposit(owner, 10), http.StatusConflict, "account_closed")
-	problem(t, deposit(admin, 10), http.StatusConflict, "account_closed")
-	problem(t, owner.Do("POST", "/api/v1/accounts/"+id+"/close", ""), http.StatusConflict, "account_closed")
+	pos = moduletest.Position(t, r)
+	moduletest.Problem(t, deposit(owner, 10), http.StatusConflict, "account_closed")
+	moduletest.Problem(t, deposit(admin, 10), http.StatusConflict, "account_closed")
+	moduletest.Problem(t, owner.Do("POST", "/api/v1/accounts/"+id+"/close", ""), http.StatusConflict, "account_closed")
 	if b := account(t, owner, id, pos, 0); b["status"] != "Closed" || b["version"] != float64(6) {
 		t.Fatalf("closed account: %v", b)
 	}
@@ -362,7 +305,7 @@ func testList(t *testing.T, h *moduletest.Harness) {
 	if r.Status != http.StatusOK {
 		t.Fatalf("close: %d %s", r.Status, r.Raw)
 	}
-	position(t, r)
+	moduletest.Position(t, r)
 	// Another tenant's rich account, opened last (its position covers
 	// every write above), never shows.
 	_, pos := open(t, h.AsUser("list-other", "list-admin2", "admin"), "list-c0", "USD", 5000)
@@ -402,15 +345,15 @@ func testList(t *testing.T, h *moduletest.Harness) {
 	}
 
 	// Customers and merchants may not list; bad queries are 400s.
-	problem(t, h.AsUser("list-t", "list-c1", "customer").Do("GET", "/api/v1/accounts", ""), http.StatusForbidden, "")
-	problem(t, h.AsUser("list-t", "list-m", "merchant").Do("GET", "/api/v1/accounts", ""), http.StatusForbidden, "")
-	badField(t, admin.Do("GET", "/api/v1/accounts?owner=list-c1", ""), "owner")
-	badField(t, admin.Do("GET", "/api/v1/accounts?status=Frozen", ""), "status")
-	badField(t, admin.Do("GET", "/api/v1/accounts?min_balance=lots", ""), "min_balance")
-	badField(t, admin.Do("GET", "/api/v1/accounts?limit=0", ""), "limit")
-	badField(t, admin.Do("GET", "/api/v1/accounts?limit=501", ""), "limit")
-	badField(t, admin.Do("GET", "/api/v1/accounts?cursor=not-a-cursor", ""), "cursor")
-	problem(t, admin.Do("GET", "/api/v1/accounts", "", "Agora-Min-Position", "soon"), http.StatusBadRequest, "")
+	moduletest.Problem(t, h.AsUser("list-t", "list-c1", "customer").Do("GET", "/api/v1/accounts", ""), http.StatusForbidden, "")
+	moduletest.Problem(t, h.AsUser("list-t", "list-m", "merchant").Do("GET", "/api/v1/accounts", ""), http.StatusForbidden, "")
+	moduletest.BadField(t, admin.Do("GET", "/api/v1/accounts?owner=list-c1", ""), "owner")
+	moduletest.BadField(t, admin.Do("GET", "/api/v1/accounts?status=Frozen", ""), "status")
+	moduletest.BadField(t, admin.Do("GET", "/api/v1/accounts?min_balance=lots", ""), "min_balance")
+	moduletest.BadField(t, admin.Do("GET", "/api/v1/accounts?limit=0", ""), "limit")
+	moduletest.BadField(t, admin.Do("GET", "/api/v1/accounts?limit=501", ""), "limit")
+	moduletest.BadField(t, admin.Do("GET", "/api/v1/accounts?cursor=not-a-cursor", ""), "cursor")
+	moduletest.Problem(t, admin.Do("GET", "/api/v1/accounts", "", "Agora-Min-Position", "soon"), http.StatusBadRequest, "")
 }
 
 // testEvents: an account's event stream, paginated, for its owner and the
@@ -463,11 +406,11 @@ func testEvents(t *testing.T, h *moduletest.Harness) {
 			t.Fatalf("default page: %d items, next %q", len(all), next)
 		}
 	}
-	problem(t, h.AsUser("demo", "events-c2", "customer").Do("GET", "/api/v1/accounts/"+id+"/events", ""), http.StatusNotFound, "")
-	problem(t, h.AsUser("elsewhere", "events-admin2", "admin").Do("GET", "/api/v1/accounts/"+id+"/events", ""), http.StatusNotFound, "")
-	problem(t, owner.Do("GET", "/api/v1/accounts/no-such-account/events", ""), http.StatusNotFound, "")
-	badField(t, owner.Do("GET", "/api/v1/accounts/"+id+"/events?cursor=garbage", ""), "cursor")
-	badField(t, owner.Do("GET", "/api/v1/accounts/"+id+"/events?limit=0", ""), "limit")
+	moduletest.Problem(t, h.AsUser("demo", "events-c2", "customer").Do("GET", "/api/v1/accounts/"+id+"/events", ""), http.StatusNotFound, "")
+	moduletest.Problem(t, h.AsUser("elsewhere", "events-admin2", "admin").Do("GET", "/api/v1/accounts/"+id+"/events", ""), http.StatusNotFound, "")
+	moduletest.Problem(t, owner.Do("GET", "/api/v1/accounts/no-such-account/events", ""), http.StatusNotFound, "")
+	moduletest.BadField(t, owner.Do("GET", "/api/v1/accounts/"+id+"/events?cursor=garbage", ""), "cursor")
+	moduletest.BadField(t, owner.Do("GET", "/api/v1/accounts/"+id+"/events?limit=0", ""), "limit")
 }
 
 // testTransfers: a transfer is accepted (202), runs as a saga, and ends
@@ -496,14 +439,14 @@ func testTransfers(t *testing.T, h *moduletest.Harness) {
 		if id == "" || r.Header.Get("Location") != "/api/v1/transfers/"+id {
 			t.Fatalf("transfer: id %q, Location %q", id, r.Header.Get("Location"))
 		}
-		position(t, r)
+		moduletest.Position(t, r)
 		return id
 	}
 	// settle waits until transfer id is no longer Pending and returns it.
 	settle := func(c *moduletest.Client, id string) map[string]any {
 		t.Helper()
 		var body map[string]any
-		eventually(t, "transfer "+id, func() (bool, string) {
+		moduletest.Eventually(t, "transfer "+id, func() (bool, string) {
 			r := c.Do("GET", "/api/v1/transfers/"+id, "")
 			if r.Status != http.StatusOK {
 				t.Fatalf("GET transfer %s: %d %s", id, r.Status, r.Raw)
@@ -524,7 +467,7 @@ func testTransfers(t *testing.T, h *moduletest.Harness) {
 		if r.Status != http.StatusOK {
 			t.Fatalf("deposit: %d %s", r.Status, r.Raw)
 		}
-		return position(t, r)
+		return moduletest.Position(t, r)
 	}
 
 	id := start(c1, a, b, 300)
@@ -539,9 +482,9 @@ func testTransfers(t *testing.T, h *moduletest.Harness) {
 	if r := admin.Do("GET", "/api/v1/transfers/"+id, ""); r.Status != http.StatusOK || r.Body["status"] != "Completed" {
 		t.Fatalf("the admin reads the transfer: %d %s", r.Status, r.Raw)
 	}
-	problem(t, c3.Do("GET", "/api/v1/transfers/"+id, ""), http.StatusNotFound, "")
-	problem(t, h.AsUser("elsewhere", "tr-admin2", "admin").Do("GET", "/api/v1/transfers/"+id, ""), http.StatusNotFound, "")
-	problem(t, c1.Do("GET", "/api/v1/transfers/no-such-transfer", ""), http.StatusNotFound, "")
+	moduletest.Problem(t, c3.Do("GET", "/api/v1/transfers/"+id, ""), http.StatusNotFound, "")
+	moduletest.Problem(t, h.AsUser("elsewhere", "tr-admin2", "admin").Do("GET", "/api/v1/transfers/"+id, ""), http.StatusNotFound, "")
+	moduletest.Problem(t, c1.Do("GET", "/api/v1/transfers/no-such-transfer", ""), http.StatusNotFound, "")
 
 	// Insufficient funds: accepted, then Failed with the reason; nothing moved.
 	id = start(c1, a, b, 5000)
@@ -586,14 +529,14 @@ func testTransfers(t *testing.T, h *moduletest.Harness) {
 			t.Errorf("%s: %d %s, want %d", c.name, r.Status, r.Raw, c.status)
 			continue
 		}
-		problem(t, r, c.status, c.reason)
+		moduletest.Problem(t, r, c.status, c.reason)
 	}
 	// Nothing moved by the refusals.
 	pos = sync(b)
 	account(t, c1, a, pos, 701)
 	account(t, c2, b, pos, 303)
 	account(t, c1, e, pos, 1000)
-	problem(t, h.As("").Do("POST", "/api/v1/transfers", fmt.Sprintf(`{"from_account_id":%q,"to_account_id":%q,"amount":%s}`, a, b, usd(10))), http.StatusUnauthorized, "")
+	moduletest.Problem(t, h.As("").Do("POST", "/api/v1/transfers", fmt.Sprintf(`{"from_account_id":%q,"to_account_id":%q,"amount":%s}`, a, b, usd(10))), http.StatusUnauthorized, "")
 }
 
 // testIDs: an ID with control characters is a bad request wherever it
@@ -609,11 +552,11 @@ func testIDs(t *testing.T, h *moduletest.Harness) {
 		{"POST", "/api/v1/accounts/%1F/close", ""},
 		{"GET", "/api/v1/transfers/%01", ""},
 	} {
-		badField(t, admin.Do(c.method, c.path, c.body), "id")
+		moduletest.BadField(t, admin.Do(c.method, c.path, c.body), "id")
 	}
-	badField(t, admin.Do("POST", "/api/v1/accounts", `{"owner_id":"a\u0001b","currency":"USD"}`), "owner_id")
-	badField(t, admin.Do("POST", "/api/v1/transfers", `{"from_account_id":"a\u0001","to_account_id":"b","amount":`+usd(1)+`}`), "from_account_id")
-	badField(t, admin.Do("GET", "/api/v1/accounts/"+strings.Repeat("x", 129), ""), "id")
+	moduletest.BadField(t, admin.Do("POST", "/api/v1/accounts", `{"owner_id":"a\u0001b","currency":"USD"}`), "owner_id")
+	moduletest.BadField(t, admin.Do("POST", "/api/v1/transfers", `{"from_account_id":"a\u0001","to_account_id":"b","amount":`+usd(1)+`}`), "from_account_id")
+	moduletest.BadField(t, admin.Do("GET", "/api/v1/accounts/"+strings.Repeat("x", 129), ""), "id")
 }
 
 // TestTransfersStayInTheirTenantAndKeepTheirID: a transfer into another
@@ -631,7 +574,7 @@ func TestTransfersStayInTheirTenantAndKeepTheirID(t *testing.T) {
 		b, _ := open(t, admin, "x-c2", "USD", 1000)
 		x, _ := open(t, far, "far-owner", "USD", 0)
 		r := c1.Do("POST", "/api/v1/transfers", fmt.Sprintf(`{"from_account_id":%q,"to_account_id":%q,"amount":%s}`, a, x, usd(100)))
-		problem(t, r, http.StatusNotFound, "account_not_found")
+		moduletest.Problem(t, r, http.StatusNotFound, "account_not_found")
 
 		const id = "0190c0de-0000-7000-8000-000000000001"
 		body := fmt.Sprintf(`{"id":%q,"from_account_id":%q,"to_account_id":%q,"amount":%s}`, id, a, b, usd(10))
@@ -644,12 +587,12 @@ func TestTransfersStayInTheirTenantAndKeepTheirID(t *testing.T) {
 			t.Fatalf("the same transfer again: %d %s", again.Status, again.Raw)
 		}
 		r = c2.Do("POST", "/api/v1/transfers", fmt.Sprintf(`{"id":%q,"from_account_id":%q,"to_account_id":%q,"amount":%s}`, id, b, a, usd(999)))
-		problem(t, r, http.StatusUnprocessableEntity, "transfer_id_reused")
-		eventually(t, "transfer", func() (bool, string) {
+		moduletest.Problem(t, r, http.StatusUnprocessableEntity, "transfer_id_reused")
+		moduletest.Eventually(t, "transfer", func() (bool, string) {
 			r := c1.Do("GET", "/api/v1/transfers/"+id, "")
 			return r.Body["status"] == "Completed", string(r.Raw)
 		})
-		eventually(t, "the credit", func() (bool, string) {
+		moduletest.Eventually(t, "the credit", func() (bool, string) {
 			r := admin.Do("GET", "/api/v1/accounts/"+b, "")
 			n, _ := balance(t, r.Body)
 			return n == 1010, string(r.Raw)

@@ -61,22 +61,3 @@ func (h *Handler) transfer(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", "/api/v1/transfers/"+t.ID)
 	httpapi.JSON(w, http.StatusAccepted, t)
 }
-
-func (h *Handler) getTransfer(w http.ResponseWriter, r *http.Request) {
-	id, err := httpapi.PathID(r, "id")
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	c, err := caller(r)
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	t, err := h.transfers.Get(r.Context(), c, id)
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	httpapi.JSON(w, http.StatusOK, t)
-}

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/agora-commerce/agora/eventstore"
@@ -46,4 +47,28 @@ func Metadata(r *http.Request) eventstore.Metadata {
 		m.Tenant, m.User = c.Tenant, c.Subject
 	}
 	return m
+}
+
+// Read serves a GET of one resource: the path value param (checked by
+// httpapi.PathID) and the verified caller go to get, whose result is the
+// 200 JSON answer and whose error is the problem.
+func Read[T any](param string, get func(ctx context.Context, c *Claims, id string) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := httpapi.PathID(r, param)
+		if err != nil {
+			httpapi.Error(w, r, err)
+			return
+		}
+		c, err := Caller(r)
+		if err != nil {
+			httpapi.Error(w, r, err)
+			return
+		}
+		v, err := get(r.Context(), c, id)
+		if err != nil {
+			httpapi.Error(w, r, err)
+			return
+		}
+		httpapi.JSON(w, http.StatusOK, v)
+	}
 }

@@ -2,10 +2,11 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/agora-commerce/agora/internal/platform/auth"
-	"github.com/agora-commerce/agora/internal/platform/httpapi"
+	"github.com/agora-commerce/agora/internal/shipping"
 	"github.com/agora-commerce/agora/internal/shipping/app"
 )
 
@@ -23,24 +24,7 @@ func New(svc *app.Service, orders Orders) *Handler { return &Handler{svc: svc, o
 
 // Register adds the shipping routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /api/v1/shipments/{order_id}", h.get)
-}
-
-func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
-	id, err := httpapi.PathID(r, "order_id")
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	c, err := auth.Caller(r)
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	s, err := h.svc.ShipmentFor(r.Context(), c, h.orders, id)
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	httpapi.JSON(w, http.StatusOK, s)
+	mux.HandleFunc("GET /api/v1/shipments/{order_id}", auth.Read("order_id", func(ctx context.Context, c *auth.Claims, id string) (shipping.Shipment, error) {
+		return h.svc.ShipmentFor(ctx, c, h.orders, id)
+	}))
 }
