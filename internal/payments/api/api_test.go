@@ -3,15 +3,19 @@ package api_test
 import (
 	"database/sql"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/module/moduletest"
 	"github.com/agora-commerce/agora/internal/payments/paymentsmod"
+	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/internal/testenv"
 )
 
@@ -598,5 +602,96 @@ func TestTransfersStayInTheirTenantAndKeepTheirID(t *testing.T) {
 			return n == 1010, string(r.Raw)
 		})
 		account(t, far, x, "", 0)
+	})
+}
+
+// TestReadYourWritesTimesOut: a read asked to wait for a position its
+// read model never reaches answers 504 once the wait is over; a position
+// that is not one is 400.
+func TestReadYourWritesTimesOut(t *testing.T) {
+	store, db := testenv.SQLite(t)
+	h := moduletest.Start(t, paymentsmod.Module, store, db, nil)
+	admin := h.As("admin")
+	id, _ := open(t, admin, "dave", "USD", 0)
+	start := time.Now()
+	r := admin.Do("GET", "/api/v1/accounts/"+id, "", "Agora-Min-Position", "999999")
+	moduletest.Problem(t, r, http.StatusGatewayTimeout, "read_model_lagging")
+	if waited := time.Since(start); waited < httpapi.MaxConsistencyWait-time.Second {
+		t.Fatalf("answered 504 after %v, before waiting", waited)
+	}
+	moduletest.Problem(t, admin.Do("GET", "/api/v1/accounts/"+id, "", "Agora-Min-Position", "abc"), http.StatusBadRequest, "")
+}
+
+// TestConcurrentClients: 32 clients deposit and withdraw at once on one
+// account; every acknowledged change is in its balance and in its events,
+// which never go below zero, and every refusal is for funds.
+func TestConcurrentClients(t *testing.T) {
+	testenv.Backends(t, func(t *testing.T, store eventstore.Store, db *sql.DB) {
+		h := moduletest.Start(t, paymentsmod.Module, store, db, nil)
+		admin := h.As("admin")
+		const initial = 5_000
+		id, _ := open(t, admin, "frank", "USD", initial)
+		var mu sync.Mutex
+		var want int64 = initial
+		var ok int
+		var wg sync.WaitGroup
+		for w := range 32 {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(w), 7))
+				for range 20 {
+					amount := rng.Int64N(900) + 1
+					path, sign := "/deposits", int64(1)
+					if rng.IntN(2) == 0 {
+						path, sign = "/withdrawals", -1
+					}
+					r := admin.Do("POST", "/api/v1/accounts/"+id+path, `{"amount":`+usd(amount)+`}`)
+					mu.Lock()
+					switch {
+					case r.Status == http.StatusOK:
+						want += sign * amount
+						ok++
+						if n, _ := balance(t, r.Body); n < 0 {
+							t.Errorf("an answer shows a negative balance %d", n)
+						}
+					case r.Status == http.StatusConflict && r.Body["reason"] == "insufficient_funds" && sign < 0:
+					default:
+						t.Errorf("%s %d: %d %s", path, amount, r.Status, r.Raw)
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		var replayed int64
+		var last string
+		cursor := ""
+		for {
+			ev := admin.Do("GET", "/api/v1/accounts/"+id+"/events?limit=100"+cursor, "")
+			for _, it := range ev.Body["items"].([]any) {
+				e := it.(map[string]any)
+				d := e["data"].(map[string]any)
+				switch e["type"] {
+				case "payments.AccountOpened":
+					replayed = int64(d["initial_balance"].(float64))
+				case "payments.MoneyDeposited":
+					replayed += int64(d["amount"].(map[string]any)["amount"].(float64))
+				case "payments.MoneyWithdrawn":
+					replayed -= int64(d["amount"].(map[string]any)["amount"].(float64))
+				}
+				if replayed < 0 {
+					t.Fatalf("the balance went negative at version %v", e["version"])
+				}
+				last = strconv.FormatInt(int64(e["position"].(float64)), 10)
+			}
+			nc, more := ev.Body["next_cursor"].(string)
+			if !more {
+				break
+			}
+			cursor = "&cursor=" + nc
+		}
+		got := account(t, admin, id, last, want)
+		if replayed != want || got["transaction_count"].(float64) != float64(ok+1) {
+			t.Fatalf("replayed %d, acknowledged %d; transaction_count %v, want %d", replayed, want, got["transaction_count"], ok+1)
+		}
 	})
 }
