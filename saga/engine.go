@@ -451,7 +451,7 @@ func (e *Engine) advance(ctx context.Context, id string) (err error) {
 				if err := st.settle(); err != nil {
 					return err
 				}
-				if err := r.onEnd(WithMetadata(ctx, st.meta), id, Completed, "", st.data); err != nil {
+				if err := e.onEnd(ctx, r, st, Completed, st.data); err != nil {
 					e.opts.Logger.Warn("saga: end hook failed; will retry", "saga", id, "err", err)
 					if err := backoff.Sleep(ctx, e.backoff(1)); err != nil {
 						return err
@@ -466,7 +466,7 @@ func (e *Engine) advance(ctx context.Context, id string) (err error) {
 		case Compensating:
 			j := st.toCompensate(steps)
 			if j < 0 {
-				if err := r.onEnd(WithMetadata(ctx, st.meta), id, Compensated, st.reason, st.data); err != nil {
+				if err := e.onEnd(ctx, r, st, Compensated, st.data); err != nil {
 					e.opts.Logger.Warn("saga: end hook failed; will retry", "saga", id, "err", err)
 					if err := backoff.Sleep(ctx, e.backoff(1)); err != nil {
 						return err
@@ -508,7 +508,9 @@ func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, steps 
 		}
 		actx, cancel = context.WithDeadline(ctx, first.Add(s.deadline))
 	}
-	data, err := r.action(WithMetadata(actx, st.meta), i, st.id, attempt, st.data)
+	sctx, span := stepSpan(actx, st, steps[i].name, i, attempt, false)
+	data, err := r.action(sctx, i, st.id, attempt, st.data)
+	endStep(span, err)
 	timedOut := actx.Err() != nil && ctx.Err() == nil
 	cancel()
 	if ctx.Err() != nil {
@@ -543,7 +545,7 @@ func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, steps 
 		if err := st.settle(); err != nil {
 			return err // the step before did not record: not done yet
 		}
-		if err := r.onEnd(WithMetadata(ctx, st.meta), st.id, Completed, "", final); err == nil {
+		if err := e.onEnd(ctx, r, st, Completed, final); err == nil {
 			return e.appendEach(ctx, st, []string{evStepCompleted, evCompleted}, []event{{Step: i, Data: data}, {}})
 		}
 		return e.append(ctx, st, event{Step: i, Data: data}, evStepCompleted)
@@ -573,7 +575,9 @@ func (e *Engine) backward(ctx context.Context, r runner, st *state, j int) error
 	if err := e.append(ctx, st, event{Step: j, Attempt: attempt}, evStepCompensating); err != nil {
 		return err
 	}
-	err := r.compensate(WithMetadata(ctx, st.meta), j, st.id, attempt, st.data, st.reason)
+	cctx, span := stepSpan(ctx, st, r.steps()[j].name, j, attempt, true)
+	err := r.compensate(cctx, j, st.id, attempt, st.data, st.reason)
+	endStep(span, err)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

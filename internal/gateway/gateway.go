@@ -16,6 +16,8 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"net"
 	"net/http"
@@ -36,6 +38,7 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
+	"github.com/agora-commerce/agora/internal/platform/tracing"
 )
 
 // Config assembles a Gateway.
@@ -208,7 +211,17 @@ func (g *Gateway) route(rt *routes.Route) http.Handler {
 	if g.validate != nil {
 		h = g.validate.Handler(rt.Pattern, h)
 	}
-	return routes.Authorize(g.cfg.Verifier, rt, h)
+	return routes.Authorize(g.cfg.Verifier, rt, traced(rt, h))
+}
+
+// traced marks the request's span as the gateway's, routing to rt's
+// cluster.
+func traced(rt *routes.Route, next http.Handler) http.Handler {
+	attrs := []attribute.KeyValue{tracing.ServiceKey.String("gateway"), attribute.String("agora.cluster", rt.Cluster)}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		trace.SpanFromContext(r.Context()).SetAttributes(attrs...)
+		next.ServeHTTP(w, r)
+	})
 }
 
 // identify counts a request against its user and tenant, or its client

@@ -31,12 +31,14 @@ import (
 	"github.com/agora-commerce/agora/internal/gateway/eventstream"
 	"github.com/agora-commerce/agora/internal/gateway/registry"
 	"github.com/agora-commerce/agora/internal/gateway/routes"
+	"github.com/agora-commerce/agora/internal/gateway/traces"
 	"github.com/agora-commerce/agora/internal/module"
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/call"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/internal/platform/openapi"
 	"github.com/agora-commerce/agora/internal/platform/telemetry"
+	"github.com/agora-commerce/agora/internal/platform/tracing"
 	"github.com/agora-commerce/agora/internal/shipping/carrier"
 	"github.com/agora-commerce/agora/messaging"
 	"github.com/agora-commerce/agora/messaging/natsbus"
@@ -268,6 +270,8 @@ func (s *Server) ops() *http.ServeMux {
 	ops.Handle("GET /metrics", s.metrics.Handler())
 	ops.Handle("GET /openapi.json", openapi.Handler())
 	ops.Handle("GET /api/v1/events/stream", eventstream.Handler(s.bus, module.EventsStream, module.CatalogStream))
+	ops.Handle("GET /api/v1/ops/traces", traces.ListHandler(tracing.Recent()))
+	ops.Handle("GET /api/v1/ops/traces/{trace_id}", traces.GetHandler(tracing.Recent()))
 	return ops
 }
 

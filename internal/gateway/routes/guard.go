@@ -3,9 +3,13 @@ package routes
 import (
 	"net/http"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
+	"github.com/agora-commerce/agora/internal/platform/tracing"
 )
 
 // Authenticator checks a request's bearer token (*auth.Verifier).
@@ -28,8 +32,14 @@ var ErrForbidden = &errs.Error{Code: errs.Forbidden, Reason: "forbidden", Messag
 //
 // Rules about data — whose account, which tenant, on whose behalf — are
 // the application's, not the route's.
+//
+// It names the request's span after the route.
 func Authorize(v Authenticator, rt *Route, next http.Handler) http.Handler {
+	route := attribute.String("http.route", rt.Pattern)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		span := trace.SpanFromContext(r.Context())
+		span.SetName(rt.Pattern)
+		span.SetAttributes(route)
 		if rt.Auth == AuthNone {
 			if c, err := v.Authenticate(r); err == nil {
 				r = r.WithContext(auth.WithClaims(r.Context(), c))
@@ -60,6 +70,12 @@ func Authorize(v Authenticator, rt *Route, next http.Handler) http.Handler {
 // and never routes, such as inventory's stock levels), reach next; any
 // other request is answered 404 (or 405) without reaching it.
 func (t *Table) Guard(cluster string, v Authenticator, next http.Handler, extra ...*Route) http.Handler {
+	service := tracing.ServiceKey.String(cluster)
+	inner := next
+	next = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		trace.SpanFromContext(r.Context()).SetAttributes(service)
+		inner.ServeHTTP(w, r)
+	})
 	mux := http.NewServeMux()
 	for _, rt := range t.Routes {
 		if rt.Cluster == cluster {

@@ -14,6 +14,8 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
+	"github.com/agora-commerce/agora/internal/platform/tracing"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Handler serves the ordering API. Each handler decodes, calls one
@@ -118,6 +120,7 @@ func (h *Handler) place(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
+	trace.SpanFromContext(r.Context()).SetAttributes(tracing.OrderKey.String(o.ID))
 	httpapi.SetPosition(w, pos)
 	w.Header().Set("Location", "/api/v1/orders/"+o.ID)
 	httpapi.JSON(w, http.StatusAccepted, View{Order: o, SagaID: h.sagaID(o.ID)})

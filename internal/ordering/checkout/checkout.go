@@ -32,8 +32,10 @@ import (
 	"github.com/agora-commerce/agora/internal/ordering"
 	"github.com/agora-commerce/agora/internal/ordering/app"
 	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
+	"github.com/agora-commerce/agora/internal/platform/tracing"
 	"github.com/agora-commerce/agora/money"
 	"github.com/agora-commerce/agora/saga"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // SagaType is the checkout saga's type.
@@ -122,6 +124,7 @@ func Saga(p Ports) saga.Definition[Data] {
 	// What a step writes carries the tenant, user and trace context of
 	// the request that placed the order.
 	meta := func(ctx context.Context, x *saga.Exec[Data]) eventstore.Metadata {
+		trace.SpanFromContext(ctx).SetAttributes(tracing.ServiceKey.String("ordering"), tracing.OrderKey.String(x.Data.OrderID))
 		m, _ := saga.MetadataFrom(ctx)
 		m.CorrelationID, m.CausationID = x.Data.OrderID, x.AttemptID()
 		return m

@@ -31,7 +31,13 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/internal/platform/tracing"
 )
 
 // None is the response of a call that answers nothing but its outcome.
@@ -81,14 +87,35 @@ type Answer struct {
 	Respond func(ctx context.Context, data []byte) []byte
 }
 
-// Answer returns f as c's answer.
+// envelope is a request on the bus: the request, and the trace context
+// of the call.
+type envelope struct {
+	TraceParent string          `json:"traceparent,omitempty"`
+	Request     json.RawMessage `json:"request"`
+}
+
+// Answer returns f as c's answer. Each answer runs in a span of the
+// owner's, a child of the caller's.
 func (c Call[Req, Resp]) Answer(f func(ctx context.Context, req Req) (Resp, error)) Answer {
-	return Answer{Subject: c.Subject, Owner: c.Owner, local: f, Respond: func(ctx context.Context, data []byte) []byte {
+	traced := func(ctx context.Context, req Req) (Resp, error) {
+		ctx, span := tracer().Start(ctx, c.Subject, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(tracing.ServiceKey.String(c.Owner), attribute.String("agora.call", c.Subject)))
+		res, err := f(ctx, req)
+		end(span, err)
+		return res, err
+	}
+	return Answer{Subject: c.Subject, Owner: c.Owner, local: traced, Respond: func(ctx context.Context, data []byte) []byte {
 		var req Req
 		var rp reply
-		if err := json.Unmarshal(data, &req); err != nil {
+		var env envelope
+		err := json.Unmarshal(data, &env)
+		if err == nil {
+			err = json.Unmarshal(env.Request, &req)
+		}
+		ctx = tracing.Extract(ctx, env.TraceParent)
+		if err != nil {
 			rp.Error = &wireError{Message: "bad request: " + err.Error()}
-		} else if res, err := f(ctx, req); err != nil {
+		} else if res, err := traced(ctx, req); err != nil {
 			rp.Error = toWire(err)
 		} else if rp.Result, err = json.Marshal(res); err != nil {
 			rp.Error = &wireError{Message: "bad result: " + err.Error()}
@@ -167,7 +194,10 @@ func (x *Exchange) local(subject string) (Answer, bool) {
 // process runs c's owner (looked up at each call, so the order in which
 // modules are built does not matter), else over the bus.
 func (c Call[Req, Resp]) Bind(x *Exchange) func(ctx context.Context, req Req) (Resp, error) {
-	return func(ctx context.Context, req Req) (Resp, error) {
+	return func(ctx context.Context, req Req) (res Resp, err error) {
+		ctx, span := tracer().Start(ctx, c.Subject, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("agora.call", c.Subject), attribute.String("agora.call.owner", c.Owner)))
+		defer func() { end(span, err) }()
 		if a, ok := x.local(c.Subject); ok {
 			if f, ok := a.local.(func(context.Context, Req) (Resp, error)); ok {
 				return f(ctx, req)
@@ -185,7 +215,11 @@ func (c Call[Req, Resp]) remote(ctx context.Context, bus Requester, req Req) (Re
 	if bus == nil {
 		return out, &errs.Error{Code: errs.Unavailable, Reason: "context_unavailable", Message: "nothing answers " + c.Subject}
 	}
-	data, err := json.Marshal(req)
+	body, err := json.Marshal(req)
+	if err != nil {
+		return out, fmt.Errorf("%s: encode: %w", c.Subject, err)
+	}
+	data, err := json.Marshal(envelope{TraceParent: tracing.TraceParent(ctx), Request: body})
 	if err != nil {
 		return out, fmt.Errorf("%s: encode: %w", c.Subject, err)
 	}
@@ -221,6 +255,19 @@ func (c Call[Req, Resp]) remote(ctx context.Context, bus Requester, req Req) (Re
 		}
 	}
 	return out, nil
+}
+
+func tracer() trace.Tracer { return otel.Tracer("github.com/agora-commerce/agora/call") }
+
+// end records err (an error that is not a refusal) on span and ends it.
+func end(span trace.Span, err error) {
+	if err != nil {
+		span.SetAttributes(attribute.String("agora.error", errs.ReasonOf(err)))
+		if errs.Transient(err) || errs.CodeOf(err) == errs.Internal {
+			span.SetStatus(codes.Error, err.Error())
+		}
+	}
+	span.End()
 }
 
 // Owner says whose a resource is: the answer of the owner queries.

@@ -191,9 +191,14 @@ func TestRequestOnTheBus(t *testing.T) {
 	if strings.Join(r.subjects, " ") != strings.Join(want, " ") {
 		t.Errorf("subjects %q, want %q", r.subjects, want)
 	}
+	// On the bus a request travels in an envelope with the call's trace
+	// context.
+	var env struct {
+		Request json.RawMessage `json:"request"`
+	}
 	var sent inventoryapi.StockRequest
-	if err := json.Unmarshal(r.bodies[0], &sent); err != nil {
-		t.Fatalf("the request is not JSON: %v: %s", err, r.bodies[0])
+	if err := json.Unmarshal(r.bodies[0], &env); err != nil || json.Unmarshal(env.Request, &sent) != nil {
+		t.Fatalf("the request is not an enveloped JSON request: %v: %s", err, r.bodies[0])
 	}
 	if sent.Meta != stock.Meta || sent.OrderID != stock.OrderID || len(sent.Lines) != 1 || sent.Lines[0] != stock.Lines[0] {
 		t.Errorf("sent %+v, want %+v", sent, stock)

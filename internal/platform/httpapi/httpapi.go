@@ -20,9 +20,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/internal/platform/tracing"
 )
 
 // MaxBodyBytes is the largest request body accepted (1 MiB); larger get 413.
@@ -277,14 +282,15 @@ func Middleware(log *slog.Logger, h http.Handler) http.Handler {
 // RequestID gives every request an ID: the client's X-Request-Id when it
 // is well-formed (ValidRequestID), else a new UUID. The ID is set on the
 // response and on the request's header, so that handlers, upstreams and
-// problem answers carry it; the request is not copied.
+// problem answers carry it.
 //
-// It also places the request in a W3C trace: a valid incoming
-// traceparent is continued (same trace, a new span of this hop), else a
-// trace starts. The request's Traceparent header becomes this hop's, for
-// the events it writes and the upstreams it calls, and the response
-// names the trace in Agora-Trace-Id.
+// It also runs the request in a server span of its W3C trace: an incoming
+// traceparent is continued, else a trace starts. The request's
+// Traceparent header becomes this span's, for the events it writes and
+// the upstreams it calls, and the response names the trace in
+// Agora-Trace-Id.
 func RequestID(next http.Handler) http.Handler {
+	tracer := tracing.Tracer("http")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get(RequestIDHeader)
 		if !ValidRequestID(id) {
@@ -292,10 +298,20 @@ func RequestID(next http.Handler) http.Handler {
 			r.Header.Set(RequestIDHeader, id)
 		}
 		w.Header().Set(RequestIDHeader, id)
-		tp := ContinueTrace(r.Header.Get(TraceParentHeader))
-		r.Header.Set(TraceParentHeader, tp)
-		w.Header().Set(TraceIDHeader, tp[3:35])
-		next.ServeHTTP(w, r)
+		ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
+				attribute.String("agora.request_id", id)))
+		defer span.End()
+		r.Header.Del(TraceParentHeader)
+		tracing.Propagator.Inject(ctx, propagation.HeaderCarrier(r.Header))
+		w.Header().Set(TraceIDHeader, span.SpanContext().TraceID().String())
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(ctx))
+		span.SetAttributes(attribute.Int("http.response.status_code", sw.code()))
+		if sw.code() >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(sw.code()))
+		}
 	})
 }
 
@@ -399,6 +415,14 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// code is the status answered (200 if the handler only wrote).
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
 
 // NotFound answers unknown routes with problem+json.
 func NotFound(w http.ResponseWriter, r *http.Request) {

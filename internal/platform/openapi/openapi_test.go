@@ -72,6 +72,8 @@ var apiEndpoints = []endpoint{
 	{"GET", "/metrics", []string{"anyone"}},
 	{"GET", "/openapi.json", []string{"anyone"}},
 	{"GET", "/api/v1/events/stream", []string{"admin"}},
+	{"GET", "/api/v1/ops/traces", []string{"admin"}},
+	{"GET", "/api/v1/ops/traces/{trace_id}", []string{"admin"}},
 	{"GET", "/", []string{"anyone"}},
 }
 

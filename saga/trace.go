@@ -1,0 +1,66 @@
+package saga
+
+import (
+	"context"
+	"encoding/json"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// stepSpan starts the span of one attempt at a step (or, compensating,
+// at its compensation) of instance st, in the trace the instance started
+// in (its metadata's traceparent), and returns the context for the step:
+// the span, and the instance's metadata with the span as its trace
+// context. The tracer and propagator are OpenTelemetry's global ones.
+func stepSpan(ctx context.Context, st *state, name string, step, attempt int, compensating bool) (context.Context, trace.Span) {
+	if st.meta.TraceParent != "" {
+		ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier{"traceparent": st.meta.TraceParent})
+	}
+	verb := "saga step "
+	if compensating {
+		verb = "saga compensation "
+	}
+	ctx, span := otel.Tracer("github.com/agora-commerce/agora/saga").Start(ctx, verb+st.typ+" "+name,
+		trace.WithAttributes(attribute.String("saga.type", st.typ), attribute.String("saga.id", st.id), attribute.String("saga.step", name),
+			attribute.Int("saga.step_index", step), attribute.Int("saga.attempt", attempt), attribute.Bool("saga.compensation", compensating)))
+	meta := st.meta
+	c := propagation.MapCarrier{}
+	otel.GetTextMapPropagator().Inject(ctx, c)
+	if tp := c["traceparent"]; tp != "" {
+		meta.TraceParent = tp
+	}
+	return WithMetadata(ctx, meta), span
+}
+
+// endStep records an attempt's outcome on its span and ends it.
+func endStep(span trace.Span, err error) {
+	switch reason := ReasonOf(err); {
+	case err == nil:
+		span.SetAttributes(attribute.String("saga.outcome", "completed"))
+	case reason != "":
+		span.SetAttributes(attribute.String("saga.outcome", "failed: "+reason))
+		span.SetStatus(codes.Error, reason)
+	default:
+		span.SetAttributes(attribute.String("saga.outcome", "error"))
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// onEnd runs the definition's end hook for st ending with status, in a
+// span of the instance's trace.
+func (e *Engine) onEnd(ctx context.Context, r runner, st *state, status Status, data json.RawMessage) error {
+	reason := ""
+	if status != Completed {
+		reason = st.reason
+	}
+	ctx, span := stepSpan(ctx, st, "end: "+string(status), -1, 0, false)
+	err := r.onEnd(ctx, st.id, status, reason, data)
+	endStep(span, err)
+	return err
+}
