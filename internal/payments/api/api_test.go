@@ -576,7 +576,7 @@ func TestTransfersStayInTheirTenantAndKeepTheirID(t *testing.T) {
 		c2 := h.AsUser("demo", "x-c2", "customer")
 		a, _ := open(t, admin, "x-c1", "USD", 1000)
 		b, _ := open(t, admin, "x-c2", "USD", 1000)
-		x, _ := open(t, far, "far-owner", "USD", 0)
+		x, xpos := open(t, far, "far-owner", "USD", 0)
 		r := c1.Do("POST", "/api/v1/transfers", fmt.Sprintf(`{"from_account_id":%q,"to_account_id":%q,"amount":%s}`, a, x, usd(100)))
 		moduletest.Problem(t, r, http.StatusNotFound, "account_not_found")
 
@@ -597,11 +597,14 @@ func TestTransfersStayInTheirTenantAndKeepTheirID(t *testing.T) {
 			return r.Body["status"] == "Completed", string(r.Raw)
 		})
 		moduletest.Eventually(t, "the credit", func() (bool, string) {
-			r := admin.Do("GET", "/api/v1/accounts/"+b, "")
+			r := admin.Do("GET", "/api/v1/accounts/"+b, "") // the read model may lag: 404 until it has the account
+			if r.Status != http.StatusOK {
+				return false, string(r.Raw)
+			}
 			n, _ := balance(t, r.Body)
 			return n == 1010, string(r.Raw)
 		})
-		account(t, far, x, "", 0)
+		account(t, far, x, xpos, 0)
 	})
 }
 
