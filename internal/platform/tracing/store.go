@@ -71,12 +71,17 @@ type Summary struct {
 	OrderIDs   []string  `json:"order_ids,omitempty"`
 }
 
+// entry is a trace as the store keeps it: its spans as the SDK handed
+// them over (turned into Spans only when read, off the hot path), and
+// what lists and filters need.
 type entry struct {
 	id         string
-	spans      []Span
+	spans      []sdktrace.ReadOnlySpan
 	bytes      int
 	start, end time.Time
 	err        bool
+	root       string
+	services   []string
 	orders     []string
 	elem       *list.Element
 }
@@ -122,57 +127,47 @@ func (s *Store) OnEnd(ro sdktrace.ReadOnlySpan) {
 	if !sc.IsSampled() {
 		return
 	}
-	sp := Span{SpanID: sc.SpanID().String(), Name: ro.Name(), Kind: ro.SpanKind().String(), Start: ro.StartTime(), End: ro.EndTime(),
-		Status: "Unset", Attributes: attrs(ro.Attributes()), Events: []Event{}, Links: []Link{}}
-	if p := ro.Parent(); p.IsValid() {
-		sp.ParentSpanID = p.SpanID().String()
-	}
-	switch st := ro.Status(); st.Code {
-	case codes.Error:
-		sp.Status, sp.StatusText = "Error", st.Description
-	case codes.Ok:
-		sp.Status = "Ok"
-	}
-	size := 256 + len(sp.Name) + len(sp.StatusText)
-	var order string
+	size := 256 + len(ro.Name()) + 64*(len(ro.Events())+len(ro.Links()))
+	var service, order string
 	for _, kv := range ro.Attributes() {
-		size += len(kv.Key) + len(kv.Value.String())
+		size += len(kv.Key) + 16
 		switch kv.Key {
 		case ServiceKey:
-			sp.Service = kv.Value.AsString()
+			service = kv.Value.AsString()
 		case OrderKey:
 			order = kv.Value.AsString()
 		}
-	}
-	for _, e := range ro.Events() {
-		sp.Events = append(sp.Events, Event{Name: e.Name, Time: e.Time, Attributes: attrs(e.Attributes)})
-		size += 64 + len(e.Name)
-	}
-	for _, l := range ro.Links() {
-		sp.Links = append(sp.Links, Link{TraceID: l.SpanContext.TraceID().String(), SpanID: l.SpanContext.SpanID().String()})
-		size += 64
+		if kv.Value.Type() == attribute.STRING {
+			size += len(kv.Value.AsString())
+		}
 	}
 	id := sc.TraceID().String()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.byID[id]
 	if e == nil {
-		e = &entry{id: id, start: sp.Start, end: sp.End}
+		e = &entry{id: id, start: ro.StartTime(), end: ro.EndTime()}
 		e.elem = s.lru.PushFront(e)
 		s.byID[id] = e
 	} else {
 		s.lru.MoveToFront(e.elem)
 	}
-	e.spans = append(e.spans, sp)
+	e.spans = append(e.spans, ro)
 	e.bytes += size
 	s.bytes += size
-	if sp.Start.Before(e.start) {
-		e.start = sp.Start
+	if ro.StartTime().Before(e.start) {
+		e.start = ro.StartTime()
 	}
-	if sp.End.After(e.end) {
-		e.end = sp.End
+	if ro.EndTime().After(e.end) {
+		e.end = ro.EndTime()
 	}
-	e.err = e.err || sp.Status == "Error"
+	e.err = e.err || ro.Status().Code == codes.Error
+	if p := ro.Parent(); !p.IsValid() || p.IsRemote() {
+		e.root = ro.Name()
+	}
+	if service != "" && !slices.Contains(e.services, service) {
+		e.services = append(e.services, service)
+	}
 	if order != "" && !slices.Contains(e.orders, order) {
 		e.orders = append(e.orders, order)
 	}
@@ -185,6 +180,32 @@ func (s *Store) OnEnd(ro sdktrace.ReadOnlySpan) {
 		delete(s.byID, old.id)
 		s.bytes -= old.bytes
 	}
+}
+
+// span turns a span the SDK handed over into the API's.
+func span(ro sdktrace.ReadOnlySpan) Span {
+	sc := ro.SpanContext()
+	sp := Span{SpanID: sc.SpanID().String(), Name: ro.Name(), Kind: ro.SpanKind().String(), Start: ro.StartTime(), End: ro.EndTime(),
+		Status: "Unset", Attributes: attrs(ro.Attributes()), Events: []Event{}, Links: []Link{}}
+	if p := ro.Parent(); p.IsValid() {
+		sp.ParentSpanID = p.SpanID().String()
+	}
+	switch st := ro.Status(); st.Code {
+	case codes.Error:
+		sp.Status, sp.StatusText = "Error", st.Description
+	case codes.Ok:
+		sp.Status = "Ok"
+	}
+	if v, ok := sp.Attributes[string(ServiceKey)].(string); ok {
+		sp.Service = v
+	}
+	for _, e := range ro.Events() {
+		sp.Events = append(sp.Events, Event{Name: e.Name, Time: e.Time, Attributes: attrs(e.Attributes)})
+	}
+	for _, l := range ro.Links() {
+		sp.Links = append(sp.Links, Link{TraceID: l.SpanContext.TraceID().String(), SpanID: l.SpanContext.SpanID().String()})
+	}
+	return sp
 }
 
 // Size returns how many traces and bytes the store holds.
@@ -202,7 +223,10 @@ func (s *Store) Get(id string) (Trace, bool) {
 	if e == nil {
 		return Trace{}, false
 	}
-	t := Trace{TraceID: id, Spans: slices.Clone(e.spans)}
+	t := Trace{TraceID: id, Spans: make([]Span, len(e.spans))}
+	for i, ro := range e.spans {
+		t.Spans[i] = span(ro)
+	}
 	slices.SortStableFunc(t.Spans, func(a, b Span) int { return a.Start.Compare(b.Start) })
 	// A span that names no service (a call's client side) ran in its
 	// parent's.
@@ -239,17 +263,11 @@ func (s *Store) List(f Filter) []Summary {
 		if (f.OrderID != "" && !slices.Contains(e.orders, f.OrderID)) || d < f.MinDuration || (f.Error != nil && *f.Error != e.err) {
 			continue
 		}
-		sum := Summary{TraceID: e.id, Start: e.start, DurationMS: float64(d.Microseconds()) / 1000, Spans: len(e.spans), Error: e.err,
-			OrderIDs: slices.Clone(e.orders), Services: []string{}}
-		for _, sp := range e.spans {
-			if sp.ParentSpanID == "" {
-				sum.Root = sp.Name
-			}
-			if sp.Service != "" && !slices.Contains(sum.Services, sp.Service) {
-				sum.Services = append(sum.Services, sp.Service)
-			}
+		sum := Summary{TraceID: e.id, Root: e.root, Start: e.start, DurationMS: float64(d.Microseconds()) / 1000, Spans: len(e.spans),
+			Error: e.err, OrderIDs: slices.Clone(e.orders), Services: slices.Sorted(slices.Values(e.services))}
+		if sum.Services == nil {
+			sum.Services = []string{}
 		}
-		slices.Sort(sum.Services)
 		out = append(out, sum)
 	}
 	return out
