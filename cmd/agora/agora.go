@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/bench"
+	"github.com/agora-commerce/agora/internal/platform/tracing"
 	"github.com/agora-commerce/agora/internal/server"
 )
 
@@ -161,7 +162,7 @@ func (m *Main) ParseFlags(args []string) error {
 
 // Run runs the parsed command.
 func (m *Main) Run(ctx context.Context) error {
-	log := slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: m.level}))
+	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: m.level})))
 	slog.SetDefault(log)
 	switch m.command {
 	case "serve":

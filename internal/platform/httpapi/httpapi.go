@@ -390,7 +390,7 @@ func AccessLog(log *slog.Logger, h http.Handler) http.Handler {
 // logRequest writes a request's access log line, if log takes Info.
 func logRequest(log *slog.Logger, r *http.Request, status int, start time.Time, id string) {
 	if log.Enabled(r.Context(), slog.LevelInfo) {
-		log.Info("http", "method", r.Method, "path", r.URL.Path, "status", status,
+		log.InfoContext(r.Context(), "http", "method", r.Method, "path", r.URL.Path, "status", status,
 			"duration_ms", float64(time.Since(start).Microseconds())/1000, "request_id", id)
 	}
 }
