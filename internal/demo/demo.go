@@ -37,25 +37,11 @@ var Products = []struct {
 	{"STICKER-1", "Sticker pack", 300, 1000},
 }
 
-// Seed logs in as d's users and, through api, funds the customer's
-// account the first time (d.Created) and creates and stocks the demo
-// catalog as the merchant (products whose SKU exists are left alone).
+// Seed, through api with d's tokens, funds the customer's account the
+// first time (d.Created) and creates and stocks the demo catalog as the
+// merchant (products whose SKU exists are left alone).
 func Seed(ctx context.Context, d module.Demo, api API) error {
-	login := func(email, password string) (string, error) {
-		var tok struct {
-			AccessToken string `json:"access_token"`
-		}
-		_, err := api(ctx, "POST", "/api/v1/auth/token", "", map[string]string{"email": email, "password": password}, &tok, http.StatusOK)
-		return tok.AccessToken, err
-	}
-	customer, err := login(d.CustomerEmail, d.CustomerPassword)
-	if err != nil {
-		return err
-	}
-	merchant, err := login(d.MerchantEmail, d.MerchantPassword)
-	if err != nil {
-		return err
-	}
+	customer, merchant := d.CustomerToken, d.MerchantToken
 	usd := func(cents int64) map[string]any { return map[string]any{"amount": cents, "currency": "USD"} }
 	if d.Created {
 		if _, err := api(ctx, "POST", "/api/v1/accounts/"+d.CustomerAccountID+"/deposits", customer,

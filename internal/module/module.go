@@ -1,7 +1,7 @@
 // Package module is Agora's unit of composition. Each bounded context is a
 // module: one constructor (Def.New) that takes what the platform gives it
-// — its stores, the bus, the saga engine, the cross-context exchange, the
-// clock, the logger, the registry — and returns what it runs: its HTTP
+// — its stores, the saga engine, the cross-context exchange, the
+// logger, the registry — and returns what it runs: its HTTP
 // routes, projections, consumers, the calls it answers, its daemons and
 // the map from its events to its integration events.
 //
@@ -28,7 +28,6 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/call"
 	"github.com/agora-commerce/agora/internal/shipping/carrier"
 	"github.com/agora-commerce/agora/messaging"
-	"github.com/agora-commerce/agora/messaging/natsbus"
 	"github.com/agora-commerce/agora/projection"
 	"github.com/agora-commerce/agora/saga"
 )
@@ -65,14 +64,8 @@ type Def struct {
 type Settings struct {
 	// DataDir is the data directory (the signing key lives there).
 	DataDir string
-	// Postgres says the stores are PostgreSQL (else SQLite); Schema is
-	// the PostgreSQL schema.
+	// Postgres says the stores are PostgreSQL (else SQLite).
 	Postgres bool
-	Schema   string
-	// Distributed says each process runs one module (--only): several
-	// instances may share the stores, and other contexts answer over
-	// the bus.
-	Distributed bool
 	// CheckoutMode is Orchestration or Choreography; CheckoutTimeout
 	// bounds each checkout step (orchestration) or the whole checkout.
 	CheckoutMode    string
@@ -92,9 +85,7 @@ type Platform struct {
 	// Store is the event store, DB the read-model database.
 	Store eventstore.Store
 	DB    *sql.DB
-	// Bus carries integration events; Redis is the shared cache tier
-	// (nil without one).
-	Bus   *natsbus.Bus
+	// Redis is the shared cache tier (nil without one).
 	Redis *redis.Client
 	// Sagas is the process's saga engine: a module registers its saga
 	// definitions there, and the engine drives the types registered.
@@ -108,8 +99,6 @@ type Platform struct {
 	Verifier *auth.Verifier
 	// Logger receives the module's logs.
 	Logger *slog.Logger
-	// Now is the clock.
-	Now func() time.Time
 	// Project opens a projection runner on the store and DB, for the
 	// module to return in Module.Projections.
 	Project func(ctx context.Context, p projection.Projection) (*projection.Runner, error)
@@ -170,6 +159,10 @@ type Demo struct {
 	CustomerAccountID string
 	// Created reports whether this start created the demo users.
 	Created bool
+	// CustomerToken and MerchantToken are short-lived access tokens of
+	// the demo users, for seeding the rest through the API without a
+	// login (never shown).
+	CustomerToken, MerchantToken string
 }
 
 // Reaction is a consumer of the events stream by which a context reacts

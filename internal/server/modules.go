@@ -62,11 +62,11 @@ func (s *Server) build(ctx context.Context, defs []module.Def) error {
 	s.engine = saga.NewEngine(s.store, s.rmDB, sopts)
 	s.calls = call.NewExchange(requester)
 	p := &module.Platform{
-		Settings: module.Settings{DataDir: s.cfg.DataDir, Postgres: s.cfg.PostgresURL != "", Schema: cmp.Or(s.cfg.PostgresSchema, "public"),
-			Distributed: distributed, CheckoutMode: s.cfg.CheckoutMode, CheckoutTimeout: s.cfg.CheckoutTimeout,
+		Settings: module.Settings{DataDir: s.cfg.DataDir, Postgres: s.cfg.PostgresURL != "",
+			CheckoutMode: s.cfg.CheckoutMode, CheckoutTimeout: s.cfg.CheckoutTimeout,
 			MerchantAccountID: s.cfg.MerchantAccountID, BootstrapAdmin: s.cfg.BootstrapAdmin, Carrier: s.Carrier},
-		Store: s.store, DB: s.rmDB, Bus: s.bus, Redis: s.redis, Sagas: s.engine, Calls: s.calls, Registry: s.reg,
-		Verifier: s.verifier, Logger: s.log, Now: time.Now,
+		Store: s.store, DB: s.rmDB, Redis: s.redis, Sagas: s.engine, Calls: s.calls, Registry: s.reg,
+		Verifier: s.verifier, Logger: s.log,
 		Project: func(ctx context.Context, pr projection.Projection) (*projection.Runner, error) {
 			// On PostgreSQL several instances may share the read models:
 			// fence each batch on its checkpoint (projection.Options.Shared).

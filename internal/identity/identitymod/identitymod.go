@@ -6,6 +6,7 @@ package identitymod
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/identity"
@@ -55,9 +56,21 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 			if err != nil {
 				return module.Demo{}, err
 			}
-			return module.Demo{Tenant: d.Tenant, MerchantEmail: d.Merchant.Email, MerchantPassword: d.Merchant.Password,
+			token := func(u app.SeededUser) (string, error) {
+				c := auth.Claims{Tenant: d.Tenant, Roles: identity.RoleNames(u.Roles), Email: u.Email}
+				c.Subject = u.ID
+				return signer.Issue(c, time.Minute)
+			}
+			out := module.Demo{Tenant: d.Tenant, MerchantEmail: d.Merchant.Email, MerchantPassword: d.Merchant.Password,
 				CustomerEmail: d.Customer.Email, CustomerPassword: d.Customer.Password, CustomerAccountID: d.Customer.AccountID,
-				Created: d.Customer.Created}, nil
+				Created: d.Customer.Created}
+			if out.CustomerToken, err = token(d.Customer); err != nil {
+				return module.Demo{}, err
+			}
+			if out.MerchantToken, err = token(d.Merchant); err != nil {
+				return module.Demo{}, err
+			}
+			return out, nil
 		},
 	}, nil
 }

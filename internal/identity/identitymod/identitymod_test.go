@@ -2,9 +2,11 @@ package identitymod_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"sync"
 	"testing"
 
+	"github.com/agora-commerce/agora/internal/identity"
 	"github.com/agora-commerce/agora/internal/identity/identitymod"
 	"github.com/agora-commerce/agora/internal/module"
 	"github.com/agora-commerce/agora/internal/module/moduletest"
@@ -42,5 +44,36 @@ func TestModule(t *testing.T) {
 	}
 	if d, err := h.Module.SeedDemo(context.Background()); err != nil || d.Created {
 		t.Fatalf("seed again: %+v %v", d, err)
+	}
+}
+
+// TestDemoTokens: the seed's tokens are the demo users', checked by the
+// platform's verifier, and no login is recorded for them.
+func TestDemoTokens(t *testing.T) {
+	store, db := testenv.SQLite(t)
+	fake := paymentsapi.OpenAccount.Answer(func(_ context.Context, r paymentsapi.OpenAccountRequest) (string, error) {
+		return "acct-" + r.Meta.User, nil
+	})
+	h := moduletest.Start(t, identitymod.Module, store, db, &moduletest.Options{Fakes: []call.Answer{fake}})
+	d, err := h.Module.SeedDemo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tok, role := range map[string]string{d.CustomerToken: "customer", d.MerchantToken: "merchant"} {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		c, err := h.Platform.Verifier.Authenticate(req)
+		if err != nil || !c.HasRole(role) || c.Tenant != d.Tenant {
+			t.Fatalf("%s token: %+v %v", role, c, err)
+		}
+	}
+	recs, err := store.ReadAll(context.Background(), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Type == identity.AuditLoginSucceeded {
+			t.Fatalf("the seed logged in: %+v", r)
+		}
 	}
 }

@@ -12,8 +12,6 @@ package moduletest
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -73,7 +71,9 @@ func Start(t *testing.T, def module.Def, store eventstore.Store, db *sql.DB, opt
 	if opts == nil {
 		opts = &Options{}
 	}
-	_, key, err := ed25519.GenerateKey(rand.Reader)
+	dir := t.TempDir()
+	// The platform's key, in the data directory, as identity signs with it.
+	key, err := auth.LoadOrCreateKey(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,14 +82,14 @@ func Start(t *testing.T, def module.Def, store eventstore.Store, db *sql.DB, opt
 	engine := saga.NewEngine(store, db, saga.Options{Logger: logger, BaseBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
 	x := call.NewExchange(nil)
 	x.Add(opts.Fakes...)
-	settings := module.Settings{DataDir: t.TempDir(), Postgres: strings.Contains(t.Name(), "postgres"), Schema: "public",
+	settings := module.Settings{DataDir: dir, Postgres: strings.Contains(t.Name(), "postgres"),
 		CheckoutMode: module.Orchestration, CheckoutTimeout: 10 * time.Second, MerchantAccountID: "merchant",
 		Carrier: carrier.NewSim(0, 0)}
 	if opts.Settings != nil {
 		opts.Settings(&settings)
 	}
 	p := &module.Platform{Settings: settings, Store: store, DB: db, Sagas: engine, Calls: x, Registry: registry.NewStatic(),
-		Verifier: auth.NewVerifier(signer.Keys(), auth.Options{}), Logger: logger, Now: time.Now,
+		Verifier: auth.NewVerifier(signer.Keys(), auth.Options{}), Logger: logger,
 		Project: func(ctx context.Context, pr projection.Projection) (*projection.Runner, error) {
 			r := projection.NewRunner(store, db, pr, projection.Options{Logger: logger, Shared: settings.Postgres})
 			return r, r.Init(ctx)
@@ -255,5 +255,64 @@ func Eventually(t *testing.T, what string, f func() (bool, string)) {
 			t.Fatalf("%s: still %s", what, last)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// All reads every page of the list at path as c, limit items a page,
+// once the read model includes pos ("" for no wait), and returns the
+// items. It fails c's test on any answer but 200, a page longer than
+// limit, a short page before the end, an empty next_cursor, or an item
+// (by id) listed twice.
+func (c *Client) All(path, pos string, limit int) []map[string]any {
+	t := c.h.T
+	t.Helper()
+	var out []map[string]any
+	seen := map[any]bool{}
+	cursor := ""
+	for page := 0; ; page++ {
+		if page > 100 {
+			t.Fatalf("%s: more than 100 pages", path)
+		}
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		p := path + sep + "limit=" + strconv.Itoa(limit)
+		if cursor != "" {
+			p += "&cursor=" + cursor
+		}
+		var headers []string
+		if pos != "" {
+			headers = []string{httpapi.MinPositionHeader, pos}
+		}
+		r := c.Do("GET", p, "", headers...)
+		if r.Status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", p, r.Status, r.Raw)
+		}
+		items, ok := r.Body["items"].([]any)
+		if !ok || len(items) > limit {
+			t.Fatalf("GET %s: items %v", p, r.Body["items"])
+		}
+		for _, it := range items {
+			item := it.(map[string]any)
+			if id, ok := item["id"]; ok {
+				if seen[id] {
+					t.Fatalf("GET %s: %v listed twice", p, id)
+				}
+				seen[id] = true
+			}
+			out = append(out, item)
+		}
+		next, _ := r.Body["next_cursor"].(string)
+		if next == "" {
+			if _, present := r.Body["next_cursor"]; present {
+				t.Fatalf("GET %s: next_cursor present but empty: %s", p, r.Raw)
+			}
+			return out
+		}
+		if len(items) != limit {
+			t.Fatalf("GET %s: a page of %d items before the end", p, len(items))
+		}
+		cursor = next
 	}
 }

@@ -33,9 +33,6 @@ func New(svc *app.Service, q *app.OrderQueries, rm httpapi.Waiter, sagaID func(s
 	return &Handler{svc: svc, queries: q, rm: rm, sagaID: sagaID}
 }
 
-// Accounts tells whose a payments account is (app.Accounts).
-type Accounts = app.Accounts
-
 // Register adds the ordering routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/orders", h.place)
@@ -44,7 +41,11 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		o, _, err := h.svc.Order(ctx, c, id)
 		return View{Order: o, SagaID: h.sagaID(o.ID)}, err
 	}))
-	mux.HandleFunc("POST /api/v1/orders/{id}/cancel", h.cancelOrder)
+	mux.HandleFunc("POST /api/v1/orders/{id}/cancel", auth.Act("id", http.StatusAccepted,
+		func(ctx context.Context, c *auth.Claims, meta eventstore.Metadata, id string) (View, uint64, error) {
+			o, pos, err := h.svc.CancelFor(ctx, c, meta, id)
+			return View{Order: o, SagaID: h.sagaID(o.ID)}, pos, err
+		}))
 }
 
 type placeRequest struct {
@@ -168,28 +169,4 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpapi.JSON(w, http.StatusOK, page)
-}
-
-func (h *Handler) cancelOrder(w http.ResponseWriter, r *http.Request) {
-	id, err := httpapi.PathID(r, "id")
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	if err := httpapi.EmptyBody(w, r); err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	c, err := auth.Caller(r)
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	o, pos, err := h.svc.CancelFor(r.Context(), c, meta(r), id)
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	httpapi.SetPosition(w, pos)
-	httpapi.JSON(w, http.StatusAccepted, View{Order: o, SagaID: h.sagaID(o.ID)})
 }

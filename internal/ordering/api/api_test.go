@@ -590,50 +590,17 @@ func testPlacement(t *testing.T, h *moduletest.Harness, w *world) {
 	}
 }
 
-// listAll reads every page of path as c, limit a page, once the read
-// model includes pos, and returns the orders' IDs and statuses.
+// listAll reads every page of path as c (moduletest's All) and returns
+// the orders' IDs and statuses.
 func listAll(t *testing.T, c *moduletest.Client, path, pos string, limit int) (ids []string, status map[string]string) {
 	t.Helper()
 	status = map[string]string{}
-	cursor := ""
-	for page := 0; ; page++ {
-		if page > 100 {
-			t.Fatalf("%s: more than 100 pages", path)
-		}
-		sep := "?"
-		if strings.Contains(path, "?") {
-			sep = "&"
-		}
-		p := path + sep + "limit=" + strconv.Itoa(limit)
-		if cursor != "" {
-			p += "&cursor=" + cursor
-		}
-		r := c.Do("GET", p, "", "Agora-Min-Position", pos)
-		if r.Status != http.StatusOK {
-			t.Fatalf("GET %s: %d %s", p, r.Status, r.Raw)
-		}
-		items, _ := r.Body["items"].([]any)
-		if len(items) > limit {
-			t.Fatalf("GET %s: %d items", p, len(items))
-		}
-		for _, it := range items {
-			o := it.(map[string]any)
-			id := o["id"].(string)
-			if _, dup := status[id]; dup {
-				t.Fatalf("GET %s: %s listed twice", p, id)
-			}
-			ids = append(ids, id)
-			status[id] = fmt.Sprint(o["status"], "/", o["reason"], "/", o["customer_id"])
-		}
-		next, _ := r.Body["next_cursor"].(string)
-		if next == "" {
-			return ids, status
-		}
-		if len(items) != limit {
-			t.Fatalf("GET %s: a short page before the end", p)
-		}
-		cursor = next
+	for _, o := range c.All(path, pos, limit) {
+		id := o["id"].(string)
+		ids = append(ids, id)
+		status[id] = fmt.Sprint(o["status"], "/", o["reason"], "/", o["customer_id"])
 	}
+	return ids, status
 }
 
 // testList: a customer lists their own orders, an admin the tenant's;

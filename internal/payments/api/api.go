@@ -45,7 +45,11 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/accounts/{id}", h.get)
 	mux.HandleFunc("POST /api/v1/accounts/{id}/deposits", h.deposit)
 	mux.HandleFunc("POST /api/v1/accounts/{id}/withdrawals", h.withdraw)
-	mux.HandleFunc("POST /api/v1/accounts/{id}/close", h.close)
+	mux.HandleFunc("POST /api/v1/accounts/{id}/close", auth.Act("id", http.StatusOK,
+		func(ctx context.Context, c *auth.Claims, meta eventstore.Metadata, id string) (readmodel.Summary, uint64, error) {
+			res, err := h.svc.Close(ctx, c, meta, id)
+			return fromResult(res), res.Position, err
+		}))
 	mux.HandleFunc("GET /api/v1/accounts/{id}/events", h.events)
 	mux.HandleFunc("POST /api/v1/transfers", h.transfer)
 	mux.HandleFunc("GET /api/v1/transfers/{id}", auth.Read("id", func(ctx context.Context, c *auth.Claims, id string) (app.Transfer, error) {
@@ -104,9 +108,6 @@ func fromResult(r app.Result) readmodel.Summary {
 }
 
 func meta(r *http.Request) eventstore.Metadata { return auth.Metadata(r) }
-
-// caller is the request's verified caller.
-func caller(r *http.Request) (*auth.Claims, error) { return auth.Caller(r) }
 
 type openRequest struct {
 	ID             string  `json:"id"`
@@ -186,36 +187,12 @@ func (h *Handler) move(w http.ResponseWriter, r *http.Request, cmd moneyCommand)
 		httpapi.Error(w, r, errs.Fields(errs.FieldError{Field: "amount", Message: "is required"}))
 		return
 	}
-	c, err := caller(r)
+	c, err := auth.Caller(r)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
 	res, err := cmd(r.Context(), c, meta(r), id, req.Amount.in) // a bare integer is in the account's currency
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	httpapi.SetPosition(w, res.Position)
-	httpapi.JSON(w, http.StatusOK, fromResult(res))
-}
-
-func (h *Handler) close(w http.ResponseWriter, r *http.Request) {
-	id, err := httpapi.PathID(r, "id")
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	if err := httpapi.EmptyBody(w, r); err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	c, err := caller(r)
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	res, err := h.svc.Close(r.Context(), c, meta(r), id)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
@@ -230,7 +207,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	c, err := caller(r)
+	c, err := auth.Caller(r)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
@@ -252,7 +229,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
-	c, err := caller(r)
+	c, err := auth.Caller(r)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
@@ -322,7 +299,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	c, err := caller(r)
+	c, err := auth.Caller(r)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return

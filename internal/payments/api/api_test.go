@@ -77,47 +77,10 @@ func account(t *testing.T, c *moduletest.Client, id, pos string, want int64) map
 	return r.Body
 }
 
-// list reads every page of path (a list with a query) as c, limit items
-// a page, once the read model includes pos, and returns the items.
+// list reads every page of path as c (moduletest's All).
 func list(t *testing.T, c *moduletest.Client, path, pos string, limit int) []map[string]any {
 	t.Helper()
-	var out []map[string]any
-	cursor := ""
-	for page := 0; ; page++ {
-		if page > 100 {
-			t.Fatalf("%s: more than 100 pages", path)
-		}
-		sep := "?"
-		if strings.Contains(path, "?") {
-			sep = "&"
-		}
-		p := path + sep + "limit=" + strconv.Itoa(limit)
-		if cursor != "" {
-			p += "&cursor=" + cursor
-		}
-		r := c.Do("GET", p, "", "Agora-Min-Position", pos)
-		if r.Status != http.StatusOK {
-			t.Fatalf("GET %s: %d %s", p, r.Status, r.Raw)
-		}
-		items, ok := r.Body["items"].([]any)
-		if !ok || len(items) > limit {
-			t.Fatalf("GET %s: items %v", p, r.Body["items"])
-		}
-		for _, it := range items {
-			out = append(out, it.(map[string]any))
-		}
-		next, _ := r.Body["next_cursor"].(string)
-		if next == "" {
-			if _, present := r.Body["next_cursor"]; present {
-				t.Fatalf("GET %s: next_cursor present but empty: %s", p, r.Raw)
-			}
-			return out
-		}
-		if len(items) != limit {
-			t.Fatalf("GET %s: a page of %d items before the end", p, len(items))
-		}
-		cursor = next
-	}
+	return c.All(path, pos, limit)
 }
 
 func ids(items []map[string]any) []string {

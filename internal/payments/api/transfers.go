@@ -6,6 +6,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/agora-commerce/agora/internal/payments/app"
+	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
@@ -44,7 +45,7 @@ func (h *Handler) transfer(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, errs.Fields(bad...))
 		return
 	}
-	c, err := caller(r)
+	c, err := auth.Caller(r)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return

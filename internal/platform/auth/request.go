@@ -54,14 +54,8 @@ func Metadata(r *http.Request) eventstore.Metadata {
 // 200 JSON answer and whose error is the problem.
 func Read[T any](param string, get func(ctx context.Context, c *Claims, id string) (T, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id, err := httpapi.PathID(r, param)
-		if err != nil {
-			httpapi.Error(w, r, err)
-			return
-		}
-		c, err := Caller(r)
-		if err != nil {
-			httpapi.Error(w, r, err)
+		id, c, ok := idAndCaller(w, r, param)
+		if !ok {
 			return
 		}
 		v, err := get(r.Context(), c, id)
@@ -71,4 +65,44 @@ func Read[T any](param string, get func(ctx context.Context, c *Claims, id strin
 		}
 		httpapi.JSON(w, http.StatusOK, v)
 	}
+}
+
+// Act serves a POST that acts on one resource and takes no body (an empty
+// JSON object at most): the path value param, the verified caller and
+// the request's event metadata go to act, whose result is the JSON answer
+// with status and whose position (if not 0) is its Agora-Position.
+func Act[T any](param string, status int, act func(ctx context.Context, c *Claims, meta eventstore.Metadata, id string) (T, uint64, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, c, ok := idAndCaller(w, r, param)
+		if !ok {
+			return
+		}
+		if err := httpapi.EmptyBody(w, r); err != nil {
+			httpapi.Error(w, r, err)
+			return
+		}
+		v, pos, err := act(r.Context(), c, Metadata(r), id)
+		if err != nil {
+			httpapi.Error(w, r, err)
+			return
+		}
+		if pos > 0 {
+			httpapi.SetPosition(w, pos)
+		}
+		httpapi.JSON(w, status, v)
+	}
+}
+
+// idAndCaller reads the path value param and the verified caller, or
+// answers the problem and reports false.
+func idAndCaller(w http.ResponseWriter, r *http.Request, param string) (string, *Claims, bool) {
+	id, err := httpapi.PathID(r, param)
+	if err == nil {
+		var c *Claims
+		if c, err = Caller(r); err == nil {
+			return id, c, true
+		}
+	}
+	httpapi.Error(w, r, err)
+	return "", nil, false
 }
