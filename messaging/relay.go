@@ -8,8 +8,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/backoff"
+	"github.com/agora-commerce/agora/internal/platform/tracectx"
 )
 
 // Entry is one position of a Log: the message to publish there, or nil
@@ -123,6 +128,9 @@ type RelayOptions struct {
 	// the checkpoint when it goes. Without it every instance would
 	// publish everything and move the one checkpoint back and forth.
 	Leader Leader
+	// SpanAttributes are added to the span of each batch it publishes
+	// (the platform names its context and the broker there).
+	SpanAttributes []attribute.KeyValue
 }
 
 // Relay publishes a Log's messages: at least once, in order, moving its
@@ -244,6 +252,7 @@ func (r *Relay) step(ctx context.Context, pos *uint64) error {
 	if len(entries) == 0 {
 		return r.log.Wait(ctx, *pos)
 	}
+	var traces tracectx.Batch
 	msgs := make([]Message, 0, len(entries))
 	for _, e := range entries {
 		if e.Message == nil {
@@ -260,7 +269,23 @@ func (r *Relay) step(ctx context.Context, pos *uint64) error {
 		}
 		m.Headers = h
 		msgs = append(msgs, m)
+		traces.Add(tracectx.Header(h))
 	}
+	last := entries[len(entries)-1].Position
+	ctx, span := r.publishSpan(ctx, &traces, msgs, entries[0].Position, last)
+	err = r.publish(ctx, msgs, last)
+	tracectx.Fail(span, err)
+	span.End()
+	if err != nil {
+		return err
+	}
+	*pos = last
+	r.moved(last)
+	return nil
+}
+
+// publish publishes msgs and checkpoints last.
+func (r *Relay) publish(ctx context.Context, msgs []Message, last uint64) error {
 	if len(msgs) > 0 {
 		if err := r.pub.Publish(ctx, msgs...); err != nil {
 			return fmt.Errorf("publish: %w", err)
@@ -269,13 +294,44 @@ func (r *Relay) step(ctx context.Context, pos *uint64) error {
 			r.opts.Published(len(msgs))
 		}
 	}
-	last := entries[len(entries)-1].Position
 	if err := r.cp.Save(ctx, r.opts.Name, last); err != nil {
 		// Published but not checkpointed: the next attempt republishes
 		// this batch and the broker drops the repeats.
 		return fmt.Errorf("save checkpoint: %w", err)
 	}
-	*pos = last
-	r.moved(last)
 	return nil
+}
+
+var tracer = otel.Tracer("github.com/agora-commerce/agora/messaging")
+
+// publishSpan starts the span of publishing a batch, positions from to
+// last: a producer span in the trace of the batch's first message, with
+// links to the trace context of each (see tracectx.Batch), or none if no
+// message carries one. Each message of the span's trace then carries the
+// span's trace context, so its consumers are the span's children; the
+// others keep theirs.
+func (r *Relay) publishSpan(ctx context.Context, traces *tracectx.Batch, msgs []Message, from, last uint64) (context.Context, trace.Span) {
+	if traces.Empty() {
+		return ctx, trace.SpanFromContext(context.Background())
+	}
+	attrs := make([]attribute.KeyValue, 0, 6+len(r.opts.SpanAttributes))
+	attrs = append(attrs, attribute.String("messaging.operation.type", "send"), attribute.Int("messaging.batch.message_count", len(msgs)),
+		attribute.String("agora.relay", r.opts.Name), attribute.Int64("agora.position.from", int64(from)), attribute.Int64("agora.position", int64(last)))
+	if len(msgs) > 0 && msgs[0].Subject == msgs[len(msgs)-1].Subject {
+		attrs = append(attrs, attribute.String("messaging.destination.name", msgs[0].Subject))
+	}
+	attrs = append(attrs, r.opts.SpanAttributes...)
+	ctx, span := traces.Start(ctx, tracer, "relay publish", trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+	sc := span.SpanContext()
+	if !sc.IsValid() {
+		return ctx, span
+	}
+	tp := tracectx.Format(sc)
+	for _, m := range msgs {
+		if old := tracectx.Header(m.Headers); old != "" && tracectx.Parse(old).TraceID() == sc.TraceID() {
+			delete(m.Headers, "Traceparent")
+			m.Headers[HeaderTraceParent] = tp
+		}
+	}
+	return ctx, span
 }

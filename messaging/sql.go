@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/agora-commerce/agora/eventstore"
 )
 
@@ -87,6 +89,7 @@ func (i *Inbox) Handle(ctx context.Context, msgID string, effect func(tx *sql.Tx
 	if n, err := res.RowsAffected(); err != nil {
 		return false, fmt.Errorf("messaging: inbox: %w", err)
 	} else if n == 0 {
+		trace.SpanFromContext(ctx).AddEvent("messaging.inbox.duplicate") // handled before: a redelivery
 		return false, nil
 	}
 	if err := effect(tx); err != nil {
@@ -212,4 +215,14 @@ func (o *SQLOutbox) Wait(ctx context.Context, after uint64) error {
 func (o *SQLOutbox) Prune(ctx context.Context, through uint64) error {
 	_, err := o.db.ExecContext(ctx, `DELETE FROM `+o.table+` WHERE position <= $1`, int64(through))
 	return err
+}
+
+// Head returns the outbox's highest position (0 when it is empty): how
+// far a relay of it has to go.
+func (o *SQLOutbox) Head(ctx context.Context) (uint64, error) {
+	var head sql.NullInt64
+	if err := o.db.QueryRowContext(ctx, `SELECT MAX(position) FROM `+o.table).Scan(&head); err != nil {
+		return 0, fmt.Errorf("messaging: outbox head: %w", err)
+	}
+	return uint64(max(head.Int64, 0)), nil
 }

@@ -23,8 +23,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/backoff"
+	"github.com/agora-commerce/agora/internal/platform/tracectx"
 )
 
 // Projection turns events into a read model.
@@ -66,6 +71,9 @@ type Options struct {
 	// applies nothing and resumes from the committed checkpoint. No event
 	// is applied twice, whichever runner gets to it first.
 	Shared bool
+	// SpanAttributes are added to the span of each batch (the platform
+	// names the context whose read model it is).
+	SpanAttributes []attribute.KeyValue
 }
 
 // Runner keeps one Projection up to date. Create it with NewRunner and
@@ -224,13 +232,23 @@ func isClosed(ch <-chan struct{}) bool {
 	}
 }
 
-func (r *Runner) applyBatch(ctx context.Context, epoch uint64, batch []eventstore.Record) error {
+func (r *Runner) applyBatch(ctx context.Context, epoch uint64, batch []eventstore.Record) (err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.epoch.Load() != epoch {
 		return errRestart
 	}
 	last := batch[len(batch)-1].Position
+	ctx, span := r.batchSpan(ctx, batch)
+	defer func() {
+		switch {
+		case errors.Is(err, errMoved):
+			span.SetAttributes(attribute.Bool("agora.projection.moved", true)) // another runner applied it
+		default:
+			tracectx.Fail(span, err)
+		}
+		span.End()
+	}()
 	if re, ok := r.p.(Reactor); ok {
 		if err := re.React(ctx, batch); err != nil {
 			return fmt.Errorf("projection %s: react up to %d: %w", r.p.Name(), last, err)
@@ -262,6 +280,27 @@ func (r *Runner) applyBatch(ctx context.Context, epoch uint64, batch []eventstor
 	}
 	r.setPos(last)
 	return nil
+}
+
+var tracer = otel.Tracer("github.com/agora-commerce/agora/projection")
+
+// batchSpan starts the span of applying batch: one span per batch, in
+// the trace of its first event (the one trace it serves, typically: a
+// checkout's order read-model update lands in the checkout's trace),
+// linked to the trace context of each event (at most
+// tracectx.MaxLinks); none if no event carries a sampled one.
+func (r *Runner) batchSpan(ctx context.Context, batch []eventstore.Record) (context.Context, trace.Span) {
+	var traces tracectx.Batch
+	for i := range batch {
+		traces.Add(batch[i].Metadata.TraceParent)
+	}
+	if traces.Empty() {
+		return ctx, trace.SpanFromContext(context.Background())
+	}
+	return traces.Start(ctx, tracer, "projection "+r.p.Name(), trace.WithAttributes(attribute.String("agora.projection", r.p.Name()),
+		attribute.Int("agora.events", len(batch)), attribute.Int64("agora.position.from", int64(batch[0].Position)),
+		attribute.Int64("agora.position", int64(batch[len(batch)-1].Position)), attribute.Bool("agora.traces.many", !traces.Single())),
+		trace.WithAttributes(r.opts.SpanAttributes...))
 }
 
 // Position returns the last position applied to the read model.

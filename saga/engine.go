@@ -42,6 +42,9 @@ type Options struct {
 	// may still be started, aborted and retried here; what that records,
 	// an engine that drives the type takes up on its sweep or its start.
 	Types []string
+	// Observer, if set, is told of every instance started, every attempt
+	// at a step and every instance that ends, for metrics.
+	Observer Observer
 }
 
 // runner is a definition with its data type erased.
@@ -75,6 +78,8 @@ type Engine struct {
 	ctx     context.Context
 	wg      sync.WaitGroup
 	index   *projection.Runner
+	// backlogIndexed: Backlog made its index.
+	backlogIndexed bool
 }
 
 // NewEngine returns an engine over store, keeping its index of instances
@@ -452,7 +457,7 @@ func (e *Engine) advance(ctx context.Context, id string) (err error) {
 					return err
 				}
 				if err := e.onEnd(ctx, r, st, Completed, st.data); err != nil {
-					e.opts.Logger.Warn("saga: end hook failed; will retry", "saga", id, "err", err)
+					e.opts.Logger.WarnContext(inTrace(ctx, st), "saga: end hook failed; will retry", "saga", id, "err", err)
 					if err := backoff.Sleep(ctx, e.backoff(1)); err != nil {
 						return err
 					}
@@ -467,7 +472,7 @@ func (e *Engine) advance(ctx context.Context, id string) (err error) {
 			j := st.toCompensate(steps)
 			if j < 0 {
 				if err := e.onEnd(ctx, r, st, Compensated, st.data); err != nil {
-					e.opts.Logger.Warn("saga: end hook failed; will retry", "saga", id, "err", err)
+					e.opts.Logger.WarnContext(inTrace(ctx, st), "saga: end hook failed; will retry", "saga", id, "err", err)
 					if err := backoff.Sleep(ctx, e.backoff(1)); err != nil {
 						return err
 					}
@@ -509,9 +514,16 @@ func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, steps 
 		actx, cancel = context.WithDeadline(ctx, first.Add(s.deadline))
 	}
 	sctx, span := stepSpan(actx, st, steps[i].name, i, attempt, false)
+	if i == 0 && attempt == 1 && e.opts.Observer != nil {
+		e.opts.Observer.Started(st.typ) // the instance's first attempt at its first step: once per instance
+	}
+	began := time.Now()
 	data, err := r.action(sctx, i, st.id, attempt, st.data)
 	endStep(span, err)
 	timedOut := actx.Err() != nil && ctx.Err() == nil
+	if ctx.Err() == nil {
+		e.observeStep(st, i, false, err, timedOut, began)
+	}
 	cancel()
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -562,7 +574,7 @@ func (e *Engine) forward(ctx context.Context, r runner, st *state, i int, steps 
 		}
 		return e.append(ctx, st, event{Step: i, Attempt: attempt, Reason: reason, Error: err.Error(), Uncertain: true}, evStepFailed, evCompensating)
 	}
-	e.opts.Logger.Warn("saga: step failed; retrying", "saga", st.id, "step", s.name, "attempt", attempt, "err", err)
+	e.opts.Logger.WarnContext(sctx, "saga: step failed; retrying", "saga", st.id, "step", s.name, "attempt", attempt, "err", err)
 	if err := e.append(ctx, st, event{Step: i, Attempt: attempt, Error: err.Error()}, evStepFailed); err != nil {
 		return err
 	}
@@ -576,15 +588,17 @@ func (e *Engine) backward(ctx context.Context, r runner, st *state, j int) error
 		return err
 	}
 	cctx, span := stepSpan(ctx, st, r.steps()[j].name, j, attempt, true)
+	began := time.Now()
 	err := r.compensate(cctx, j, st.id, attempt, st.data, st.reason)
 	endStep(span, err)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	e.observeStep(st, j, true, err, false, began)
 	if err == nil {
 		return e.append(ctx, st, event{Step: j}, evStepCompensated)
 	}
-	e.opts.Logger.Warn("saga: compensation failed", "saga", st.id, "step", j, "attempt", attempt, "err", err)
+	e.opts.Logger.WarnContext(cctx, "saga: compensation failed", "saga", st.id, "step", j, "attempt", attempt, "err", err)
 	if attempt-st.compBudgetFrom[j] >= e.opts.CompensationAttempts {
 		return e.append(ctx, st, event{Step: j, Attempt: attempt, Error: err.Error()}, evCompensationError, evFailed)
 	}
@@ -647,6 +661,7 @@ func (e *Engine) record(ctx context.Context, st *state, types []string, bodies [
 		evs[i].Metadata = meta
 	}
 	expected := st.version
+	ctx = inTrace(ctx, st) // the append is the instance's trace's
 	write := func() error {
 		if _, err := e.store.Append(ctx, StreamID(st.id), eventstore.Exact(expected), evs...); err != nil {
 			return fmt.Errorf("saga %s: %w", st.id, err)
@@ -667,6 +682,9 @@ func (e *Engine) record(ctx context.Context, st *state, types []string, bodies [
 		st.apply(t, bodies[i], now)
 	}
 	st.version = expected + uint64(len(evs)) // an append at Exact(v) leaves the stream at v+n
+	if wait {
+		e.observeEnd(st, types) // an end is never written in the background
+	}
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/projection"
 )
 
 var startSpace = uuid.MustParse("2b0c7a55-0e7e-4a51-9f0d-6c2b3f6a9e41")
@@ -171,18 +172,39 @@ func (s *state) view() Instance {
 	return in
 }
 
-// indexProjection keeps saga_instances: every instance's type and status,
-// so an engine finds the unfinished ones when it starts.
+// indexProjection keeps saga_instances: every instance's type, status
+// and tenant (its Started event's metadata's; "" when it had none), so
+// an engine finds the unfinished ones when it starts and operators list
+// their tenant's.
 type indexProjection struct{}
 
 func (indexProjection) Name() string { return "saga.instances" }
 
-func (indexProjection) Setup(ctx context.Context, db *sql.DB) error {
-	_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS saga_instances (
+// Index returns the runner of the engine's index of instances (table
+// saga_instances), for operators: its lag, a rebuild.
+func (e *Engine) Index() *projection.Runner { return e.index }
+
+func (p indexProjection) Setup(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS saga_instances (
 		id         TEXT PRIMARY KEY,
 		type       TEXT NOT NULL,
 		status     TEXT NOT NULL,
-		updated_at BIGINT NOT NULL)`)
+		updated_at BIGINT NOT NULL,
+		tenant     TEXT NOT NULL DEFAULT '')`); err != nil {
+		return err
+	}
+	// The table of an earlier release has no tenant: add the column and
+	// replay the log from the start (the runner's Init loads the
+	// checkpoint after Setup), so that every instance gets its tenant.
+	if _, err := db.ExecContext(ctx, `SELECT tenant FROM saga_instances WHERE 1 = 0`); err != nil {
+		if _, err := db.ExecContext(ctx, `ALTER TABLE saga_instances ADD COLUMN tenant TEXT NOT NULL DEFAULT ''`); err != nil {
+			return fmt.Errorf("saga index: add the tenant column: %w", err)
+		}
+		if _, err := db.ExecContext(ctx, `DELETE FROM projection_checkpoints WHERE name = $1`, p.Name()); err != nil {
+			return fmt.Errorf("saga index: replay for the tenant column: %w", err)
+		}
+	}
+	_, err := db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS saga_instances_tenant ON saga_instances (tenant, updated_at)`)
 	return err
 }
 
@@ -204,8 +226,9 @@ func (indexProjection) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore
 			if err := json.Unmarshal(r.Data, &ev); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO saga_instances (id, type, status, updated_at) VALUES ($1, $2, $3, $4)
-				ON CONFLICT (id) DO NOTHING`, id, ev.Type, string(Started), r.RecordedAt.UnixNano()); err != nil {
+			// A replay (for the tenant column) finds the instance there.
+			if _, err := tx.ExecContext(ctx, `INSERT INTO saga_instances (id, type, status, updated_at, tenant) VALUES ($1, $2, $3, $4, $5)
+				ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant`, id, ev.Type, string(Started), r.RecordedAt.UnixNano(), r.Metadata.Tenant); err != nil {
 				return fmt.Errorf("saga index: %w", err)
 			}
 			continue

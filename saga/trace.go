@@ -7,33 +7,45 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/agora-commerce/agora/internal/platform/tracectx"
 )
+
+var tracer = otel.Tracer("github.com/agora-commerce/agora/saga")
 
 // stepSpan starts the span of one attempt at a step (or, compensating,
 // at its compensation) of instance st, in the trace the instance started
 // in (its metadata's traceparent), and returns the context for the step:
 // the span, and the instance's metadata with the span as its trace
-// context. The tracer and propagator are OpenTelemetry's global ones.
+// context. The tracer is OpenTelemetry's global one.
 func stepSpan(ctx context.Context, st *state, name string, step, attempt int, compensating bool) (context.Context, trace.Span) {
 	if st.meta.TraceParent != "" {
-		ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier{"traceparent": st.meta.TraceParent})
+		ctx = tracectx.Extract(ctx, st.meta.TraceParent)
 	}
 	verb := "saga step "
 	if compensating {
 		verb = "saga compensation "
 	}
-	ctx, span := otel.Tracer("github.com/agora-commerce/agora/saga").Start(ctx, verb+st.typ+" "+name,
+	ctx, span := tracer.Start(ctx, verb+st.typ+" "+name,
 		trace.WithAttributes(attribute.String("saga.type", st.typ), attribute.String("saga.id", st.id), attribute.String("saga.step", name),
 			attribute.Int("saga.step_index", step), attribute.Int("saga.attempt", attempt), attribute.Bool("saga.compensation", compensating)))
 	meta := st.meta
-	c := propagation.MapCarrier{}
-	otel.GetTextMapPropagator().Inject(ctx, c)
-	if tp := c["traceparent"]; tp != "" {
+	if tp := tracectx.Format(span.SpanContext()); tp != "" {
 		meta.TraceParent = tp
 	}
 	return WithMetadata(ctx, meta), span
+}
+
+// inTrace returns ctx in the trace instance st started in (its
+// metadata's traceparent, as a remote parent), unless ctx has a trace
+// context already: what the engine records and logs for the instance
+// outside its steps' spans shows in that trace.
+func inTrace(ctx context.Context, st *state) context.Context {
+	if st.meta.TraceParent == "" || trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx
+	}
+	return tracectx.Extract(ctx, st.meta.TraceParent)
 }
 
 // endStep records an attempt's outcome on its span and ends it.

@@ -139,8 +139,16 @@ func (m *Main) ParseFlags(args []string) error {
 			fs.IntVar(&m.checkout.RelayEvents, "relay-events", 100_000, "events for the relay measurement (0 skips it)")
 			fs.StringVar(&m.checkout.Mode, "mode", env("AGORA_CHECKOUT_MODE", "orchestration"), "orchestration or choreography")
 			fs.StringVar(&m.checkout.Dir, "dir", "", "data directory (default: a temporary one)")
+			fs.StringVar(&m.checkout.Tracing, "tracing", "on", "on, off, or both: rounds with tracing on and off in turn, reporting each one's orders/s and what tracing costs")
+			fs.IntVar(&m.checkout.Rounds, "rounds", 4, "rounds of --tracing both (the orders split among them)")
 			fs.StringVar(&m.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
-			return fs.Parse(args[2:])
+			if err := fs.Parse(args[2:]); err != nil {
+				return err
+			}
+			if t := m.checkout.Tracing; t != "on" && t != "off" && t != "both" {
+				return fmt.Errorf("--tracing: %q: want on, off or both", t)
+			}
+			return nil
 		}
 		if len(args) < 2 || args[1] != "store" {
 			return errors.New("usage: agora bench store|checkout|gateway [--json] [flags]")
@@ -172,11 +180,13 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 		m.srv = srv
-		if d, ok := srv.Demo(); ok && d.Created {
+		if d, ok := srv.Demo(); ok {
 			// Printed, not logged: the demo passwords are public.
-			fmt.Fprintf(m.Stdout, "Agora demo (tenant %q): log in as the customer %s / %s or the merchant %s / %s:\n"+
+			fmt.Fprintf(m.Stdout, "Agora is up: open http://%s/ in a browser (the shop; the console for admins).\n"+
+				"Demo logins (tenant %q): customer %s / %s, merchant %s / %s, admin %s / %s\n"+
 				"  curl -s http://%s/api/v1/auth/token -H 'Content-Type: application/json' -d '{\"email\":\"%s\",\"password\":\"%s\"}'\n",
-				d.Tenant, d.CustomerEmail, d.CustomerPassword, d.MerchantEmail, d.MerchantPassword, srv.Addr(), d.CustomerEmail, d.CustomerPassword)
+				srv.Addr(), d.Tenant, d.CustomerEmail, d.CustomerPassword, d.MerchantEmail, d.MerchantPassword, d.AdminEmail, d.AdminPassword,
+				srv.Addr(), d.CustomerEmail, d.CustomerPassword)
 		}
 		if m.Ready != nil {
 			go func() {

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -43,7 +45,12 @@ func TestDistributedKillUnderLoad(t *testing.T) {
 	}
 }
 
-func distributedKill(t *testing.T, pg, nats, mode string) {
+// startDistributed runs the platform distributed on PostgreSQL pg and
+// NATS nats (a schema and a namespace of its own, dropped at the end) in
+// checkout mode mode: one process per context, then the extra instances
+// (named "<context>-<n>"), then the gateway, whose base URL it returns
+// with the processes by name, the admin logged in there.
+func startDistributed(t *testing.T, pg, nats, mode string, extra ...string) (base string, procs map[string]*exec.Cmd) {
 	id := rand.Uint64()
 	schema, ns := fmt.Sprintf("dist_%d", id), fmt.Sprintf("dist%d", id)
 	t.Cleanup(func() {
@@ -65,7 +72,7 @@ func distributedKill(t *testing.T, pg, nats, mode string) {
 	})
 	common := []string{"--postgres", pg, "--postgres-schema", schema, "--nats", nats, "--nats-namespace", ns,
 		"--checkout-mode", mode, "--checkout-timeout", "20s"}
-	procs := map[string]*exec.Cmd{}
+	procs = map[string]*exec.Cmd{}
 	var order []string
 	// Each process has a data directory of its own, as on separate
 	// hosts: the ones other than identity check tokens with the keys
@@ -89,10 +96,18 @@ func distributedKill(t *testing.T, pg, nats, mode string) {
 	for _, ctxName := range []string{"catalog", "inventory", "shipping", "payments", "ordering", "bff"} {
 		start(ctxName, ctxName, jwks)
 	}
-	start("payments-2", "payments", jwks)
-	start("ordering-2", "ordering", jwks)
-	base := "http://" + start("gateway", "gateway", jwks)
+	for _, name := range extra {
+		ctxName, _, _ := strings.Cut(name, "-")
+		start(name, ctxName, jwks)
+	}
+	base = "http://" + start("gateway", "gateway", jwks)
 	login(t, base)
+	return base, procs
+}
+
+func distributedKill(t *testing.T, pg, nats, mode string) {
+	id := rand.Uint64()
+	base, procs := startDistributed(t, pg, nats, mode, "payments-2", "ordering-2")
 
 	// The world: a product with plenty of stock, customers with money.
 	waitOK := func(what string, f func() (*http.Response, map[string]any, error)) map[string]any {
@@ -289,4 +304,134 @@ func getJSONTry(url string) (int, map[string]any, error) {
 	var out map[string]any
 	err = json.NewDecoder(res.Body).Decode(&out)
 	return res.StatusCode, out, err
+}
+
+// TestDistributedOneCheckoutIsOneTrace places an order through the
+// gateway of a distributed platform (one process per context), in each
+// checkout mode, and reads its trace (the POST's Agora-Trace-Id) from the
+// gateway's ops API, which gathers it from every process over the bus:
+// one trace with a single root, the gateway's, holding spans of the
+// gateway, ordering, inventory, payments and shipping — the appends,
+// the relays, the consumers, the order read model's update and the
+// carrier's call among them — and no process missing from the answer.
+func TestDistributedOneCheckoutIsOneTrace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts eight processes")
+	}
+	pg, nats := os.Getenv("AGORA_TEST_POSTGRES_URL"), os.Getenv("AGORA_TEST_NATS_URL")
+	if pg == "" || nats == "" {
+		t.Skip("AGORA_TEST_POSTGRES_URL or AGORA_TEST_NATS_URL not set; skipping the distributed test (.ci/run sets them)")
+	}
+	for _, mode := range []string{"orchestration", "choreography"} {
+		t.Run(mode, func(t *testing.T) { distributedTrace(t, pg, nats, mode) })
+	}
+}
+
+func distributedTrace(t *testing.T, pg, nats, mode string) {
+	base, _ := startDistributed(t, pg, nats, mode)
+	waitOK := func(what string, f func() (*http.Response, map[string]any, error)) (*http.Response, map[string]any) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			res, body, err := f()
+			if err == nil && res.StatusCode < 300 {
+				return res, body
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %v %v %v", what, res, body, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	_, p := waitOK("product", func() (*http.Response, map[string]any, error) {
+		return post(base+"/api/v1/products", map[string]any{"sku": "TRACE-" + uuid.NewString()[:8], "name": "T", "price": map[string]any{"amount": 300, "currency": "USD"}})
+	})
+	prod := p["id"].(string)
+	waitOK("restock", func() (*http.Response, map[string]any, error) {
+		return post(base+"/api/v1/inventory/"+prod+"/restock", map[string]any{"quantity": 10})
+	})
+	acct := "cust-" + uuid.NewString()
+	waitOK("account", func() (*http.Response, map[string]any, error) {
+		return post(base+"/api/v1/accounts", map[string]any{"id": acct, "owner_id": acct, "currency": "USD",
+			"initial_balance": map[string]any{"amount": 10_000, "currency": "USD"}})
+	})
+	res, o := waitOK("order", func() (*http.Response, map[string]any, error) {
+		return post(base+"/api/v1/orders", map[string]any{"customer_id": acct, "payment_account_id": acct,
+			"items":            []any{map[string]any{"product_id": prod, "quantity": 1}},
+			"shipping_address": map[string]any{"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701", "country": "US"}})
+	})
+	orderID, traceID := o["id"].(string), res.Header.Get("Agora-Trace-Id")
+	if len(traceID) != 32 {
+		t.Fatalf("the order's answer names no trace: %v", res.Header)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, o, err := getJSONTry(base + "/api/v1/orders/" + orderID)
+		if err == nil && o["status"] == "Confirmed" {
+			break
+		}
+		if time.Now().After(deadline) || o["status"] == "Cancelled" {
+			t.Fatalf("order %s: %v %v", orderID, o, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	want := []string{"POST /api/v1/orders", "eventstore append", "relay publish", "process ordering.order.placed",
+		"projection ordering.order_list", "carrier book"}
+	var last string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("trace %s: %s", traceID, last)
+		}
+		code, tr, err := getJSONTry(base + "/api/v1/ops/traces/" + traceID)
+		if err != nil || code != http.StatusOK {
+			last = fmt.Sprintf("%d %v %v", code, tr, err)
+			continue
+		}
+		if p, ok := tr["partial"]; ok {
+			last = fmt.Sprintf("processes did not answer: %v", p)
+			continue
+		}
+		spans := tr["spans"].([]any)
+		services, ids := map[string]bool{}, map[string]bool{}
+		var names []string
+		for _, s := range spans {
+			sp := s.(map[string]any)
+			services[sp["service"].(string)] = true
+			ids[sp["span_id"].(string)] = true
+			names = append(names, sp["name"].(string))
+		}
+		var roots []string
+		for _, s := range spans {
+			sp := s.(map[string]any)
+			if p, _ := sp["parent_span_id"].(string); p == "" || !ids[p] {
+				roots = append(roots, sp["service"].(string)+": "+sp["name"].(string))
+			}
+		}
+		missing := ""
+		for _, s := range []string{"gateway", "ordering", "inventory", "payments", "shipping"} {
+			if !services[s] {
+				missing += " service " + s
+			}
+		}
+		for _, w := range want {
+			if !slices.ContainsFunc(names, func(n string) bool { return strings.HasPrefix(n, w) }) {
+				missing += " span " + w
+			}
+		}
+		switch {
+		case missing != "":
+			last = "missing" + missing
+		case len(roots) != 1 || roots[0] != "gateway: POST /api/v1/orders":
+			last = fmt.Sprintf("roots %v, want the gateway's POST alone", roots)
+		default:
+			var lines []string
+			for _, s := range spans {
+				sp := s.(map[string]any)
+				lines = append(lines, sp["service"].(string)+": "+sp["name"].(string))
+			}
+			slices.Sort(lines)
+			t.Logf("one distributed checkout (%s), %d spans:\n%s", mode, len(spans), strings.Join(slices.Compact(lines), "\n"))
+			return
+		}
+	}
 }

@@ -115,6 +115,8 @@ type request struct {
 	res      eventstore.AppendResult
 	err      error
 	done     chan struct{}
+	// commit describes the commit that carried the append (for its span).
+	commit groupcommit.Stats
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -222,26 +224,37 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventstore
 		return eventstore.AppendResult{}, err
 	}
 	req := &request{stream: streamID, expected: expected, events: evs, done: make(chan struct{})}
+	ctx, span := groupcommit.StartAppend(ctx, "postgresql", streamID, len(evs))
+	if err := s.submit(ctx, req); err != nil {
+		span.End(eventstore.AppendResult{}, err, nil)
+		return eventstore.AppendResult{}, err
+	}
+	span.End(req.res, req.err, &req.commit)
+	return req.res, req.err
+}
+
+// submit queues req for the writer and waits for it to be done.
+func (s *Store) submit(ctx context.Context, req *request) error {
 	s.inFlight.Add(1)
 	defer s.inFlight.Add(-1)
 	select {
 	case <-s.quit:
-		return eventstore.AppendResult{}, eventstore.ErrClosed
+		return eventstore.ErrClosed
 	default:
 	}
 	select {
 	case s.reqs <- req:
 	case <-s.quit:
-		return eventstore.AppendResult{}, eventstore.ErrClosed
+		return eventstore.ErrClosed
 	case <-ctx.Done():
-		return eventstore.AppendResult{}, ctx.Err()
+		return ctx.Err()
 	}
 	select {
 	case <-req.done:
-		return req.res, req.err
+		return nil
 	case <-ctx.Done():
 		// The append may still commit; a retry with the same IDs is idempotent.
-		return eventstore.AppendResult{}, ctx.Err()
+		return ctx.Err()
 	}
 }
 
@@ -433,7 +446,9 @@ func (w *writer) commit(batch []*request, events int) {
 		w.s.opts.Observer.Committed(len(batch), events, time.Since(start))
 		w.s.notifier.Publish(head)
 	}
+	took := time.Since(start)
 	for _, r := range batch {
+		r.commit.Set(len(batch), events, start, took)
 		close(r.done)
 	}
 }

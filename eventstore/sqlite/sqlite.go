@@ -84,6 +84,8 @@ type appendReq struct {
 	done     chan struct{}
 	// wrote is set when this append's events were inserted (not a repeat).
 	wrote bool
+	// commit describes the commit that carried the append (for its span).
+	commit groupcommit.Stats
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -194,9 +196,12 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventstore
 		return eventstore.AppendResult{}, err
 	}
 	req := &appendReq{stream: streamID, expected: expected, events: evs, done: make(chan struct{})}
+	ctx, span := groupcommit.StartAppend(ctx, "sqlite", streamID, len(evs))
 	if err := s.submit(ctx, req); err != nil {
+		span.End(eventstore.AppendResult{}, err, nil)
 		return eventstore.AppendResult{}, err
 	}
+	span.End(req.res, req.err, &req.commit)
 	return req.res, req.err
 }
 
@@ -527,7 +532,9 @@ func (w *writer) commit(batch []*appendReq, events int) {
 		w.s.opts.Observer.Committed(len(batch), events, time.Since(start))
 		w.s.notifier.Publish(uint64(w.nextPos - 1))
 	}
+	took := time.Since(start)
 	for _, r := range batch {
+		r.commit.Set(len(batch), events, start, took)
 		close(r.done)
 	}
 }

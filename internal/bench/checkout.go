@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -24,6 +25,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/eventstore/sqlite"
 	"github.com/agora-commerce/agora/internal/ordering"
+	"github.com/agora-commerce/agora/internal/platform/tracing"
 	"github.com/agora-commerce/agora/internal/server"
 	"github.com/agora-commerce/agora/messaging"
 	"github.com/agora-commerce/agora/messaging/natsbus"
@@ -45,6 +47,11 @@ type CheckoutConfig struct {
 	RelayEvents int
 	// Dir holds the data (default: a temporary directory).
 	Dir string
+	// Tracing is "on" (default), "off", or "both": rounds with tracing on
+	// and off in turn, each mode's rate reported, and what tracing costs.
+	Tracing string
+	// Rounds is how many rounds "both" runs (default 2; even is fair).
+	Rounds int
 	// Log, if set, receives progress lines.
 	Log func(format string, args ...any)
 }
@@ -64,6 +71,13 @@ type CheckoutResult struct {
 	RelayMsgsPerSec float64 `json:"relay_msgs_per_sec"`
 	Mode            string  `json:"mode"`
 	Orders          int     `json:"orders"`
+	// Tracing is the run's tracing: on, off or both.
+	Tracing string `json:"tracing"`
+	// With Tracing "both": the rates of the rounds with tracing on and
+	// off, and how much lower the first is, in percent.
+	TracingOnOrdersPerSec  float64 `json:"tracing_on_orders_per_sec,omitempty"`
+	TracingOffOrdersPerSec float64 `json:"tracing_off_orders_per_sec,omitempty"`
+	TracingCostPct         float64 `json:"tracing_cost_pct,omitempty"`
 }
 
 // WriteJSON prints r as one JSON object.
@@ -83,6 +97,10 @@ func (r CheckoutResult) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "confirmed / cancelled / stuck\t%d / %d / %d\n", r.Confirmed, r.Cancelled, r.Stuck)
 	fmt.Fprintf(tw, "cancel reasons\t%v\n", r.Reasons)
 	fmt.Fprintf(tw, "relay msg/s\t%.0f\n", r.RelayMsgsPerSec)
+	fmt.Fprintf(tw, "tracing\t%s\n", r.Tracing)
+	if r.Tracing == "both" {
+		fmt.Fprintf(tw, "orders/s, tracing on / off\t%.0f / %.0f (tracing costs %.1f %%)\n", r.TracingOnOrdersPerSec, r.TracingOffOrdersPerSec, r.TracingCostPct)
+	}
 	return tw.Flush()
 }
 
@@ -246,74 +264,135 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		return nil
 	})
 
-	logf("placing %d orders (%s, %d clients, at most %d in flight)", cfg.Orders, cfg.Mode, cfg.Clients, cfg.InFlight)
-	var next atomic.Int64
 	var failed atomic.Int64
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range cfg.Clients {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				n := next.Add(1)
-				if n > int64(cfg.Orders) {
-					return
-				}
-				slot <- struct{}{}
-				cust := customers[rand.IntN(len(customers))]
-				body := map[string]any{"customer_id": cust, "payment_account_id": cust,
-					"items":            []any{map[string]any{"product_id": products[rand.IntN(len(products))], "quantity": 1 + rand.IntN(2)}},
-					"shipping_address": map[string]any{"street": "1 Bench St", "city": "Loadville", "state": "CA", "zip_code": "90001", "country": "US"}}
-				id := uuid.Must(uuid.NewV7()).String()
-				body["id"] = id
-				ch := make(chan struct{})
-				mu.Lock()
-				submitted[id], ended[id] = time.Now(), ch
-				mu.Unlock()
-				if err := c.post(ctx, "/api/v1/orders", body, nil); err != nil {
-					failed.Add(1)
-					mu.Lock()
-					delete(submitted, id)
-					delete(ended, id)
-					mu.Unlock()
-					<-slot
-					continue
-				}
-				go func() {
-					select {
-					case <-ch:
-					case <-time.After(60 * time.Second):
-					case <-ctx.Done():
-					}
-					<-slot
-				}()
-			}
-		})
-	}
-	wg.Wait()
-	// Wait for the stragglers (bounded).
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	// place places n orders and waits for them to end (bounded): one
+	// round, timed from its first POST to its last order's end.
+	place := func(n int) (int, time.Duration) {
 		mu.Lock()
-		n := len(submitted)
+		endedBefore := res.Confirmed + res.Cancelled
+		last = time.Time{}
 		mu.Unlock()
-		if n == 0 {
-			break
+		var next atomic.Int64
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range cfg.Clients {
+			wg.Go(func() {
+				for ctx.Err() == nil {
+					i := next.Add(1)
+					if i > int64(n) {
+						return
+					}
+					slot <- struct{}{}
+					cust := customers[rand.IntN(len(customers))]
+					body := map[string]any{"customer_id": cust, "payment_account_id": cust,
+						"items":            []any{map[string]any{"product_id": products[rand.IntN(len(products))], "quantity": 1 + rand.IntN(2)}},
+						"shipping_address": map[string]any{"street": "1 Bench St", "city": "Loadville", "state": "CA", "zip_code": "90001", "country": "US"}}
+					id := uuid.Must(uuid.NewV7()).String()
+					body["id"] = id
+					ch := make(chan struct{})
+					mu.Lock()
+					submitted[id], ended[id] = time.Now(), ch
+					mu.Unlock()
+					if err := c.post(ctx, "/api/v1/orders", body, nil); err != nil {
+						failed.Add(1)
+						mu.Lock()
+						delete(submitted, id)
+						delete(ended, id)
+						mu.Unlock()
+						<-slot
+						continue
+					}
+					go func() {
+						select {
+						case <-ch:
+						case <-time.After(60 * time.Second):
+						case <-ctx.Done():
+						}
+						<-slot
+					}()
+				}
+			})
 		}
-		time.Sleep(20 * time.Millisecond)
+		wg.Wait()
+		// Wait for the stragglers (bounded).
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			n := len(submitted)
+			mu.Unlock()
+			if n == 0 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if last.IsZero() {
+			return 0, 0
+		}
+		return res.Confirmed + res.Cancelled - endedBefore, last.Sub(start)
+	}
+
+	var done int
+	var took time.Duration
+	switch cfg.Tracing {
+	case "both":
+		// Rounds with tracing on and off in turn (on, off, off, on, …),
+		// so that a drift of the machine's speed falls on both alike.
+		rounds := max(cfg.Rounds, 2)
+		per := max(cfg.Orders/rounds, 1)
+		var onN, offN int
+		var onT, offT time.Duration
+		for i := range rounds {
+			on := (i+i/2)%2 == 0
+			tracing.SetEnabled(on)
+			logf("round %d of %d: %d orders (%s, %d clients, at most %d in flight), tracing %s", i+1, rounds, per, cfg.Mode, cfg.Clients, cfg.InFlight, onOff(on))
+			n, d := place(per)
+			if on {
+				onN, onT = onN+n, onT+d
+			} else {
+				offN, offT = offN+n, offT+d
+			}
+			done, took = done+n, took+d
+		}
+		tracing.SetEnabled(true)
+		res.TracingOnOrdersPerSec, res.TracingOffOrdersPerSec = rate(onN, onT), rate(offN, offT)
+		if res.TracingOffOrdersPerSec > 0 {
+			res.TracingCostPct = 100 * (1 - res.TracingOnOrdersPerSec/res.TracingOffOrdersPerSec)
+		}
+	default:
+		on := cfg.Tracing != "off"
+		tracing.SetEnabled(on)
+		logf("placing %d orders (%s, %d clients, at most %d in flight), tracing %s", cfg.Orders, cfg.Mode, cfg.Clients, cfg.InFlight, onOff(on))
+		done, took = place(cfg.Orders)
+		tracing.SetEnabled(true)
 	}
 	stopWatch()
 	mu.Lock()
 	defer mu.Unlock()
+	res.Tracing = cmp.Or(cfg.Tracing, "on")
 	res.Stuck = len(submitted) + int(failed.Load())
-	if !last.IsZero() {
-		res.OrdersPerSec = float64(res.Confirmed+res.Cancelled) / last.Sub(start).Seconds()
-	}
+	res.OrdersPerSec = rate(done, took)
 	slices.Sort(latencies)
 	res.P50Ms, res.P99Ms = pct(latencies, 0.50), pct(latencies, 0.99)
 	if failed.Load() > 0 {
 		logf("%d order submissions failed", failed.Load())
 	}
 	return res, nil
+}
+
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
 }
 
 // benchAdmin is the admin the benchmark's platform bootstraps.

@@ -124,8 +124,10 @@ type Page struct {
 // ErrBadCursor reports a cursor this API did not issue.
 var ErrBadCursor = errs.Fields(errs.FieldError{Field: "cursor", Message: "is not a cursor from this list"})
 
-// List returns up to limit products after cursor, in ID order.
-func (s *Store) List(ctx context.Context, limit int, cursor string) (Page, error) {
+// List returns up to limit products after cursor, in ID order; a
+// non-empty q keeps those whose name, SKU or description holds it
+// (case-insensitively).
+func (s *Store) List(ctx context.Context, q string, limit int, cursor string) (Page, error) {
 	after := ""
 	if cursor != "" {
 		b, err := base64.RawURLEncoding.DecodeString(cursor)
@@ -134,7 +136,16 @@ func (s *Store) List(ctx context.Context, limit int, cursor string) (Page, error
 		}
 		after = string(b)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+cols+` FROM catalog_products WHERE id > $1 ORDER BY id LIMIT $2`, after, limit+1)
+	query, args := `SELECT `+cols+` FROM catalog_products WHERE id > $1`, []any{after}
+	if q = strings.TrimSpace(q); q != "" {
+		// A case-insensitive substring of the name, SKU or description;
+		// LIKE's wildcards in q match themselves.
+		like := "%" + likeEscaper.Replace(strings.ToLower(q)) + "%"
+		query += ` AND (LOWER(name) LIKE $2 ESCAPE '\' OR LOWER(sku) LIKE $2 ESCAPE '\' OR LOWER(description) LIKE $2 ESCAPE '\')`
+		args = append(args, like)
+	}
+	query += fmt.Sprintf(` ORDER BY id LIMIT %d`, limit+1)
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return Page{}, err
 	}
@@ -156,6 +167,9 @@ func (s *Store) List(ctx context.Context, limit int, cursor string) (Page, error
 	}
 	return p, nil
 }
+
+// likeEscaper escapes LIKE's wildcards and its escape character.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // write runs f in a transaction that also adds f's outbox message, then
 // wakes the relay.

@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +69,10 @@ type Config struct {
 	Logger *slog.Logger
 	// OnBreaker, if set, is called on every breaker transition.
 	OnBreaker func(cluster string, from, to resilience.State)
+	// RateLimited, if set, is asked once per rate-limited route for the
+	// function told of each of its refusals (429), given the limit that
+	// refused ("client" or "tenant"): for metrics.
+	RateLimited func(class string) func(limit string)
 	// Validate checks every proxied request against the OpenAPI document
 	// (package validate) once it is authenticated, before rate limits,
 	// Idempotency-Key handling and the upstream: a request the document
@@ -82,6 +87,8 @@ type Gateway struct {
 	validate *validate.Validator // nil: no validation
 	handler  http.Handler
 	clusters map[string]*resilience.Cluster
+	// balancers are the clusters' balancers, by cluster.
+	balancers map[string]*balance.Balancer
 }
 
 // New assembles a gateway from cfg.
@@ -106,7 +113,7 @@ func New(cfg Config) (*Gateway, error) {
 			IdleConnTimeout:     90 * time.Second,
 		}
 	}
-	g := &Gateway{cfg: cfg, clusters: map[string]*resilience.Cluster{}}
+	g := &Gateway{cfg: cfg, clusters: map[string]*resilience.Cluster{}, balancers: map[string]*balance.Balancer{}}
 	if cfg.Validate {
 		v, err := validate.Default()
 		if err != nil {
@@ -134,6 +141,7 @@ func New(cfg Config) (*Gateway, error) {
 		b := balance.New(cfg.Registry, name, bc)
 		cl := resilience.New(name, b.Transport(cfg.Transport), rc)
 		g.clusters[name] = cl
+		g.balancers[name] = b
 	}
 	mux := http.NewServeMux()
 	cfg.Routes.Register(mux, g.route)
@@ -184,34 +192,81 @@ func (g *Gateway) Breakers() map[string]resilience.State {
 	return out
 }
 
+// Upstream is one cluster the gateway routes to: its resilience policies
+// (breaker, bulkhead) and its balancer (outlier ejection).
+type Upstream struct {
+	// Name is the cluster's name in the route table.
+	Name string
+	// Cluster is its resilience policies.
+	Cluster *resilience.Cluster
+	// Balancer picks its instances.
+	Balancer *balance.Balancer
+}
+
+// Upstreams returns every upstream cluster, sorted by name, for operators.
+func (g *Gateway) Upstreams() []Upstream {
+	out := make([]Upstream, 0, len(g.clusters))
+	for name, c := range g.clusters {
+		out = append(out, Upstream{Name: name, Cluster: c, Balancer: g.balancers[name]})
+	}
+	slices.SortFunc(out, func(a, b Upstream) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
 // route builds the handler chain of one route.
 func (g *Gateway) route(rt *routes.Route) http.Handler {
 	if rt.Cluster == routes.Local {
 		if g.cfg.Local == nil {
 			return http.NotFoundHandler()
 		}
-		return routes.Authorize(g.cfg.Verifier, rt, g.cfg.Local)
+		return routes.Authorize(g.cfg.Verifier, rt, g.limited(rt, g.cfg.Local))
 	}
 	var h http.Handler = g.proxy(rt)
+	if rt.Timeout == 0 {
+		h = unbounded(h)
+	}
 	if rt.Check == routes.CheckOrder {
 		h = g.orderCheck(h)
 	}
 	if rt.Method == http.MethodPost {
 		h = idempotency.Middleware(idempotency.Options{Store: g.cfg.Idempotency, Scope: scope, Logger: g.cfg.Logger})(h)
 	}
-	if g.cfg.Limiter != nil {
-		if class, ok := g.cfg.Routes.RateLimits[rt.RateLimit]; ok && (class.Client.Rate > 0 || class.Tenant.Rate > 0) {
-			p := ratelimit.Policy{Name: class.Name,
-				Client: ratelimit.Limit{Rate: class.Client.Rate, Period: class.Client.Period, Burst: class.Client.Burst},
-				Tenant: ratelimit.Limit{Rate: class.Tenant.Rate, Period: class.Tenant.Period, Burst: class.Tenant.Burst}}
-			h = ratelimit.Middleware(ratelimit.Options{Limiter: g.cfg.Limiter, Logger: g.cfg.Logger, Identify: identify,
-				Policy: func(*http.Request) (ratelimit.Policy, bool) { return p, true }})(h)
-		}
-	}
+	h = g.limited(rt, h)
 	if g.validate != nil {
 		h = g.validate.Handler(rt.Pattern, h)
 	}
 	return routes.Authorize(g.cfg.Verifier, rt, traced(rt, h))
+}
+
+// limited applies rt's rate-limit class in front of h (none without a
+// limiter or for a class without limits).
+func (g *Gateway) limited(rt *routes.Route, h http.Handler) http.Handler {
+	if g.cfg.Limiter == nil {
+		return h
+	}
+	class, ok := g.cfg.Routes.RateLimits[rt.RateLimit]
+	if !ok || (class.Client.Rate <= 0 && class.Tenant.Rate <= 0) {
+		return h
+	}
+	p := ratelimit.Policy{Name: class.Name,
+		Client: ratelimit.Limit{Rate: class.Client.Rate, Period: class.Client.Period, Burst: class.Client.Burst},
+		Tenant: ratelimit.Limit{Rate: class.Tenant.Rate, Period: class.Tenant.Period, Burst: class.Tenant.Burst}}
+	var refused func(limit string)
+	if g.cfg.RateLimited != nil {
+		refused = g.cfg.RateLimited(class.Name)
+	}
+	return ratelimit.Middleware(ratelimit.Options{Limiter: g.cfg.Limiter, Logger: g.cfg.Logger, Identify: identify,
+		Policy: func(*http.Request) (ratelimit.Policy, bool) { return p, true }, OnRefused: refused})(h)
+}
+
+// unbounded lifts the server's write timeout for a route without a
+// timeout (a stream of server-sent events): the stream lasts as long as
+// the client stays.
+func unbounded(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		next.ServeHTTP(w, r)
+	})
 }
 
 // traced marks the request's span as the gateway's, routing to rt's

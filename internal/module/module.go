@@ -26,6 +26,7 @@ import (
 	"github.com/agora-commerce/agora/internal/gateway/routes"
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/call"
+	"github.com/agora-commerce/agora/internal/platform/telemetry"
 	"github.com/agora-commerce/agora/internal/shipping/carrier"
 	"github.com/agora-commerce/agora/messaging"
 	"github.com/agora-commerce/agora/projection"
@@ -99,6 +100,10 @@ type Platform struct {
 	Verifier *auth.Verifier
 	// Logger receives the module's logs.
 	Logger *slog.Logger
+	// Metrics is the process's metrics, where a module reports what only
+	// it can see (checkouts, its caches); nil in tests, and the methods a
+	// module calls are safe on nil.
+	Metrics *telemetry.Metrics
 	// Project opens a projection runner on the store and DB, for the
 	// module to return in Module.Projections.
 	Project func(ctx context.Context, p projection.Projection) (*projection.Runner, error)
@@ -155,6 +160,9 @@ type Demo struct {
 	// log in as the demo merchant and customer (public demo passwords).
 	MerchantEmail, MerchantPassword string
 	CustomerEmail, CustomerPassword string
+	// AdminEmail/AdminPassword log in as the demo tenant's admin, who
+	// sees the operations console.
+	AdminEmail, AdminPassword string
 	// CustomerAccountID is the demo customer's payments account.
 	CustomerAccountID string
 	// Created reports whether this start created the demo users.

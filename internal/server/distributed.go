@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/gateway/registry"
+	"github.com/agora-commerce/agora/internal/gateway/traces"
 	"github.com/agora-commerce/agora/internal/module"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
+	"github.com/agora-commerce/agora/internal/platform/tracing"
 )
 
 // Gateway is the name Config.Only takes for a process that runs the
@@ -72,6 +74,10 @@ func (s *Server) openDistributed(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server: listen: %w", err)
 	}
+	// Every process answers the gateway's trace queries from its store.
+	s.daemons = append(s.daemons, func(ctx context.Context) error {
+		return s.bus.Respond(ctx, traces.Subject, "", traces.Respond(s.processName(), tracing.Recent()))
+	})
 	if cfg.Only == Gateway {
 		if err := s.buildGateway(); err != nil {
 			return err
@@ -93,11 +99,9 @@ func (s *Server) openDistributed(ctx context.Context) error {
 	if url == "" {
 		url = "http://" + s.ln.Addr().String()
 	}
-	host, _ := os.Hostname()
-	id := fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strings.NewReplacer(":", "-", ".", "-").Replace(s.ln.Addr().String()))
 	// Run registers the instance once it serves.
 	s.register = func() error {
-		stop, err := kv.Register(s.bg, cfg.Only, registry.Instance{ID: id, URL: url, Weight: 1})
+		stop, err := kv.Register(s.bg, cfg.Only, registry.Instance{ID: s.instanceID(), URL: url, Weight: 1})
 		if err != nil {
 			return err
 		}
@@ -105,4 +109,41 @@ func (s *Server) openDistributed(ctx context.Context) error {
 		return nil
 	}
 	return nil
+}
+
+// instanceID is the ID this process registers with (distributed mode):
+// its host, process ID and bound address.
+func (s *Server) instanceID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), strings.NewReplacer(":", "-", ".", "-").Replace(s.ln.Addr().String()))
+}
+
+// processName names this process to the gateway's trace queries: its
+// context and instance ID.
+func (s *Server) processName() string { return s.cfg.Only + "/" + s.instanceID() }
+
+// processes names every process expected to answer a trace query: this
+// one, and every instance registered.
+func (s *Server) processes() []string {
+	out := []string{s.processName()}
+	for _, c := range Contexts {
+		if c == Gateway {
+			continue
+		}
+		for _, in := range s.reg.Instances(c) {
+			if name := c + "/" + in.ID; name != out[0] {
+				out = append(out, name)
+			}
+		}
+	}
+	return out
+}
+
+// traceSource is where the ops endpoints find traces: this process's
+// store (embedded mode), or every process's, gathered over the bus.
+func (s *Server) traceSource() traces.Source {
+	if s.cfg.Only == "" {
+		return traces.Local(tracing.Recent())
+	}
+	return &traces.Gatherer{Bus: s.bus, Processes: s.processes, Logger: s.log}
 }

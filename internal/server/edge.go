@@ -45,6 +45,19 @@ func (s *Server) InjectFault(name string, on bool) {
 	}
 }
 
+// FailCalls makes every cross-context call of subject (e.g.
+// "cmd.inventory.release") made by this process fail as unavailable
+// while on: a drill of a context that keeps failing, for tests of what
+// operators see (a saga whose compensation cannot complete ends Failed,
+// and resumes on Retry once the fault is gone).
+func (s *Server) FailCalls(subject string, on bool) {
+	var err error
+	if on {
+		err = &errs.Error{Code: errs.Unavailable, Reason: "injected_fault", Message: subject + " is failing (injected)"}
+	}
+	s.calls.Fail(subject, err)
+}
+
 func (svc *service) faulty(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if svc.fault.Load() {
@@ -115,6 +128,7 @@ func (s *Server) buildGateway() error {
 		Balance:    balance.Config{ConsecutiveFailures: 3},
 		// Requests the OpenAPI document rejects are refused at the edge.
 		Validate: true}
+	cfg.RateLimited = s.metrics.RateLimited
 	if s.redis != nil {
 		cfg.Idempotency = idempotency.NewRedisStore(s.redis, "agora:idem:")
 	}
@@ -131,6 +145,10 @@ func (s *Server) buildGateway() error {
 	}
 	s.gateway = gw
 	s.metrics.Breakers(s.Breakers)
+	s.metrics.Bulkheads(s.bulkheads)
+	// The console's charts (GET /api/v1/ops/metrics/series) sample the
+	// process's metrics.
+	s.daemons = append(s.daemons, s.metrics.Sampler().Run)
 	return nil
 }
 

@@ -8,6 +8,9 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/agora-commerce/agora/internal/bff/bffmod"
 	"github.com/agora-commerce/agora/internal/catalog/catalogmod"
 	"github.com/agora-commerce/agora/internal/identity/identitymod"
@@ -16,6 +19,7 @@ import (
 	"github.com/agora-commerce/agora/internal/ordering/orderingmod"
 	"github.com/agora-commerce/agora/internal/payments/paymentsmod"
 	"github.com/agora-commerce/agora/internal/platform/call"
+	"github.com/agora-commerce/agora/internal/platform/tracing"
 	"github.com/agora-commerce/agora/internal/shipping/shippingmod"
 	"github.com/agora-commerce/agora/messaging"
 	"github.com/agora-commerce/agora/projection"
@@ -52,7 +56,7 @@ type relay struct {
 // events; and the bus's streams for every module's subjects.
 func (s *Server) build(ctx context.Context, defs []module.Def) error {
 	distributed := s.cfg.Only != ""
-	sopts := saga.Options{Logger: s.log}
+	sopts := saga.Options{Logger: s.log, Observer: s.metrics.Sagas()}
 	var requester call.Requester
 	if distributed {
 		// Other instances' engines take over a dead one's sagas; the
@@ -61,16 +65,19 @@ func (s *Server) build(ctx context.Context, defs []module.Def) error {
 	}
 	s.engine = saga.NewEngine(s.store, s.rmDB, sopts)
 	s.calls = call.NewExchange(requester)
+	// building is the module being built: its projections' spans name it.
+	var building string
 	p := &module.Platform{
 		Settings: module.Settings{DataDir: s.cfg.DataDir, Postgres: s.cfg.PostgresURL != "",
 			CheckoutMode: s.cfg.CheckoutMode, CheckoutTimeout: s.cfg.CheckoutTimeout,
 			MerchantAccountID: s.cfg.MerchantAccountID, BootstrapAdmin: s.cfg.BootstrapAdmin, Carrier: s.Carrier},
 		Store: s.store, DB: s.rmDB, Redis: s.redis, Sagas: s.engine, Calls: s.calls, Registry: s.reg,
-		Verifier: s.verifier, Logger: s.log,
+		Verifier: s.verifier, Logger: s.log, Metrics: s.metrics,
 		Project: func(ctx context.Context, pr projection.Projection) (*projection.Runner, error) {
 			// On PostgreSQL several instances may share the read models:
 			// fence each batch on its checkpoint (projection.Options.Shared).
-			r := projection.NewRunner(s.store, s.rmDB, pr, projection.Options{Logger: s.log, Shared: s.cfg.PostgresURL != ""})
+			r := projection.NewRunner(s.store, s.rmDB, pr, projection.Options{Logger: s.log, Shared: s.cfg.PostgresURL != "",
+				SpanAttributes: []attribute.KeyValue{tracing.ServiceKey.String(building)}})
 			if err := r.Init(ctx); err != nil {
 				return nil, err
 			}
@@ -79,6 +86,7 @@ func (s *Server) build(ctx context.Context, defs []module.Def) error {
 		},
 	}
 	for _, d := range defs {
+		building = d.Name
 		m, err := d.New(ctx, p)
 		if err != nil {
 			return fmt.Errorf("module %s: %w", d.Name, err)
@@ -86,7 +94,10 @@ func (s *Server) build(ctx context.Context, defs []module.Def) error {
 		s.mods = append(s.mods, &built{d, m})
 		s.calls.Add(m.Answers...)
 		s.runners = append(s.runners, m.Projections...)
-		s.consumers = append(s.consumers, m.Consumers...)
+		for _, c := range m.Consumers {
+			c.Handle = s.metrics.Consumer(c.Name, traced(d.Name, c.Handle))
+			s.consumers = append(s.consumers, c)
+		}
 		s.daemons = append(s.daemons, m.Daemons...)
 		if distributed {
 			for _, a := range m.Answers {
@@ -94,7 +105,11 @@ func (s *Server) build(ctx context.Context, defs []module.Def) error {
 			}
 		}
 	}
-	return s.plumb(ctx)
+	if err := s.plumb(ctx); err != nil {
+		return err
+	}
+	s.instrument() // after plumb, which makes the relays
+	return nil
 }
 
 // plumb makes the bus's streams (every module's subjects, whichever this
@@ -123,8 +138,12 @@ func (s *Server) plumb(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	add := func(name string, log messaging.Log, stream string) {
-		o := messaging.RelayOptions{Name: name, Tail: s.bus.Tail(stream), Logger: s.log}
+	add := func(name string, log messaging.Log, stream, service string) {
+		o := messaging.RelayOptions{Name: name, Tail: s.bus.Tail(stream), Logger: s.log,
+			SpanAttributes: []attribute.KeyValue{attribute.String("messaging.system", "nats")}}
+		if service != "" {
+			o.SpanAttributes = append(o.SpanAttributes, tracing.ServiceKey.String(service))
+		}
 		if s.cfg.PostgresURL != "" {
 			// Several instances may run the relay: a session lock lets one
 			// publish while the others stand by. Advisory locks are the
@@ -138,21 +157,34 @@ func (s *Server) plumb(ctx context.Context) error {
 	var mappers []messaging.Mapper
 	for _, m := range s.mods {
 		for _, o := range m.Outboxes {
-			add(o.Name, o.Log, m.def.Stream)
+			add(o.Name, o.Log, m.def.Stream, m.def.Name)
 		}
 		if m.Publish == nil {
 			continue
 		}
 		if s.cfg.Only != "" {
-			add("events-"+m.def.Name, messaging.EventLog(s.store, m.Publish), m.def.Stream)
+			add("events-"+m.def.Name, messaging.EventLog(s.store, m.Publish), m.def.Stream, m.def.Name)
 			continue
 		}
 		mappers = append(mappers, m.Publish)
 	}
 	if len(mappers) > 0 {
-		add("events", messaging.EventLog(s.store, messaging.FirstOf(mappers...)), module.EventsStream)
+		add("events", messaging.EventLog(s.store, messaging.FirstOf(mappers...)), module.EventsStream, "")
 	}
 	return nil
+}
+
+// traced is consumer handler h of context service: its deliveries'
+// spans (natsbus's) name the context, and its log lines the request
+// that caused the message (its correlation ID).
+func traced(service string, h messaging.Handler) messaging.Handler {
+	attr := tracing.ServiceKey.String(service)
+	return func(ctx context.Context, d messaging.Delivery) error {
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.SetAttributes(attr)
+		}
+		return h(tracing.WithRequestID(ctx, d.Headers[messaging.HeaderCorrelation]), d)
+	}
 }
 
 // Service returns the application service of module name, for tests and

@@ -33,17 +33,18 @@ import (
 	"github.com/agora-commerce/agora/internal/gateway/routes"
 	"github.com/agora-commerce/agora/internal/gateway/traces"
 	"github.com/agora-commerce/agora/internal/module"
+	"github.com/agora-commerce/agora/internal/ops"
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/call"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/internal/platform/openapi"
 	"github.com/agora-commerce/agora/internal/platform/telemetry"
-	"github.com/agora-commerce/agora/internal/platform/tracing"
 	"github.com/agora-commerce/agora/internal/shipping/carrier"
 	"github.com/agora-commerce/agora/messaging"
 	"github.com/agora-commerce/agora/messaging/natsbus"
 	"github.com/agora-commerce/agora/projection"
 	"github.com/agora-commerce/agora/saga"
+	"github.com/agora-commerce/agora/web"
 )
 
 // Config configures a Server.
@@ -158,6 +159,8 @@ type Server struct {
 	register   func() error
 	deregister func()
 	seeded     *Demo
+	// dead keeps the messages consumers failed permanently.
+	dead *ops.DeadLetters
 	// Carrier is the simulated carrier shipping books with, for tests
 	// and drills (Set changes its failure rate and latency).
 	Carrier *carrier.Sim
@@ -217,8 +220,11 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.openStorage(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.openDeadLetters(ctx); err != nil {
+		return nil, err
+	}
 	s.bus, err = natsbus.Open(ctx, natsbus.Options{URL: cfg.NATSURL, DataDir: filepath.Join(cfg.DataDir, "nats"),
-		Namespace: cfg.NATSNamespace, Logger: s.log})
+		Namespace: cfg.NATSNamespace, Logger: s.log, OnDead: s.dead.Record})
 	if err != nil {
 		return nil, err
 	}
@@ -270,8 +276,17 @@ func (s *Server) ops() *http.ServeMux {
 	ops.Handle("GET /metrics", s.metrics.Handler())
 	ops.Handle("GET /openapi.json", openapi.Handler())
 	ops.Handle("GET /api/v1/events/stream", eventstream.Handler(s.bus, module.EventsStream, module.CatalogStream))
-	ops.Handle("GET /api/v1/ops/traces", traces.ListHandler(tracing.Recent()))
-	ops.Handle("GET /api/v1/ops/traces/{trace_id}", traces.GetHandler(tracing.Recent()))
+	ops.Handle("GET /api/v1/ops/traces", traces.List(s.traceSource()))
+	ops.Handle("GET /api/v1/ops/traces/{trace_id}", traces.Get(s.traceSource()))
+	ops.Handle("GET /api/v1/ops/metrics/series", s.metrics.Sampler().Handler())
+	s.operations(ops) // the log, streams, sagas, processing, dead letters, services
+	// The browser's front end and its sessions (logged in through the
+	// gateway itself, so through identity's rules and limits).
+	front := web.Handler()
+	ops.Handle("GET /{$}", front)
+	ops.Handle("GET /assets/", front)
+	sessions := web.Sessions(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.gateway.ServeHTTP(w, r) }))
+	ops.Handle("/api/v1/auth/session", sessions)
 	return ops
 }
 

@@ -51,6 +51,13 @@ type Options struct {
 	Duplicates time.Duration
 	// Logger receives connection events (default slog.Default()).
 	Logger *slog.Logger
+	// OnDead, if set, is given every delivery whose handler failed
+	// permanently (messaging.ErrPermanent) before the message is dropped,
+	// with the name of the consumer that failed (the Consumer's Name, also
+	// for a consumer of several subjects) and the handler's error: a dead
+	// letter to keep. If it fails, the message is not dropped but
+	// delivered again later, so that no dead letter is lost.
+	OnDead func(ctx context.Context, consumer string, d messaging.Delivery, err error) error
 }
 
 // Bus is a connection to JetStream, and the embedded server if it runs one.
@@ -341,6 +348,11 @@ func (b *Bus) Repair(ctx context.Context, c messaging.Consumer) error {
 // 2.10, which allow one filter per consumer. Deliveries of different
 // subjects are then not ordered among themselves.
 func (b *Bus) Subscribe(ctx context.Context, c messaging.Consumer, h messaging.Handler) error {
+	return b.subscribe(ctx, c, c.Name, h)
+}
+
+// subscribe is Subscribe, naming consumer owner in dead letters.
+func (b *Bus) subscribe(ctx context.Context, c messaging.Consumer, owner string, h messaging.Handler) error {
 	if len(c.Subjects) > 1 {
 		var wg sync.WaitGroup
 		errs := make([]error, len(c.Subjects))
@@ -350,7 +362,7 @@ func (b *Bus) Subscribe(ctx context.Context, c messaging.Consumer, h messaging.H
 			one := c
 			one.Name, one.Subjects = fmt.Sprintf("%s-%d", c.Name, i), []string{subj}
 			wg.Go(func() {
-				errs[i] = b.Subscribe(ctx, one, h)
+				errs[i] = b.subscribe(ctx, one, owner, h)
 				cancel() // one failing stops the others: the caller retries the whole
 			})
 		}
@@ -405,7 +417,7 @@ func (b *Bus) Subscribe(ctx context.Context, c messaging.Consumer, h messaging.H
 	for range conc {
 		wg.Go(func() {
 			for m := range work {
-				b.handle(ctx, c.Name, prefix, m, h)
+				b.handle(ctx, owner, prefix, m, h)
 			}
 		})
 	}
@@ -446,18 +458,28 @@ func (b *Bus) handle(ctx context.Context, consumer, prefix string, m jetstream.M
 	if md, err := m.Metadata(); err == nil {
 		d.Attempt = int(md.NumDelivered)
 	}
+	ctx, span := consumeSpan(ctx, consumer, &d)
 	err := h(ctx, d)
+	endConsume(span, err)
 	switch {
 	case err == nil:
 		_ = m.Ack()
 	case errors.Is(err, messaging.ErrPermanent):
-		b.opts.Logger.Error("natsbus: dropping a message no retry can handle", "consumer", consumer, "id", d.ID, "subject", d.Subject, "err", err)
+		if b.opts.OnDead != nil {
+			if derr := b.opts.OnDead(ctx, consumer, d, err); derr != nil {
+				b.opts.Logger.ErrorContext(ctx, "natsbus: could not keep a dead letter; redelivering", "consumer", consumer, "id", d.ID, "err", err, "dead_letter_err", derr)
+				_ = m.NakWithDelay(5 * time.Second)
+				return
+			}
+		}
+		b.opts.Logger.ErrorContext(ctx, "natsbus: dropping a message no retry can handle", "consumer", consumer, "id", d.ID, "subject", d.Subject, "err", err,
+			"dead_letter", b.opts.OnDead != nil)
 		_ = m.Term()
 	case ctx.Err() != nil:
 		// Shutting down: leave it for redelivery.
 	default:
 		delay := min(time.Duration(d.Attempt*d.Attempt)*100*time.Millisecond, 10*time.Second)
-		b.opts.Logger.Warn("natsbus: handler failed; redelivering", "consumer", consumer, "id", d.ID, "attempt", d.Attempt, "retry_in", delay, "err", err)
+		b.opts.Logger.WarnContext(ctx, "natsbus: handler failed; redelivering", "consumer", consumer, "id", d.ID, "attempt", d.Attempt, "retry_in", delay, "err", err)
 		_ = m.NakWithDelay(delay)
 	}
 }

@@ -119,7 +119,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
-	if err := httpapi.Query(r, "limit", "cursor"); err != nil {
+	if err := httpapi.Query(r, "limit", "cursor", "q"); err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
@@ -128,7 +128,12 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	page, err := h.store.List(r.Context(), limit, r.URL.Query().Get("cursor"))
+	q := r.URL.Query().Get("q")
+	if len(q) > 100 {
+		httpapi.Error(w, r, errs.Fields(errs.FieldError{Field: "q", Message: "is longer than 100 characters"}))
+		return
+	}
+	page, err := h.store.List(r.Context(), q, limit, r.URL.Query().Get("cursor"))
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return

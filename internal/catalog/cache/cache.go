@@ -25,10 +25,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/maypok86/otter/v2"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/agora-commerce/agora/internal/catalog"
@@ -62,6 +67,25 @@ type Cache struct {
 	prefix string
 	ttl    time.Duration
 	loads  singleflight.Group
+	// Lookups (Get) answered in process, and not; loads of the misses
+	// answered by the shared tier, and by the source.
+	hits, misses, sharedLoads, sourceLoads atomic.Uint64
+}
+
+// Stats are a cache's counts since it was made.
+type Stats struct {
+	// Hits are the lookups answered from process memory; Misses, the
+	// others.
+	Hits, Misses uint64
+	// SharedLoads are the loads of misses the shared tier answered;
+	// SourceLoads, those that went to the source. Concurrent misses of one
+	// product share a load.
+	SharedLoads, SourceLoads uint64
+}
+
+// Stats returns the cache's counts, for metrics.
+func (c *Cache) Stats() Stats {
+	return Stats{Hits: c.hits.Load(), Misses: c.misses.Load(), SharedLoads: c.sharedLoads.Load(), SourceLoads: c.sourceLoads.Load()}
 }
 
 // New returns a cache in front of src.
@@ -87,10 +111,24 @@ func New(src Source, opts Options) (*Cache, error) {
 
 // Get returns product id: from process memory, else the shared tier,
 // else the source. Concurrent misses on one product load it once.
+//
+// The request's span says whether the process's tier had it
+// (agora.cache.hit); a miss's load is a span of its own.
 func (c *Cache) Get(ctx context.Context, id string) (catalog.Product, error) {
-	if p, ok := c.local.GetIfPresent(id); ok {
-		return p, nil
+	p, hit, err := c.get(ctx, id)
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.Bool("agora.cache.hit", hit))
 	}
+	return p, err
+}
+
+// get is Get, saying whether the process's tier had the product.
+func (c *Cache) get(ctx context.Context, id string) (catalog.Product, bool, error) {
+	if p, ok := c.local.GetIfPresent(id); ok {
+		c.hits.Add(1)
+		return p, true, nil
+	}
+	c.misses.Add(1)
 	v, err, _ := c.loads.Do(id, func() (any, error) {
 		p, err := c.load(ctx, id)
 		if err != nil {
@@ -100,24 +138,42 @@ func (c *Cache) Get(ctx context.Context, id string) (catalog.Product, error) {
 		return c.put(p), nil
 	})
 	if err != nil {
-		return catalog.Product{}, err
+		return catalog.Product{}, false, err
 	}
-	return v.(catalog.Product), nil
+	return v.(catalog.Product), false, nil
 }
 
-// load fills a local miss from the shared tier or the source. A product
-// that does not exist is not cached (it may be created any moment).
-func (c *Cache) load(ctx context.Context, id string) (catalog.Product, error) {
+var tracer = otel.Tracer("github.com/agora-commerce/agora/catalog/cache")
+
+// load fills a local miss from the shared tier or the source, in a span
+// of its own (within a sampled trace) naming the tier that had it. A
+// product that does not exist is not cached (it may be created any
+// moment).
+func (c *Cache) load(ctx context.Context, id string) (_ catalog.Product, err error) {
+	if trace.SpanContextFromContext(ctx).IsSampled() {
+		var span trace.Span
+		ctx, span = tracer.Start(ctx, "catalog cache load", trace.WithAttributes(attribute.String("agora.product_id", id)))
+		defer func() {
+			if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}()
+	}
 	if c.shared != nil {
 		raw, err := c.shared.Get(ctx, c.prefix+id).Bytes()
 		if err == nil {
 			var p catalog.Product
 			if json.Unmarshal(raw, &p) == nil && p.ID == id {
+				trace.SpanFromContext(ctx).SetAttributes(attribute.String("agora.cache.tier", "shared"))
+				c.sharedLoads.Add(1)
 				return p, nil
 			}
 		}
 		// A shared tier that is down or holds garbage costs only speed.
 	}
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("agora.cache.tier", "source"))
+	c.sourceLoads.Add(1)
 	p, err := c.src.Get(ctx, id)
 	if err != nil {
 		return catalog.Product{}, err
@@ -130,8 +186,17 @@ func (c *Cache) load(ctx context.Context, id string) (catalog.Product, error) {
 // each existing product in ids.
 func (c *Cache) Prices(ctx context.Context, ids []string) (map[string]money.Money, error) {
 	out := make(map[string]money.Money, len(ids))
+	hits := 0
+	defer func() {
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.SetAttributes(attribute.Int("agora.cache.hits", hits), attribute.Int("agora.cache.misses", len(ids)-hits))
+		}
+	}()
 	for _, id := range ids {
-		p, err := c.Get(ctx, id)
+		p, hit, err := c.get(ctx, id)
+		if hit {
+			hits++
+		}
 		if errors.Is(err, catalog.ErrNotFound) {
 			continue
 		}

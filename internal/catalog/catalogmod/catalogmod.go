@@ -14,6 +14,7 @@ import (
 	"github.com/agora-commerce/agora/internal/catalog/catalogapi"
 	"github.com/agora-commerce/agora/internal/module"
 	"github.com/agora-commerce/agora/internal/platform/call"
+	"github.com/agora-commerce/agora/internal/platform/telemetry"
 	"github.com/agora-commerce/agora/messaging"
 	"github.com/agora-commerce/agora/money"
 )
@@ -35,6 +36,10 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.Metrics.Cache("catalog", func() telemetry.CacheStats {
+		s := products.Stats()
+		return telemetry.CacheStats{Hits: s.Hits, Misses: s.Misses, SharedLoads: s.SharedLoads, SourceLoads: s.SourceLoads}
+	})
 	return &module.Module{
 		Routes: api.New(store, products).Register,
 		// Every instance follows the catalog's events to keep its own

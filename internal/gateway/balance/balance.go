@@ -241,6 +241,21 @@ func (b *Balancer) Ejected() []string {
 	return ids
 }
 
+// EjectedUntil returns the instances ejected now, each with the end of
+// its ejection (for operators: which instance is out, and until when).
+func (b *Balancer) EjectedUntil() map[string]time.Time {
+	now := b.cfg.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]time.Time{}
+	for id, h := range b.hosts {
+		if h.ejectedUntil.After(now) {
+			out[id] = h.ejectedUntil
+		}
+	}
+	return out
+}
+
 // Transport returns a RoundTripper that sends each request to the
 // instance Pick chooses (its URL's scheme, host and path prefix replace
 // the request's) through next, and reports the outcome: a 5xx answer or
@@ -283,6 +298,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
+	traceInstance(req.Context(), in.ID)
 	base, err := t.parse(in.URL)
 	if err != nil {
 		if req.Body != nil {

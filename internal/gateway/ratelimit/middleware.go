@@ -58,6 +58,10 @@ type Options struct {
 	FailClosed bool
 	// Logger receives Limiter failures (default slog.Default()).
 	Logger *slog.Logger
+	// OnRefused, if set, is told of every request refused with 429, with
+	// the limit that refused it: "client" or "tenant" (for metrics; it
+	// must be cheap).
+	OnRefused func(limit string)
 }
 
 // IdentifyByIP is the default Identify: the client IP, no tenant.
@@ -114,6 +118,9 @@ func Middleware(opts Options) func(http.Handler) http.Handler {
 					continue
 				}
 				if !res.Allowed {
+					if opts.OnRefused != nil {
+						opts.OnRefused(c.who)
+					}
 					setHeaders(w.Header(), res)
 					w.Header().Set("Retry-After", strconv.Itoa(max(seconds(res.RetryAfter), 1)))
 					problem.Write(w, r, http.StatusTooManyRequests, ReasonRateLimited,

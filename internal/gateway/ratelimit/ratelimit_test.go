@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -318,5 +319,29 @@ func TestMiddlewareSharedByTwoGateways(t *testing.T) {
 	}
 	if fmt.Sprint(codes) != "[200 200 200 200 429 429]" || calls1.Load()+calls2.Load() != 4 {
 		t.Fatalf("codes %v, calls %d+%d", codes, calls1.Load(), calls2.Load())
+	}
+}
+
+func TestMiddlewareReportsRefusals(t *testing.T) {
+	var refused []string
+	mw := ratelimit.Middleware(ratelimit.Options{
+		Limiter: ratelimit.NewMemory(ratelimit.MemoryOptions{}),
+		Policy: func(*http.Request) (ratelimit.Policy, bool) {
+			return ratelimit.Policy{Name: "write", Client: ratelimit.Limit{Rate: 1, Period: time.Hour},
+				Tenant: ratelimit.Limit{Rate: 2, Period: time.Hour}}, true
+		},
+		Identify: func(r *http.Request) ratelimit.Identity {
+			return ratelimit.Identity{Client: r.Header.Get("X-Test-User"), Tenant: "demo"}
+		},
+		Logger:    slog.New(slog.DiscardHandler),
+		OnRefused: func(limit string) { refused = append(refused, limit) },
+	})
+	h := mw(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for _, user := range []string{"alice", "alice", "bob", "carol"} {
+		serve(h, "10.0.0.1", user)
+	}
+	// alice's second: her own limit; bob's: fits; carol's: the tenant's.
+	if want := []string{"client", "tenant"}; !slices.Equal(refused, want) {
+		t.Fatalf("refusals %v, want %v", refused, want)
 	}
 }

@@ -46,6 +46,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go"
@@ -158,6 +159,8 @@ type Cluster struct {
 	bulkhead bulkhead.Bulkhead[*http.Response]
 	once     failsafe.Executor[*http.Response] // Fallback
 	retried  failsafe.Executor[*http.Response] // Fallback(Retry)
+	// inFlight counts the bulkhead's permits in use.
+	inFlight atomic.Int64
 }
 
 // New returns the executor for cluster name, sending attempts through
@@ -208,6 +211,12 @@ func (c *Cluster) Name() string { return c.name }
 // the first request after its delay moves it to HalfOpen.
 func (c *Cluster) State() State { return c.breaker.State() }
 
+// InFlight returns how many requests hold a bulkhead permit now.
+func (c *Cluster) InFlight() int { return int(c.inFlight.Load()) }
+
+// MaxConcurrent returns the bulkhead's size: the most requests in flight.
+func (c *Cluster) MaxConcurrent() int { return int(c.cfg.MaxConcurrent) }
+
 // RouteOptions is what a route adds to its cluster's policies.
 type RouteOptions struct {
 	// Idempotent, if set, overrides IsIdempotent for the route's requests.
@@ -252,6 +261,7 @@ func (c *Cluster) RoundTrip(req *http.Request) (*http.Response, error) {
 // roundTrip is RoundTrip with the route's answer to IsIdempotent and its
 // deadline (zero: none).
 func (c *Cluster) roundTrip(req *http.Request, idempotent bool, deadline time.Time) (*http.Response, error) {
+	c.traceBreaker(req.Context())
 	retries := idempotent && c.cfg.MaxRetries > 0
 	if retries {
 		if err := replayable(req); err != nil {
@@ -261,6 +271,8 @@ func (c *Cluster) roundTrip(req *http.Request, idempotent bool, deadline time.Ti
 	var resp *http.Response
 	err := c.bulkhead.AcquirePermitWithMaxWait(req.Context(), c.cfg.MaxWait)
 	if err == nil {
+		c.inFlight.Add(1)
+		defer c.inFlight.Add(-1)
 		defer c.bulkhead.ReleasePermit()
 		resp, err = c.attempt(req, deadline)
 	} else {
@@ -299,6 +311,7 @@ func (c *Cluster) execute(req *http.Request, idempotent bool, deadline time.Time
 			handed = true
 			return resp, err
 		}
+		traceAttempt(req.Context(), ex.Attempts())
 		next := req.WithContext(req.Context())
 		if req.GetBody != nil {
 			body, err := req.GetBody()
@@ -326,6 +339,7 @@ func (c *Cluster) answer(req *http.Request, resp *http.Response, err error) (*ht
 	var rj *rejection
 	switch {
 	case errors.As(err, &rj):
+		traceRejected(req.Context(), rj.reason)
 		return problem.Response(req, http.StatusServiceUnavailable, rj.reason, rj.detail, rj.retryAfter), nil
 	case errors.Is(err, errRouteTimeout):
 		return nil, &errs.Error{Code: errs.Timeout, Reason: "upstream_timeout",

@@ -1,10 +1,13 @@
-// Package traces serves the process's recent traces to operators: the
-// ops endpoints over the in-process trace store (tracing.Recent).
+// Package traces serves recent traces to operators: the ops endpoints
+// over the in-process trace store (tracing.Recent), or, in distributed
+// mode, over the stores of every process, gathered over the bus.
 package traces
 
 import (
+	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/agora-commerce/agora/internal/platform/errs"
@@ -12,10 +15,46 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/tracing"
 )
 
-// ListHandler serves GET /api/v1/ops/traces: the recent traces of s,
-// newest first, filtered by ?order_id=, ?min_duration_ms=, ?error= and
-// ?limit= (default 50, at most 500). The route table lets admins in.
-func ListHandler(s *tracing.Store) http.HandlerFunc {
+// PartialHeader names, on an answer gathered from several processes,
+// the processes that did not answer in time (comma-separated); the body
+// names them in "partial" too.
+const PartialHeader = "Agora-Trace-Partial"
+
+// Source is where the ops endpoints find traces: this process's store
+// (Local) or every process's (Gatherer).
+type Source interface {
+	// List returns the traces f selects, the most recent first, and the
+	// processes that did not answer.
+	List(ctx context.Context, f tracing.Filter) (items []tracing.Summary, partial []string, err error)
+	// Get returns trace id (ok false if no process holds it) and the
+	// processes that did not answer.
+	Get(ctx context.Context, id string) (t tracing.Trace, ok bool, partial []string, err error)
+}
+
+// Local is the traces of this process's store s.
+func Local(s *tracing.Store) Source { return local{s} }
+
+type local struct{ s *tracing.Store }
+
+func (l local) List(_ context.Context, f tracing.Filter) ([]tracing.Summary, []string, error) {
+	return l.s.List(f), nil, nil
+}
+
+func (l local) Get(_ context.Context, id string) (tracing.Trace, bool, []string, error) {
+	t, ok := l.s.Get(id)
+	return t, ok, nil, nil
+}
+
+// ListHandler serves GET /api/v1/ops/traces from store s (List).
+func ListHandler(s *tracing.Store) http.HandlerFunc { return List(Local(s)) }
+
+// GetHandler serves GET /api/v1/ops/traces/{trace_id} from store s (Get).
+func GetHandler(s *tracing.Store) http.HandlerFunc { return Get(Local(s)) }
+
+// List serves GET /api/v1/ops/traces: the recent traces of src, newest
+// first, filtered by ?order_id=, ?min_duration_ms=, ?error= and ?limit=
+// (default 50, at most 500). The route table lets admins in.
+func List(src Source) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if err := httpapi.Query(r, "order_id", "min_duration_ms", "error", "limit"); err != nil {
 			httpapi.Error(w, r, err)
@@ -44,20 +83,25 @@ func ListHandler(s *tracing.Store) http.HandlerFunc {
 			}
 			f.Error = &b
 		}
-		httpapi.JSON(w, http.StatusOK, map[string]any{"items": orEmpty(s.List(f))})
+		items, partial, err := src.List(r.Context(), f)
+		if err != nil {
+			httpapi.Error(w, r, err)
+			return
+		}
+		if items == nil {
+			items = []tracing.Summary{}
+		}
+		markPartial(w, partial)
+		httpapi.JSON(w, http.StatusOK, struct {
+			Items   []tracing.Summary `json:"items"`
+			Partial []string          `json:"partial,omitempty"`
+		}{items, partial})
 	}
 }
 
-func orEmpty(s []tracing.Summary) []tracing.Summary {
-	if s == nil {
-		return []tracing.Summary{}
-	}
-	return s
-}
-
-// GetHandler serves GET /api/v1/ops/traces/{trace_id}: one trace of s
-// with its spans, or 404.
-func GetHandler(s *tracing.Store) http.HandlerFunc {
+// Get serves GET /api/v1/ops/traces/{trace_id}: one trace of src with
+// its spans, or 404.
+func Get(src Source) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("trace_id")
 		if len(id) != 32 {
@@ -70,11 +114,25 @@ func GetHandler(s *tracing.Store) http.HandlerFunc {
 				return
 			}
 		}
-		t, ok := s.Get(id)
+		t, ok, partial, err := src.Get(r.Context(), id)
+		if err != nil {
+			httpapi.Error(w, r, err)
+			return
+		}
+		markPartial(w, partial)
 		if !ok {
 			httpapi.Error(w, r, &errs.Error{Code: errs.NotFound, Reason: "trace_not_found", Message: "no such trace among the recent ones"})
 			return
 		}
-		httpapi.JSON(w, http.StatusOK, t)
+		httpapi.JSON(w, http.StatusOK, struct {
+			tracing.Trace
+			Partial []string `json:"partial,omitempty"`
+		}{t, partial})
+	}
+}
+
+func markPartial(w http.ResponseWriter, partial []string) {
+	if len(partial) > 0 {
+		w.Header().Set(PartialHeader, strings.Join(partial, ", "))
 	}
 }

@@ -21,6 +21,10 @@ const (
 	DemoCustomerEmail = "customer@demo.agora"
 	// DemoCustomerPassword is the demo customer's password.
 	DemoCustomerPassword = "customer-demo"
+	// DemoAdminEmail logs in as the demo tenant's admin (the console).
+	DemoAdminEmail = "admin@demo.agora"
+	// DemoAdminPassword is the demo admin's password.
+	DemoAdminPassword = "admin-demo"
 )
 
 // SeededUser is one demo user.
@@ -41,16 +45,16 @@ type SeededUser struct {
 type Seeded struct {
 	// Tenant is the demo tenant's ID.
 	Tenant string
-	// Merchant and Customer are the demo users.
-	Merchant, Customer SeededUser
+	// Merchant, Customer and Admin are the demo users.
+	Merchant, Customer, Admin SeededUser
 }
 
 // Created reports whether the call created anything.
-func (d Seeded) Created() bool { return d.Merchant.Created || d.Customer.Created }
+func (d Seeded) Created() bool { return d.Merchant.Created || d.Customer.Created || d.Admin.Created }
 
-// SeedDemo makes sure the demo tenant has a merchant (DemoMerchantEmail)
-// and a customer (DemoCustomerEmail, with a payments account) and returns
-// them. It is idempotent: users that exist are returned as they are,
+// SeedDemo makes sure the demo tenant has a merchant (DemoMerchantEmail),
+// a customer (DemoCustomerEmail, with a payments account) and an admin
+// (DemoAdminEmail) and returns them. It is idempotent: users that exist are returned as they are,
 // with Created false.
 func (s *Service) SeedDemo(ctx context.Context) (Seeded, error) {
 	if _, err := s.repo.CreateTenant(ctx, identity.Tenant{ID: DemoTenant, Name: "Demo", CreatedAt: s.now().UTC()}); err != nil {
@@ -62,6 +66,9 @@ func (s *Service) SeedDemo(ctx context.Context) (Seeded, error) {
 		return Seeded{}, err
 	}
 	if out.Customer, err = s.seed(ctx, DemoCustomerEmail, DemoCustomerPassword, "Demo Customer", identity.Customer); err != nil {
+		return Seeded{}, err
+	}
+	if out.Admin, err = s.seed(ctx, DemoAdminEmail, DemoAdminPassword, "Demo Admin", identity.Admin); err != nil {
 		return Seeded{}, err
 	}
 	return out, nil

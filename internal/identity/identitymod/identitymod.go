@@ -63,6 +63,7 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 			}
 			out := module.Demo{Tenant: d.Tenant, MerchantEmail: d.Merchant.Email, MerchantPassword: d.Merchant.Password,
 				CustomerEmail: d.Customer.Email, CustomerPassword: d.Customer.Password, CustomerAccountID: d.Customer.AccountID,
+				AdminEmail: d.Admin.Email, AdminPassword: d.Admin.Password,
 				Created: d.Customer.Created}
 			if out.CustomerToken, err = token(d.Customer); err != nil {
 				return module.Demo{}, err

@@ -23,15 +23,20 @@ type Products interface {
 type Handler struct {
 	svc      *app.Service
 	products Products
+	log      httpapi.Log
 }
 
 // New returns the inventory API on svc; products (optional) lets a restock
-// of an unknown product fail with 404.
-func New(svc *app.Service, products Products) *Handler { return &Handler{svc: svc, products: products} }
+// of an unknown product fail with 404; log lets GET
+// /api/v1/inventory/{product_id}/updates follow a product's stock live.
+func New(svc *app.Service, products Products, log httpapi.Log) *Handler {
+	return &Handler{svc: svc, products: products, log: log}
+}
 
 // Register adds the inventory routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/inventory/{product_id}", h.get)
+	mux.HandleFunc("GET /api/v1/inventory/{product_id}/updates", h.updates)
 	mux.HandleFunc("POST /api/v1/inventory/{product_id}/restock", h.restock)
 	mux.HandleFunc("GET "+inventoryapi.LevelsPath, h.levels)
 }
@@ -62,6 +67,22 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpapi.JSON(w, http.StatusOK, lvl)
+}
+
+// updates serves GET /api/v1/inventory/{product_id}/updates: the
+// product's stock levels as Server-Sent Events — a `stock` event at once
+// and again whenever they change, for as long as the client stays
+// (httpapi.Follow).
+func (h *Handler) updates(w http.ResponseWriter, r *http.Request) {
+	id, err := httpapi.PathID(r, "product_id")
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	httpapi.Follow(w, r, h.log, "stock", func(ctx context.Context) (any, bool, error) {
+		lvl, _, err := h.svc.Get(ctx, id)
+		return lvl, false, err
+	})
 }
 
 type restockRequest struct {

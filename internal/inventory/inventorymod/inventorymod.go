@@ -24,7 +24,7 @@ var Module = module.Def{Name: "inventory", Stream: module.EventsStream, Subjects
 func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 	svc := app.NewService(p.Store)
 	m := &module.Module{
-		Routes: api.New(svc, products(catalogapi.ProductExists.Bind(p.Calls))).Register,
+		Routes: api.New(svc, products(catalogapi.ProductExists.Bind(p.Calls)), p.Store).Register,
 		// The gateway's order check asks for stock levels, public data.
 		Internal: []*routes.Route{{Pattern: "GET " + inventoryapi.LevelsPath, Auth: routes.AuthNone}},
 		Answers:  Answers(svc),

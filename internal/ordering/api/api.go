@@ -26,11 +26,13 @@ type Handler struct {
 	queries *app.OrderQueries
 	rm      httpapi.Waiter
 	sagaID  func(orderID string) string
+	log     httpapi.Log
 }
 
-// New returns the ordering API.
-func New(svc *app.Service, q *app.OrderQueries, rm httpapi.Waiter, sagaID func(string) string) *Handler {
-	return &Handler{svc: svc, queries: q, rm: rm, sagaID: sagaID}
+// New returns the ordering API; log lets GET /api/v1/orders/{id}/updates
+// follow an order live.
+func New(svc *app.Service, q *app.OrderQueries, rm httpapi.Waiter, sagaID func(string) string, log httpapi.Log) *Handler {
+	return &Handler{svc: svc, queries: q, rm: rm, sagaID: sagaID, log: log}
 }
 
 // Register adds the ordering routes to mux.
@@ -41,6 +43,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		o, _, err := h.svc.Order(ctx, c, id)
 		return View{Order: o, SagaID: h.sagaID(o.ID)}, err
 	}))
+	mux.HandleFunc("GET /api/v1/orders/{id}/updates", h.updates)
 	mux.HandleFunc("POST /api/v1/orders/{id}/cancel", auth.Act("id", http.StatusAccepted,
 		func(ctx context.Context, c *auth.Claims, meta eventstore.Metadata, id string) (View, uint64, error) {
 			o, pos, err := h.svc.CancelFor(ctx, c, meta, id)

@@ -83,6 +83,7 @@ type Service struct {
 	merchant   string
 	placed     func(eventstore.Metadata, ordering.Order)
 	abort      func(ctx context.Context, meta eventstore.Metadata, orderID string) error
+	ended      func(ordering.Order)
 	now        func() time.Time
 }
 
@@ -108,6 +109,11 @@ type Options struct {
 	// checkout then cancels the order. Without it a customer's cancel
 	// cancels the order at once, and the contexts react to that.
 	Abort func(ctx context.Context, meta eventstore.Metadata, orderID string) error
+	// Ended, if set, is called with each order that reached a terminal
+	// status (Confirmed or Cancelled) once the event that took it there is
+	// committed — once per order, by the call that ended it — for the
+	// checkout's metrics. It must be cheap.
+	Ended func(o ordering.Order)
 }
 
 // NewService returns a Service on store.
@@ -117,7 +123,7 @@ func NewService(store eventstore.Store, opts Options) *Service {
 		p[pr.Code] = pr
 	}
 	return &Service{repo: aggregate.NewRepository(store, OrderType(), aggregate.WithCache(16384), aggregate.AssumeNew()), catalog: opts.Catalog, customers: opts.Customers, accounts: opts.Accounts,
-		promotions: p, merchant: opts.MerchantAccountID, placed: opts.Placed, abort: opts.Abort, now: time.Now}
+		promotions: p, merchant: opts.MerchantAccountID, placed: opts.Placed, abort: opts.Abort, ended: opts.Ended, now: time.Now}
 }
 
 // Line is a requested product and quantity.
@@ -291,6 +297,9 @@ func (s *Service) handle(ctx context.Context, c Caller, meta eventstore.Metadata
 	})
 	if err != nil {
 		return ordering.Order{}, 0, err
+	}
+	if s.ended != nil && len(res.Events) > 0 && (res.State.Status == ordering.StatusConfirmed || res.State.Status == ordering.StatusCancelled) {
+		s.ended(res.State) // a decision on a terminal order records nothing: this call ended it
 	}
 	return res.State, res.Append.LastPosition, nil
 }

@@ -37,6 +37,8 @@ func (Orders) Setup(ctx context.Context, db *sql.DB) error {
 			created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, placed TEXT NOT NULL)`,
 		`CREATE INDEX IF NOT EXISTS ordering_order_list_status ON ordering_order_list (tenant, status, id)`,
 		`CREATE INDEX IF NOT EXISTS ordering_order_list_customer ON ordering_order_list (tenant, customer_id, id)`,
+		// The orders still Pending, few at any time (CountPending).
+		`CREATE INDEX IF NOT EXISTS ordering_order_list_pending ON ordering_order_list (updated_at) WHERE status = 'Pending'`,
 	} {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("ordering read model: %w", err)
@@ -122,6 +124,17 @@ type Page struct {
 
 // ErrBadCursor reports a cursor this API did not issue.
 var ErrBadCursor = errs.Fields(errs.FieldError{Field: "cursor", Message: "is not a cursor from this list"})
+
+// CountPending returns how many orders are Pending, every tenant's: the
+// checkouts under way (for metrics).
+func (q *OrderQueries) CountPending(ctx context.Context) (int, error) {
+	var n int
+	// The status is a literal, so that the partial index serves the count.
+	if err := q.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM ordering_order_list WHERE status = 'Pending'`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("ordering: count pending orders: %w", err)
+	}
+	return n, nil
+}
 
 // List returns a page of orders in ID (time) order.
 func (q *OrderQueries) List(ctx context.Context, f Filter) (Page, error) {

@@ -52,6 +52,10 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 	})
 	opts := app.Options{Catalog: prices(catalogapi.Prices.Bind(p.Calls)), Accounts: accounts, Promotions: Promotions,
 		MerchantAccountID: p.Settings.MerchantAccountID}
+	// A checkout ends when its order does, in either mode: submit → terminal.
+	opts.Ended = func(o ordering.Order) {
+		p.Metrics.CheckoutEnded(o.Status == ordering.StatusConfirmed, o.Reason, o.UpdatedAt.Sub(o.CreatedAt))
+	}
 	if orchestrated {
 		// The checkout starts as soon as the order is placed; the
 		// Starter projection starts those a crash kept from starting
@@ -73,6 +77,7 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 		return nil, err
 	}
 	queries := app.NewOrderQueries(p.DB)
+	p.Metrics.CheckoutsInFlight(queries.CountPending)
 	sagaID := func(string) string { return "" }
 	m := &module.Module{
 		Projections: []*projection.Runner{orders},
@@ -95,7 +100,7 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 		wd := checkout.Watchdog{Orders: svc, Queries: queries, Timeout: p.Settings.CheckoutTimeout, Logger: p.Logger}
 		m.Daemons = append(m.Daemons, wd.Run)
 	}
-	orderAPI := api.New(svc, queries, orders, sagaID)
+	orderAPI := api.New(svc, queries, orders, sagaID, p.Store)
 	sagasAPI := api.NewSagas(app.NewSagas(p.Sagas, svc, accounts))
 	m.Routes = func(mux *http.ServeMux) {
 		orderAPI.Register(mux)

@@ -162,9 +162,14 @@ func BearerToken(r *http.Request) (string, error) {
 	return token, nil
 }
 
-// Authenticate verifies r's bearer token.
+// Authenticate verifies r's bearer token or, for a request without an
+// Authorization header, its browser session (SessionFrom: the session
+// cookie, and for an unsafe method the CSRF token that goes with it).
 func (v *Verifier) Authenticate(r *http.Request) (*Claims, error) {
 	token, err := BearerToken(r)
+	if err == ErrNoToken && r.Header.Get("Authorization") == "" {
+		token, err = SessionFrom(r)
+	}
 	if err != nil {
 		return nil, err
 	}

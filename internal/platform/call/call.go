@@ -166,6 +166,8 @@ type Exchange struct {
 	bus Requester
 	mu  sync.RWMutex
 	in  map[string]Answer
+	// faults are the drills: subjects whose calls fail (Fail).
+	faults map[string]error
 }
 
 // NewExchange returns an exchange that sends the calls nobody in this
@@ -183,11 +185,29 @@ func (x *Exchange) Add(answers ...Answer) {
 	}
 }
 
-func (x *Exchange) local(subject string) (Answer, bool) {
+// Fail makes every call of subject through x fail with err, until
+// Fail(subject, nil): a drill of a context that keeps failing (a
+// compensation that cannot complete leaves its saga Failed).
+func (x *Exchange) Fail(subject string, err error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.faults == nil {
+		x.faults = map[string]error{}
+	}
+	if err == nil {
+		delete(x.faults, subject)
+	} else {
+		x.faults[subject] = err
+	}
+}
+
+// local returns the answer of subject in this process, if any, and the
+// drill's error if its calls are made to fail.
+func (x *Exchange) local(subject string) (Answer, bool, error) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	a, ok := x.in[subject]
-	return a, ok
+	return a, ok, x.faults[subject]
 }
 
 // Bind returns c as a function over x: answered in process when this
@@ -198,7 +218,12 @@ func (c Call[Req, Resp]) Bind(x *Exchange) func(ctx context.Context, req Req) (R
 		ctx, span := tracer().Start(ctx, c.Subject, trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(attribute.String("agora.call", c.Subject), attribute.String("agora.call.owner", c.Owner)))
 		defer func() { end(span, err) }()
-		if a, ok := x.local(c.Subject); ok {
+		a, ok, fault := x.local(c.Subject)
+		if fault != nil {
+			var zero Resp
+			return zero, fault
+		}
+		if ok {
 			if f, ok := a.local.(func(context.Context, Req) (Resp, error)); ok {
 				return f(ctx, req)
 			}

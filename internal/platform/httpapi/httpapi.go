@@ -307,7 +307,7 @@ func RequestID(next http.Handler) http.Handler {
 		tracing.Propagator.Inject(ctx, propagation.HeaderCarrier(r.Header))
 		w.Header().Set(TraceIDHeader, span.SpanContext().TraceID().String())
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(ctx))
+		next.ServeHTTP(sw, r.WithContext(tracing.WithRequestID(ctx, id)))
 		span.SetAttributes(attribute.Int("http.response.status_code", sw.code()))
 		if sw.code() >= 500 {
 			span.SetStatus(codes.Error, http.StatusText(sw.code()))

@@ -35,6 +35,8 @@ type endpoint struct {
 var apiEndpoints = []endpoint{
 	// Identity
 	{"POST", "/api/v1/auth/token", []string{"anyone"}},
+	{"POST", "/api/v1/auth/session", []string{"anyone"}},
+	{"DELETE", "/api/v1/auth/session", []string{"anyone"}},
 	{"POST", "/api/v1/customers", []string{"anyone"}},
 	{"GET", "/api/v1/me", []string{"any"}},
 	{"GET", "/.well-known/jwks.json", []string{"anyone"}},
@@ -60,6 +62,8 @@ var apiEndpoints = []endpoint{
 	{"GET", "/api/v1/orders/{id}", []string{"owner", "admin"}},
 	{"GET", "/api/v1/orders", []string{"customer", "admin"}},
 	{"POST", "/api/v1/orders/{id}/cancel", []string{"owner", "admin"}},
+	{"GET", "/api/v1/orders/{id}/updates", []string{"owner", "admin"}},
+	{"GET", "/api/v1/inventory/{product_id}/updates", []string{"anyone"}},
 	{"GET", "/api/v1/sagas/{id}", []string{"admin"}},
 	{"POST", "/api/v1/sagas/{id}/retry", []string{"admin"}},
 	{"GET", "/api/v1/shipments/{order_id}", []string{"owner", "admin"}},
@@ -74,6 +78,18 @@ var apiEndpoints = []endpoint{
 	{"GET", "/api/v1/events/stream", []string{"admin"}},
 	{"GET", "/api/v1/ops/traces", []string{"admin"}},
 	{"GET", "/api/v1/ops/traces/{trace_id}", []string{"admin"}},
+	{"GET", "/api/v1/ops/metrics/series", []string{"admin"}},
+	// The operations console's API (internal/ops).
+	{"GET", "/api/v1/ops/overview", []string{"admin"}},
+	{"GET", "/api/v1/ops/log", []string{"admin"}},
+	{"GET", "/api/v1/ops/log/stream", []string{"admin"}},
+	{"GET", "/api/v1/ops/streams/{stream_id}", []string{"admin"}},
+	{"GET", "/api/v1/ops/sagas", []string{"admin"}},
+	{"GET", "/api/v1/ops/processing", []string{"admin"}},
+	{"POST", "/api/v1/ops/projections/{name}/rebuild", []string{"admin"}},
+	{"GET", "/api/v1/ops/dead-letters", []string{"admin"}},
+	{"POST", "/api/v1/ops/dead-letters/{id}/redeliver", []string{"admin"}},
+	{"GET", "/api/v1/ops/services", []string{"admin"}},
 	{"GET", "/", []string{"anyone"}},
 }
 

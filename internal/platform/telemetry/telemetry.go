@@ -1,6 +1,10 @@
 // Package telemetry wires Agora's Prometheus metrics: event-store commit
-// latency and batch size, events appended, projection lag, and RED
-// metrics per HTTP route.
+// latency and batch size, events appended, projection and relay lag, RED
+// metrics per HTTP route and service, sagas and checkouts, consumers, the
+// gateway's breakers, bulkheads and rate limits, and caches (see
+// commerce.go); and a sampler of a few of them for the console's charts
+// (sampler.go). The packages it observes do not import Prometheus: they
+// take an observer or a function, which this package implements.
 package telemetry
 
 import (
@@ -27,6 +31,11 @@ type Metrics struct {
 	httpRequests  *prometheus.CounterVec
 	httpSeconds   *prometheus.HistogramVec
 	httpCache     sync.Map // httpKey → *httpSeries
+	// route names a request's route and service (Routes); nil: the
+	// ServeMux pattern and no service.
+	route func(r *http.Request) (route, service string)
+
+	commerce
 }
 
 // New returns a registry with Go and process collectors and Agora's metrics.
@@ -55,17 +64,25 @@ func New() *Metrics {
 		}, []string{"store"}),
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "agora_http_requests_total",
-			Help: "HTTP requests by route pattern, method and status code.",
-		}, []string{"route", "method", "code"}),
+			Help: "HTTP requests by service, route pattern, method and status code.",
+		}, []string{"service", "route", "method", "code"}),
 		httpSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "agora_http_request_seconds",
-			Help:    "HTTP request duration by route pattern.",
+			Help:    "HTTP request duration by service and route pattern.",
 			Buckets: prometheus.DefBuckets,
-		}, []string{"route", "method"}),
+		}, []string{"service", "route", "method"}),
 	}
 	reg.MustRegister(m.appendSeconds, m.batchSize, m.events, m.appends, m.httpRequests, m.httpSeconds)
+	m.initCommerce()
 	return m
 }
+
+// Routes sets how HTTP names a request's route and the service it
+// belongs to (a route-table lookup: the gateway's requests pass through
+// handlers that copy the request, so the pattern the innermost ServeMux
+// matched never reaches the wrapper). An empty route falls back to the
+// ServeMux pattern. Call it before serving.
+func (m *Metrics) Routes(f func(r *http.Request) (route, service string)) { m.route = f }
 
 // Handler serves the metrics in the Prometheus exposition format.
 func (m *Metrics) Handler() http.Handler {
@@ -107,8 +124,9 @@ type Lagger interface {
 }
 
 // Projection registers a gauge of p's lag (head position minus checkpoint),
-// read at scrape time.
+// read at scrape time (and by the sampler).
 func (m *Metrics) Projection(p Lagger) {
+	m.addLag(p)
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "agora_projection_lag_events",
 		Help:        "Event-store head position minus the projection's checkpoint.",
@@ -160,18 +178,23 @@ func (m *Metrics) HTTP(h http.Handler) http.Handler {
 		start := time.Now()
 		sw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
 		h.ServeHTTP(sw, r)
-		route := r.Pattern
+		route, service := r.Pattern, ""
+		if m.route != nil {
+			if rt, svc := m.route(r); rt != "" {
+				route, service = rt, svc
+			}
+		}
 		if route == "" {
 			route = "unmatched"
 		}
-		m.series(route, r.Method, sw.code).observe(time.Since(start))
+		m.series(service, route, r.Method, sw.code).observe(time.Since(start))
 	})
 }
 
 // httpKey names one route's series of one method and status.
 type httpKey struct {
-	route, method string
-	code          int
+	service, route, method string
+	code                   int
 }
 
 // httpSeries is the counter and histogram of an httpKey, resolved once
@@ -186,13 +209,13 @@ func (s *httpSeries) observe(d time.Duration) {
 	s.seconds.Observe(d.Seconds())
 }
 
-func (m *Metrics) series(route, method string, code int) *httpSeries {
-	k := httpKey{route, method, code}
+func (m *Metrics) series(service, route, method string, code int) *httpSeries {
+	k := httpKey{service, route, method, code}
 	if s, ok := m.httpCache.Load(k); ok {
 		return s.(*httpSeries)
 	}
-	s := &httpSeries{requests: m.httpRequests.WithLabelValues(route, method, strconv.Itoa(code)),
-		seconds: m.httpSeconds.WithLabelValues(route, method)}
+	s := &httpSeries{requests: m.httpRequests.WithLabelValues(service, route, method, strconv.Itoa(code)),
+		seconds: m.httpSeconds.WithLabelValues(service, route, method)}
 	actual, _ := m.httpCache.LoadOrStore(k, s)
 	return actual.(*httpSeries)
 }

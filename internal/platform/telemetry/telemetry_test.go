@@ -418,7 +418,7 @@ func TestHTTPCountsRequestsPerRoutePattern(t *testing.T) {
 		{"unmatched", "GET", "404", 2},
 	}
 	for _, w := range wantRequests {
-		labels := l("route", w.route, "method", w.method, "code", w.code)
+		labels := l("service", "", "route", w.route, "method", w.method, "code", w.code)
 		if got := x.value(t, "agora_http_requests_total", labels); got != w.n {
 			t.Errorf("requests%v = %v, want %v", labels, got, w.n)
 		}
@@ -434,7 +434,7 @@ func TestHTTPCountsRequestsPerRoutePattern(t *testing.T) {
 		{"POST /orders", "POST", 2},
 		{"unmatched", "GET", 2},
 	} {
-		labels := l("route", w.route, "method", w.method)
+		labels := l("service", "", "route", w.route, "method", w.method)
 		if got := x.value(t, "agora_http_request_seconds_count", labels); got != w.n {
 			t.Errorf("request seconds count%v = %v, want %v", labels, got, w.n)
 		}
@@ -463,7 +463,7 @@ func TestHTTPConcurrentRequestsAreAllCounted(t *testing.T) {
 	}
 	wg.Wait()
 	x := scrape(t, m)
-	if got := x.value(t, "agora_http_requests_total", l("route", "GET /ping", "method", "GET", "code", "200")); got != workers*each {
+	if got := x.value(t, "agora_http_requests_total", l("service", "", "route", "GET /ping", "method", "GET", "code", "200")); got != workers*each {
 		t.Errorf("requests = %v, want %d", got, workers*each)
 	}
 }

@@ -9,15 +9,32 @@ import (
 
 // LogHandler wraps h so that a record logged with a context that carries
 // a span (slog's *Context methods) names its trace and span: trace_id
-// and span_id, the keys the ops API and any collector share.
+// and span_id, the keys the ops API and any collector share; and one
+// logged with a context that carries a request ID (WithRequestID) names
+// it as request_id, unless the record names one itself.
 func LogHandler(h slog.Handler) slog.Handler { return logHandler{h} }
 
 type logHandler struct{ slog.Handler }
 
 func (l logHandler) Handle(ctx context.Context, r slog.Record) error {
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+	sc := trace.SpanContextFromContext(ctx)
+	id := RequestID(ctx)
+	if id != "" {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "request_id" {
+				id = ""
+			}
+			return id != ""
+		})
+	}
+	if sc.IsValid() || id != "" {
 		r = r.Clone()
+	}
+	if sc.IsValid() {
 		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+	}
+	if id != "" {
+		r.AddAttrs(slog.String("request_id", id))
 	}
 	return l.Handler.Handle(ctx, r)
 }
@@ -27,3 +44,20 @@ func (l logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 func (l logHandler) WithGroup(name string) slog.Handler { return logHandler{l.Handler.WithGroup(name)} }
+
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying id, the ID of the request being
+// served (or that caused the message being handled), for LogHandler.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	if id == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the request ID ctx carries ("" if none).
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}

@@ -29,3 +29,21 @@ func TestLogLinesNameTheirSpan(t *testing.T) {
 		t.Errorf("outside any span: %v", out)
 	}
 }
+
+func TestLogLinesNameTheirRequest(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(&buf, nil)))
+	ctx := tracing.WithRequestID(context.Background(), "req-1")
+	log.InfoContext(ctx, "implicit")
+	log.InfoContext(ctx, "explicit", "request_id", "req-2")
+	log.InfoContext(context.Background(), "none")
+	lines := bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))
+	if len(lines) != 3 {
+		t.Fatalf("log: %s", buf.Bytes())
+	}
+	for i, want := range []string{`"request_id":"req-1"`, `"request_id":"req-2"`, ""} {
+		if n := bytes.Count(lines[i], []byte(`"request_id"`)); want == "" && n != 0 || want != "" && (n != 1 || !bytes.Contains(lines[i], []byte(want))) {
+			t.Errorf("line %d: %s, want %s once", i, lines[i], want)
+		}
+	}
+}

@@ -80,10 +80,13 @@ type entry struct {
 	bytes      int
 	start, end time.Time
 	err        bool
-	root       string
-	services   []string
-	orders     []string
-	elem       *list.Element
+	// root names the trace's earliest span whose parent is not this
+	// process's (none, or another process's).
+	root      string
+	rootStart time.Time
+	services  []string
+	orders    []string
+	elem      *list.Element
 }
 
 // Store keeps the spans of recent traces, bounded by a number of traces
@@ -162,8 +165,8 @@ func (s *Store) OnEnd(ro sdktrace.ReadOnlySpan) {
 		e.end = ro.EndTime()
 	}
 	e.err = e.err || ro.Status().Code == codes.Error
-	if p := ro.Parent(); !p.IsValid() || p.IsRemote() {
-		e.root = ro.Name()
+	if p := ro.Parent(); (!p.IsValid() || p.IsRemote()) && (e.root == "" || ro.StartTime().Before(e.rootStart)) {
+		e.root, e.rootStart = ro.Name(), ro.StartTime()
 	}
 	if service != "" && !slices.Contains(e.services, service) {
 		e.services = append(e.services, service)
@@ -217,30 +220,62 @@ func (s *Store) Size() (traces, bytes int) {
 
 // Get returns trace id, or false if the store does not hold it.
 func (s *Store) Get(id string) (Trace, bool) {
+	spans := s.Spans(id)
+	if spans == nil {
+		return Trace{}, false
+	}
+	return Assemble(id, spans), true
+}
+
+// Spans returns the spans of trace id the store holds, as they ended
+// (nil if it holds none): the parts of a trace that Assemble puts
+// together, with those of other processes.
+func (s *Store) Spans(id string) []Span {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.byID[id]
 	if e == nil {
-		return Trace{}, false
+		return nil
 	}
-	t := Trace{TraceID: id, Spans: make([]Span, len(e.spans))}
+	out := make([]Span, len(e.spans))
 	for i, ro := range e.spans {
-		t.Spans[i] = span(ro)
+		out[i] = span(ro)
+	}
+	return out
+}
+
+// Assemble returns trace id made of spans (from one process or several):
+// each span once (by span ID), in start order, a span that names no
+// service (a call's client side) in its parent's.
+func Assemble(id string, spans []Span) Trace {
+	t := Trace{TraceID: id, Spans: make([]Span, 0, len(spans))}
+	seen := make(map[string]bool, len(spans))
+	for _, sp := range spans {
+		if !seen[sp.SpanID] {
+			seen[sp.SpanID] = true
+			t.Spans = append(t.Spans, sp)
+		}
 	}
 	slices.SortStableFunc(t.Spans, func(a, b Span) int { return a.Start.Compare(b.Start) })
-	// A span that names no service (a call's client side) ran in its
-	// parent's.
 	service := make(map[string]string, len(t.Spans))
 	for _, sp := range t.Spans {
 		service[sp.SpanID] = sp.Service
 	}
-	for i := range t.Spans {
-		if t.Spans[i].Service == "" {
-			t.Spans[i].Service = service[t.Spans[i].ParentSpanID]
-			service[t.Spans[i].SpanID] = t.Spans[i].Service
+	// A parent may start after its child only across processes' clocks;
+	// inherit until nothing changes.
+	for changed := true; changed; {
+		changed = false
+		for i := range t.Spans {
+			if t.Spans[i].Service == "" {
+				if p := service[t.Spans[i].ParentSpanID]; p != "" {
+					t.Spans[i].Service = p
+					service[t.Spans[i].SpanID] = p
+					changed = true
+				}
+			}
 		}
 	}
-	return t, true
+	return t
 }
 
 // Filter selects traces: of an order, at least a duration, with an error.
@@ -258,17 +293,102 @@ func (s *Store) List(f Filter) []Summary {
 	defer s.mu.Unlock()
 	var out []Summary
 	for el := s.lru.Front(); el != nil && (f.Limit <= 0 || len(out) < f.Limit); el = el.Next() {
-		e := el.Value.(*entry)
-		d := e.end.Sub(e.start)
-		if (f.OrderID != "" && !slices.Contains(e.orders, f.OrderID)) || d < f.MinDuration || (f.Error != nil && *f.Error != e.err) {
-			continue
+		if sum := el.Value.(*entry).summary(); f.Match(sum) {
+			out = append(out, sum)
 		}
-		sum := Summary{TraceID: e.id, Root: e.root, Start: e.start, DurationMS: float64(d.Microseconds()) / 1000, Spans: len(e.spans),
-			Error: e.err, OrderIDs: slices.Clone(e.orders), Services: slices.Sorted(slices.Values(e.services))}
-		if sum.Services == nil {
-			sum.Services = []string{}
-		}
-		out = append(out, sum)
 	}
 	return out
+}
+
+// Summaries returns the summaries of the traces among ids that the store
+// holds.
+func (s *Store) Summaries(ids []string) []Summary {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Summary
+	for _, id := range ids {
+		if e := s.byID[id]; e != nil {
+			out = append(out, e.summary())
+		}
+	}
+	return out
+}
+
+func (e *entry) summary() Summary {
+	sum := Summary{TraceID: e.id, Root: e.root, Start: e.start, DurationMS: float64(e.end.Sub(e.start).Microseconds()) / 1000, Spans: len(e.spans),
+		Error: e.err, OrderIDs: slices.Clone(e.orders), Services: slices.Sorted(slices.Values(e.services))}
+	if sum.Services == nil {
+		sum.Services = []string{}
+	}
+	return sum
+}
+
+// Match reports whether f selects the trace sum describes (its limit
+// aside).
+func (f Filter) Match(sum Summary) bool {
+	return (f.OrderID == "" || slices.Contains(sum.OrderIDs, f.OrderID)) &&
+		sum.DurationMS*float64(time.Millisecond) >= float64(f.MinDuration) && (f.Error == nil || *f.Error == sum.Error)
+}
+
+// Merge puts together the summaries of the same traces from several
+// processes (each process's summary of a trace describes its own spans
+// of it): one summary per trace, the most recent first. A merged trace
+// spans from its earliest start to its latest end, counts every
+// process's spans, has an error if any part has one, and its root is
+// the earliest part's.
+func Merge(parts ...[]Summary) []Summary {
+	byID := map[string]*Summary{}
+	var ids []string
+	for _, part := range parts {
+		for _, sum := range part {
+			m := byID[sum.TraceID]
+			if m == nil {
+				c := sum
+				c.Services, c.OrderIDs = slices.Clone(sum.Services), slices.Clone(sum.OrderIDs)
+				byID[sum.TraceID] = &c
+				ids = append(ids, sum.TraceID)
+				continue
+			}
+			end := later(m.Start.Add(ms(m.DurationMS)), sum.Start.Add(ms(sum.DurationMS)))
+			if sum.Start.Before(m.Start) {
+				m.Start = sum.Start
+				if sum.Root != "" {
+					m.Root = sum.Root
+				}
+			}
+			if m.Root == "" {
+				m.Root = sum.Root
+			}
+			m.DurationMS = float64(end.Sub(m.Start).Microseconds()) / 1000
+			m.Spans += sum.Spans
+			m.Error = m.Error || sum.Error
+			for _, s := range sum.Services {
+				if !slices.Contains(m.Services, s) {
+					m.Services = append(m.Services, s)
+				}
+			}
+			for _, o := range sum.OrderIDs {
+				if !slices.Contains(m.OrderIDs, o) {
+					m.OrderIDs = append(m.OrderIDs, o)
+				}
+			}
+		}
+	}
+	out := make([]Summary, 0, len(ids))
+	for _, id := range ids {
+		m := byID[id]
+		slices.Sort(m.Services)
+		out = append(out, *m)
+	}
+	slices.SortStableFunc(out, func(a, b Summary) int { return b.Start.Compare(a.Start) })
+	return out
+}
+
+func ms(v float64) time.Duration { return time.Duration(v * float64(time.Millisecond)) }
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

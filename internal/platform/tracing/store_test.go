@@ -89,3 +89,71 @@ func TestStoreIsBounded(t *testing.T) {
 		t.Fatalf("%d traces in %d bytes, want fewer than 2,000 within 64 KiB", n, bytes)
 	}
 }
+
+// TestPartsOfATraceFromSeveralProcessesMerge: two processes' stores each
+// hold part of one trace; their spans assemble into the one trace (a
+// span repeated once, services inherited across the parts) and their
+// summaries into one (the earliest root, every span, any error).
+func TestPartsOfATraceFromSeveralProcessesMerge(t *testing.T) {
+	gw, svc := tracing.NewStore(10, 1<<20), tracing.NewStore(10, 1<<20)
+	_, root := provider(gw).Start(context.Background(), "POST /api/v1/orders")
+	root.SetAttributes(tracing.ServiceKey.String("gateway"))
+	// The service continues the trace in another process.
+	remote := trace.ContextWithRemoteSpanContext(context.Background(), root.SpanContext())
+	sctx, server := provider(svc).Start(remote, "POST /api/v1/orders", trace.WithSpanKind(trace.SpanKindServer))
+	server.SetAttributes(tracing.ServiceKey.String("ordering"), tracing.OrderKey.String("o-1"))
+	_, appendSpan := provider(svc).Start(sctx, "eventstore append")
+	appendSpan.SetStatus(codes.Error, "disk full")
+	appendSpan.End()
+	server.End()
+	root.End()
+
+	id := root.SpanContext().TraceID().String()
+	spans := append(gw.Spans(id), svc.Spans(id)...)
+	spans = append(spans, svc.Spans(id)[0]) // an answer repeated
+	got := tracing.Assemble(id, spans)
+	if len(got.Spans) != 3 || got.Spans[0].Service != "gateway" || got.Spans[0].ParentSpanID != "" {
+		t.Fatalf("assembled %+v", got.Spans)
+	}
+	for _, sp := range got.Spans[1:] {
+		if sp.Service != "ordering" {
+			t.Errorf("span %s of %q, want ordering", sp.Name, sp.Service)
+		}
+	}
+	if tracing.Assemble(id, nil).Spans == nil {
+		t.Error("no spans: nil, want empty")
+	}
+
+	parts := [][]tracing.Summary{svc.Summaries([]string{id, "unknown"}), gw.List(tracing.Filter{})}
+	if len(parts[0]) != 1 {
+		t.Fatalf("summaries of one known trace: %+v", parts[0])
+	}
+	if parts[0][0].Root != "POST /api/v1/orders" {
+		t.Errorf("the service's part has root %q (its span with a remote parent)", parts[0][0].Root)
+	}
+	m := tracing.Merge(parts...)
+	if len(m) != 1 || m[0].Spans != 3 || !m[0].Error || len(m[0].Services) != 2 || m[0].Services[0] != "gateway" ||
+		len(m[0].OrderIDs) != 1 || !m[0].Start.Equal(gw.List(tracing.Filter{})[0].Start) {
+		t.Fatalf("merged %+v", m)
+	}
+	if !(tracing.Filter{OrderID: "o-1"}).Match(m[0]) || (tracing.Filter{OrderID: "o-2"}).Match(m[0]) {
+		t.Error("order filter")
+	}
+}
+
+// TestSwitchedOffTracingRecordsNothing: SetEnabled(false) leaves every
+// span unsampled, children included; on again, spans record.
+func TestSwitchedOffTracingRecordsNothing(t *testing.T) {
+	tr := tracing.Tracer("test")
+	tracing.SetEnabled(false)
+	defer tracing.SetEnabled(true)
+	ctx, span := tr.Start(context.Background(), "off")
+	_, child := tr.Start(ctx, "child")
+	if span.IsRecording() || child.IsRecording() || span.SpanContext().IsSampled() || tracing.Enabled() {
+		t.Fatal("recording with tracing off")
+	}
+	tracing.SetEnabled(true)
+	if _, span := tr.Start(context.Background(), "on"); !span.IsRecording() {
+		t.Fatal("not recording with tracing on")
+	}
+}

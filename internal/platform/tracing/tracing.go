@@ -11,7 +11,10 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -55,11 +58,66 @@ func Provider() *sdktrace.TracerProvider {
 		if err == nil {
 			opts = append(opts, sdktrace.WithResource(res))
 		}
+		opts = append(opts, sdktrace.WithSampler(switchable{samplerFromEnv()}))
 		provider = sdktrace.NewTracerProvider(opts...)
 		otel.SetTracerProvider(provider)
 		otel.SetTextMapPropagator(Propagator)
 	})
 	return provider
+}
+
+// off turns sampling off (SetEnabled).
+var off atomic.Bool
+
+// SetEnabled turns tracing on (the default) or off while the process
+// runs: off, every span is left unsampled (as OTEL_TRACES_SAMPLER=
+// always_off would have it), so nothing is recorded and nothing that
+// checks for a sampled trace starts a span. Benchmarks use it to measure
+// what tracing costs.
+func SetEnabled(on bool) { off.Store(!on) }
+
+// Enabled reports whether tracing is on (SetEnabled).
+func Enabled() bool { return !off.Load() }
+
+// switchable is the sampler of the environment, unless SetEnabled turned
+// sampling off.
+type switchable struct{ sdktrace.Sampler }
+
+func (s switchable) ShouldSample(p sdktrace.SamplingParameters) sdktrace.SamplingResult {
+	if off.Load() {
+		return sdktrace.SamplingResult{Decision: sdktrace.Drop, Tracestate: trace.SpanContextFromContext(p.ParentContext).TraceState()}
+	}
+	return s.Sampler.ShouldSample(p)
+}
+
+// samplerFromEnv is the sampler OTEL_TRACES_SAMPLER and
+// OTEL_TRACES_SAMPLER_ARG name, as the SDK would read them (default:
+// follow the parent, sample roots).
+func samplerFromEnv() sdktrace.Sampler {
+	ratio := func() float64 {
+		r, err := strconv.ParseFloat(os.Getenv("OTEL_TRACES_SAMPLER_ARG"), 64)
+		if err != nil || r < 0 || r > 1 {
+			return 1
+		}
+		return r
+	}
+	switch name := strings.ToLower(strings.TrimSpace(os.Getenv("OTEL_TRACES_SAMPLER"))); name {
+	case "", "parentbased_always_on":
+		return sdktrace.ParentBased(sdktrace.AlwaysSample())
+	case "always_on":
+		return sdktrace.AlwaysSample()
+	case "always_off":
+		return sdktrace.NeverSample()
+	case "traceidratio":
+		return sdktrace.TraceIDRatioBased(ratio())
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample())
+	case "parentbased_traceidratio":
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio()))
+	default:
+		slog.Default().Warn("tracing: unknown OTEL_TRACES_SAMPLER; following the parent, sampling roots", "sampler", name)
+		return sdktrace.ParentBased(sdktrace.AlwaysSample())
+	}
 }
 
 func serviceName() string {

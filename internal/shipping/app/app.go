@@ -10,6 +10,11 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/agora-commerce/agora/aggregate"
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/platform/errs"
@@ -36,7 +41,9 @@ var ErrRefused = errors.New("shipping: the carrier refused the shipment")
 type Parcelo struct{ Sim *carrier.Sim }
 
 // Book implements Carrier.
-func (p Parcelo) Book(ctx context.Context, order string, a shipping.Address) (string, string, error) {
+func (p Parcelo) Book(ctx context.Context, order string, a shipping.Address) (_, _ string, err error) {
+	ctx, span := carrierSpan(ctx, "book", attribute.String("agora.order_id", order))
+	defer func() { endCarrier(span, err) }()
 	b, err := p.Sim.Book(ctx, carrier.BookingRequest{ClientRef: "agora-order-" + order,
 		To: carrier.Recipient{Line1: a.Street, Town: a.City, Region: a.State, Postcode: a.ZipCode, CountryCode: a.Country}})
 	switch {
@@ -45,12 +52,42 @@ func (p Parcelo) Book(ctx context.Context, order string, a shipping.Address) (st
 	case err != nil:
 		return "", "", err
 	}
+	span.SetAttributes(attribute.String("agora.carrier.waybill", b.Waybill))
 	return carrier.Name, b.Waybill, nil
 }
 
 // Cancel implements Carrier.
-func (p Parcelo) Cancel(ctx context.Context, tracking string) error {
+func (p Parcelo) Cancel(ctx context.Context, tracking string) (err error) {
+	ctx, span := carrierSpan(ctx, "cancel", attribute.String("agora.carrier.waybill", tracking))
+	defer func() { endCarrier(span, err) }()
 	return p.Sim.Cancel(ctx, tracking)
+}
+
+var tracer = otel.Tracer("github.com/agora-commerce/agora/shipping")
+
+// carrierSpan starts the client span of a call to the carrier (none
+// outside a sampled trace).
+func carrierSpan(ctx context.Context, op string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+	if !trace.SpanContextFromContext(ctx).IsSampled() {
+		return ctx, trace.SpanFromContext(context.Background()) // a no-op span
+	}
+	return tracer.Start(ctx, "carrier "+op, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(append(attrs, attribute.String("peer.service", carrier.Name), attribute.String("agora.carrier.operation", op))...))
+}
+
+// endCarrier records a call's outcome on its span and ends it: a refusal
+// is the carrier's answer, anything else a failure.
+func endCarrier(span trace.Span, err error) {
+	if !span.IsRecording() {
+		return
+	}
+	switch {
+	case errors.Is(err, ErrRefused):
+		span.SetAttributes(attribute.Bool("agora.carrier.refused", true))
+	case err != nil:
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
 
 var codec = func() *aggregate.Codec[shipping.Event] {

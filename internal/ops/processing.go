@@ -1,0 +1,168 @@
+package ops
+
+import (
+	"net/http"
+
+	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/internal/platform/httpapi"
+)
+
+// ProjectionStatus is a projection runner's progress.
+type ProjectionStatus struct {
+	// Name is the projection's name.
+	Name string `json:"name"`
+	// Checkpoint is the last position it applied.
+	Checkpoint uint64 `json:"checkpoint"`
+	// Lag is how far it is behind the head.
+	Lag uint64 `json:"lag"`
+	// Rebuilding tells whether a rebuild started here is running.
+	Rebuilding bool `json:"rebuilding"`
+}
+
+// RelayStatus is a relay's progress.
+type RelayStatus struct {
+	// Name is the relay's name.
+	Name string `json:"name"`
+	// Checkpoint is the last position it published.
+	Checkpoint uint64 `json:"checkpoint"`
+	// Head is the highest position of the log it relays.
+	Head uint64 `json:"head"`
+	// Lag is Head - Checkpoint.
+	Lag uint64 `json:"lag"`
+}
+
+// ConsumerStatus is a consumer's backlog.
+type ConsumerStatus struct {
+	// Name is the consumer's name.
+	Name string `json:"name"`
+	// Stream is the bus stream it consumes.
+	Stream string `json:"stream"`
+	// Pending, AckPending and Redelivered are the broker's counts.
+	Pending     uint64 `json:"pending"`
+	AckPending  uint64 `json:"ack_pending"`
+	Redelivered uint64 `json:"redelivered"`
+	// Dead counts its dead letters of the caller's tenant.
+	Dead int `json:"dead"`
+}
+
+type processingView struct {
+	Head        uint64             `json:"head"`
+	Projections []ProjectionStatus `json:"projections"`
+	Relays      []RelayStatus      `json:"relays"`
+	Consumers   []ConsumerStatus   `json:"consumers"`
+}
+
+// processing serves GET /api/v1/ops/processing: how far this process's
+// projections, relays and consumers have got.
+func (a *API) processing(w http.ResponseWriter, r *http.Request) {
+	c, ok := begin(w, r)
+	if !ok {
+		return
+	}
+	if a.cfg.Store == nil {
+		httpapi.Error(w, r, errNotHere)
+		return
+	}
+	ctx := r.Context()
+	head, err := a.cfg.Store.Head(ctx)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	v := processingView{Head: head, Projections: []ProjectionStatus{}, Relays: []RelayStatus{}, Consumers: []ConsumerStatus{}}
+	a.mu.Lock()
+	for _, p := range a.cfg.Projections {
+		pos := p.Position()
+		v.Projections = append(v.Projections, ProjectionStatus{Name: p.Name(), Checkpoint: pos, Lag: head - min(pos, head),
+			Rebuilding: a.rebuilding[p.Name()]})
+	}
+	a.mu.Unlock()
+	for _, rl := range a.cfg.Relays {
+		pos := rl.Position()
+		st := RelayStatus{Name: rl.Name, Checkpoint: pos, Head: pos}
+		if rl.Head != nil {
+			h, err := rl.Head(ctx)
+			if err != nil {
+				httpapi.Error(w, r, err)
+				return
+			}
+			st.Head = max(h, pos) // an outbox pruned behind its relay
+		}
+		st.Lag = st.Head - pos
+		v.Relays = append(v.Relays, st)
+	}
+	dead := map[string]int{}
+	if a.cfg.DeadLetters != nil {
+		if dead, err = a.cfg.DeadLetters.counts(ctx, tenants(c.Tenant)); err != nil {
+			httpapi.Error(w, r, err)
+			return
+		}
+	}
+	for _, cons := range a.cfg.Consumers {
+		st := ConsumerStatus{Name: cons.Name, Stream: cons.Stream, Dead: dead[cons.Name]}
+		if cons.Stats != nil {
+			s, err := cons.Stats(ctx)
+			if err != nil {
+				// The broker's counts are advice: the rest still answers.
+				a.cfg.Logger.Warn("ops: consumer stats", "consumer", cons.Name, "err", err)
+			}
+			st.Pending, st.AckPending, st.Redelivered = s.Pending, s.AckPending, s.Redelivered
+		}
+		v.Consumers = append(v.Consumers, st)
+	}
+	httpapi.JSON(w, http.StatusOK, v)
+}
+
+// rebuild serves POST /api/v1/ops/projections/{name}/rebuild: the
+// projection's read model is emptied and replayed from the log in the
+// background, while its runner goes on running (projection.Runner's
+// Rebuild). 202 at once; an unknown name is a 404, a rebuild of it still
+// running a 409 rebuild_running.
+func (a *API) rebuild(w http.ResponseWriter, r *http.Request) {
+	if _, ok := begin(w, r); !ok {
+		return
+	}
+	name := r.PathValue("name")
+	if err := text("name", name, 256); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if err := httpapi.EmptyBody(w, r); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if a.cfg.Store == nil {
+		httpapi.Error(w, r, errNotHere)
+		return
+	}
+	var p Projection
+	for _, q := range a.cfg.Projections {
+		if q.Name() == name {
+			p = q
+		}
+	}
+	if p == nil {
+		httpapi.Error(w, r, errUnknown("projection_not_found", "no such projection in this process"))
+		return
+	}
+	a.mu.Lock()
+	if a.rebuilding[name] {
+		a.mu.Unlock()
+		httpapi.Error(w, r, &errs.Error{Code: errs.Conflict, Reason: "rebuild_running", Message: "a rebuild of " + name + " is running"})
+		return
+	}
+	a.rebuilding[name] = true
+	a.mu.Unlock()
+	log := a.cfg.Logger
+	go func() {
+		defer func() {
+			a.mu.Lock()
+			delete(a.rebuilding, name)
+			a.mu.Unlock()
+		}()
+		if err := p.Rebuild(a.cfg.Context, nil); err != nil && a.cfg.Context.Err() == nil {
+			log.Error("ops: rebuild failed", "projection", name, "err", err)
+		}
+	}()
+	httpapi.JSON(w, http.StatusAccepted, map[string]string{"name": name, "status": "rebuilding"})
+}

@@ -1,0 +1,68 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/agora-commerce/agora/internal/platform/telemetry"
+	"github.com/agora-commerce/agora/messaging"
+)
+
+// pendingEvery is how often the consumers' pending messages are asked of
+// the broker.
+const pendingEvery = 5 * time.Second
+
+// instrument feeds the process's metrics what build made: the requests'
+// routes and services, the saga engine's backlog, the relays' lag and the
+// consumers' pending messages (polled from the broker). The saga engine's
+// observer, the modules' metrics and the consumers' redeliveries are
+// wired as build makes them; the gateway's, by buildGateway.
+func (s *Server) instrument() {
+	s.metrics.Routes(s.routeOf)
+	s.metrics.SagaBacklog(s.engine.Backlog)
+	for _, r := range s.relays {
+		s.metrics.Relay(r.Relay)
+	}
+	s.daemons = append(s.daemons, s.pollPending)
+}
+
+// routeOf names a request's route and service for the HTTP metrics: its
+// pattern in the route table and the pattern's cluster ("local" for the
+// gateway's own endpoints). A request the table does not route keeps its
+// ServeMux pattern, with no service.
+func (s *Server) routeOf(r *http.Request) (route, service string) {
+	rt, ok := s.routes.Match(r)
+	if !ok {
+		return "", ""
+	}
+	return rt.Pattern, rt.Cluster
+}
+
+// pollPending keeps agora_consumer_pending_messages fresh: each durable
+// consumer's messages not yet acknowledged, as the broker counts them.
+func (s *Server) pollPending(ctx context.Context) error {
+	byName := map[string]messaging.Consumer{}
+	var names []string
+	for _, c := range s.consumers {
+		if c.Ephemeral {
+			continue // the broker named it: nothing to ask
+		}
+		byName[c.Name] = c.Consumer
+		names = append(names, c.Name)
+	}
+	return s.metrics.PollPending(ctx, pendingEvery, names, func(ctx context.Context, name string) (uint64, error) {
+		st, err := s.bus.ConsumerStats(ctx, byName[name])
+		return st.Pending + st.AckPending, err
+	})
+}
+
+// bulkheads is the gateway's bulkheads now, for the metrics.
+func (s *Server) bulkheads() []telemetry.Bulkhead {
+	ups := s.gateway.Upstreams()
+	out := make([]telemetry.Bulkhead, 0, len(ups))
+	for _, u := range ups {
+		out = append(out, telemetry.Bulkhead{Cluster: u.Name, InUse: u.Cluster.InFlight(), Capacity: u.Cluster.MaxConcurrent()})
+	}
+	return out
+}

@@ -1,0 +1,101 @@
+package server
+
+import (
+	"context"
+	"maps"
+	"net/http"
+	"slices"
+
+	"github.com/agora-commerce/agora/internal/gateway/idempotency"
+	"github.com/agora-commerce/agora/internal/module"
+	"github.com/agora-commerce/agora/internal/ops"
+	"github.com/agora-commerce/agora/internal/platform/auth"
+)
+
+// openDeadLetters sets up the table where the bus keeps what consumers
+// failed permanently (natsbus.Options.OnDead).
+func (s *Server) openDeadLetters(ctx context.Context) error {
+	s.dead = ops.NewDeadLetters(s.rmDB)
+	return s.dead.Setup(ctx)
+}
+
+// operations adds the operations API (package ops) to the gateway's
+// local routes. A distributed process holds no event log for it to read
+// (the gateway runs no context): those endpoints answer 503 there.
+func (s *Server) operations(mux *http.ServeMux) {
+	cfg := ops.Config{DB: s.rmDB, DeadLetters: s.dead, Registry: s.reg, Mode: ops.Embedded, Context: s.bg, Logger: s.log,
+		Upstreams: s.upstreams, Idempotent: s.opsIdempotency()}
+	if s.cfg.Only != "" {
+		cfg.Mode = ops.Distributed
+		cfg.Services = slices.Sorted(maps.Keys(s.routes.Clusters))
+		ops.New(cfg).Register(mux)
+		return
+	}
+	cfg.Store = s.store
+	for _, m := range s.mods {
+		cfg.Services = append(cfg.Services, m.def.Name)
+	}
+	for _, r := range s.runners {
+		cfg.Projections = append(cfg.Projections, r)
+	}
+	if s.engine != nil {
+		cfg.Projections = append(cfg.Projections, s.engine.Index())
+	}
+	for _, r := range s.relays {
+		cfg.Relays = append(cfg.Relays, ops.Relay{Name: r.name, Position: r.Position, Head: s.relayHead(r.name)})
+	}
+	for _, c := range s.consumers {
+		cfg.Consumers = append(cfg.Consumers, ops.Consumer{Name: c.Name, Stream: c.Stream, Handle: c.Handle,
+			Stats: s.consumerStats(c)})
+	}
+	ops.New(cfg).Register(mux)
+}
+
+// relayHead is the head of the log relay name publishes: its module's
+// outbox's, or the event log's.
+func (s *Server) relayHead(name string) func(context.Context) (uint64, error) {
+	for _, m := range s.mods {
+		for _, o := range m.Outboxes {
+			if h, ok := o.Log.(interface {
+				Head(context.Context) (uint64, error)
+			}); ok && o.Name == name {
+				return h.Head
+			}
+		}
+	}
+	return s.store.Head
+}
+
+func (s *Server) consumerStats(c module.Consumer) func(context.Context) (ops.ConsumerStats, error) {
+	return func(ctx context.Context) (ops.ConsumerStats, error) {
+		st, err := s.bus.ConsumerStats(ctx, c.Consumer)
+		return ops.ConsumerStats{Pending: st.Pending, AckPending: st.AckPending, Redelivered: st.Redelivered}, err
+	}
+}
+
+// upstreams is the gateway's clusters, once it is built.
+func (s *Server) upstreams() []ops.Upstream {
+	if s.gateway == nil {
+		return nil
+	}
+	var out []ops.Upstream
+	for _, u := range s.gateway.Upstreams() {
+		out = append(out, ops.Upstream{Name: u.Name, Breaker: u.Cluster, Balancer: u.Balancer})
+	}
+	return out
+}
+
+// opsIdempotency gives the API's POSTs Idempotency-Key handling, as the
+// gateway gives its proxied ones (kept in Redis when configured).
+func (s *Server) opsIdempotency() func(http.Handler) http.Handler {
+	var store idempotency.Store = idempotency.NewMemoryStore(nil)
+	if s.redis != nil {
+		store = idempotency.NewRedisStore(s.redis, "agora:idem:")
+	}
+	return idempotency.Middleware(idempotency.Options{Store: store, Logger: s.log, Scope: func(r *http.Request) string {
+		if c, ok := auth.ClaimsFrom(r.Context()); ok {
+			return c.Tenant + "/" + c.Subject
+		}
+		return idempotency.ScopeByIP(r)
+	}})
+}

@@ -1,0 +1,94 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/agora-commerce/agora/internal/platform/auth"
+	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/internal/platform/httpapi"
+)
+
+// Sessions serves browser sessions over api, the gateway: POST
+// /api/v1/auth/session logs in with identity's token endpoint (the same
+// body, the same problems and limits) and answers with the session
+// cookies instead of the token, which no script can read; DELETE ends
+// the session (200 {status: logged_out}). The answer to a login is {csrf_token, expires_in}: the
+// token unsafe requests carry in X-CSRF-Token (also in the readable
+// agora_csrf cookie, for a page loaded later).
+func Sessions(api http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/auth/session", func(w http.ResponseWriter, r *http.Request) { login(api, w, r) })
+	mux.HandleFunc("DELETE /api/v1/auth/session", func(w http.ResponseWriter, r *http.Request) {
+		auth.ClearSession(w, r)
+		httpapi.JSON(w, http.StatusOK, map[string]string{"status": "logged_out"})
+	})
+	return mux
+}
+
+func login(api http.Handler, w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		httpapi.Error(w, r, &errs.Error{Code: errs.TooLarge, Reason: "body_too_large", Message: "the request body is too large"})
+		return
+	}
+	in, err := http.NewRequestWithContext(r.Context(), http.MethodPost, "/api/v1/auth/token", bytes.NewReader(body))
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	in.RemoteAddr = r.RemoteAddr
+	for _, h := range []string{"Content-Type", "X-Forwarded-For", "User-Agent", "traceparent", "Idempotency-Key"} {
+		if v := r.Header.Get(h); v != "" {
+			in.Header.Set(h, v)
+		}
+	}
+	rec := &recorder{header: http.Header{}, status: http.StatusOK}
+	api.ServeHTTP(rec, in)
+	if rec.status != http.StatusOK {
+		// Identity's problem (bad credentials, field errors, 429) as is.
+		for _, h := range []string{"Content-Type", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "WWW-Authenticate"} {
+			if v := rec.header.Get(h); v != "" {
+				w.Header().Set(h, v)
+			}
+		}
+		w.WriteHeader(rec.status)
+		_, _ = w.Write(rec.body.Bytes())
+		return
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int64  `json:"expires_in"`
+	}
+	if err := json.Unmarshal(rec.body.Bytes(), &tok); err != nil || tok.AccessToken == "" {
+		httpapi.Error(w, r, &errs.Error{Code: errs.Unavailable, Reason: "bad_token_answer", Message: "identity's answer held no token"})
+		return
+	}
+	auth.SetSession(w, r, tok.AccessToken, time.Duration(tok.ExpiresIn)*time.Second)
+	w.Header().Set("Cache-Control", "no-store")
+	httpapi.JSON(w, http.StatusOK, map[string]any{"csrf_token": auth.CSRFToken(tok.AccessToken), "expires_in": tok.ExpiresIn})
+}
+
+// recorder keeps the inner login's answer.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+	wrote  bool
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(code int) {
+	if !r.wrote {
+		r.status, r.wrote = code, true
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return r.body.Write(b)
+}
