@@ -661,7 +661,6 @@ func (e *Engine) record(ctx context.Context, st *state, types []string, bodies [
 		evs[i].Metadata = meta
 	}
 	expected := st.version
-	ctx = inTrace(ctx, st) // the append is the instance's trace's
 	write := func() error {
 		if _, err := e.store.Append(ctx, StreamID(st.id), eventstore.Exact(expected), evs...); err != nil {
 			return fmt.Errorf("saga %s: %w", st.id, err)

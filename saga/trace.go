@@ -39,8 +39,9 @@ func stepSpan(ctx context.Context, st *state, name string, step, attempt int, co
 
 // inTrace returns ctx in the trace instance st started in (its
 // metadata's traceparent, as a remote parent), unless ctx has a trace
-// context already: what the engine records and logs for the instance
-// outside its steps' spans shows in that trace.
+// context already: what the engine logs for the instance outside its
+// steps' spans names that trace. (The engine's own appends are not
+// spans: four more spans a checkout would cost more than they tell.)
 func inTrace(ctx context.Context, st *state) context.Context {
 	if st.meta.TraceParent == "" || trace.SpanContextFromContext(ctx).IsValid() {
 		return ctx

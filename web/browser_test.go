@@ -318,6 +318,11 @@ func TestStorefrontAndConsole(t *testing.T) {
 
 	t.Run("a visitor registers, browses, adds two products, checks out and sees Confirmed live", func(t *testing.T) {
 		b := s.visitor(t, "checkout")
+		// A refused form shows the problem's field errors by the fields.
+		b.goTo("/register")
+		b.fill("#register", map[string]string{"name": "Ann", "email": "not-an-email", "password": "correct horse battery"})
+		b.submit("#register")
+		b.until("the email's error by the email field", `document.querySelector('#register [name=email]').getAttribute('aria-invalid') === 'true' && document.querySelector('#register [name=email]').closest('label').querySelector('.field-error')`, 5*time.Second)
 		b.register("ann")
 		b.goTo("/account")
 		b.fill("#deposit", map[string]string{"amount": "1000.00"})

@@ -78,6 +78,12 @@ type CheckoutResult struct {
 	TracingOnOrdersPerSec  float64 `json:"tracing_on_orders_per_sec,omitempty"`
 	TracingOffOrdersPerSec float64 `json:"tracing_off_orders_per_sec,omitempty"`
 	TracingCostPct         float64 `json:"tracing_cost_pct,omitempty"`
+	// The process's CPU time (platform and clients) per order in the
+	// rounds with tracing on and off, and how much more the first is, in
+	// percent: steadier than the rates on a machine others share.
+	TracingOnCPUMsPerOrder  float64 `json:"tracing_on_cpu_ms_per_order,omitempty"`
+	TracingOffCPUMsPerOrder float64 `json:"tracing_off_cpu_ms_per_order,omitempty"`
+	TracingCPUCostPct       float64 `json:"tracing_cpu_cost_pct,omitempty"`
 }
 
 // WriteJSON prints r as one JSON object.
@@ -100,6 +106,7 @@ func (r CheckoutResult) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "tracing\t%s\n", r.Tracing)
 	if r.Tracing == "both" {
 		fmt.Fprintf(tw, "orders/s, tracing on / off\t%.0f / %.0f (tracing costs %.1f %%)\n", r.TracingOnOrdersPerSec, r.TracingOffOrdersPerSec, r.TracingCostPct)
+		fmt.Fprintf(tw, "CPU an order, tracing on / off\t%.2f / %.2f ms (tracing costs %.1f %%)\n", r.TracingOnCPUMsPerOrder, r.TracingOffCPUMsPerOrder, r.TracingCPUCostPct)
 	}
 	return tw.Flush()
 }
@@ -267,7 +274,8 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	var failed atomic.Int64
 	// place places n orders and waits for them to end (bounded): one
 	// round, timed from its first POST to its last order's end.
-	place := func(n int) (int, time.Duration) {
+	place := func(n int) (int, time.Duration, time.Duration) {
+		cpu := cpuTime()
 		mu.Lock()
 		endedBefore := res.Confirmed + res.Cancelled
 		last = time.Time{}
@@ -328,9 +336,9 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		mu.Lock()
 		defer mu.Unlock()
 		if last.IsZero() {
-			return 0, 0
+			return 0, 0, 0
 		}
-		return res.Confirmed + res.Cancelled - endedBefore, last.Sub(start)
+		return res.Confirmed + res.Cancelled - endedBefore, last.Sub(start), cpuTime() - cpu
 	}
 
 	var done int
@@ -342,16 +350,21 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		rounds := max(cfg.Rounds, 2)
 		per := max(cfg.Orders/rounds, 1)
 		var onN, offN int
-		var onT, offT time.Duration
+		var onT, offT, onCPU, offCPU time.Duration
+		// A warm-up round, not counted: the first round would otherwise
+		// pay for cold caches.
+		logf("warm-up: %d orders", per/2)
+		place(max(per/2, 1))
 		for i := range rounds {
 			on := (i+i/2)%2 == 0
 			tracing.SetEnabled(on)
 			logf("round %d of %d: %d orders (%s, %d clients, at most %d in flight), tracing %s", i+1, rounds, per, cfg.Mode, cfg.Clients, cfg.InFlight, onOff(on))
-			n, d := place(per)
+			n, d, cpu := place(per)
+			logf("  %.0f orders/s, %.2f ms of CPU an order", rate(n, d), perOrder(cpu, n))
 			if on {
-				onN, onT = onN+n, onT+d
+				onN, onT, onCPU = onN+n, onT+d, onCPU+cpu
 			} else {
-				offN, offT = offN+n, offT+d
+				offN, offT, offCPU = offN+n, offT+d, offCPU+cpu
 			}
 			done, took = done+n, took+d
 		}
@@ -360,11 +373,15 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		if res.TracingOffOrdersPerSec > 0 {
 			res.TracingCostPct = 100 * (1 - res.TracingOnOrdersPerSec/res.TracingOffOrdersPerSec)
 		}
+		res.TracingOnCPUMsPerOrder, res.TracingOffCPUMsPerOrder = perOrder(onCPU, onN), perOrder(offCPU, offN)
+		if res.TracingOffCPUMsPerOrder > 0 {
+			res.TracingCPUCostPct = 100 * (res.TracingOnCPUMsPerOrder/res.TracingOffCPUMsPerOrder - 1)
+		}
 	default:
 		on := cfg.Tracing != "off"
 		tracing.SetEnabled(on)
 		logf("placing %d orders (%s, %d clients, at most %d in flight), tracing %s", cfg.Orders, cfg.Mode, cfg.Clients, cfg.InFlight, onOff(on))
-		done, took = place(cfg.Orders)
+		done, took, _ = place(cfg.Orders)
 		tracing.SetEnabled(true)
 	}
 	stopWatch()
@@ -386,6 +403,13 @@ func rate(n int, d time.Duration) float64 {
 		return 0
 	}
 	return float64(n) / d.Seconds()
+}
+
+func perOrder(cpu time.Duration, n int) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(cpu.Microseconds()) / 1000 / float64(n)
 }
 
 func onOff(on bool) string {

@@ -144,7 +144,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.balancers[name] = b
 	}
 	mux := http.NewServeMux()
-	cfg.Routes.Register(mux, g.route)
+	cfg.Routes.Register(mux, func(rt *routes.Route) http.Handler { return routed(rt, g.route(rt)) })
 	local := cfg.Local
 	if local == nil {
 		local = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -265,6 +265,33 @@ func (g *Gateway) limited(rt *routes.Route, h http.Handler) http.Handler {
 func unbounded(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
+		next.ServeHTTP(w, r)
+	})
+}
+
+// routeSetter is what a response writer around the gateway implements to
+// learn a request's route (telemetry.RouteSetter: the HTTP metrics').
+type routeSetter interface {
+	SetRoute(route, service string)
+}
+
+// routed names rt (its pattern, and its cluster as the service) to the
+// first writer around the gateway that wants to know, unwrapping the
+// writers in between: the request the ServeMux matched is a copy, so its
+// pattern never reaches the handlers outside the gateway.
+func routed(rt *routes.Route, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for u := w; u != nil; {
+			if s, ok := u.(routeSetter); ok {
+				s.SetRoute(rt.Pattern, rt.Cluster)
+				break
+			}
+			uw, ok := u.(interface{ Unwrap() http.ResponseWriter })
+			if !ok {
+				break
+			}
+			u = uw.Unwrap()
+		}
 		next.ServeHTTP(w, r)
 	})
 }

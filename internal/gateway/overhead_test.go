@@ -43,7 +43,7 @@ func (stubTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // table with the public limits out of reach (every request counted, none
 // refused), tokens, validation — in front of upstream for every cluster,
 // with transport (nil: the default), and a customer's token.
-func benchGateway(b *testing.B, upstream string, transport http.RoundTripper) (*gateway.Gateway, string) {
+func benchGateway(b testing.TB, upstream string, transport http.RoundTripper) (*gateway.Gateway, string) {
 	b.Helper()
 	reg := registry.NewStatic()
 	for name := range routes.Default().Clusters {

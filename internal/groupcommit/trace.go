@@ -56,9 +56,9 @@ func (s Span) End(res eventstore.AppendResult, err error, st *Stats) {
 	if s.span == nil {
 		return
 	}
-	attrs := make([]attribute.KeyValue, 0, 6)
+	attrs := make([]attribute.KeyValue, 0, 5)
 	if err == nil {
-		attrs = append(attrs, attribute.Int64("agora.position.first", int64(res.FirstPosition)), attribute.Int64("agora.position", int64(res.LastPosition)))
+		attrs = append(attrs, attribute.Int64("agora.position", int64(res.LastPosition)))
 	}
 	if st != nil && !st.Began.IsZero() {
 		attrs = append(attrs, attribute.Int("agora.commit.appends", st.Appends), attribute.Int("agora.commit.events", st.Events),

@@ -14,12 +14,15 @@ import (
 const pendingEvery = 5 * time.Second
 
 // instrument feeds the process's metrics what build made: the requests'
-// routes and services, the saga engine's backlog, the relays' lag and the
+// routes and services (the gateway names them itself; a context's process
+// looks them up), the saga engine's backlog, the relays' lag and the
 // consumers' pending messages (polled from the broker). The saga engine's
 // observer, the modules' metrics and the consumers' redeliveries are
 // wired as build makes them; the gateway's, by buildGateway.
 func (s *Server) instrument() {
-	s.metrics.Routes(s.routeOf)
+	if s.cfg.Only != "" && s.cfg.Only != Gateway {
+		s.metrics.Routes(s.routeOf)
+	}
 	s.metrics.SagaBacklog(s.engine.Backlog)
 	for _, r := range s.relays {
 		s.metrics.Relay(r.Relay)
@@ -27,9 +30,10 @@ func (s *Server) instrument() {
 	s.daemons = append(s.daemons, s.pollPending)
 }
 
-// routeOf names a request's route and service for the HTTP metrics: its
+// routeOf names a request's route and service for the HTTP metrics of a
+// context's process (its ServeMux matches "/" for the whole API): its
 // pattern in the route table and the pattern's cluster ("local" for the
-// gateway's own endpoints). A request the table does not route keeps its
+// operational endpoints). A request the table does not route keeps its
 // ServeMux pattern, with no service.
 func (s *Server) routeOf(r *http.Request) (route, service string) {
 	rt, ok := s.routes.Match(r)

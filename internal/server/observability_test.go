@@ -63,9 +63,8 @@ func TestAlertRules(t *testing.T) {
 	bin := promtool(t)
 	rules, tests := ruleFiles(t)
 	for _, args := range [][]string{append([]string{"check", "rules"}, rules...), append([]string{"test", "rules"}, tests...)} {
-		cmd := exec.Command(bin, args...)
-		cmd.Dir = "." // the tests name their rule files relative to themselves
-		out, err := cmd.CombinedOutput()
+		// The tests name their rule files relative to themselves.
+		out, err := exec.Command(bin, args...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}

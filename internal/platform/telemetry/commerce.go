@@ -309,12 +309,10 @@ func (m *Metrics) addLag(l Lagger) {
 }
 
 // Consumer returns h counting the redeliveries of consumer name (a
-// delivery whose attempt is past the first), and makes the consumer's
-// series exist: its redeliveries and its pending messages (ConsumerPending
-// sets those), at zero.
+// delivery whose attempt is past the first); the series exists from the
+// start, at zero.
 func (m *Metrics) Consumer(name string, h messaging.Handler) messaging.Handler {
 	redelivered := m.consumerRedeliveries.WithLabelValues(name)
-	m.ConsumerPending(name, 0)
 	return func(ctx context.Context, d messaging.Delivery) error {
 		if d.Attempt > 1 {
 			redelivered.Inc()
@@ -334,8 +332,12 @@ func (m *Metrics) ConsumerPending(name string, n uint64) {
 
 // PollPending asks pending for each consumer's unacknowledged messages
 // every interval (and at once), recording them with ConsumerPending, until
-// ctx ends. A consumer pending cannot tell about keeps its last value.
+// ctx ends. Each consumer's series starts at zero; one pending cannot tell
+// about keeps its last value.
 func (m *Metrics) PollPending(ctx context.Context, every time.Duration, consumers []string, pending func(ctx context.Context, consumer string) (uint64, error)) error {
+	for _, name := range consumers {
+		m.ConsumerPending(name, 0)
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

@@ -77,12 +77,20 @@ func New() *Metrics {
 	return m
 }
 
-// Routes sets how HTTP names a request's route and the service it
-// belongs to (a route-table lookup: the gateway's requests pass through
-// handlers that copy the request, so the pattern the innermost ServeMux
-// matched never reaches the wrapper). An empty route falls back to the
-// ServeMux pattern. Call it before serving.
+// Routes sets how HTTP names the route and service of a request no
+// handler named them for (see RouteSetter), e.g. with a route-table
+// lookup: handlers that copy the request keep the pattern the innermost
+// ServeMux matched from reaching the wrapper. An empty route falls back to
+// the ServeMux pattern. Call it before serving.
 func (m *Metrics) Routes(f func(r *http.Request) (route, service string)) { m.route = f }
+
+// RouteSetter is implemented by the response writer HTTP hands on: a
+// handler that knows the request's route and the service it belongs to
+// (the gateway, per route) finds it by unwrapping the writer it is given
+// (Unwrap() http.ResponseWriter) and names them, at no cost per request.
+type RouteSetter interface {
+	SetRoute(route, service string)
+}
 
 // Handler serves the metrics in the Prometheus exposition format.
 func (m *Metrics) Handler() http.Handler {
@@ -178,10 +186,13 @@ func (m *Metrics) HTTP(h http.Handler) http.Handler {
 		start := time.Now()
 		sw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
 		h.ServeHTTP(sw, r)
-		route, service := r.Pattern, ""
-		if m.route != nil {
-			if rt, svc := m.route(r); rt != "" {
-				route, service = rt, svc
+		route, service := sw.route, sw.service
+		if route == "" {
+			route = r.Pattern
+			if m.route != nil {
+				if rt, svc := m.route(r); rt != "" {
+					route, service = rt, svc
+				}
 			}
 		}
 		if route == "" {
@@ -224,7 +235,12 @@ type codeWriter struct {
 	http.ResponseWriter
 	code  int
 	wrote bool
+	// route and service, if set, name the request's route (SetRoute).
+	route, service string
 }
+
+// SetRoute implements RouteSetter.
+func (w *codeWriter) SetRoute(route, service string) { w.route, w.service = route, service }
 
 func (w *codeWriter) WriteHeader(code int) {
 	if !w.wrote {

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // The in-process store's bounds: the most recent traces it keeps, and
@@ -76,6 +77,7 @@ type Summary struct {
 // what lists and filters need.
 type entry struct {
 	id         string
+	tid        trace.TraceID
 	spans      []sdktrace.ReadOnlySpan
 	bytes      int
 	start, end time.Time
@@ -95,7 +97,7 @@ type entry struct {
 type Store struct {
 	maxTraces, maxBytes int
 	mu                  sync.Mutex
-	byID                map[string]*entry
+	byID                map[trace.TraceID]*entry
 	lru                 *list.List // front: most recently touched
 	bytes               int
 }
@@ -104,7 +106,7 @@ var _ sdktrace.SpanProcessor = (*Store)(nil)
 
 // NewStore returns a store of at most maxTraces traces and maxBytes bytes.
 func NewStore(maxTraces, maxBytes int) *Store {
-	return &Store{maxTraces: maxTraces, maxBytes: maxBytes, byID: map[string]*entry{}, lru: list.New()}
+	return &Store{maxTraces: maxTraces, maxBytes: maxBytes, byID: map[trace.TraceID]*entry{}, lru: list.New()}
 }
 
 // OnStart implements sdktrace.SpanProcessor.
@@ -144,12 +146,12 @@ func (s *Store) OnEnd(ro sdktrace.ReadOnlySpan) {
 			size += len(kv.Value.AsString())
 		}
 	}
-	id := sc.TraceID().String()
+	id := sc.TraceID()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.byID[id]
 	if e == nil {
-		e = &entry{id: id, start: ro.StartTime(), end: ro.EndTime()}
+		e = &entry{id: id.String(), tid: id, start: ro.StartTime(), end: ro.EndTime()}
 		e.elem = s.lru.PushFront(e)
 		s.byID[id] = e
 	} else {
@@ -180,7 +182,7 @@ func (s *Store) OnEnd(ro sdktrace.ReadOnlySpan) {
 			break
 		}
 		old := s.lru.Remove(last).(*entry)
-		delete(s.byID, old.id)
+		delete(s.byID, old.tid)
 		s.bytes -= old.bytes
 	}
 }
@@ -231,9 +233,13 @@ func (s *Store) Get(id string) (Trace, bool) {
 // (nil if it holds none): the parts of a trace that Assemble puts
 // together, with those of other processes.
 func (s *Store) Spans(id string) []Span {
+	tid, err := trace.TraceIDFromHex(id)
+	if err != nil {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.byID[id]
+	e := s.byID[tid]
 	if e == nil {
 		return nil
 	}
@@ -307,7 +313,11 @@ func (s *Store) Summaries(ids []string) []Summary {
 	defer s.mu.Unlock()
 	var out []Summary
 	for _, id := range ids {
-		if e := s.byID[id]; e != nil {
+		tid, err := trace.TraceIDFromHex(id)
+		if err != nil {
+			continue
+		}
+		if e := s.byID[tid]; e != nil {
 			out = append(out, e.summary())
 		}
 	}
