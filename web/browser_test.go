@@ -370,6 +370,17 @@ func TestStorefrontAndConsole(t *testing.T) {
 		b.do(chromedp.Click(chromedp.CSS(`#waterfall .span-row`)))
 		b.until("a span's details", `document.querySelector('#span-detail h3')`, 5*time.Second)
 		b.keep("trace-waterfall")
+		// The order's stream, and from an event its correlation: every
+		// event the checkout request caused, across contexts.
+		b.goTo("/ops/streams/order-" + confirmed)
+		b.until("the order's events with their data", `document.querySelectorAll('details.event').length >= 2 && document.querySelector('details.event pre.json')`, 5*time.Second)
+		b.do(chromedp.Click(chromedp.CSS(`details.event a[href*="correlation_id"]`)))
+		b.until("the correlation's events across streams", `new Set([...document.querySelectorAll('#log tr')].map(r => r.dataset.stream.split('-')[0])).size >= 3`, 5*time.Second)
+		// Processing and services show the platform's parts.
+		b.goTo("/ops/processing")
+		b.until("projections, relays and consumers", `document.querySelectorAll('#projections tbody tr').length >= 3 && document.querySelectorAll('#relays tbody tr').length >= 1 && document.querySelectorAll('#consumers tbody tr').length >= 1`, 5*time.Second)
+		b.goTo("/ops/services")
+		b.until("every cluster with its breaker", `document.querySelectorAll('#services .cluster').length >= 6 && document.querySelector('#services .badge-closed')`, 5*time.Second)
 	})
 
 	t.Run("the live tail shows a new order's events within 1 s", func(t *testing.T) {

@@ -116,8 +116,16 @@ func oneCheckoutOneTrace(t *testing.T, mode string) {
 		}
 	}
 	sort.Strings(names)
-	names = slices.Compact(names)
-	t.Logf("one checkout (%s), %d spans:\n%s", mode, len(trace["spans"].([]any)), strings.Join(names, "\n"))
+	counted := []string{}
+	for i := 0; i < len(names); {
+		j := i
+		for j < len(names) && names[j] == names[i] {
+			j++
+		}
+		counted = append(counted, fmt.Sprintf("%s ×%d", names[i], j-i))
+		i = j
+	}
+	t.Logf("one checkout (%s), %d spans:\n%s", mode, len(trace["spans"].([]any)), strings.Join(counted, "\n"))
 	if r := w.do("GET", "/api/v1/ops/traces/"+strings.Repeat("0", 32), nil); r.status != http.StatusNotFound {
 		t.Errorf("an unknown trace: %d", r.status)
 	}

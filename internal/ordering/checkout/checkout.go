@@ -18,6 +18,7 @@
 package checkout
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -121,12 +122,14 @@ func Saga(p Ports) saga.Definition[Data] {
 	if p.StepDeadline <= 0 {
 		p.StepDeadline = 30 * time.Second
 	}
-	// What a step writes carries the tenant, user and trace context of
-	// the request that placed the order.
+	// What a step writes carries the tenant, user, correlation and trace
+	// context of the request that placed the order (the order's ID
+	// correlates a checkout started without one), caused by the step's
+	// attempt.
 	meta := func(ctx context.Context, x *saga.Exec[Data]) eventstore.Metadata {
 		trace.SpanFromContext(ctx).SetAttributes(tracing.ServiceKey.String("ordering"), tracing.OrderKey.String(x.Data.OrderID))
 		m, _ := saga.MetadataFrom(ctx)
-		m.CorrelationID, m.CausationID = x.Data.OrderID, x.AttemptID()
+		m.CorrelationID, m.CausationID = cmp.Or(m.CorrelationID, x.Data.OrderID), x.AttemptID()
 		return m
 	}
 	return saga.Definition[Data]{
@@ -187,7 +190,7 @@ func Saga(p Ports) saga.Definition[Data] {
 		},
 		OnEnd: func(ctx context.Context, id string, status saga.Status, reason string, d Data) error {
 			m, _ := saga.MetadataFrom(ctx)
-			m.CorrelationID, m.CausationID = d.OrderID, id
+			m.CorrelationID, m.CausationID = cmp.Or(m.CorrelationID, d.OrderID), id
 			if status == saga.Completed {
 				return p.Stock.Commit(ctx, m, d.OrderID)
 			}

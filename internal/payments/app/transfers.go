@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,7 +56,7 @@ func TransferSaga(s *Service) saga.Definition[TransferData] {
 	// request that asked for the transfer.
 	meta := func(ctx context.Context, x *saga.Exec[TransferData]) eventstore.Metadata {
 		m, _ := saga.MetadataFrom(ctx)
-		m.CorrelationID, m.CausationID = x.SagaID, x.AttemptID()
+		m.CorrelationID, m.CausationID = cmp.Or(m.CorrelationID, x.SagaID), x.AttemptID()
 		return m
 	}
 	return saga.Definition[TransferData]{

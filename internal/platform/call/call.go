@@ -215,10 +215,17 @@ func (x *Exchange) local(subject string) (Answer, bool, error) {
 // modules are built does not matter), else over the bus.
 func (c Call[Req, Resp]) Bind(x *Exchange) func(ctx context.Context, req Req) (Resp, error) {
 	return func(ctx context.Context, req Req) (res Resp, err error) {
+		a, ok, fault := x.local(c.Subject)
+		if ok && fault == nil {
+			// In process, the owner's span is the caller's child: a
+			// client span would only repeat it.
+			if f, ok := a.local.(func(context.Context, Req) (Resp, error)); ok {
+				return f(ctx, req)
+			}
+		}
 		ctx, span := tracer().Start(ctx, c.Subject, trace.WithSpanKind(trace.SpanKindClient),
 			trace.WithAttributes(attribute.String("agora.call", c.Subject), attribute.String("agora.call.owner", c.Owner)))
 		defer func() { end(span, err) }()
-		a, ok, fault := x.local(c.Subject)
 		if fault != nil {
 			var zero Resp
 			return zero, fault
@@ -282,7 +289,9 @@ func (c Call[Req, Resp]) remote(ctx context.Context, bus Requester, req Req) (Re
 	return out, nil
 }
 
-func tracer() trace.Tracer { return otel.Tracer("github.com/agora-commerce/agora/call") }
+var callTracer = otel.Tracer("github.com/agora-commerce/agora/call")
+
+func tracer() trace.Tracer { return callTracer }
 
 // end records err (an error that is not a refusal) on span and ends it.
 func end(span trace.Span, err error) {

@@ -127,8 +127,8 @@ type Batch struct {
 // Add notes the traceparent of one item ("" or malformed: none). Only
 // sampled trace contexts count.
 func (b *Batch) Add(traceparent string) {
-	if traceparent == "" || traceparent == b.last {
-		return
+	if traceparent == "" || traceparent == b.last || b.many && len(b.links) >= MaxLinks {
+		return // nothing more to learn from it
 	}
 	b.last = traceparent
 	sc := Parse(traceparent)

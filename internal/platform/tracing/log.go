@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -32,6 +33,7 @@ func (l logHandler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	if sc.IsValid() {
 		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+		logEvent(ctx, r)
 	}
 	if id != "" {
 		r.AddAttrs(slog.String("request_id", id))
@@ -44,6 +46,27 @@ func (l logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 func (l logHandler) WithGroup(name string) slog.Handler { return logHandler{l.Handler.WithGroup(name)} }
+
+// logEvent records r on the span of ctx, if it is recording, as a "log"
+// event (its level, message and attributes): a trace shows the log lines
+// written while it ran, next to its spans, without a log store.
+func logEvent(ctx context.Context, r slog.Record) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	attrs := make([]attribute.KeyValue, 0, 2+r.NumAttrs())
+	attrs = append(attrs, attribute.String("log.severity", r.Level.String()), attribute.String("log.message", r.Message))
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "trace_id", "span_id":
+		default:
+			attrs = append(attrs, attribute.String(a.Key, a.Value.String()))
+		}
+		return true
+	})
+	span.AddEvent("log", trace.WithTimestamp(r.Time), trace.WithAttributes(attrs...))
+}
 
 type requestIDKey struct{}
 

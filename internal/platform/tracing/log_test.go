@@ -13,9 +13,19 @@ import (
 func TestLogLinesNameTheirSpan(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(tracing.LogHandler(slog.NewJSONHandler(&buf, nil))).With("component", "test")
-	ctx, span := provider(tracing.NewStore(10, 1<<20)).Start(context.Background(), "op")
-	log.InfoContext(ctx, "inside")
+	store := tracing.NewStore(10, 1<<20)
+	ctx, span := provider(store).Start(context.Background(), "op")
+	log.InfoContext(ctx, "inside", "order_id", "o-1")
 	span.End()
+	// The line is also the span's event: a trace shows its log lines.
+	tr, ok := store.Get(span.SpanContext().TraceID().String())
+	if !ok || len(tr.Spans) != 1 || len(tr.Spans[0].Events) != 1 {
+		t.Fatalf("stored trace %+v: want its span with one log event", tr)
+	}
+	if e := tr.Spans[0].Events[0]; e.Name != "log" || e.Attributes["log.message"] != "inside" || e.Attributes["log.severity"] != "INFO" ||
+		e.Attributes["order_id"] != "o-1" || e.Attributes["component"] != nil && e.Attributes["component"] != "test" {
+		t.Errorf("log event %+v", e)
+	}
 	log.InfoContext(context.Background(), "outside")
 	var in, out map[string]any
 	lines := bytes.Split(bytes.TrimSpace(buf.Bytes()), []byte("\n"))

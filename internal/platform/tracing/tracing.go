@@ -3,8 +3,10 @@
 // traces (always on; Recent) and, when the standard OTEL_* environment
 // names an endpoint (OTEL_EXPORTER_OTLP_ENDPOINT or
 // OTEL_EXPORTER_OTLP_TRACES_ENDPOINT), to that collector over OTLP/HTTP.
-// The sampler is the SDK's: OTEL_TRACES_SAMPLER (default: follow the
-// parent, sample roots). Contexts cross processes as W3C trace context.
+// The sampler is the one OTEL_TRACES_SAMPLER names, read as the SDK reads
+// it (default: follow the parent, sample roots), and SetEnabled turns
+// sampling off and on while the process runs. Contexts cross processes as
+// W3C trace context.
 package tracing
 
 import (

@@ -62,8 +62,8 @@ async function overview(main) {
 
 // ---- the event log
 
-function eventRow(e) {
-  return h('tr', { 'data-type': e.type, 'data-stream': e.stream_id },
+function eventRow(e, highlight) {
+  return h('tr', { 'data-type': e.type, 'data-stream': e.stream_id, 'data-id': e.id, class: e.id && e.id === highlight ? 'highlight' : null },
     h('td', {}, String(e.position)), h('td', {}, when(e.recorded_at)), h('td', {}, h('code', {}, e.type)),
     h('td', {}, streamLink(e.stream_id)), h('td', {}, e.metadata?.tenant || ''), h('td', {}, traceLink(e.trace_id)));
 }
@@ -93,6 +93,7 @@ async function tail(url, onEvent, signal) {
 async function logView(main, _args, params) {
   admin();
   const filters = { type: params.get('type') || '', stream: params.get('stream') || '', tenant: params.get('tenant') || '', correlation_id: params.get('correlation_id') || '' };
+  const highlight = params.get('highlight') || '';
   const tbody = h('tbody', { id: 'log' });
   const state = h('span', { role: 'status', class: 'muted', id: 'log-state' });
   let paused = false;
@@ -100,7 +101,7 @@ async function logView(main, _args, params) {
   const keep = (e) => !filters.tenant || (e.metadata?.tenant || '') === filters.tenant;
   const show = (e) => {
     if (!keep(e)) return;
-    tbody.prepend(eventRow(e));
+    tbody.prepend(eventRow(e, highlight));
     while (tbody.children.length > 300) tbody.lastChild.remove();
   };
   const pause = h('button', { type: 'button', id: 'pause', 'aria-pressed': 'false', onclick: () => {
@@ -120,7 +121,11 @@ async function logView(main, _args, params) {
     h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, ['Position', 'Recorded', 'Type', 'Stream', 'Tenant', 'Trace'].map((x) => h('th', { scope: 'col' }, x)))), tbody)));
   const first = await get('/api/v1/ops/log' + query({ type: filters.type, stream: filters.stream, correlation_id: filters.correlation_id, limit: 50 }));
   (first.items || []).forEach(show);
-  if (filters.correlation_id) { state.textContent = 'The events of correlation ' + filters.correlation_id; return; }
+  if (filters.correlation_id) {
+    state.textContent = 'The events of correlation ' + filters.correlation_id + (highlight ? '; the cause is highlighted' : '');
+    setTimeout(() => tbody.querySelector('tr.highlight')?.scrollIntoView({ block: 'center' }), 0);
+    return;
+  }
   const after = first.items?.length ? first.items[first.items.length - 1].position : first.head;
   const ctl = new AbortController();
   onLeave(() => ctl.abort());
@@ -141,7 +146,9 @@ async function streamView(main, { id }, params) {
         h('dt', {}, 'Position'), h('dd', {}, String(e.position)),
         h('dt', {}, 'Event ID'), h('dd', {}, h('code', {}, e.id)),
         h('dt', {}, 'Correlation'), h('dd', {}, e.metadata?.correlation_id ? h('a', { href: '#/ops/log' + query({ correlation_id: e.metadata.correlation_id }) }, e.metadata.correlation_id) : '—'),
-        h('dt', {}, 'Causation'), h('dd', {}, e.metadata?.causation_id ? h('a', { href: '#/ops/log' + query({ correlation_id: e.metadata.correlation_id || '' }) }, e.metadata.causation_id) : '—'),
+        h('dt', {}, 'Causation'), h('dd', {}, e.metadata?.causation_id && e.metadata?.correlation_id
+          ? h('a', { href: '#/ops/log' + query({ correlation_id: e.metadata.correlation_id, highlight: e.metadata.causation_id }), title: 'The message that caused this event, among its correlation' }, e.metadata.causation_id)
+          : (e.metadata?.causation_id || '—')),
         h('dt', {}, 'User'), h('dd', {}, e.metadata?.user || '—'),
         h('dt', {}, 'Trace'), h('dd', {}, traceLink(e.trace_id) || '—')),
       h('h3', {}, 'Data'), json(e.data), h('h3', {}, 'Metadata'), json(e.metadata || {})))),
@@ -234,14 +241,17 @@ async function processing(main) {
 async function traces(main, _args, params) {
   admin();
   const f = { order_id: params.get('order_id') || '', min_duration_ms: params.get('min_duration_ms') || '', error: params.get('error') || '' };
-  const list = await get('/api/v1/ops/traces' + query({ ...f, limit: 50 }));
-  const items = list.items || list.traces || [];
-  const form_ = h('form', { class: 'filters', onsubmit: (ev) => { ev.preventDefault(); go('/ops/traces' + query(Object.fromEntries(new FormData(ev.target)))); } },
+  const sort = params.get('sort') || '';
+  const list = await get('/api/v1/ops/traces' + query({ ...f, limit: sort === 'slowest' ? 500 : 50 }));
+  let items = list.items || [];
+  if (sort === 'slowest') items = items.slice().sort((a, b) => b.duration_ms - a.duration_ms).slice(0, 50);
+  const form_ = h('form', { class: 'filters', onsubmit: (ev) => { ev.preventDefault(); go('/ops/traces' + query({ ...Object.fromEntries(new FormData(ev.target)), sort })); } },
     input('Order', 'order_id', { value: f.order_id }), input('Min duration (ms)', 'min_duration_ms', { value: f.min_duration_ms, inputmode: 'numeric' }),
     h('label', {}, h('span', {}, 'Outcome'), h('select', { name: 'error' }, [['', 'any'], ['true', 'failed'], ['false', 'succeeded']].map(([v, t]) => h('option', { value: v, selected: v === f.error || null }, t)))),
     h('button', { type: 'submit' }, 'Filter'));
   page(main, '/ops/traces', 'Traces', form_,
-    h('p', {}, h('a', { href: '#/ops/traces?min_duration_ms=100' }, 'Slowest (≥ 100 ms)'), ' · ', h('a', { href: '#/ops/traces?error=true' }, 'Failed')),
+    h('p', {}, h('a', { href: '#/ops/traces' }, 'Newest'), ' · ', h('a', { href: '#/ops/traces?sort=slowest' }, 'Slowest'), ' · ', h('a', { href: '#/ops/traces?error=true' }, 'Failed'),
+      list.partial?.length ? h('span', { class: 'warn' }, ' · partial: no answer from ' + list.partial.join(', ')) : null),
     table(['Trace', 'Root', 'Start', 'Duration', 'Spans', 'Services', ''], items.map((t) => [
       h('a', { href: '#/ops/traces/' + encodeURIComponent(t.trace_id) }, t.trace_id.slice(0, 12) + '…'), t.root || t.name || '', when(t.start),
       (t.duration_ms ?? '') + ' ms', String(t.spans ?? t.span_count ?? ''), (t.services || []).join(', '), t.error ? badge('error') : '']), { id: 'traces' }));
