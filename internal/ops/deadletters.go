@@ -249,14 +249,8 @@ func (a *API) deadLetters(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	limit, err := httpapi.Limit(r)
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	cur, err := parseCursor(r)
-	if err != nil {
-		httpapi.Error(w, r, err)
+	limit, cur, ok := paged(w, r)
+	if !ok {
 		return
 	}
 	consumer := r.URL.Query().Get("consumer")

@@ -45,6 +45,20 @@ func (c cursor) String() string {
 }
 
 // parseCursor reads ?cursor= (nil when absent, a 400 when malformed).
+// paged reads a list's limit and cursor, or answers the problem and
+// reports false.
+func paged(w http.ResponseWriter, r *http.Request) (int, *cursor, bool) {
+	limit, err := httpapi.Limit(r)
+	if err == nil {
+		var cur *cursor
+		if cur, err = parseCursor(r); err == nil {
+			return limit, cur, true
+		}
+	}
+	httpapi.Error(w, r, err)
+	return 0, nil, false
+}
+
 func parseCursor(r *http.Request) (*cursor, error) {
 	if !r.URL.Query().Has("cursor") {
 		return nil, nil
@@ -103,14 +117,8 @@ func (a *API) sagas(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	limit, err := httpapi.Limit(r)
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	cur, err := parseCursor(r)
-	if err != nil {
-		httpapi.Error(w, r, err)
+	limit, cur, ok := paged(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()

@@ -15,14 +15,8 @@ import (
 // changes, until it is Confirmed or Cancelled, after which the stream
 // ends (httpapi.Follow).
 func (h *Handler) updates(w http.ResponseWriter, r *http.Request) {
-	id, err := httpapi.PathID(r, "id")
-	if err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	c, err := auth.Caller(r)
-	if err != nil {
-		httpapi.Error(w, r, err)
+	id, c, ok := auth.IDAndCaller(w, r, "id")
+	if !ok {
 		return
 	}
 	httpapi.Follow(w, r, h.log, "order", func(ctx context.Context) (any, bool, error) {

@@ -54,7 +54,7 @@ func Metadata(r *http.Request) eventstore.Metadata {
 // 200 JSON answer and whose error is the problem.
 func Read[T any](param string, get func(ctx context.Context, c *Claims, id string) (T, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id, c, ok := idAndCaller(w, r, param)
+		id, c, ok := IDAndCaller(w, r, param)
 		if !ok {
 			return
 		}
@@ -73,7 +73,7 @@ func Read[T any](param string, get func(ctx context.Context, c *Claims, id strin
 // with status and whose position (if not 0) is its Agora-Position.
 func Act[T any](param string, status int, act func(ctx context.Context, c *Claims, meta eventstore.Metadata, id string) (T, uint64, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id, c, ok := idAndCaller(w, r, param)
+		id, c, ok := IDAndCaller(w, r, param)
 		if !ok {
 			return
 		}
@@ -93,9 +93,9 @@ func Act[T any](param string, status int, act func(ctx context.Context, c *Claim
 	}
 }
 
-// idAndCaller reads the path value param and the verified caller, or
+// IDAndCaller reads the path value param and the verified caller, or
 // answers the problem and reports false.
-func idAndCaller(w http.ResponseWriter, r *http.Request, param string) (string, *Claims, bool) {
+func IDAndCaller(w http.ResponseWriter, r *http.Request, param string) (string, *Claims, bool) {
 	id, err := httpapi.PathID(r, param)
 	if err == nil {
 		var c *Claims
