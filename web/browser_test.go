@@ -145,7 +145,11 @@ func (b *tab) keep(name string) {
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	shot := chromedp.CaptureScreenshot() // what the viewport shows
+	if strings.HasPrefix(name, "failed-") {
+		shot = chromedp.FullScreenshot(100) // the whole page, to see what went wrong
+	}
+	png, err := chromedp.Run(ctx, shot)
 	if err != nil {
 		b.t.Logf("screenshot %s: %v", name, err)
 		return

@@ -329,6 +329,13 @@ func TestDistributedOneCheckoutIsOneTrace(t *testing.T) {
 
 func distributedTrace(t *testing.T, pg, nats, mode string) {
 	base, _ := startDistributed(t, pg, nats, mode)
+	// The gateway process serves the web pages too.
+	if res, err := http.Get(base + "/"); err != nil || res.StatusCode != http.StatusOK ||
+		!strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") || res.Header.Get("Content-Security-Policy") == "" {
+		t.Fatalf("GET / from the gateway process: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
 	waitOK := func(what string, f func() (*http.Response, map[string]any, error)) (*http.Response, map[string]any) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
