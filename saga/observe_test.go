@@ -81,7 +81,13 @@ func TestObserverSeesStartsStepsAndEnds(t *testing.T) {
 	if in := h.wait(e, "refused"); in.Status != saga.Compensated {
 		t.Fatalf("status %s", in.Status)
 	}
+	// The observer hears an end just after it is recorded, so a reader
+	// of the instance may see it first.
 	started, steps, ended := obs.snapshot()
+	for deadline := time.Now().Add(5 * time.Second); len(ended) < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		started, steps, ended = obs.snapshot()
+	}
 	if want := []string{"checkout", "checkout"}; !slices.Equal(started, want) {
 		t.Errorf("started %v, want %v", started, want)
 	}

@@ -34,7 +34,16 @@ func stepSpan(ctx context.Context, st *state, name string, step, attempt int, co
 	if tp := tracectx.Format(span.SpanContext()); tp != "" {
 		meta.TraceParent = tp
 	}
-	return WithMetadata(ctx, meta), span
+	return WithMetadata(withRequest(ctx, st), meta), span
+}
+
+// withRequest names in ctx, for the log lines of instance st, the request
+// that started it (its correlation ID), unless ctx names one already.
+func withRequest(ctx context.Context, st *state) context.Context {
+	if tracectx.RequestID(ctx) != "" {
+		return ctx
+	}
+	return tracectx.WithRequestID(ctx, st.meta.CorrelationID)
 }
 
 // inTrace returns ctx in the trace instance st started in (its
@@ -43,6 +52,7 @@ func stepSpan(ctx context.Context, st *state, name string, step, attempt int, co
 // steps' spans names that trace. (The engine's own appends are not
 // spans: four more spans a checkout would cost more than they tell.)
 func inTrace(ctx context.Context, st *state) context.Context {
+	ctx = withRequest(ctx, st)
 	if st.meta.TraceParent == "" || trace.SpanContextFromContext(ctx).IsValid() {
 		return ctx
 	}

@@ -185,3 +185,21 @@ func Fail(span trace.Span, err error) {
 		span.SetStatus(codes.Error, err.Error())
 	}
 }
+
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying id, the ID of the request being
+// served (or that caused the message or saga step being handled), which
+// log lines name as request_id (tracing.LogHandler).
+func WithRequestID(ctx context.Context, id string) context.Context {
+	if id == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// RequestID returns the request ID ctx carries ("" if none).
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}

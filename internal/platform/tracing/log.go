@@ -6,6 +6,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/agora-commerce/agora/internal/platform/tracectx"
 )
 
 // LogHandler wraps h so that a record logged with a context that carries
@@ -68,19 +70,11 @@ func logEvent(ctx context.Context, r slog.Record) {
 	span.AddEvent("log", trace.WithTimestamp(r.Time), trace.WithAttributes(attrs...))
 }
 
-type requestIDKey struct{}
-
 // WithRequestID returns ctx carrying id, the ID of the request being
 // served (or that caused the message being handled), for LogHandler.
 func WithRequestID(ctx context.Context, id string) context.Context {
-	if id == "" {
-		return ctx
-	}
-	return context.WithValue(ctx, requestIDKey{}, id)
+	return tracectx.WithRequestID(ctx, id)
 }
 
 // RequestID returns the request ID ctx carries ("" if none).
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
+func RequestID(ctx context.Context) string { return tracectx.RequestID(ctx) }
