@@ -48,6 +48,9 @@ const (
 	AuditLoginSucceeded = "identity.LoginSucceeded"
 	// AuditLoginFailed: a login was refused; Reason says why.
 	AuditLoginFailed = "identity.LoginFailed"
+	// AuditLoginThrottled: a login attempt came before the wait that
+	// earlier failures imposed was over, and was refused unchecked.
+	AuditLoginThrottled = "identity.LoginThrottled"
 	// AuditUserRegistered: a customer registered itself.
 	AuditUserRegistered = "identity.UserRegistered"
 	// AuditUserCreated: a user was created by an admin, the demo seed or

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/agora-commerce/agora/internal/gateway/problem"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
@@ -37,6 +38,7 @@ func BodyLimit(limit int64, next http.Handler) http.Handler {
 			w.Header().Set("Connection", "close")
 			problem.Write(w, r, http.StatusRequestEntityTooLarge, "",
 				fmt.Sprintf("request body exceeds %d bytes", limit))
+			linger(w, r)
 		}
 		if r.ContentLength > limit {
 			tooLarge()
@@ -54,6 +56,30 @@ func BodyLimit(limit int64, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// A refused body's rest is read and dropped, up to LingerBytes or for
+// LingerTime, whichever comes first, before the connection closes.
+const (
+	LingerBytes = 16 << 20
+	LingerTime  = 10 * time.Second
+)
+
+// linger reads and drops the rest of a refused request's body (bounded by
+// LingerBytes and LingerTime, like nginx's lingering close), once the
+// answer is on its way: a client that sends its whole body before it
+// reads — without Expect: 100-continue, as Python's urllib and many SDKs
+// do — then gets the answer rather than a connection reset while it
+// writes. A client that asked to continue was never told to send, and is
+// not waited for.
+func linger(w http.ResponseWriter, r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody || r.Header.Get("Expect") != "" {
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	_ = rc.SetReadDeadline(time.Now().Add(LingerTime))
+	_, _ = io.CopyN(io.Discard, r.Body, LingerBytes)
 }
 
 // Body returns r's whole body, read at most once per request: the first

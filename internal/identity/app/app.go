@@ -35,6 +35,8 @@ type Config struct {
 	TokenTTL time.Duration
 	// Logger receives warnings and failures; nil means slog.Default().
 	Logger *slog.Logger
+	// Now is the clock (nil: time.Now); login throttling's waits follow it.
+	Now func() time.Time
 }
 
 // Service runs the identity use cases. It is safe for concurrent use.
@@ -47,6 +49,7 @@ type Service struct {
 	ttl      time.Duration
 	log      *slog.Logger
 	now      func() time.Time
+	throttle *throttle
 }
 
 // New returns a Service, or an error if cfg lacks a required part.
@@ -55,7 +58,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("identity app: Repo, Signer and Audit are required")
 	}
 	s := &Service{repo: cfg.Repo, signer: cfg.Signer, audit: cfg.Audit, accounts: cfg.Accounts,
-		hasher: cfg.Hasher, ttl: cfg.TokenTTL, log: cfg.Logger, now: time.Now}
+		hasher: cfg.Hasher, ttl: cfg.TokenTTL, log: cfg.Logger, now: time.Now, throttle: newThrottle()}
 	if s.hasher == nil {
 		s.hasher = identity.NewHasher(identity.DefaultParams)
 	}
@@ -64,6 +67,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if cfg.Now != nil {
+		s.now = cfg.Now
 	}
 	return s, nil
 }
@@ -192,11 +198,27 @@ func (s *Service) Login(ctx context.Context, tenant, email, password string) (To
 	if tenant == "" {
 		tenant = identity.DefaultTenant
 	}
+	tried := clip(strings.TrimSpace(email), identity.MaxEmailBytes)
+	key := throttleKey(tenant, tried)
+	if norm, fe := identity.NormalizeEmail(email); fe == nil {
+		key = throttleKey(tenant, norm)
+	}
+	auditTenant := func() string {
+		if identity.CheckTenantID(tenant) != nil {
+			return identity.UnknownTenant
+		}
+		return tenant
+	}
+	if wait := s.throttle.wait(key, s.now()); wait > 0 {
+		s.record(ctx, auditTenant(), identity.AuditEvent{Type: identity.AuditLoginThrottled, Who: tried, What: "login",
+			Reason: "too many failed logins; retry in " + wait.Round(time.Second).String()})
+		return Token{}, throttled(wait)
+	}
 	fail := func(auditTenant, who, reason string) (Token, error) {
 		s.record(ctx, auditTenant, identity.AuditEvent{Type: identity.AuditLoginFailed, Who: who, What: "login", Reason: reason})
+		s.throttle.failed(key, s.now())
 		return Token{}, identity.ErrBadCredentials
 	}
-	tried := clip(strings.TrimSpace(email), identity.MaxEmailBytes)
 	if identity.CheckTenantID(tenant) != nil {
 		s.hasher.VerifyNothing(ctx, password)
 		return fail(identity.UnknownTenant, tried, identity.ReasonMalformed)
@@ -237,11 +259,19 @@ func (s *Service) Login(ctx context.Context, tenant, email, password string) (To
 	if err != nil {
 		return Token{}, err
 	}
+	s.throttle.succeeded(key)
 	// No token leaves without its audit record.
 	if err := s.audit.Record(ctx, tenant, s.event(ctx, identity.AuditEvent{Type: identity.AuditLoginSucceeded, Who: u.ID, What: "login"})); err != nil {
 		return Token{}, &errs.Error{Code: errs.Unavailable, Message: "login is unavailable", Err: err}
 	}
 	return Token{AccessToken: token, ExpiresIn: s.ttl, User: u}, nil
+}
+
+// throttled is the answer to a login attempt that came before its wait
+// was over: the same for every email, registered or not.
+func throttled(wait time.Duration) error {
+	return &errs.Error{Code: errs.TooManyRequests, Reason: "login_throttled",
+		Message: "too many failed logins for this email; wait before trying again", RetryAfter: wait}
 }
 
 // Get returns user id, or identity.ErrUserNotFound.

@@ -47,7 +47,15 @@ type Options struct {
 	Issuer string
 	// Audience is the "aud" claim.
 	Audience string
+	// MaxLifetime is the longest lifetime (exp − iat) a verifier accepts
+	// (default DefaultMaxLifetime): a validly signed token that claims to
+	// live longer is refused.
+	MaxLifetime time.Duration
 }
+
+// DefaultMaxLifetime is the longest token lifetime a verifier accepts by
+// default. Identity issues tokens of DefaultTTL.
+const DefaultMaxLifetime = 24 * time.Hour
 
 func (o Options) withDefaults() Options {
 	if o.Issuer == "" {
@@ -55,6 +63,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Audience == "" {
 		o.Audience = DefaultAudience
+	}
+	if o.MaxLifetime <= 0 {
+		o.MaxLifetime = DefaultMaxLifetime
 	}
 	return o
 }

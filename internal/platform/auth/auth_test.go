@@ -7,11 +7,14 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
+	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,6 +59,89 @@ func sign(t *testing.T, m jwt.SigningMethod, key any, kid string, c auth.Claims)
 		t.Fatal(err)
 	}
 	return s
+}
+
+// signWith signs c with extra JOSE header parameters.
+func signWith(t *testing.T, key ed25519.PrivateKey, kid string, c auth.Claims, header map[string]any) string {
+	t.Helper()
+	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+	tok.Header["kid"] = kid
+	maps.Copy(tok.Header, header)
+	s, err := tok.SignedString(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestVerifierTrustsNoKeyATokenNames: validly signed tokens that name a
+// key or a key URL, demand an extension, or claim a long life are
+// refused, and nothing they name is fetched.
+func TestVerifierTrustsNoKeyATokenNames(t *testing.T) {
+	s, priv := newSigner(t)
+	kid := s.KeyID()
+	var dialled atomic.Int32
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			dialled.Add(1)
+			c.Close()
+		}
+	}()
+	url := "http://" + ln.Addr().String() + "/keys"
+	jwk := map[string]any{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}
+	long := claims()
+	long.ExpiresAt = jwt.NewNumericDate(time.Now().Add(10 * 365 * 24 * time.Hour))
+	cases := map[string]string{
+		"crit":                signWith(t, priv, kid, claims(), map[string]any{"crit": []string{"exp"}}),
+		"crit of an unknown":  signWith(t, priv, kid, claims(), map[string]any{"crit": []string{"agora-ext"}, "agora-ext": true}),
+		"jku":                 signWith(t, priv, kid, claims(), map[string]any{"jku": url}),
+		"x5u":                 signWith(t, priv, kid, claims(), map[string]any{"x5u": url}),
+		"jwk":                 signWith(t, priv, kid, claims(), map[string]any{"jwk": jwk}),
+		"x5c":                 signWith(t, priv, kid, claims(), map[string]any{"x5c": []string{"MIIB"}}),
+		"a ten-year lifetime": signWith(t, priv, kid, long, nil),
+	}
+	for _, remote := range []bool{false, true} {
+		v := auth.NewVerifier(s.Keys(), auth.Options{})
+		if remote {
+			doc, err := s.Keys().JWKS()
+			if err != nil {
+				t.Fatal(err)
+			}
+			jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write(doc)
+			}))
+			t.Cleanup(jwks.Close)
+			if v, err = auth.NewRemoteVerifier(context.Background(), jwks.URL, auth.Options{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := v.Verify(context.Background(), signWith(t, priv, kid, claims(), nil)); err != nil {
+			t.Fatalf("remote %v: a good token refused: %v", remote, err)
+		}
+		for name, token := range cases {
+			if c, err := v.Verify(context.Background(), token); err == nil || errs.CodeOf(err) != errs.Unauthenticated {
+				t.Errorf("remote %v, %s: %+v, %v; want 401", remote, name, c, err)
+			}
+		}
+	}
+	if n := dialled.Load(); n != 0 {
+		t.Errorf("the URL a token named was dialled %d times", n)
+	}
+	// A verifier configured for longer lifetimes takes the long token.
+	v := auth.NewVerifier(s.Keys(), auth.Options{MaxLifetime: 11 * 365 * 24 * time.Hour})
+	if _, err := v.Verify(context.Background(), cases["a ten-year lifetime"]); err != nil {
+		t.Errorf("MaxLifetime 11 years: %v", err)
+	}
 }
 
 func TestIssueAndVerify(t *testing.T) {

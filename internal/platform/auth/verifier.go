@@ -22,12 +22,18 @@ import (
 const MaxTokenBytes = 8 << 10
 
 // Verifier checks access tokens: EdDSA only, signed by a key it knows by
-// "kid", with its issuer and audience, an expiry, and iat/nbf not in the
-// future (DefaultLeeway of clock skew allowed). It is safe for concurrent
-// use.
+// "kid" (its own key set, or identity's JWKS document at a configured
+// URL — never a key or key URL the token names: a token with "jku",
+// "x5u", "jwk" or "x5c" in its header is refused unread, and so is one
+// with a "crit" header, since Agora understands no JWS extension, RFC 7515
+// §4.1.11), with its issuer and audience, an expiry, a lifetime (exp −
+// iat) of at most Options.MaxLifetime, and iat/nbf not in the future
+// (DefaultLeeway of clock skew allowed); at most MaxTokenBytes long. It
+// is safe for concurrent use.
 type Verifier struct {
-	parser *jwt.Parser
-	key    func(ctx context.Context) jwt.Keyfunc
+	parser      *jwt.Parser
+	maxLifetime time.Duration
+	key         func(ctx context.Context) jwt.Keyfunc
 	// verified remembers tokens that passed, until they expire: a client
 	// sends the same token with every request for its lifetime, and an
 	// Ed25519 verification costs ~100 µs of CPU (twice per request: at the
@@ -56,9 +62,14 @@ func newVerifier(opts Options, key func(ctx context.Context) jwt.Keyfunc) *Verif
 			jwt.WithIssuedAt(),
 			jwt.WithLeeway(DefaultLeeway),
 		),
-		key: key,
+		key:         key,
+		maxLifetime: opts.MaxLifetime,
 	}
 }
+
+// refusedHeaders are JOSE header parameters a verifier refuses: a token
+// may not choose its own key (RFC 8725 §3.10) or demand extensions.
+var refusedHeaders = []string{"crit", "jku", "x5u", "jwk", "x5c"}
 
 var errNoKid = errors.New(`auth: token header has no "kid"`)
 
@@ -127,8 +138,26 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		return &cp, nil
 	}
 	var c Claims
-	if _, err := v.parser.ParseWithClaims(token, &c, v.key(ctx)); err != nil {
+	keyfunc := v.key(ctx)
+	t, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+		// Before any key is looked up: nothing the token says about keys
+		// is fetched or trusted.
+		for _, h := range refusedHeaders {
+			if _, ok := t.Header[h]; ok {
+				return nil, fmt.Errorf("auth: token header %q is not accepted", h)
+			}
+		}
+		return keyfunc(t)
+	})
+	if err != nil {
 		return nil, invalid(err)
+	}
+	from := time.Now()
+	if c.IssuedAt != nil {
+		from = c.IssuedAt.Time
+	}
+	if t == nil || c.ExpiresAt.Sub(from) > v.maxLifetime {
+		return nil, invalid(fmt.Errorf("auth: token lifetime %s is longer than %s", c.ExpiresAt.Sub(from).Round(time.Second), v.maxLifetime))
 	}
 	if c.ExpiresAt != nil {
 		cp := c

@@ -7,6 +7,7 @@ package errs
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an error for callers.
@@ -38,6 +39,9 @@ const (
 	Unavailable Code = "unavailable"
 	// Internal: a bug or an unexpected failure (500).
 	Internal Code = "internal"
+	// TooManyRequests: the caller must wait before trying again (429,
+	// with Retry-After from Error.RetryAfter).
+	TooManyRequests Code = "too_many_requests"
 )
 
 // FieldError names one offending input field.
@@ -60,6 +64,9 @@ type Error struct {
 	Fields []FieldError
 	// Err is the underlying cause, if any (not shown to clients).
 	Err error
+	// RetryAfter, if positive, is how long the caller should wait before
+	// trying again (the Retry-After header).
+	RetryAfter time.Duration
 }
 
 // Error implements error.

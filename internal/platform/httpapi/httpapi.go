@@ -64,6 +64,7 @@ var statusOf = map[errs.Code]int{
 	errs.Timeout:          http.StatusGatewayTimeout,
 	errs.Unavailable:      http.StatusServiceUnavailable,
 	errs.Internal:         http.StatusInternalServerError,
+	errs.TooManyRequests:  http.StatusTooManyRequests,
 }
 
 // Problem is an RFC 9457 problem document.
@@ -117,6 +118,9 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if status >= 500 {
 		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
 	p := NewProblem(r, status, e.Reason, e.Message)
 	p.Errors = e.Fields
