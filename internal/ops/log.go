@@ -216,7 +216,7 @@ func (a *API) logStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	const batch = 500
-	next := time.Now().Add(httpapi.KeepAlive)
+	busy := time.Now() // since the log last caught up, or a comment was sent
 	for {
 		recs, err := a.cfg.Store.ReadAll(ctx, after, batch)
 		if err != nil {
@@ -238,29 +238,18 @@ func (a *API) logStream(w http.ResponseWriter, r *http.Request) {
 				return // the client went away
 			}
 		}
-		if !time.Now().Before(next) {
+		if len(recs) < batch {
+			if !httpapi.AwaitAppend(ctx, sse, a.cfg.Store, after) {
+				return
+			}
+			busy = time.Now()
+		} else if time.Since(busy) > httpapi.KeepAlive {
+			// A busy log whose events all miss the filters sends no frame:
+			// a comment keeps the connection open.
 			if sse.Comment("keep-alive") != nil {
 				return
 			}
-			next = time.Now().Add(httpapi.KeepAlive)
-		}
-		if len(recs) == batch {
-			continue
-		}
-		wctx, cancel := context.WithDeadline(ctx, next)
-		err = a.cfg.Store.WaitForAppend(wctx, after)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err == nil, errors.Is(err, context.DeadlineExceeded):
-			// Read again; the keep-alive is sent at the top when due.
-		default:
-			if errors.Is(err, eventstore.ErrClosed) {
-				return
-			}
-			a.cfg.Logger.Warn("ops: log stream: wait", "err", err)
-			return
+			busy = time.Now()
 		}
 	}
 }

@@ -6,12 +6,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/agora-commerce/agora/internal/platform/auth"
+	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/messaging"
 )
 
@@ -30,21 +30,8 @@ func serve(bus messaging.Subscriber, streams []string, w http.ResponseWriter, r 
 		auth.Challenge(w, r, err)
 		return
 	}
-	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	var mu sync.Mutex
-	send := func(frame string) error {
-		mu.Lock()
-		defer mu.Unlock()
-		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		if _, err := fmt.Fprint(w, frame); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
-	if err := send(": agora events of tenant " + c.Tenant + "\n\n"); err != nil {
+	sse := httpapi.NewSSE(w)
+	if err := sse.Comment("agora events of tenant " + c.Tenant); err != nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
@@ -62,7 +49,7 @@ func serve(bus messaging.Subscriber, streams []string, w http.ResponseWriter, r 
 		if err := json.Compact(&b, d.Data); err != nil {
 			return nil
 		}
-		if err := send(fmt.Sprintf("id: %s\nevent: %s\ndata: %s\n\n", d.ID, d.Type, b.Bytes())); err != nil {
+		if err := sse.Send(d.ID, d.Type, b.Bytes()); err != nil {
 			cancel() // the client went away
 		}
 		return nil
@@ -73,7 +60,7 @@ func serve(bus messaging.Subscriber, streams []string, w http.ResponseWriter, r 
 			_ = bus.Subscribe(ctx, messaging.Consumer{Name: "sse", Stream: stream, Ephemeral: true}, handle)
 		})
 	}
-	tick := time.NewTicker(15 * time.Second)
+	tick := time.NewTicker(httpapi.KeepAlive)
 	defer tick.Stop()
 	for {
 		select {
@@ -81,7 +68,7 @@ func serve(bus messaging.Subscriber, streams []string, w http.ResponseWriter, r 
 			wg.Wait()
 			return
 		case <-tick.C:
-			if err := send(": keep-alive\n\n"); err != nil {
+			if err := sse.Comment("keep-alive"); err != nil {
 				cancel()
 			}
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"time"
 )
 
 // Log is the event log a live view follows (eventstore.Store has both
@@ -51,7 +50,7 @@ func Follow(w http.ResponseWriter, r *http.Request, log Log, event string, read 
 			}
 			last = b
 		}
-		if final || !awaitAppend(ctx, sse, log, head) {
+		if final || !AwaitAppend(ctx, sse, log, head) {
 			return
 		}
 		if head, err = log.Head(ctx); err != nil {
@@ -63,25 +62,25 @@ func Follow(w http.ResponseWriter, r *http.Request, log Log, event string, read 
 	}
 }
 
-// awaitAppend returns once log may have grown past head (true), sending
-// a keep-alive comment each time KeepAlive passes first; false when the
-// client went away.
-func awaitAppend(ctx context.Context, sse *SSE, log Log, head uint64) bool {
+// AwaitAppend returns once log may have grown past head (true), sending
+// sse a keep-alive comment each time KeepAlive passes first; false when
+// the client went away or the log failed (the stream ends; an EventSource
+// reconnects).
+func AwaitAppend(ctx context.Context, sse *SSE, log Log, head uint64) bool {
 	for {
 		wctx, cancel := context.WithTimeout(ctx, KeepAlive)
 		err := log.WaitForAppend(wctx, head)
 		cancel()
-		if ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return false
-		}
-		if err == nil {
+		case err == nil:
 			return true
+		case !errors.Is(err, context.DeadlineExceeded):
+			return false
 		}
 		if sse.Comment("keep-alive") != nil {
 			return false
-		}
-		if !errors.Is(err, context.DeadlineExceeded) {
-			time.Sleep(100 * time.Millisecond) // a failing log: no spinning
 		}
 	}
 }

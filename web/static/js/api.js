@@ -42,7 +42,6 @@ export const getAfter = (path, position) => call('GET', path, undefined, positio
 /** write sends an unsafe request and answers the data and the position it wrote. */
 export const write = (method, path, body, headers) => call(method, path, body, headers).then((r) => ({ data: r.data, position: r.headers.get('Agora-Position') }));
 export const post = (path, body, headers) => call('POST', path, body, headers).then((r) => r.data);
-export const put = (path, body) => call('PUT', path, body).then((r) => r.data);
 
 /** query builds ?a=b&… from the non-empty entries of o. */
 export function query(o) {
