@@ -41,6 +41,10 @@ func login(api http.Handler, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in.RemoteAddr = r.RemoteAddr
+	// The login is one request: the inner one carries its ID.
+	if id := w.Header().Get(httpapi.RequestIDHeader); id != "" {
+		in.Header.Set(httpapi.RequestIDHeader, id)
+	}
 	for _, h := range []string{"Content-Type", "X-Forwarded-For", "User-Agent", "traceparent", "Idempotency-Key"} {
 		if v := r.Header.Get(h); v != "" {
 			in.Header.Set(h, v)
@@ -55,8 +59,16 @@ func login(api http.Handler, w http.ResponseWriter, r *http.Request) {
 				w.Header().Set(h, v)
 			}
 		}
+		body := rec.body.Bytes()
+		var p map[string]any
+		if json.Unmarshal(body, &p) == nil && p["instance"] != nil {
+			p["instance"] = r.URL.Path // the problem is this request's
+			if b, err := json.Marshal(p); err == nil {
+				body = b
+			}
+		}
 		w.WriteHeader(rec.status)
-		_, _ = w.Write(rec.body.Bytes())
+		_, _ = w.Write(body)
 		return
 	}
 	var tok struct {

@@ -51,6 +51,9 @@ func TestBrowserSessions(t *testing.T) {
 	if res.StatusCode != http.StatusUnauthorized || len(res.Cookies()) != 0 || !strings.HasPrefix(res.Header.Get("Content-Type"), "application/problem+json") {
 		t.Fatalf("bad password: %d %v cookies %v", res.StatusCode, body, res.Cookies())
 	}
+	if body["instance"] != "/api/v1/auth/session" || body["request_id"] != res.Header.Get("X-Request-Id") {
+		t.Errorf("the login's problem names %v and request %v, want this request (%s)", body["instance"], body["request_id"], res.Header.Get("X-Request-Id"))
+	}
 	res, body = do("POST", "/api/v1/auth/session", `{"email":"`+demo.CustomerEmail+`","password":"`+demo.CustomerPassword+`"}`)
 	if res.StatusCode != http.StatusOK || body["access_token"] != nil || body["csrf_token"] == "" {
 		t.Fatalf("login: %d %v (the token stays in the cookie)", res.StatusCode, body)
