@@ -203,18 +203,33 @@ func (b *Bus) EnsureStream(ctx context.Context, name string, subjects ...string)
 	for i, s := range subjects {
 		full[i] = b.subject(s)
 	}
-	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	cfg := jetstream.StreamConfig{
 		Name:       b.Stream(name),
 		Subjects:   full,
 		Storage:    jetstream.FileStorage,
 		Retention:  jetstream.LimitsPolicy,
 		Duplicates: b.opts.Duplicates,
 		MaxAge:     7 * 24 * time.Hour,
-	})
-	if err != nil {
-		return fmt.Errorf("natsbus: stream %s: %w", name, err)
 	}
-	return nil
+	// A stream deleted a moment ago may still be leaving the disk; the
+	// server then refuses to create its store (10049) for a short while.
+	wait := 20 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		_, err := b.js.CreateOrUpdateStream(ctx, cfg)
+		if err == nil {
+			return nil
+		}
+		var apiErr *jetstream.APIError
+		if attempt >= 8 || !errors.As(err, &apiErr) || apiErr.ErrorCode != errStreamStoreFailed {
+			return fmt.Errorf("natsbus: stream %s: %w", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("natsbus: stream %s: %w", name, err)
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
 }
 
 // Publish implements messaging.Publisher: it sends every message at once
@@ -491,3 +506,7 @@ func (b *Bus) DeleteStream(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// errStreamStoreFailed is JetStream's "error creating store for stream"
+// (the client names no constant for it).
+const errStreamStoreFailed jetstream.ErrorCode = 10049
