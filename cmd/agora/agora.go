@@ -94,6 +94,7 @@ func (m *Main) ParseFlags(args []string) error {
 		fs.BoolVar(&m.serve.SeedDemo, "seed-demo", env("AGORA_SEED_DEMO", "true") == "true", "create the demo tenant, users and catalog if missing (AGORA_SEED_DEMO)")
 		fs.StringVar(&m.serve.RedisURL, "redis", os.Getenv("AGORA_REDIS_URL"), "Redis URL of the shared cache tier, e.g. redis://127.0.0.1:6379/0 (AGORA_REDIS_URL)")
 		fs.StringVar(&m.serve.CheckoutMode, "checkout-mode", env("AGORA_CHECKOUT_MODE", "orchestration"), "orchestration or choreography (AGORA_CHECKOUT_MODE)")
+		idemTTL := fs.String("idempotency-ttl", env("AGORA_IDEMPOTENCY_TTL", "24h"), "how long an Idempotency-Key's answer is kept (AGORA_IDEMPOTENCY_TTL)")
 		timeout := fs.String("checkout-timeout", env("AGORA_CHECKOUT_TIMEOUT", "30s"), "deadline of each checkout step; of the whole checkout in choreography (AGORA_CHECKOUT_TIMEOUT)")
 		rate := fs.String("carrier-failure-rate", env("AGORA_CARRIER_FAILURE_RATE", "0"), "fraction 0..1 of shipments the simulated carrier refuses (AGORA_CARRIER_FAILURE_RATE)")
 		latency := fs.String("carrier-latency", env("AGORA_CARRIER_LATENCY", "0s"), "latency of each simulated carrier call (AGORA_CARRIER_LATENCY)")
@@ -103,6 +104,9 @@ func (m *Main) ParseFlags(args []string) error {
 		var err error
 		if m.serve.CheckoutTimeout, err = time.ParseDuration(*timeout); err != nil || m.serve.CheckoutTimeout <= 0 {
 			return fmt.Errorf("--checkout-timeout: %q is not a positive duration", *timeout)
+		}
+		if m.serve.IdempotencyTTL, err = time.ParseDuration(*idemTTL); err != nil || m.serve.IdempotencyTTL <= 0 {
+			return fmt.Errorf("--idempotency-ttl: %q is not a positive duration", *idemTTL)
 		}
 		if m.serve.CarrierLatency, err = time.ParseDuration(*latency); err != nil || m.serve.CarrierLatency < 0 {
 			return fmt.Errorf("--carrier-latency: %q is not a duration", *latency)

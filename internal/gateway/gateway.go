@@ -54,6 +54,8 @@ type Config struct {
 	Limiter ratelimit.Limiter
 	// Idempotency keeps Idempotency-Key answers (default: in process).
 	Idempotency idempotency.Store
+	// IdempotencyTTL is how long an answer is kept there (default 24h).
+	IdempotencyTTL time.Duration
 	// Local serves the routes of cluster routes.Local (health, metrics,
 	// OpenAPI, ...) and any path the table does not know (nil: 404).
 	Local http.Handler
@@ -229,7 +231,7 @@ func (g *Gateway) route(rt *routes.Route) http.Handler {
 		h = g.orderCheck(h)
 	}
 	if rt.Method == http.MethodPost {
-		h = idempotency.Middleware(idempotency.Options{Store: g.cfg.Idempotency, Scope: scope, Logger: g.cfg.Logger})(h)
+		h = idempotency.Middleware(idempotency.Options{Store: g.cfg.Idempotency, TTL: g.cfg.IdempotencyTTL, Scope: scope, Logger: g.cfg.Logger})(h)
 	}
 	h = g.limited(rt, h)
 	if g.validate != nil {

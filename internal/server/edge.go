@@ -16,6 +16,8 @@ import (
 	"github.com/agora-commerce/agora/internal/gateway/registry"
 	"github.com/agora-commerce/agora/internal/gateway/resilience"
 	"github.com/agora-commerce/agora/internal/gateway/routes"
+	identityapi "github.com/agora-commerce/agora/internal/identity/api"
+	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
@@ -114,7 +116,28 @@ func (s *Server) listenServices(reg *registry.Static) error {
 // gateway applies, so that a service called directly refuses what the
 // gateway would.
 func (s *Server) guard(svc *service) http.Handler {
-	return s.routes.Guard(svc.name, s.verifier, svc.mux, svc.internal...)
+	return s.routes.Guard(svc.name, s.verifier, s.idempotent(svc.name, svc.mux), svc.internal...)
+}
+
+// idempotent gives context name's POSTs their Idempotency-Key handling,
+// with the keys kept in the context's own database: the durable copy
+// that a retry after a lost answer meets, whichever gateway it comes
+// through and whatever became of Redis. Keys are the caller's (tenant and
+// subject, or the address the gateway saw for an anonymous caller) within
+// the context.
+func (s *Server) idempotent(name string, h http.Handler) http.Handler {
+	return idempotency.Middleware(idempotency.Options{Store: s.keys, TTL: s.cfg.IdempotencyTTL, Logger: s.log,
+		Scope: func(r *http.Request) string { return name + ":" + principal(r, 1) }})(h)
+}
+
+// principal names the caller of r for keys and limits: its token's
+// tenant and subject, or its address (proxyHops from the end of
+// X-Forwarded-For, as identity reads it) when anonymous.
+func principal(r *http.Request, proxyHops int) string {
+	if c, ok := auth.ClaimsFrom(r.Context()); ok {
+		return c.Tenant + "/" + c.Subject
+	}
+	return "ip:" + identityapi.ClientAddr(r, proxyHops)
 }
 
 // buildGateway assembles the gateway in front of the services (in the
@@ -129,7 +152,9 @@ func (s *Server) buildGateway() error {
 		// Requests the OpenAPI document rejects are refused at the edge.
 		Validate: true}
 	cfg.RateLimited = s.metrics.RateLimited
+	cfg.IdempotencyTTL = s.cfg.IdempotencyTTL
 	if s.redis != nil {
+		// A cache in front of the contexts' durable keys (see idempotent).
 		cfg.Idempotency = idempotency.NewRedisStore(s.redis, "agora:idem:")
 	}
 	if s.cfg.RateLimits {

@@ -9,7 +9,6 @@ import (
 	"github.com/agora-commerce/agora/internal/gateway/idempotency"
 	"github.com/agora-commerce/agora/internal/module"
 	"github.com/agora-commerce/agora/internal/ops"
-	"github.com/agora-commerce/agora/internal/platform/auth"
 )
 
 // openDeadLetters sets up the table where the bus keeps what consumers
@@ -85,17 +84,9 @@ func (s *Server) upstreams() []ops.Upstream {
 	return out
 }
 
-// opsIdempotency gives the API's POSTs Idempotency-Key handling, as the
-// gateway gives its proxied ones (kept in Redis when configured).
+// opsIdempotency gives the API's POSTs Idempotency-Key handling, with
+// the keys in this process's database, as the contexts keep theirs.
 func (s *Server) opsIdempotency() func(http.Handler) http.Handler {
-	var store idempotency.Store = idempotency.NewMemoryStore(nil)
-	if s.redis != nil {
-		store = idempotency.NewRedisStore(s.redis, "agora:idem:")
-	}
-	return idempotency.Middleware(idempotency.Options{Store: store, Logger: s.log, Scope: func(r *http.Request) string {
-		if c, ok := auth.ClaimsFrom(r.Context()); ok {
-			return c.Tenant + "/" + c.Subject
-		}
-		return idempotency.ScopeByIP(r)
-	}})
+	return idempotency.Middleware(idempotency.Options{Store: s.keys, TTL: s.cfg.IdempotencyTTL, Logger: s.log,
+		Scope: func(r *http.Request) string { return "ops:" + principal(r, 0) }})
 }

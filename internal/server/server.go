@@ -29,6 +29,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore/sqlite"
 	"github.com/agora-commerce/agora/internal/gateway"
 	"github.com/agora-commerce/agora/internal/gateway/eventstream"
+	"github.com/agora-commerce/agora/internal/gateway/idempotency"
 	"github.com/agora-commerce/agora/internal/gateway/registry"
 	"github.com/agora-commerce/agora/internal/gateway/routes"
 	"github.com/agora-commerce/agora/internal/gateway/traces"
@@ -86,6 +87,10 @@ type Config struct {
 	// RateLimits turns on the gateway's rate limits (agora serve: on);
 	// with RedisURL set they are shared by every gateway.
 	RateLimits bool
+	// IdempotencyTTL is how long an Idempotency-Key's answer is kept
+	// (default 24h): in the owning context's database, and cached by
+	// the gateway.
+	IdempotencyTTL time.Duration
 	// Routes, if set, is a YAML route table replacing the embedded one.
 	Routes string
 	// BreakerDelay is how long an open circuit breaker waits before it
@@ -161,6 +166,9 @@ type Server struct {
 	seeded     *Demo
 	// dead keeps the messages consumers failed permanently.
 	dead *ops.DeadLetters
+	// keys are the Idempotency-Key records of this process's contexts,
+	// in their database.
+	keys *idempotency.SQLStore
 	// Carrier is the simulated carrier shipping books with, for tests
 	// and drills (Set changes its failure rate and latency).
 	Carrier *carrier.Sim
@@ -189,6 +197,9 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	if cfg.CheckoutMode != Orchestration && cfg.CheckoutMode != Choreography {
 		return nil, fmt.Errorf("server: checkout mode %q: want %q or %q", cfg.CheckoutMode, Orchestration, Choreography)
+	}
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = 24 * time.Hour
 	}
 	if cfg.CheckoutTimeout <= 0 {
 		cfg.CheckoutTimeout = 30 * time.Second
@@ -221,6 +232,9 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	if err := s.openDeadLetters(ctx); err != nil {
+		return nil, err
+	}
+	if s.keys, err = idempotency.NewSQLStore(ctx, s.rmDB, "idempotency_keys", nil); err != nil {
 		return nil, err
 	}
 	s.bus, err = natsbus.Open(ctx, natsbus.Options{URL: cfg.NATSURL, DataDir: filepath.Join(cfg.DataDir, "nats"),
