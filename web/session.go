@@ -16,13 +16,29 @@ import (
 // /api/v1/auth/session logs in with identity's token endpoint (the same
 // body, the same problems and limits) and answers with the session
 // cookies instead of the token, which no script can read; DELETE ends
-// the session (200 {status: logged_out}). The answer to a login is {csrf_token, expires_in}: the
+// the session (200 {status: logged_out}), revoking its token through
+// identity's logout so that a copied cookie is worthless too. The answer to a login is {csrf_token, expires_in}: the
 // token unsafe requests carry in X-CSRF-Token (also in the readable
 // agora_csrf cookie, for a page loaded later).
 func Sessions(api http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/v1/auth/session", func(w http.ResponseWriter, r *http.Request) { login(api, w, r) })
 	mux.HandleFunc("DELETE /api/v1/auth/session", func(w http.ResponseWriter, r *http.Request) {
+		if c, err := r.Cookie(auth.SessionCookie); err == nil && c.Value != "" {
+			// Best effort: an expired or already revoked token is
+			// refused, and the cookies go all the same.
+			out, err := http.NewRequestWithContext(r.Context(), http.MethodPost, "/api/v1/auth/logout", nil)
+			if err == nil {
+				out.RemoteAddr = r.RemoteAddr
+				out.Header.Set("Authorization", "Bearer "+c.Value)
+				for _, h := range []string{"X-Forwarded-For", "User-Agent", "traceparent", httpapi.RequestIDHeader} {
+					if v := r.Header.Get(h); v != "" {
+						out.Header.Set(h, v)
+					}
+				}
+				api.ServeHTTP(&recorder{header: http.Header{}, status: http.StatusOK}, out)
+			}
+		}
 		auth.ClearSession(w, r)
 		httpapi.JSON(w, http.StatusOK, map[string]string{"status": "logged_out"})
 	})

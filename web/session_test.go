@@ -122,6 +122,10 @@ func TestBrowserSessions(t *testing.T) {
 			t.Errorf("logout left cookie %+v", c)
 		}
 	}
+	// ... and revokes the session's token: a copy of the cookie is refused.
+	if res, p := do("POST", path, deposit, "Cookie", cookie, "X-CSRF-Token", csrf.Value); res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a copy of the cookie after logout: %d %v", res.StatusCode, p)
+	}
 }
 
 // TestPagesCarryTheirPolicy checks the front end's headers: the page and

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -36,6 +37,53 @@ type Accounts interface {
 	OpenFor(ctx context.Context, tenant, userID string) (accountID string, err error)
 }
 
+// RefreshToken is one refresh token of a login's family, kept by the
+// hash of its secret.
+type RefreshToken struct {
+	// Hash is the SHA-256 of the secret, hex.
+	Hash string
+	// Family is the login it belongs to (the access tokens' "sid").
+	Family string
+	// UserID and Tenant are whose it is.
+	UserID, Tenant string
+	// CreatedAt and ExpiresAt bound its life.
+	CreatedAt, ExpiresAt time.Time
+	// UsedAt is when it was exchanged (zero: not yet); RevokedAt when
+	// its family was revoked (zero: not).
+	UsedAt, RevokedAt time.Time
+}
+
+// Refresh token outcomes of RefreshTokens.Use.
+var (
+	// ErrRefreshUnknown: no such token, or it expired.
+	ErrRefreshUnknown = errors.New("identity: unknown or expired refresh token")
+	// ErrRefreshReused: the token was already exchanged once.
+	ErrRefreshReused = errors.New("identity: refresh token used twice")
+	// ErrRefreshRevoked: the token's family was revoked (logged out, or
+	// a reuse seen).
+	ErrRefreshRevoked = errors.New("identity: refresh token revoked")
+)
+
+// RefreshTokens keeps refresh tokens.
+type RefreshTokens interface {
+	// AddRefresh stores t.
+	AddRefresh(ctx context.Context, t RefreshToken) error
+	// UseRefresh marks the token with hash used at now, atomically and
+	// once, and returns it; or ErrRefreshUnknown, or ErrRefreshReused or
+	// ErrRefreshRevoked with the token.
+	UseRefresh(ctx context.Context, hash string, now time.Time) (RefreshToken, error)
+	// RevokeFamily revokes every token of family at now and returns how
+	// many were live.
+	RevokeFamily(ctx context.Context, family string, now time.Time) (int, error)
+}
+
+// Revoker revokes access tokens before they expire, for every gateway
+// and service.
+type Revoker interface {
+	// Revoke revokes token id, which expires at until.
+	Revoke(ctx context.Context, id string, until time.Time) error
+}
+
 // Audit records security-relevant actions.
 type Audit interface {
 	// Record appends e to tenant's audit log.
@@ -62,6 +110,17 @@ const (
 	AuditAdminBootstrapped = "identity.AdminBootstrapped"
 	// AuditTenantCreated records a new tenant.
 	AuditTenantCreated = "identity.TenantCreated"
+	// AuditTokenRefreshed: a refresh token was exchanged for new tokens.
+	AuditTokenRefreshed = "identity.TokenRefreshed"
+	// AuditRefreshRefused: a refresh token was refused (unknown, expired
+	// or revoked); Reason says which.
+	AuditRefreshRefused = "identity.RefreshRefused"
+	// AuditRefreshReused: a refresh token was presented a second time;
+	// its whole family was revoked.
+	AuditRefreshReused = "identity.RefreshTokenReused"
+	// AuditLoggedOut: a user logged out; the access token and its
+	// login's refresh tokens were revoked.
+	AuditLoggedOut = "identity.LoggedOut"
 )
 
 // Reasons of AuditLoginFailed events (never shown to the client, which

@@ -26,6 +26,7 @@ import (
 	"github.com/agora-commerce/agora/internal/gateway/routes"
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/call"
+	"github.com/agora-commerce/agora/internal/platform/revocation"
 	"github.com/agora-commerce/agora/internal/platform/telemetry"
 	"github.com/agora-commerce/agora/internal/shipping/carrier"
 	"github.com/agora-commerce/agora/messaging"
@@ -98,6 +99,9 @@ type Platform struct {
 	Registry registry.Registry
 	// Verifier checks access tokens.
 	Verifier *auth.Verifier
+	// Revocations is the revoked-token list every verifier consults
+	// (identity writes it on logout).
+	Revocations *revocation.List
 	// Logger receives the module's logs.
 	Logger *slog.Logger
 	// Metrics is the process's metrics, where a module reports what only

@@ -72,7 +72,7 @@ func (s *Server) build(ctx context.Context, defs []module.Def) error {
 			CheckoutMode: s.cfg.CheckoutMode, CheckoutTimeout: s.cfg.CheckoutTimeout,
 			MerchantAccountID: s.cfg.MerchantAccountID, BootstrapAdmin: s.cfg.BootstrapAdmin, Carrier: s.Carrier},
 		Store: s.store, DB: s.rmDB, Redis: s.redis, Sagas: s.engine, Calls: s.calls, Registry: s.reg,
-		Verifier: s.verifier, Logger: s.log, Metrics: s.metrics,
+		Verifier: s.verifier, Revocations: s.revoked, Logger: s.log, Metrics: s.metrics,
 		Project: func(ctx context.Context, pr projection.Projection) (*projection.Runner, error) {
 			// On PostgreSQL several instances may share the read models:
 			// fence each batch on its checkpoint (projection.Options.Shared).

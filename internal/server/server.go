@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,7 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/call"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/internal/platform/openapi"
+	"github.com/agora-commerce/agora/internal/platform/revocation"
 	"github.com/agora-commerce/agora/internal/platform/telemetry"
 	"github.com/agora-commerce/agora/internal/shipping/carrier"
 	"github.com/agora-commerce/agora/messaging"
@@ -169,6 +171,8 @@ type Server struct {
 	// keys are the Idempotency-Key records of this process's contexts,
 	// in their database.
 	keys *idempotency.SQLStore
+	// revoked lists the access tokens logged out before they expire.
+	revoked *revocation.List
 	// Carrier is the simulated carrier shipping books with, for tests
 	// and drills (Set changes its failure rate and latency).
 	Carrier *carrier.Sim
@@ -309,8 +313,16 @@ func (s *Server) ops() *http.ServeMux {
 // distributed process other than identity's, given JWKSURL — with the
 // keys identity publishes.
 func (s *Server) openVerifier() error {
+	// Logged-out tokens, refused by every verifier until they expire.
+	revoked, err := revocation.Open(s.bg, s.bus.JetStream(), strings.ReplaceAll(cmp.Or(s.cfg.NATSNamespace, "agora"), ".", "_")+"_revoked",
+		auth.DefaultMaxLifetime+time.Minute, s.log)
+	if err != nil {
+		return err
+	}
+	s.revoked = revoked
+	opts := auth.Options{Revoked: revoked}
 	if s.cfg.JWKSURL != "" && s.cfg.Only != "" && s.cfg.Only != "identity" {
-		v, err := auth.NewRemoteVerifier(s.bg, s.cfg.JWKSURL, auth.Options{})
+		v, err := auth.NewRemoteVerifier(s.bg, s.cfg.JWKSURL, opts)
 		if err != nil {
 			return fmt.Errorf("server: keys from %s: %w", s.cfg.JWKSURL, err)
 		}
@@ -321,7 +333,7 @@ func (s *Server) openVerifier() error {
 	if err != nil {
 		return err
 	}
-	s.verifier = auth.NewVerifier(auth.NewSigner(key, auth.Options{}).Keys(), auth.Options{})
+	s.verifier = auth.NewVerifier(auth.NewSigner(key, auth.Options{}).Keys(), opts)
 	return nil
 }
 

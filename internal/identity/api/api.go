@@ -44,6 +44,8 @@ func New(svc *app.Service, signer *auth.Signer, verifier *auth.Verifier, opts Op
 // Register adds the identity routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/v1/auth/token", h.token)
+	mux.HandleFunc("POST /api/v1/auth/refresh", h.refresh)
+	mux.Handle("POST /api/v1/auth/logout", h.verifier.Middleware(http.HandlerFunc(h.logout)))
 	mux.HandleFunc("POST /api/v1/customers", h.register)
 	mux.Handle("GET /api/v1/me", h.verifier.Middleware(http.HandlerFunc(h.me)))
 	mux.Handle("GET /.well-known/jwks.json", h.signer.JWKSHandler())
@@ -56,9 +58,49 @@ type tokenRequest struct {
 }
 
 type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
+	AccessToken      string `json:"access_token"`
+	TokenType        string `json:"token_type"`
+	ExpiresIn        int64  `json:"expires_in"`
+	RefreshToken     string `json:"refresh_token,omitempty"`
+	RefreshExpiresIn int64  `json:"refresh_expires_in,omitempty"`
+}
+
+func newTokenResponse(t app.Token) tokenResponse {
+	return tokenResponse{AccessToken: t.AccessToken, TokenType: "Bearer", ExpiresIn: int64(t.ExpiresIn.Seconds()),
+		RefreshToken: t.RefreshToken, RefreshExpiresIn: int64(t.RefreshExpiresIn.Seconds())}
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	var req refreshRequest
+	if err := httpapi.Decode(w, r, &req); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if req.RefreshToken == "" {
+		httpapi.Error(w, r, errs.Fields(errs.FieldError{Field: "refresh_token", Message: "is required"}))
+		return
+	}
+	tok, err := h.svc.Refresh(h.withOrigin(w, r), req.RefreshToken)
+	if err != nil {
+		auth.Challenge(w, r, err)
+		return
+	}
+	httpapi.JSON(w, http.StatusOK, newTokenResponse(tok))
+}
+
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	c, _ := auth.ClaimsFrom(r.Context())
+	n, err := h.svc.Logout(h.withOrigin(w, r), c)
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	httpapi.JSON(w, http.StatusOK, map[string]any{"logged_out": true, "refresh_tokens_revoked": n})
 }
 
 func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
@@ -84,8 +126,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 		auth.Challenge(w, r, err)
 		return
 	}
-	httpapi.JSON(w, http.StatusOK, tokenResponse{AccessToken: tok.AccessToken, TokenType: "Bearer",
-		ExpiresIn: int64(tok.ExpiresIn.Seconds())})
+	httpapi.JSON(w, http.StatusOK, newTokenResponse(tok))
 }
 
 type registerRequest struct {

@@ -5,6 +5,10 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,7 +41,18 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (nil: time.Now); login throttling's waits follow it.
 	Now func() time.Time
+	// Refresh keeps refresh tokens; nil issues none.
+	Refresh identity.RefreshTokens
+	// RefreshTTL is the lifetime of a refresh token (default
+	// DefaultRefreshTTL); each exchange issues a new one.
+	RefreshTTL time.Duration
+	// Revoker revokes access tokens on logout; nil revokes none (the
+	// login's refresh tokens are still revoked).
+	Revoker identity.Revoker
 }
+
+// DefaultRefreshTTL is how long a refresh token lives unless exchanged.
+const DefaultRefreshTTL = 7 * 24 * time.Hour
 
 // Service runs the identity use cases. It is safe for concurrent use.
 type Service struct {
@@ -50,6 +65,9 @@ type Service struct {
 	log      *slog.Logger
 	now      func() time.Time
 	throttle *throttle
+	refresh  identity.RefreshTokens
+	rttl     time.Duration
+	revoker  identity.Revoker
 }
 
 // New returns a Service, or an error if cfg lacks a required part.
@@ -58,7 +76,11 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("identity app: Repo, Signer and Audit are required")
 	}
 	s := &Service{repo: cfg.Repo, signer: cfg.Signer, audit: cfg.Audit, accounts: cfg.Accounts,
-		hasher: cfg.Hasher, ttl: cfg.TokenTTL, log: cfg.Logger, now: time.Now, throttle: newThrottle()}
+		hasher: cfg.Hasher, ttl: cfg.TokenTTL, log: cfg.Logger, now: time.Now, throttle: newThrottle(),
+		refresh: cfg.Refresh, rttl: cfg.RefreshTTL, revoker: cfg.Revoker}
+	if s.rttl <= 0 {
+		s.rttl = DefaultRefreshTTL
+	}
 	if s.hasher == nil {
 		s.hasher = identity.NewHasher(identity.DefaultParams)
 	}
@@ -185,6 +207,11 @@ type Token struct {
 	AccessToken string
 	// ExpiresIn is the token's lifetime.
 	ExpiresIn time.Duration
+	// RefreshToken exchanges for the next tokens, once
+	// (POST /api/v1/auth/refresh); empty when the service keeps none.
+	RefreshToken string
+	// RefreshExpiresIn is the refresh token's lifetime.
+	RefreshExpiresIn time.Duration
 	// User is the user the token is for.
 	User identity.User
 }
@@ -254,8 +281,7 @@ func (s *Service) Login(ctx context.Context, tenant, email, password string) (To
 	if !ok {
 		return fail(tenant, u.ID, identity.ReasonWrongPassword)
 	}
-	token, err := s.signer.Issue(auth.Claims{Tenant: u.Tenant, Roles: identity.RoleNames(u.Roles), Email: u.Email,
-		RegisteredClaims: jwt.RegisteredClaims{Subject: u.ID}}, s.ttl)
+	tok, err := s.issue(ctx, u, uuid.NewString())
 	if err != nil {
 		return Token{}, err
 	}
@@ -264,7 +290,117 @@ func (s *Service) Login(ctx context.Context, tenant, email, password string) (To
 	if err := s.audit.Record(ctx, tenant, s.event(ctx, identity.AuditEvent{Type: identity.AuditLoginSucceeded, Who: u.ID, What: "login"})); err != nil {
 		return Token{}, &errs.Error{Code: errs.Unavailable, Message: "login is unavailable", Err: err}
 	}
-	return Token{AccessToken: token, ExpiresIn: s.ttl, User: u}, nil
+	return tok, nil
+}
+
+// issue signs an access token for u in login family and, when the
+// service keeps refresh tokens, the family's next refresh token.
+func (s *Service) issue(ctx context.Context, u identity.User, family string) (Token, error) {
+	access, err := s.signer.Issue(auth.Claims{Tenant: u.Tenant, Roles: identity.RoleNames(u.Roles), Email: u.Email, Session: family,
+		RegisteredClaims: jwt.RegisteredClaims{Subject: u.ID}}, s.ttl)
+	if err != nil {
+		return Token{}, err
+	}
+	tok := Token{AccessToken: access, ExpiresIn: s.ttl, User: u}
+	if s.refresh == nil {
+		return tok, nil
+	}
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return Token{}, fmt.Errorf("identity: refresh token: %w", err)
+	}
+	tok.RefreshToken = refreshPrefix + base64.RawURLEncoding.EncodeToString(secret)
+	now := s.now().UTC()
+	if err := s.refresh.AddRefresh(ctx, identity.RefreshToken{Hash: hashRefresh(tok.RefreshToken), Family: family,
+		UserID: u.ID, Tenant: u.Tenant, CreatedAt: now, ExpiresAt: now.Add(s.rttl)}); err != nil {
+		return Token{}, &errs.Error{Code: errs.Unavailable, Message: "tokens cannot be issued right now", Err: err}
+	}
+	tok.RefreshExpiresIn = s.rttl
+	return tok, nil
+}
+
+// refreshPrefix starts every refresh token, telling it from an access
+// token (and in a leaked secret scanner's rules).
+const refreshPrefix = "agora_rt_"
+
+// hashRefresh is the stored form of a refresh token.
+func hashRefresh(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// ErrRefreshRefused answers any refresh token that cannot be exchanged:
+// unknown, expired, used before or revoked — alike, so that the answer
+// tells a thief nothing.
+var ErrRefreshRefused = &errs.Error{Code: errs.Unauthenticated, Reason: "invalid_refresh_token",
+	Message: "the refresh token is invalid, expired or revoked; log in again"}
+
+// Refresh exchanges a refresh token for a new access token and the next
+// refresh token of its family (rotation). A token presented a second
+// time — stolen, or replayed — revokes its whole family, so that neither
+// the thief nor the owner can go on without logging in again.
+func (s *Service) Refresh(ctx context.Context, token string) (Token, error) {
+	if s.refresh == nil || !strings.HasPrefix(token, refreshPrefix) || len(token) > 128 {
+		return Token{}, ErrRefreshRefused
+	}
+	now := s.now().UTC()
+	rt, err := s.refresh.UseRefresh(ctx, hashRefresh(token), now)
+	switch {
+	case errors.Is(err, identity.ErrRefreshReused):
+		n, rerr := s.refresh.RevokeFamily(ctx, rt.Family, now)
+		if rerr != nil {
+			return Token{}, rerr
+		}
+		s.record(ctx, rt.Tenant, identity.AuditEvent{Type: identity.AuditRefreshReused, Who: rt.UserID, What: "refresh",
+			Reason: fmt.Sprintf("a used refresh token came back; its login (%d live tokens) revoked", n)})
+		return Token{}, ErrRefreshRefused
+	case errors.Is(err, identity.ErrRefreshRevoked):
+		s.record(ctx, rt.Tenant, identity.AuditEvent{Type: identity.AuditRefreshRefused, Who: rt.UserID, What: "refresh", Reason: "revoked"})
+		return Token{}, ErrRefreshRefused
+	case errors.Is(err, identity.ErrRefreshUnknown):
+		s.record(ctx, identity.UnknownTenant, identity.AuditEvent{Type: identity.AuditRefreshRefused, What: "refresh", Reason: "unknown_or_expired"})
+		return Token{}, ErrRefreshRefused
+	case err != nil:
+		return Token{}, err
+	}
+	u, err := s.repo.User(ctx, rt.UserID)
+	if errors.Is(err, identity.ErrUserNotFound) {
+		s.record(ctx, rt.Tenant, identity.AuditEvent{Type: identity.AuditRefreshRefused, Who: rt.UserID, What: "refresh", Reason: "unknown_user"})
+		return Token{}, ErrRefreshRefused
+	}
+	if err != nil {
+		return Token{}, err
+	}
+	tok, err := s.issue(ctx, u, rt.Family)
+	if err != nil {
+		return Token{}, err
+	}
+	if err := s.audit.Record(ctx, rt.Tenant, s.event(ctx, identity.AuditEvent{Type: identity.AuditTokenRefreshed, Who: u.ID, What: "refresh"})); err != nil {
+		return Token{}, &errs.Error{Code: errs.Unavailable, Message: "refresh is unavailable", Err: err}
+	}
+	return tok, nil
+}
+
+// Logout revokes the access token c until it expires, on every gateway
+// and service, and its login's refresh tokens (the token's "sid").
+func (s *Service) Logout(ctx context.Context, c *auth.Claims) (refreshRevoked int, err error) {
+	now := s.now().UTC()
+	if s.revoker != nil && c.ID != "" && c.ExpiresAt != nil {
+		if err := s.revoker.Revoke(ctx, c.ID, c.ExpiresAt.Time); err != nil {
+			return 0, &errs.Error{Code: errs.Unavailable, Message: "logout is unavailable; retry", Err: err}
+		}
+	}
+	revoked := 0
+	if s.refresh != nil && c.Session != "" {
+		n, err := s.refresh.RevokeFamily(ctx, c.Session, now)
+		if err != nil {
+			return 0, &errs.Error{Code: errs.Unavailable, Message: "logout is unavailable; retry", Err: err}
+		}
+		revoked = n
+	}
+	s.record(ctx, c.Tenant, identity.AuditEvent{Type: identity.AuditLoggedOut, Who: c.Subject, What: "logout",
+		Reason: fmt.Sprintf("access token revoked; %d refresh tokens revoked", revoked)})
+	return revoked, nil
 }
 
 // throttled is the answer to a login attempt that came before its wait

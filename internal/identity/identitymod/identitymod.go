@@ -34,8 +34,12 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := app.New(app.Config{Repo: repo, Signer: signer, Audit: audit.New(p.Store),
-		Accounts: accounts(paymentsapi.OpenAccount.Bind(p.Calls)), Logger: p.Logger})
+	cfg := app.Config{Repo: repo, Signer: signer, Audit: audit.New(p.Store),
+		Accounts: accounts(paymentsapi.OpenAccount.Bind(p.Calls)), Logger: p.Logger, Refresh: repo}
+	if p.Revocations != nil {
+		cfg.Revoker = p.Revocations
+	}
+	svc, err := app.New(cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -153,3 +153,72 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+var _ identity.RefreshTokens = (*Store)(nil)
+
+// AddRefresh implements identity.RefreshTokens.
+func (s *Store) AddRefresh(ctx context.Context, t identity.RefreshToken) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO identity_refresh_tokens (hash, family, user_id, tenant, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`, t.Hash, t.Family, t.UserID, t.Tenant, t.CreatedAt.UnixNano(), t.ExpiresAt.UnixNano())
+	if err != nil {
+		return fmt.Errorf("identity store: add refresh token: %w", err)
+	}
+	return nil
+}
+
+// UseRefresh implements identity.RefreshTokens.
+func (s *Store) UseRefresh(ctx context.Context, hash string, now time.Time) (identity.RefreshToken, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE identity_refresh_tokens SET used_at = $1
+		WHERE hash = $2 AND used_at = 0 AND revoked_at = 0 AND expires_at > $1`, now.UnixNano(), hash)
+	if err != nil {
+		return identity.RefreshToken{}, fmt.Errorf("identity store: use refresh token: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return identity.RefreshToken{}, fmt.Errorf("identity store: use refresh token: %w", err)
+	}
+	var (
+		t                                   identity.RefreshToken
+		created, expires, usedAt, revokedAt int64
+	)
+	err = s.db.QueryRowContext(ctx, `SELECT hash, family, user_id, tenant, created_at, expires_at, used_at, revoked_at
+		FROM identity_refresh_tokens WHERE hash = $1`, hash).
+		Scan(&t.Hash, &t.Family, &t.UserID, &t.Tenant, &created, &expires, &usedAt, &revokedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return identity.RefreshToken{}, identity.ErrRefreshUnknown
+	}
+	if err != nil {
+		return identity.RefreshToken{}, fmt.Errorf("identity store: read refresh token: %w", err)
+	}
+	t.CreatedAt, t.ExpiresAt = time.Unix(0, created), time.Unix(0, expires)
+	if usedAt != 0 {
+		t.UsedAt = time.Unix(0, usedAt)
+	}
+	if revokedAt != 0 {
+		t.RevokedAt = time.Unix(0, revokedAt)
+	}
+	switch {
+	case n == 1:
+		return t, nil
+	case revokedAt != 0:
+		return t, identity.ErrRefreshRevoked
+	case usedAt != 0:
+		return t, identity.ErrRefreshReused
+	default: // expired
+		return identity.RefreshToken{}, identity.ErrRefreshUnknown
+	}
+}
+
+// RevokeFamily implements identity.RefreshTokens.
+func (s *Store) RevokeFamily(ctx context.Context, family string, now time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE identity_refresh_tokens SET revoked_at = $1
+		WHERE family = $2 AND revoked_at = 0`, now.UnixNano(), family)
+	if err != nil {
+		return 0, fmt.Errorf("identity store: revoke refresh tokens: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("identity store: revoke refresh tokens: %w", err)
+	}
+	return int(n), nil
+}

@@ -112,3 +112,44 @@ func TestStore(t *testing.T) {
 		}
 	})
 }
+
+// TestRefreshTokens: a refresh token is used once; a second use, a
+// revoked family and an expired token are told apart for the audit log.
+func TestRefreshTokens(t *testing.T) {
+	testenv.Backends(t, func(t *testing.T, _ eventstore.Store, db *sql.DB) {
+		ctx := context.Background()
+		s, err := store.Open(ctx, db, strings.HasSuffix(t.Name(), "/postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Now().UTC()
+		add := func(hash, family string, ttl time.Duration) {
+			t.Helper()
+			if err := s.AddRefresh(ctx, identity.RefreshToken{Hash: hash, Family: family, UserID: "u1", Tenant: "demo",
+				CreatedAt: now, ExpiresAt: now.Add(ttl)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		add("a", "f1", time.Hour)
+		add("b", "f1", time.Hour)
+		add("old", "f2", time.Millisecond)
+		if rt, err := s.UseRefresh(ctx, "a", now); err != nil || rt.Family != "f1" || rt.UserID != "u1" || rt.UsedAt.IsZero() {
+			t.Fatalf("first use: %+v %v", rt, err)
+		}
+		if rt, err := s.UseRefresh(ctx, "a", now); !errors.Is(err, identity.ErrRefreshReused) || rt.Family != "f1" {
+			t.Fatalf("second use: %+v %v", rt, err)
+		}
+		if n, err := s.RevokeFamily(ctx, "f1", now); err != nil || n != 2 {
+			t.Fatalf("revoke: %d %v", n, err)
+		}
+		if _, err := s.UseRefresh(ctx, "b", now); !errors.Is(err, identity.ErrRefreshRevoked) {
+			t.Fatalf("a revoked family's token: %v", err)
+		}
+		if _, err := s.UseRefresh(ctx, "old", now.Add(time.Second)); !errors.Is(err, identity.ErrRefreshUnknown) {
+			t.Fatalf("an expired token: %v", err)
+		}
+		if _, err := s.UseRefresh(ctx, "none", now); !errors.Is(err, identity.ErrRefreshUnknown) {
+			t.Fatalf("an unknown token: %v", err)
+		}
+	})
+}

@@ -51,7 +51,19 @@ type Options struct {
 	// (default DefaultMaxLifetime): a validly signed token that claims to
 	// live longer is refused.
 	MaxLifetime time.Duration
+	// Revoked, if set, names the tokens (by "jti") revoked before they
+	// expire — logged out — which the verifier then refuses.
+	Revoked Revocations
 }
+
+// Revocations tells whether a token, by its ID ("jti"), was revoked.
+type Revocations interface {
+	// Revoked reports whether token id was revoked.
+	Revoked(id string) bool
+}
+
+// ErrRevoked is the answer to a token that was revoked (logged out).
+var ErrRevoked = &errs.Error{Code: errs.Unauthenticated, Reason: "invalid_token", Message: "the bearer token has been revoked"}
 
 // DefaultMaxLifetime is the longest token lifetime a verifier accepts by
 // default. Identity issues tokens of DefaultTTL.
@@ -79,6 +91,9 @@ type Claims struct {
 	Roles []string `json:"roles"`
 	// Email is the user's (normalised) email address.
 	Email string `json:"email,omitempty"`
+	// Session is the login the token belongs to: its refresh tokens'
+	// family, revoked as one on logout.
+	Session string `json:"sid,omitempty"`
 	// RegisteredClaims holds iss, sub, aud, exp, nbf, iat and jti.
 	jwt.RegisteredClaims
 }

@@ -40,6 +40,7 @@ type Verifier struct {
 	// gateway and at the service). The key is the whole token, so a token
 	// altered in any byte is a miss and is verified afresh.
 	verified *otter.Cache[string, *Claims]
+	revoked  Revocations
 }
 
 // verifiedTokens bounds the verified-token cache.
@@ -64,6 +65,7 @@ func newVerifier(opts Options, key func(ctx context.Context) jwt.Keyfunc) *Verif
 		),
 		key:         key,
 		maxLifetime: opts.MaxLifetime,
+		revoked:     opts.Revoked,
 	}
 }
 
@@ -133,6 +135,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		return nil, invalid(errors.New("auth: token too long"))
 	}
 	if c, ok := v.verified.GetIfPresent(token); ok && time.Now().Before(c.ExpiresAt.Time) {
+		if v.revoked != nil && v.revoked.Revoked(c.ID) {
+			return nil, ErrRevoked
+		}
 		cp := *c // callers must not change the remembered claims
 		cp.Roles, cp.Audience = slices.Clone(c.Roles), slices.Clone(c.Audience)
 		return &cp, nil
@@ -158,6 +163,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	}
 	if t == nil || c.ExpiresAt.Sub(from) > v.maxLifetime {
 		return nil, invalid(fmt.Errorf("auth: token lifetime %s is longer than %s", c.ExpiresAt.Sub(from).Round(time.Second), v.maxLifetime))
+	}
+	if v.revoked != nil && v.revoked.Revoked(c.ID) {
+		return nil, ErrRevoked
 	}
 	if c.ExpiresAt != nil {
 		cp := c

@@ -35,6 +35,8 @@ type endpoint struct {
 var apiEndpoints = []endpoint{
 	// Identity
 	{"POST", "/api/v1/auth/token", []string{"anyone"}},
+	{"POST", "/api/v1/auth/refresh", []string{"anyone"}},
+	{"POST", "/api/v1/auth/logout", []string{"any"}},
 	{"POST", "/api/v1/auth/session", []string{"anyone"}},
 	{"DELETE", "/api/v1/auth/session", []string{"anyone"}},
 	{"POST", "/api/v1/customers", []string{"anyone"}},
