@@ -9,6 +9,7 @@ package auth
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -51,6 +52,9 @@ type Options struct {
 	// (default DefaultMaxLifetime): a validly signed token that claims to
 	// live longer is refused.
 	MaxLifetime time.Duration
+	// HTTPClient fetches a remote key set (NewRemoteVerifier), e.g. one
+	// trusting a private CA (default: keyfunc's, Go's default client).
+	HTTPClient *http.Client
 }
 
 // DefaultMaxLifetime is the longest token lifetime a verifier accepts by
