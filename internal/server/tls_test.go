@@ -46,7 +46,8 @@ var noRedirects = &http.Client{Timeout: 10 * time.Second,
 // TestTLSServesHTTPSWithHTTP2 serves the embedded platform with a
 // certificate a test CA signed: a client trusting the CA gets /healthz
 // and logs the demo customer in over HTTP/2 with TLS 1.2 or later, and
-// reads with the token; a client that speaks at most TLS 1.1 is refused
+// reads with the token, and a browser session's cookies are Secure; a
+// client that speaks at most TLS 1.1 is refused
 // in the handshake; plain HTTP to the port is redirected to https with
 // its method, path and query, and followed there.
 func TestTLSServesHTTPSWithHTTP2(t *testing.T) {
@@ -94,6 +95,21 @@ func TestTLSServesHTTPSWithHTTP2(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK || res.ProtoMajor != 2 || !strings.Contains(string(me), d.CustomerEmail) {
 		t.Fatalf("GET /api/v1/me: %d %s %s", res.StatusCode, res.Proto, me)
+	}
+
+	// A browser session's cookies are Secure under TLS.
+	res, err = hc.Post(srv.URL()+"/api/v1/auth/session", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || len(res.Cookies()) == 0 {
+		t.Fatalf("session: %d %v", res.StatusCode, res.Header)
+	}
+	for _, c := range res.Cookies() {
+		if !c.Secure {
+			t.Errorf("cookie %s is not Secure over TLS", c.Name)
+		}
 	}
 
 	// TLS 1.1 and older are refused by the server (the client would
