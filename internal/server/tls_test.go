@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -46,7 +47,8 @@ var noRedirects = &http.Client{Timeout: 10 * time.Second,
 // TestTLSServesHTTPSWithHTTP2 serves the embedded platform with a
 // certificate a test CA signed: a client trusting the CA gets /healthz
 // and logs the demo customer in over HTTP/2 with TLS 1.2 or later, and
-// reads with the token, and a browser session's cookies are Secure; a
+// reads with the token, checks out and follows the order's event stream
+// to its confirmation, and a browser session's cookies are Secure; a
 // client that speaks at most TLS 1.1 is refused
 // in the handshake; plain HTTP to the port is redirected to https with
 // its method, path and query, and followed there.
@@ -96,6 +98,77 @@ func TestTLSServesHTTPSWithHTTP2(t *testing.T) {
 	if res.StatusCode != http.StatusOK || res.ProtoMajor != 2 || !strings.Contains(string(me), d.CustomerEmail) {
 		t.Fatalf("GET /api/v1/me: %d %s %s", res.StatusCode, res.Proto, me)
 	}
+
+	// A checkout, followed live: the order's event stream, proxied from
+	// ordering, flows over HTTP/2 until the order is confirmed.
+	var meBody struct {
+		AccountID string `json:"account_id"`
+	}
+	if err := json.Unmarshal(me, &meBody); err != nil || meBody.AccountID == "" {
+		t.Fatalf("me: %s %v", me, err)
+	}
+	call := func(method, path string, body any) *http.Response {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, srv.URL()+path, rd)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	var products struct {
+		Items []struct {
+			ID string `json:"id"`
+		} `json:"items"`
+	}
+	res = call("GET", "/api/v1/products?q=mug", nil)
+	_ = json.NewDecoder(res.Body).Decode(&products)
+	res.Body.Close()
+	if len(products.Items) == 0 {
+		t.Fatal("no mug in the demo catalog")
+	}
+	var order struct {
+		ID string `json:"id"`
+	}
+	res = call("POST", "/api/v1/orders", map[string]any{"payment_account_id": meBody.AccountID,
+		"items":            []any{map[string]any{"product_id": products.Items[0].ID, "quantity": 1}},
+		"shipping_address": map[string]any{"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701", "country": "US"}})
+	_ = json.NewDecoder(res.Body).Decode(&order)
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted || order.ID == "" {
+		t.Fatalf("order: %d", res.StatusCode)
+	}
+	res = call("GET", "/api/v1/orders/"+order.ID+"/updates", nil)
+	if res.StatusCode != http.StatusOK || res.ProtoMajor != 2 || res.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("updates: %d %s %v", res.StatusCode, res.Proto, res.Header)
+	}
+	confirmed := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "data: ") && strings.Contains(sc.Text(), `"status":"Confirmed"`) {
+				confirmed <- true
+				return
+			}
+		}
+		confirmed <- false
+	}()
+	select {
+	case ok := <-confirmed:
+		if !ok {
+			t.Fatal("the order's stream ended before it was confirmed")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the order was not confirmed on its stream in 20 s")
+	}
+	res.Body.Close()
 
 	// A browser session's cookies are Secure under TLS.
 	res, err = hc.Post(srv.URL()+"/api/v1/auth/session", "application/json", bytes.NewReader(body))
