@@ -97,6 +97,11 @@ func (m *Main) ParseFlags(args []string) error {
 		idemTTL := fs.String("idempotency-ttl", env("AGORA_IDEMPOTENCY_TTL", "24h"), "how long an Idempotency-Key's answer is kept (AGORA_IDEMPOTENCY_TTL)")
 		timeout := fs.String("checkout-timeout", env("AGORA_CHECKOUT_TIMEOUT", "30s"), "deadline of each checkout step; of the whole checkout in choreography (AGORA_CHECKOUT_TIMEOUT)")
 		rate := fs.String("carrier-failure-rate", env("AGORA_CARRIER_FAILURE_RATE", "0"), "fraction 0..1 of shipments the simulated carrier refuses (AGORA_CARRIER_FAILURE_RATE)")
+		fs.StringVar(&m.serve.TLSCert, "tls-cert", os.Getenv("AGORA_TLS_CERT"), "PEM certificate (chain) to serve --addr with: HTTPS and HTTP/2, TLS 1.2 at least; with --tls-key (AGORA_TLS_CERT)")
+		fs.StringVar(&m.serve.TLSKey, "tls-key", os.Getenv("AGORA_TLS_KEY"), "PEM private key of --tls-cert (AGORA_TLS_KEY)")
+		fs.BoolVar(&m.serve.TLSSelfSigned, "tls-self-signed", env("AGORA_TLS_SELF_SIGNED", "false") == "true", "serve HTTPS with a self-signed development certificate, made on first start in <data>/tls and reused (AGORA_TLS_SELF_SIGNED)")
+		fs.StringVar(&m.serve.TLSPlain, "tls-plain", env("AGORA_TLS_PLAIN", server.PlainRedirect), "what plain HTTP sent to the TLS port gets: redirect (308 to https) or refuse (400 problem) (AGORA_TLS_PLAIN)")
+		fs.StringVar(&m.serve.TLSCA, "tls-ca", os.Getenv("AGORA_TLS_CA"), "PEM bundle of CAs trusted, besides the system's, by calls to other processes in distributed mode (AGORA_TLS_CA)")
 		latency := fs.String("carrier-latency", env("AGORA_CARRIER_LATENCY", "0s"), "latency of each simulated carrier call (AGORA_CARRIER_LATENCY)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
@@ -117,7 +122,7 @@ func (m *Main) ParseFlags(args []string) error {
 		if err := m.level.UnmarshalText([]byte(*level)); err != nil {
 			return fmt.Errorf("--log-level: %w", err)
 		}
-		return nil
+		return server.CheckTLS(m.serve)
 	case "bench":
 		if len(args) >= 2 && args[1] == "gateway" {
 			m.command = "bench gateway"
@@ -186,11 +191,15 @@ func (m *Main) Run(ctx context.Context) error {
 		m.srv = srv
 		if d, ok := srv.Demo(); ok {
 			// Printed, not logged: the demo passwords are public.
-			fmt.Fprintf(m.Stdout, "Agora is up: open http://%s/ in a browser (the shop; the console for admins).\n"+
+			curl := "curl -s"
+			if f := srv.DevCertFile(); f != "" {
+				curl += " --cacert " + f
+			}
+			fmt.Fprintf(m.Stdout, "Agora is up: open %s/ in a browser (the shop; the console for admins).\n"+
 				"Demo logins (tenant %q): customer %s / %s, merchant %s / %s, admin %s / %s\n"+
-				"  curl -s http://%s/api/v1/auth/token -H 'Content-Type: application/json' -d '{\"email\":\"%s\",\"password\":\"%s\"}'\n",
-				srv.Addr(), d.Tenant, d.CustomerEmail, d.CustomerPassword, d.MerchantEmail, d.MerchantPassword, d.AdminEmail, d.AdminPassword,
-				srv.Addr(), d.CustomerEmail, d.CustomerPassword)
+				"  %s %s/api/v1/auth/token -H 'Content-Type: application/json' -d '{\"email\":\"%s\",\"password\":\"%s\"}'\n",
+				srv.URL(), d.Tenant, d.CustomerEmail, d.CustomerPassword, d.MerchantEmail, d.MerchantPassword, d.AdminEmail, d.AdminPassword,
+				curl, srv.URL(), d.CustomerEmail, d.CustomerPassword)
 		}
 		if m.Ready != nil {
 			go func() {

@@ -51,6 +51,16 @@ func TestDistributedKillUnderLoad(t *testing.T) {
 // (named "<context>-<n>"), then the gateway, whose base URL it returns
 // with the processes by name, the admin logged in there.
 func startDistributed(t *testing.T, pg, nats, mode string, extra ...string) (base string, procs map[string]*exec.Cmd) {
+	return startDistributedWith(t, pg, nats, mode, nil, extra...)
+}
+
+// startDistributedWith is startDistributed with flags every process
+// takes (tls: the TLS flags, which make the URLs https).
+func startDistributedWith(t *testing.T, pg, nats, mode string, tls []string, extra ...string) (base string, procs map[string]*exec.Cmd) {
+	scheme := "http://"
+	if len(tls) > 0 {
+		scheme = "https://"
+	}
 	id := rand.Uint64()
 	schema, ns := fmt.Sprintf("dist_%d", id), fmt.Sprintf("dist%d", id)
 	t.Cleanup(func() {
@@ -72,6 +82,7 @@ func startDistributed(t *testing.T, pg, nats, mode string, extra ...string) (bas
 	})
 	common := []string{"--postgres", pg, "--postgres-schema", schema, "--nats", nats, "--nats-namespace", ns,
 		"--checkout-mode", mode, "--checkout-timeout", "20s"}
+	common = append(common, tls...)
 	procs = map[string]*exec.Cmd{}
 	var order []string
 	// Each process has a data directory of its own, as on separate
@@ -92,7 +103,7 @@ func startDistributed(t *testing.T, pg, nats, mode string, extra ...string) (bas
 		}
 	})
 	// One at a time: each applies its migrations before the next starts.
-	jwks := "--jwks-url=http://" + start("identity", "identity") + "/.well-known/jwks.json"
+	jwks := "--jwks-url=" + scheme + start("identity", "identity") + "/.well-known/jwks.json"
 	for _, ctxName := range []string{"catalog", "inventory", "shipping", "payments", "ordering", "bff"} {
 		start(ctxName, ctxName, jwks)
 	}
@@ -100,7 +111,7 @@ func startDistributed(t *testing.T, pg, nats, mode string, extra ...string) (bas
 		ctxName, _, _ := strings.Cut(name, "-")
 		start(name, ctxName, jwks)
 	}
-	base = "http://" + start("gateway", "gateway", jwks)
+	base = scheme + start("gateway", "gateway", jwks)
 	login(t, base)
 	return base, procs
 }

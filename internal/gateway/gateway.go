@@ -14,6 +14,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"go.opentelemetry.io/otel/attribute"
@@ -67,6 +68,10 @@ type Config struct {
 	// Transport carries attempts to instances (default: a transport
 	// keeping many idle connections per instance).
 	Transport http.RoundTripper
+	// TLS configures the default Transport's connections to instances
+	// with https URLs, e.g. to trust a private CA (nil: the system's
+	// roots).
+	TLS *tls.Config
 	// Logger receives errors (default slog.Default()).
 	Logger *slog.Logger
 	// OnBreaker, if set, is called on every breaker transition.
@@ -113,6 +118,8 @@ func New(cfg Config) (*Gateway, error) {
 			MaxIdleConns:        1024,
 			MaxIdleConnsPerHost: 256,
 			IdleConnTimeout:     90 * time.Second,
+			TLSClientConfig:     cfg.TLS,
+			TLSHandshakeTimeout: 10 * time.Second,
 		}
 	}
 	g := &Gateway{cfg: cfg, clusters: map[string]*resilience.Cluster{}, balancers: map[string]*balance.Balancer{}}

@@ -97,6 +97,9 @@ type Platform struct {
 	Calls *call.Exchange
 	// Registry lists the instances of every cluster (the BFF calls them).
 	Registry registry.Registry
+	// Client, if set, carries HTTP calls to other processes (the BFF's),
+	// trusting the platform's CA bundle (nil: the module's default).
+	Client *http.Client
 	// Verifier checks access tokens.
 	Verifier *auth.Verifier
 	// Revocations is the revoked-token list every verifier consults

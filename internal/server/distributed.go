@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"slices"
@@ -70,9 +69,8 @@ func (s *Server) openDistributed(ctx context.Context) error {
 	if err := s.build(ctx, defs); err != nil {
 		return err
 	}
-	s.ln, err = net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("server: listen: %w", err)
+	if err := s.listen(); err != nil {
+		return err
 	}
 	// Every process answers the gateway's trace queries from its store.
 	s.daemons = append(s.daemons, func(ctx context.Context) error {
@@ -97,7 +95,7 @@ func (s *Server) openDistributed(ctx context.Context) error {
 	s.http = newHTTPServer(httpapi.Middleware(s.log, s.metrics.HTTP(top)), s.log)
 	url := cfg.AdvertiseURL
 	if url == "" {
-		url = "http://" + s.ln.Addr().String()
+		url = s.URL()
 	}
 	// Run registers the instance once it serves.
 	s.register = func() error {

@@ -143,7 +143,7 @@ func principal(r *http.Request, proxyHops int) string {
 // buildGateway assembles the gateway in front of the services (in the
 // registry), with the operational endpoints served by the gateway itself.
 func (s *Server) buildGateway() error {
-	cfg := gateway.Config{Routes: s.routes, Registry: s.reg, Verifier: s.verifier, Local: httpapi.Problems(s.ops()), Logger: s.log,
+	cfg := gateway.Config{Routes: s.routes, Registry: s.reg, Verifier: s.verifier, Local: httpapi.Problems(s.ops()), Logger: s.log, TLS: s.clientTLS,
 		// An instance that fails is ejected after 3 failures in a row,
 		// well before its cluster's breaker opens (20 failures of the last
 		// 40 attempts): one dead instance of several does not open it.

@@ -71,7 +71,7 @@ func (s *Server) build(ctx context.Context, defs []module.Def) error {
 		Settings: module.Settings{DataDir: s.cfg.DataDir, Postgres: s.cfg.PostgresURL != "",
 			CheckoutMode: s.cfg.CheckoutMode, CheckoutTimeout: s.cfg.CheckoutTimeout,
 			MerchantAccountID: s.cfg.MerchantAccountID, BootstrapAdmin: s.cfg.BootstrapAdmin, Carrier: s.Carrier},
-		Store: s.store, DB: s.rmDB, Redis: s.redis, Sagas: s.engine, Calls: s.calls, Registry: s.reg,
+		Store: s.store, DB: s.rmDB, Redis: s.redis, Sagas: s.engine, Calls: s.calls, Registry: s.reg, Client: s.client,
 		Verifier: s.verifier, Revocations: s.revoked, Logger: s.log, Metrics: s.metrics,
 		Project: func(ctx context.Context, pr projection.Projection) (*projection.Runner, error) {
 			// On PostgreSQL several instances may share the read models:

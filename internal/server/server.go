@@ -10,6 +10,7 @@ package server
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -42,6 +43,7 @@ import (
 	"github.com/agora-commerce/agora/internal/platform/openapi"
 	"github.com/agora-commerce/agora/internal/platform/revocation"
 	"github.com/agora-commerce/agora/internal/platform/telemetry"
+	"github.com/agora-commerce/agora/internal/platform/tlsconf"
 	"github.com/agora-commerce/agora/internal/shipping/carrier"
 	"github.com/agora-commerce/agora/messaging"
 	"github.com/agora-commerce/agora/messaging/natsbus"
@@ -107,7 +109,8 @@ type Config struct {
 	// Empty runs everything (embedded mode).
 	Only string
 	// AdvertiseURL is the URL other processes reach this one at
-	// (default "http://" + the bound address), in distributed mode.
+	// (default URL(): "http://", or "https://" with TLS, and the bound
+	// address), in distributed mode.
 	AdvertiseURL string
 	// JWKSURL, in distributed mode, is where a process other than
 	// identity fetches the keys that check access tokens (identity's
@@ -115,6 +118,23 @@ type Config struct {
 	// periodically and on an unknown key ID. Empty: the key is read from
 	// the data directory, which the processes must then share.
 	JWKSURL string
+	// TLSCert and TLSKey, if set, are the PEM files of the certificate
+	// (chain) and private key Addr is served with: HTTPS, HTTP/2 and
+	// HTTP/1.1, TLS 1.2 at least (--tls-cert, --tls-key).
+	TLSCert, TLSKey string
+	// TLSSelfSigned serves Addr over HTTPS with a development
+	// certificate, made on first start in DataDir/tls (cert.pem and
+	// key.pem) and reused after: ECDSA P-256, self-signed, valid for
+	// localhost, 127.0.0.1, ::1 and Addr's host (--tls-self-signed).
+	TLSSelfSigned bool
+	// TLSPlain says what plain HTTP sent to the TLS port gets:
+	// PlainRedirect (the default) or PlainRefuse (--tls-plain).
+	TLSPlain string
+	// TLSCA, if set, is a PEM bundle of certificate authorities that the
+	// calls this process makes to other processes trust besides the
+	// system's roots: the gateway's to instances, the BFF's, the fetch of
+	// the token-checking keys (--tls-ca; distributed mode).
+	TLSCA string
 	// SeedDemo fills an empty platform with a demo tenant, a merchant, a
 	// customer with a funded account and a small catalog (Seeded says
 	// how to log in).
@@ -142,6 +162,16 @@ type Server struct {
 	routes *routes.Table
 	ln     net.Listener
 	http   *http.Server
+	// tls is the listener's TLS configuration (nil: plain HTTP); split
+	// sorts its connections into TLS and plain HTTP, which plain answers
+	// (Config.TLSPlain).
+	tls   *tls.Config
+	split *tlsconf.Split
+	plain *http.Server
+	// clientTLS and client carry calls to other processes, trusting
+	// Config.TLSCA (nil without it: Go's defaults).
+	clientTLS *tls.Config
+	client    *http.Client
 
 	bus      *natsbus.Bus
 	redis    *redis.Client
@@ -216,6 +246,9 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
+	if err := CheckTLS(cfg); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("server: data dir: %w", err)
 	}
@@ -227,6 +260,9 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.Close()
 		}
 	}()
+	if err := s.openTLS(); err != nil {
+		return nil, err
+	}
 	if cfg.Routes != "" {
 		if s.routes, err = routes.Load(cfg.Routes); err != nil {
 			return nil, err
@@ -275,9 +311,8 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.buildGateway(); err != nil {
 		return nil, err
 	}
-	s.ln, err = net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("server: listen: %w", err)
+	if err := s.listen(); err != nil {
+		return nil, err
 	}
 	s.http = newHTTPServer(httpapi.AccessLog(s.log, s.metrics.HTTP(s.gateway)), s.log) // the gateway gives IDs and recovers
 	return s, nil
@@ -322,6 +357,7 @@ func (s *Server) openVerifier() error {
 	s.revoked = revoked
 	opts := auth.Options{Revoked: revoked}
 	if s.cfg.JWKSURL != "" && s.cfg.Only != "" && s.cfg.Only != "identity" {
+		opts.HTTPClient = s.client
 		v, err := auth.NewRemoteVerifier(s.bg, s.cfg.JWKSURL, opts)
 		if err != nil {
 			return fmt.Errorf("server: keys from %s: %w", s.cfg.JWKSURL, err)
@@ -406,8 +442,8 @@ func (s *Server) Run(ctx context.Context) error {
 		start(fmt.Sprintf("daemon %d", i), d)
 	}
 	s.serveServices(ctx)
-	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(s.ln) }()
+	errc := make(chan error, 2)
+	s.serve(errc)
 	if s.register != nil {
 		if err := s.register(); err != nil {
 			s.cancel()
@@ -416,7 +452,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 	}
 	close(s.ready)
-	s.log.Info("agora serving", "addr", "http://"+s.Addr(), "data_dir", s.cfg.DataDir)
+	s.log.Info("agora serving", "addr", s.URL(), "data_dir", s.cfg.DataDir)
 	select {
 	case err := <-errc:
 		s.cancel()
@@ -427,6 +463,9 @@ func (s *Server) Run(ctx context.Context) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := s.http.Shutdown(shutdown)
+	if s.plain != nil {
+		err = errors.Join(err, s.plain.Shutdown(shutdown))
+	}
 	s.wg.Wait()
 	return err
 }

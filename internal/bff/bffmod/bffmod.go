@@ -31,7 +31,7 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 		return in[rand.IntN(len(in))].URL, nil
 	}
 	return &module.Module{
-		Routes: bff.New(resolve, pop, bff.Options{}).Register,
+		Routes: bff.New(resolve, pop, bff.Options{Client: p.Client}).Register,
 		Consumers: []module.Consumer{{Consumer: messaging.Consumer{Name: "bff-popularity", Stream: module.EventsStream,
 			Subjects: bff.Subjects}, Handle: pop.Handle}},
 		Daemons: []func(context.Context) error{pop.Run},

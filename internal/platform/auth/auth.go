@@ -9,6 +9,7 @@ package auth
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -54,6 +55,9 @@ type Options struct {
 	// Revoked, if set, names the tokens (by "jti") revoked before they
 	// expire — logged out — which the verifier then refuses.
 	Revoked Revocations
+	// HTTPClient fetches a remote key set (NewRemoteVerifier), e.g. one
+	// trusting a private CA (default: keyfunc's, Go's default client).
+	HTTPClient *http.Client
 }
 
 // Revocations tells whether a token, by its ID ("jti"), was revoked.

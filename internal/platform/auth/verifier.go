@@ -107,6 +107,7 @@ func NewVerifier(keys *KeySet, opts Options) *Verifier {
 // keys are fetched again when a token needs them.
 func NewRemoteVerifier(ctx context.Context, jwksURL string, opts Options) (*Verifier, error) {
 	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{jwksURL}, keyfunc.Override{
+		Client:          opts.HTTPClient,
 		HTTPTimeout:     10 * time.Second,
 		RefreshInterval: 10 * time.Minute,
 	})
