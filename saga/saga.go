@@ -110,6 +110,17 @@ type Definition[D any] struct {
 	OnEnd func(ctx context.Context, id string, status Status, reason string, data D) error
 }
 
+// Deadline is the definition's deadline: the sum of its steps' deadlines
+// (a step without one adds nothing); 0 when none has one. An unfinished
+// instance older than it is stuck (Backlog reports the same sum).
+func (d Definition[D]) Deadline() time.Duration {
+	var sum time.Duration
+	for _, s := range d.Steps {
+		sum += s.Deadline
+	}
+	return sum
+}
+
 // BusinessError is a failure that retrying cannot fix.
 type BusinessError struct {
 	// Reason is a stable machine-readable reason, e.g. "out_of_stock".

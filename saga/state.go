@@ -296,3 +296,51 @@ func ids(ctx context.Context, db *sql.DB, query string, args ...any) ([]string, 
 	}
 	return out, rows.Err()
 }
+
+// Indexed is one instance in the engine's index (table saga_instances).
+type Indexed struct {
+	// ID is the instance's ID.
+	ID string
+	// Type is its definition's type.
+	Type string
+	// Status is its status.
+	Status Status
+	// Tenant is its Started event's tenant ("" when it had none).
+	Tenant string
+	// UpdatedAt is when its status last changed.
+	UpdatedAt time.Time
+}
+
+// Index reads the index of instances an engine keeps in a database, for
+// tools that run no engine (an audit of a running platform).
+type Index struct{ db *sql.DB }
+
+// ReadIndex returns the index kept in db.
+func ReadIndex(db *sql.DB) Index { return Index{db: db} }
+
+// EachInstance calls fn with every instance in the index.
+func (x Index) EachInstance(ctx context.Context, fn func(Indexed) error) error {
+	rows, err := x.db.QueryContext(ctx, `SELECT id, type, status, tenant, updated_at FROM saga_instances ORDER BY updated_at, id`)
+	if err != nil {
+		return fmt.Errorf("saga: read the index: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			in      Indexed
+			status  string
+			updated int64
+		)
+		if err := rows.Scan(&in.ID, &in.Type, &status, &in.Tenant, &updated); err != nil {
+			return fmt.Errorf("saga: read the index: %w", err)
+		}
+		in.Status, in.UpdatedAt = Status(status), time.Unix(0, updated).UTC()
+		if err := fn(in); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("saga: read the index: %w", err)
+	}
+	return nil
+}

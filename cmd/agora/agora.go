@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agora-commerce/agora/internal/audit"
 	"github.com/agora-commerce/agora/internal/bench"
 	"github.com/agora-commerce/agora/internal/platform/tracing"
 	"github.com/agora-commerce/agora/internal/server"
@@ -22,6 +24,7 @@ const usage = `usage: agora <command> [flags]
 
 commands:
   serve        run the whole platform in one process (embedded storage)
+  audit        check the stores' invariants (money, stock, checkouts, sagas, relays); exit 1 on a violation
   bench store     measure the event stores (add --json for machine output)
   bench checkout  place orders through the HTTP API as fast as they are taken
   bench gateway   the gateway against a plain reverse proxy and the upstream direct
@@ -48,6 +51,10 @@ type Main struct {
 	checkout bench.CheckoutConfig
 	// gateway configures `agora bench gateway`.
 	gateway bench.GatewayConfig
+	// audit configures `agora audit`: the stores to read (as serve's)
+	// and the audit's options.
+	audit     server.Config
+	auditOpts audit.Options
 	// cpuProfile names a CPU profile to write during a benchmark.
 	cpuProfile string
 	asJSON     bool
@@ -123,6 +130,36 @@ func (m *Main) ParseFlags(args []string) error {
 			return fmt.Errorf("--log-level: %w", err)
 		}
 		return server.CheckTLS(m.serve)
+	case "audit":
+		m.command = "audit"
+		fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+		fs.SetOutput(m.Stderr)
+		fs.StringVar(&m.audit.DataDir, "data", env("AGORA_DATA_DIR", "data"), "data directory (AGORA_DATA_DIR)")
+		fs.StringVar(&m.audit.PostgresURL, "postgres", os.Getenv("AGORA_POSTGRES_URL"), "PostgreSQL URL; empty reads the SQLite files under the data dir (AGORA_POSTGRES_URL)")
+		fs.StringVar(&m.audit.PostgresSchema, "postgres-schema", env("AGORA_POSTGRES_SCHEMA", "public"), "PostgreSQL schema (AGORA_POSTGRES_SCHEMA)")
+		fs.StringVar(&m.audit.NATSURL, "nats", os.Getenv("AGORA_NATS_URL"), "NATS URL, to check the consumers; empty skips them (the embedded server is the serving process's) (AGORA_NATS_URL)")
+		fs.StringVar(&m.audit.NATSNamespace, "nats-namespace", env("AGORA_NATS_NAMESPACE", "agora"), "prefix of every NATS subject and stream (AGORA_NATS_NAMESPACE)")
+		timeout := fs.String("checkout-timeout", env("AGORA_CHECKOUT_TIMEOUT", "30s"), "the serving platform's checkout step deadline, which the checkout saga's deadline is made of (AGORA_CHECKOUT_TIMEOUT)")
+		fs.DurationVar(&m.auditOpts.Grace, "grace", audit.DefaultGrace, "how recent a change keeps an order, account or transfer in flight rather than in violation")
+		fs.DurationVar(&m.auditOpts.Settle, "settle", audit.DefaultSettle, "how long relays and consumers behind are given to catch up")
+		fs.BoolVar(&m.asJSON, "json", false, "print the report as JSON instead of a table")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("audit: unexpected arguments %q", fs.Args())
+		}
+		var err error
+		if m.audit.CheckoutTimeout, err = time.ParseDuration(*timeout); err != nil || m.audit.CheckoutTimeout <= 0 {
+			return fmt.Errorf("--checkout-timeout: %q is not a positive duration", *timeout)
+		}
+		if m.auditOpts.Grace <= 0 {
+			m.auditOpts.Grace = -1 // none
+		}
+		if m.auditOpts.Settle <= 0 {
+			m.auditOpts.Settle = -1
+		}
+		return nil
 	case "bench":
 		if len(args) >= 2 && args[1] == "gateway" {
 			m.command = "bench gateway"
@@ -208,6 +245,9 @@ func (m *Main) Run(ctx context.Context) error {
 			}()
 		}
 		return srv.Run(ctx)
+	case "audit":
+		m.audit.Logger = log
+		return m.runAudit(ctx)
 	case "bench checkout":
 		m.checkout.Log = m.logf
 		return m.report(func() (result, error) { return bench.RunCheckout(ctx, m.checkout) })
@@ -219,6 +259,32 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.report(func() (result, error) { return bench.Run(ctx, m.bench) })
 	}
 	return errUsage
+}
+
+// ErrViolations is what agora audit returns when a check found a
+// violation (after printing them): the command exits with status 1.
+var ErrViolations = errors.New("the audit found violations")
+
+// runAudit audits the stores and prints the report.
+func (m *Main) runAudit(ctx context.Context) error {
+	rep, err := server.Audit(ctx, m.audit, m.auditOpts)
+	if err != nil {
+		return err
+	}
+	if m.asJSON {
+		enc := json.NewEncoder(m.Stdout)
+		enc.SetIndent("", "  ")
+		err = enc.Encode(rep)
+	} else {
+		err = rep.WriteTable(m.Stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if !rep.OK {
+		return fmt.Errorf("%w: %d", ErrViolations, len(rep.Violations()))
+	}
+	return nil
 }
 
 // result is a benchmark's result.

@@ -1,6 +1,7 @@
 // Command agora runs the Agora commerce platform.
 //
 //	agora serve                 the whole platform, embedded (SQLite), on :8080
+//	agora audit [--json]        check the stores' invariants; exit status 1 on a violation
 //	agora bench store [--json]  event-store throughput and latency
 package main
 

@@ -60,6 +60,12 @@ type Def struct {
 	Subjects []string
 	// New builds the module.
 	New func(ctx context.Context, p *Platform) (*Module, error)
+	// SagaDeadlines, if set, gives the deadline of each saga type the
+	// module registers (saga.Definition.Deadline) under settings s,
+	// without building it: what an audit of the platform holds an
+	// unfinished instance to. A type without one is held to the audit's
+	// default.
+	SagaDeadlines func(s Settings) map[string]time.Duration
 }
 
 // Settings are the platform's settings that modules read.

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/audit"
 	"github.com/agora-commerce/agora/internal/gateway/registry"
 	"github.com/agora-commerce/agora/internal/gateway/resilience"
 	"github.com/agora-commerce/agora/internal/platform/auth"
@@ -153,6 +154,9 @@ type Config struct {
 	Services []string
 	// Context bounds background work (rebuilds); default Background.
 	Context context.Context
+	// Audit, if set, checks the stores' invariants for an admin of a
+	// tenant (nil: this process holds no stores to audit).
+	Audit func(ctx context.Context, tenant string) (audit.Report, error)
 	// Idempotent, if set, wraps the POST endpoints (Idempotency-Key).
 	Idempotent func(http.Handler) http.Handler
 	// Logger receives failures (default slog.Default()).
@@ -202,6 +206,28 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/ops/dead-letters", a.deadLetters)
 	mux.Handle("POST /api/v1/ops/dead-letters/{id}/redeliver", post(a.redeliver))
 	mux.HandleFunc("GET /api/v1/ops/services", a.services)
+	mux.HandleFunc("GET /api/v1/ops/audit", a.audit)
+}
+
+// audit serves GET /api/v1/ops/audit: the invariants agora audit checks,
+// of the caller's tenant's accounts, orders and sagas and of the
+// platform's relays and consumers. Violations are the report's, so the
+// answer is 200 with ok false.
+func (a *API) audit(w http.ResponseWriter, r *http.Request) {
+	c, ok := begin(w, r)
+	if !ok {
+		return
+	}
+	if a.cfg.Audit == nil {
+		httpapi.Error(w, r, errNotHere)
+		return
+	}
+	rep, err := a.cfg.Audit(r.Context(), tenantOf(c.Tenant))
+	if err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	httpapi.JSON(w, http.StatusOK, rep)
 }
 
 // errNotHere answers what this process cannot: it holds no event store

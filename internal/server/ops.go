@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/agora-commerce/agora/internal/audit"
 	"github.com/agora-commerce/agora/internal/gateway/idempotency"
 	"github.com/agora-commerce/agora/internal/module"
 	"github.com/agora-commerce/agora/internal/ops"
@@ -31,6 +32,9 @@ func (s *Server) operations(mux *http.ServeMux) {
 		return
 	}
 	cfg.Store = s.store
+	cfg.Audit = func(ctx context.Context, tenant string) (audit.Report, error) {
+		return s.Audit(ctx, audit.Options{Tenant: tenant})
+	}
 	for _, m := range s.mods {
 		cfg.Services = append(cfg.Services, m.def.Name)
 	}

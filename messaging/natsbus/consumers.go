@@ -55,3 +55,30 @@ func (b *Bus) ConsumerStats(ctx context.Context, c messaging.Consumer) (Consumer
 	}
 	return st, nil
 }
+
+// StreamConsumers returns the broker's counts for every durable consumer
+// of stream (the bus's name for it, as Stream), by durable name: for a
+// tool that runs no consumer, such as an audit. A stream the broker does
+// not hold has none.
+func (b *Bus) StreamConsumers(ctx context.Context, stream string) (map[string]ConsumerStats, error) {
+	out := map[string]ConsumerStats{}
+	s, err := b.js.Stream(ctx, b.Stream(stream))
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: stream %s: %w", stream, err)
+	}
+	list := s.ListConsumers(ctx)
+	for info := range list.Info() {
+		if info.Config.Durable == "" {
+			continue
+		}
+		out[info.Name] = ConsumerStats{Pending: info.NumPending, AckPending: uint64(max(info.NumAckPending, 0)),
+			Redelivered: uint64(max(info.NumRedelivered, 0))}
+	}
+	if err := list.Err(); err != nil {
+		return nil, fmt.Errorf("natsbus: consumers of %s: %w", stream, err)
+	}
+	return out, nil
+}

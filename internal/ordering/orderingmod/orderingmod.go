@@ -27,7 +27,14 @@ import (
 )
 
 // Module declares the ordering module.
-var Module = module.Def{Name: "ordering", Stream: module.EventsStream, Subjects: []string{"ordering.>"}, New: New}
+var Module = module.Def{Name: "ordering", Stream: module.EventsStream, Subjects: []string{"ordering.>"}, New: New,
+	SagaDeadlines: SagaDeadlines}
+
+// SagaDeadlines gives the checkout saga's deadline under s: its steps'
+// deadlines (each the checkout timeout) added up.
+func SagaDeadlines(s module.Settings) map[string]time.Duration {
+	return map[string]time.Duration{checkout.SagaType: checkout.Saga(checkout.Ports{StepDeadline: s.CheckoutTimeout}).Deadline()}
+}
 
 // Promotions are the promotion codes on offer.
 var Promotions = []ordering.Promotion{

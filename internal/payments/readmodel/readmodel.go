@@ -278,3 +278,26 @@ func (q *Queries) List(ctx context.Context, f Filter) (Page, error) {
 	}
 	return page, nil
 }
+
+// EachAccount calls fn with every account's row, of every tenant, in ID
+// order (for audits: package audit compares them with the log).
+func (q *Queries) EachAccount(ctx context.Context, fn func(Summary) error) error {
+	rows, err := q.db.QueryContext(ctx, `SELECT `+summaryCols+` FROM payments_accounts ORDER BY id`)
+	if err != nil {
+		return fmt.Errorf("payments: each account: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		s, err := scanSummary(rows)
+		if err != nil {
+			return fmt.Errorf("payments: each account: %w", err)
+		}
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("payments: each account: %w", err)
+	}
+	return nil
+}

@@ -92,6 +92,7 @@ var apiEndpoints = []endpoint{
 	{"GET", "/api/v1/ops/dead-letters", []string{"admin"}},
 	{"POST", "/api/v1/ops/dead-letters/{id}/redeliver", []string{"admin"}},
 	{"GET", "/api/v1/ops/services", []string{"admin"}},
+	{"GET", "/api/v1/ops/audit", []string{"admin"}},
 	{"GET", "/", []string{"anyone"}},
 }
 

@@ -1,0 +1,206 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/agora-commerce/agora/eventstore/postgres"
+	"github.com/agora-commerce/agora/eventstore/sqlite"
+	"github.com/agora-commerce/agora/internal/audit"
+	"github.com/agora-commerce/agora/internal/module"
+	"github.com/agora-commerce/agora/messaging/natsbus"
+)
+
+// sagaDeadlines are the deadlines of every module's saga types under cfg,
+// whichever modules this process builds.
+func sagaDeadlines(cfg Config) map[string]time.Duration {
+	s := module.Settings{CheckoutMode: cfg.CheckoutMode, CheckoutTimeout: cmp.Or(cfg.CheckoutTimeout, 30*time.Second)}
+	out := map[string]time.Duration{}
+	for _, d := range Modules {
+		if d.SagaDeadlines != nil {
+			maps.Copy(out, d.SagaDeadlines(s))
+		}
+	}
+	return out
+}
+
+// Audit checks the invariants of this process's stores (package audit):
+// the log, the read models, the saga index, and its relays and consumers.
+// A distributed process holds only its context's stores, and the
+// gateway's none: there it answers errNoStores.
+func (s *Server) Audit(ctx context.Context, opts audit.Options) (audit.Report, error) {
+	if s.cfg.Only != "" {
+		return audit.Report{}, errNoStores
+	}
+	src := audit.ReadModels(s.rmDB)
+	src.Log = s.store
+	src.SagaDeadlines = sagaDeadlines(s.cfg)
+	for _, r := range s.relays {
+		src.Relays = append(src.Relays, audit.Relay{Name: r.name, Head: s.relayHead(r.name),
+			Position: func(context.Context) (uint64, error) { return r.Position(), nil }})
+	}
+	for _, c := range s.consumers {
+		if c.Ephemeral {
+			continue // its name is the broker's, and it holds no backlog worth keeping
+		}
+		src.Consumers = append(src.Consumers, audit.Consumer{Name: c.Name, Backlog: func(ctx context.Context) (uint64, error) {
+			st, err := s.bus.ConsumerStats(ctx, c.Consumer)
+			return st.Pending + st.AckPending, err
+		}})
+	}
+	return audit.Run(ctx, src, opts)
+}
+
+// errNoStores reports an audit asked of a distributed process.
+var errNoStores = errors.New("server: a distributed process holds only part of the platform's stores: audit the embedded platform, or the stores with agora audit")
+
+// Audit checks the invariants of the stores cfg names, without a server
+// and alongside one that serves them (agora audit): the event log and
+// the read models are opened read-only — the SQLite files under
+// cfg.DataDir (WAL lets a reader in beside the serving process, and no
+// lock is taken), or PostgreSQL (cfg.PostgresURL, cfg.PostgresSchema) —
+// and the relays' checkpoints read from the read models. Consumers are
+// checked on an external NATS server (cfg.NATSURL); the embedded one
+// belongs to the serving process, so without one they are skipped.
+func Audit(ctx context.Context, cfg Config, opts audit.Options) (audit.Report, error) {
+	var (
+		log   audit.Log
+		rmDB  *sql.DB
+		close []func() error
+	)
+	defer func() {
+		for _, c := range slices.Backward(close) {
+			c()
+		}
+	}()
+	if cfg.PostgresURL == "" {
+		r, err := sqlite.OpenReader(filepath.Join(cfg.DataDir, "events.db"))
+		if err != nil {
+			return audit.Report{}, fmt.Errorf("server: audit: %w", err)
+		}
+		close = append(close, r.Close)
+		log = r
+		path := filepath.Join(cfg.DataDir, "readmodels.db")
+		if _, err := os.Stat(path); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return audit.Report{}, fmt.Errorf("server: audit: no read models at %s: %w", path, err)
+			}
+			return audit.Report{}, fmt.Errorf("server: audit: %w", err)
+		}
+		if rmDB, err = sql.Open("sqlite", sqlite.DSN(path, true)); err != nil {
+			return audit.Report{}, fmt.Errorf("server: audit: %w", err)
+		}
+	} else {
+		schema := cmp.Or(cfg.PostgresSchema, "public")
+		st, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{Schema: schema, MaxConns: 2, Logger: cfg.Logger})
+		if err != nil {
+			return audit.Report{}, fmt.Errorf("server: audit: %w", err)
+		}
+		close = append(close, st.Close)
+		log = st
+		if rmDB, err = sql.Open("pgx", postgres.WithSearchPath(cfg.PostgresURL, schema)); err != nil {
+			return audit.Report{}, fmt.Errorf("server: audit: %w", err)
+		}
+	}
+	close = append(close, rmDB.Close)
+	src := audit.ReadModels(rmDB)
+	src.Log = log
+	src.SagaDeadlines = sagaDeadlines(cfg)
+	relays, err := storedRelays(ctx, rmDB, log)
+	if err != nil {
+		return audit.Report{}, err
+	}
+	src.Relays = relays
+	src.Unchecked = map[string]string{}
+	if cfg.NATSURL == "" {
+		src.Unchecked[audit.CheckConsumers] = "the embedded bus belongs to the serving process: audit with --nats on an external NATS server, or ask GET /api/v1/ops/audit"
+	} else {
+		bus, err := natsbus.Open(ctx, natsbus.Options{URL: cfg.NATSURL, Namespace: cfg.NATSNamespace, Logger: cfg.Logger})
+		if err != nil {
+			return audit.Report{}, fmt.Errorf("server: audit: %w", err)
+		}
+		close = append(close, bus.Close)
+		if src.Consumers, err = busConsumers(ctx, bus); err != nil {
+			return audit.Report{}, err
+		}
+	}
+	return audit.Run(ctx, src, opts)
+}
+
+// storedRelays are the relays whose checkpoints the read models keep:
+// those of the event log ("events", or "events-<context>" when
+// distributed), whose head is the log's, and the outboxes', each relay
+// named for its module's outbox table "<name>_outbox" (the catalog's).
+func storedRelays(ctx context.Context, db *sql.DB, log audit.Log) ([]audit.Relay, error) {
+	rows, err := db.QueryContext(ctx, `SELECT name FROM messaging_checkpoints ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("server: audit: relay checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("server: audit: relay checkpoints: %w", err)
+		}
+		names = append(names, name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("server: audit: relay checkpoints: %w", err)
+	}
+	var out []audit.Relay
+	for _, name := range names {
+		r := audit.Relay{Name: name, Head: log.Head, Position: func(ctx context.Context) (uint64, error) {
+			var pos int64
+			err := db.QueryRowContext(ctx, `SELECT position FROM messaging_checkpoints WHERE name = $1`, name).Scan(&pos)
+			return uint64(pos), err
+		}}
+		if name != "events" && !strings.HasPrefix(name, "events-") {
+			// Only a name the platform gave its checkpoint reaches the query.
+			table := name + "_outbox"
+			r.Head = func(ctx context.Context) (uint64, error) {
+				var head sql.NullInt64
+				err := db.QueryRowContext(ctx, `SELECT MAX(position) FROM `+table).Scan(&head)
+				return uint64(max(head.Int64, 0)), err
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// busConsumers are the durable consumers the broker holds on every
+// module's stream.
+func busConsumers(ctx context.Context, bus *natsbus.Bus) ([]audit.Consumer, error) {
+	streams := map[string]bool{}
+	for _, d := range Modules {
+		if d.Stream != "" {
+			streams[d.Stream] = true
+		}
+	}
+	var out []audit.Consumer
+	for _, stream := range slices.Sorted(maps.Keys(streams)) {
+		all, err := bus.StreamConsumers(ctx, stream)
+		if err != nil {
+			return nil, fmt.Errorf("server: audit: %w", err)
+		}
+		for _, name := range slices.Sorted(maps.Keys(all)) {
+			out = append(out, audit.Consumer{Name: name, Backlog: func(ctx context.Context) (uint64, error) {
+				now, err := bus.StreamConsumers(ctx, stream)
+				st := now[name]
+				return st.Pending + st.AckPending, err
+			}})
+		}
+	}
+	return out, nil
+}
