@@ -239,13 +239,9 @@ type Waiter interface {
 // an Invalid error for a malformed header and a Timeout error (504) when
 // the read model does not catch up in time.
 func Consistent(r *http.Request, rm Waiter) error {
-	h := r.Header.Get(MinPositionHeader)
-	if h == "" {
-		return nil
-	}
-	pos, err := strconv.ParseUint(strings.TrimSpace(h), 10, 64)
-	if err != nil {
-		return errs.E(errs.Invalid, "%s must be a non-negative integer", MinPositionHeader)
+	pos, ok, err := minPosition(r)
+	if err != nil || !ok {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), MaxConsistencyWait)
 	defer cancel()
@@ -256,6 +252,19 @@ func Consistent(r *http.Request, rm Waiter) error {
 		return &errs.Error{Code: errs.Timeout, Reason: "read_model_lagging", Message: fmt.Sprintf("read model did not reach position %d within %v", pos, MaxConsistencyWait), Err: err}
 	}
 	return nil
+}
+
+// minPosition is r's Agora-Min-Position, if it has one.
+func minPosition(r *http.Request) (uint64, bool, error) {
+	h := r.Header.Get(MinPositionHeader)
+	if h == "" {
+		return 0, false, nil
+	}
+	pos, err := strconv.ParseUint(strings.TrimSpace(h), 10, 64)
+	if err != nil {
+		return 0, false, errs.E(errs.Invalid, "%s must be a non-negative integer", MinPositionHeader)
+	}
+	return pos, true, nil
 }
 
 // ValidRequestID reports whether a client's X-Request-Id may be echoed:
