@@ -126,9 +126,15 @@ func (s *Server) guard(svc *service) http.Handler {
 // subject, or the address the gateway saw for an anonymous caller) within
 // the context.
 func (s *Server) idempotent(name string, h http.Handler) http.Handler {
-	return idempotency.Middleware(idempotency.Options{Store: s.keys, TTL: s.cfg.IdempotencyTTL, Logger: s.log,
+	// The claim of a running request is renewed every second or so: a
+	// retry after its process died waits seconds, not a minute.
+	return idempotency.Middleware(idempotency.Options{Store: s.keys, TTL: s.cfg.IdempotencyTTL, LockTTL: claimLease, Logger: s.log,
 		Scope: func(r *http.Request) string { return name + ":" + principal(r, 1) }})(h)
 }
+
+// claimLease is how long an Idempotency-Key claim outlives the last
+// renewal of its running request.
+const claimLease = 4 * time.Second
 
 // principal names the caller of r for keys and limits: its token's
 // tenant and subject, or its address (proxyHops from the end of

@@ -406,6 +406,23 @@ func (s *Server) openStorage(ctx context.Context) error {
 	return nil
 }
 
+// WaitRelayed waits until the event log's relays have published
+// everything appended so far (tests use it to start from a quiet bus).
+func (s *Server) WaitRelayed(ctx context.Context) error {
+	head, err := s.store.Head(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range s.relays {
+		if strings.HasPrefix(r.name, "events") {
+			if err := r.WaitFor(ctx, head); err != nil {
+				return fmt.Errorf("relay %s: %w", r.name, err)
+			}
+		}
+	}
+	return nil
+}
+
 // DataDir returns the server's data directory.
 func (s *Server) DataDir() string { return s.cfg.DataDir }
 

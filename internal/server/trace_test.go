@@ -1,12 +1,14 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agora-commerce/agora/internal/server"
 )
@@ -38,6 +40,13 @@ func oneCheckoutOneTrace(t *testing.T, mode string) {
 	w := bootWith(t, mode, "embedded")
 	acct := w.account(10_000)
 	prod := w.product(300, 10)
+	// The setup's events published first: a relay batch's span is in its
+	// first message's trace, and the checkout's should lead its own.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.srv.WaitRelayed(ctx); err != nil {
+		t.Fatal(err)
+	}
 	tp, traceID := traced()
 	r := w.do("POST", "/api/v1/orders", map[string]any{"items": []map[string]any{{"product_id": prod, "quantity": 1}},
 		"shipping_address": address("62701"), "payment_account_id": acct, "customer_id": acct}, "Traceparent", tp)

@@ -68,7 +68,8 @@ type Options struct {
 	// TTL is how long an answer is kept (default 24h).
 	TTL time.Duration
 	// LockTTL bounds a claim of a request still running, in case its
-	// gateway dies (default 1m).
+	// process dies (default 1m). A Store that is an Extender has the
+	// claim renewed while the request runs, so it can be short.
 	LockTTL time.Duration
 	// Wait is how long a repeat waits for a running first request
 	// (default 10s; negative: it gets the 409 at once).
@@ -220,6 +221,10 @@ func (m *middleware) run(w http.ResponseWriter, r *http.Request, next http.Handl
 			panic(p)
 		}
 	}()
+	if ext, ok := m.opts.Store.(Extender); ok {
+		stop := m.renew(ctx, ext, key, owner)
+		defer stop()
+	}
 	next.ServeHTTP(rw, r)
 	if !rw.wroteHeader {
 		rw.status = http.StatusOK
@@ -238,6 +243,28 @@ func (m *middleware) run(w http.ResponseWriter, r *http.Request, next http.Handl
 	if err := m.opts.Store.Complete(ctx, key, owner, rec, m.opts.TTL); err != nil {
 		m.opts.Logger.WarnContext(r.Context(), "gateway: idempotency: answer not stored", "err", err)
 	}
+}
+
+// renew renews the claim of key every third of LockTTL until stop.
+func (m *middleware) renew(ctx context.Context, ext Extender, key, owner string) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(m.opts.LockTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := ext.Extend(ctx, key, owner, m.opts.LockTTL); err != nil && ctx.Err() == nil {
+					m.opts.Logger.WarnContext(ctx, "idempotency: claim not renewed", "err", err)
+				}
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 func (m *middleware) release(ctx context.Context, key, owner string) {

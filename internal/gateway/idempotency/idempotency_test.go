@@ -456,3 +456,39 @@ func TestSQLStore(t *testing.T) {
 		})
 	}
 }
+
+// TestClaimsAreRenewedWhileRunning: with a store that renews claims, a
+// request that runs past LockTTL keeps its key (a repeat is told it is
+// in flight, not run again), and a claim nobody renews — its process
+// died — frees the key after LockTTL.
+func TestClaimsAreRenewedWhileRunning(t *testing.T) {
+	_, db := testenv.SQLite(t)
+	store, err := idempotency.NewSQLStore(context.Background(), db, "keys", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAPI()
+	a.release = make(chan struct{})
+	h := idempotency.Middleware(idempotency.Options{Store: store, LockTTL: 300 * time.Millisecond, Wait: -1,
+		Scope:  func(r *http.Request) string { return "alice" },
+		Logger: slog.New(slog.DiscardHandler)})(a)
+	first := make(chan *httptest.ResponseRecorder)
+	go func() { first <- send(h, req{key: "slow", body: "{}"}) }()
+	<-a.entered
+	time.Sleep(time.Second) // three leases
+	if w := send(h, req{key: "slow", body: "{}"}); w.Code != http.StatusConflict {
+		t.Fatalf("a repeat while the first runs past its lease: %d %s", w.Code, w.Body)
+	}
+	close(a.release)
+	if w := <-first; w.Code != http.StatusCreated || a.calls.Load() != 1 {
+		t.Fatalf("first: %d, %d calls", w.Code, a.calls.Load())
+	}
+	// A claim left by a dead process: nobody renews it.
+	if _, ok, err := store.Claim(context.Background(), "dead", idempotency.Record{Fingerprint: "f", Owner: "gone"}, 300*time.Millisecond); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if _, ok, err := store.Claim(context.Background(), "dead", idempotency.Record{Fingerprint: "f", Owner: "next"}, time.Second); err != nil || !ok {
+		t.Fatalf("a dead claim still holds its key: %v %v", ok, err)
+	}
+}

@@ -147,6 +147,22 @@ func (s *SQLStore) Complete(ctx context.Context, key, owner string, rec Record, 
 	return nil
 }
 
+// Extend implements Extender.
+func (s *SQLStore) Extend(ctx context.Context, key, owner string, ttl time.Duration) error {
+	now := s.now()
+	res, err := s.db.ExecContext(ctx, `UPDATE `+s.table+` SET expires_at = $1
+		WHERE key = $2 AND owner = $3 AND done = 0 AND expires_at > $4`, now.Add(ttl).UnixMilli(), key, owner, now.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("idempotency: extend: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("idempotency: extend: %w", err)
+	} else if n == 0 {
+		return ErrNotOwner
+	}
+	return nil
+}
+
 // Release implements Store.
 func (s *SQLStore) Release(ctx context.Context, key, owner string) error {
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM `+s.table+` WHERE key = $1 AND owner = $2 AND done = 0`, key, owner); err != nil {

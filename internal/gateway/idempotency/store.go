@@ -47,6 +47,16 @@ type Store interface {
 	Release(ctx context.Context, key, owner string) error
 }
 
+// Extender is a Store whose claims can be renewed: the middleware renews
+// a running request's claim every third of its LockTTL, so that a short
+// LockTTL frees the key of a request whose process died soon, without
+// freeing the key of a slow one that is still running.
+type Extender interface {
+	// Extend renews owner's claim of key for ttl; ErrNotOwner if owner no
+	// longer holds it.
+	Extend(ctx context.Context, key, owner string, ttl time.Duration) error
+}
+
 // MemoryStore is an in-process Store with expiry. It is safe for
 // concurrent use.
 type MemoryStore struct {

@@ -6,12 +6,14 @@ package httpapi
 
 import (
 	"context"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"slices"
@@ -103,9 +105,24 @@ func Classify(err error) *errs.Error {
 		return &errs.Error{Code: errs.Timeout, Message: "the operation timed out", Err: err}
 	case errors.Is(err, eventstore.ErrClosed):
 		return &errs.Error{Code: errs.Unavailable, Message: "the service is shutting down", Err: err}
+	case unreachable(err):
+		return &errs.Error{Code: errs.Unavailable, Reason: "dependency_unavailable",
+			Message: "a store this request needs cannot be reached; retry shortly", RetryAfter: time.Second, Err: err}
 	default:
 		return &errs.Error{Code: errs.Internal, Message: "internal error", Err: err}
 	}
+}
+
+// unreachable reports whether err is a lost or refused connection to a
+// store or broker (the connection, not the request, failed): the
+// network's errors, a connection cut mid-answer, a driver's bad
+// connection, and errors that say they happened before the request was
+// sent (pgconn's SafeToRetry).
+func unreachable(err error) bool {
+	var netErr net.Error
+	var safe interface{ SafeToRetry() bool }
+	return errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, driver.ErrBadConn) || errors.As(err, &netErr) ||
+		errors.As(err, &safe) && safe.SafeToRetry()
 }
 
 // Error writes err as problem+json with the status of its code, logging

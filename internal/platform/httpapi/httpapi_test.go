@@ -2,10 +2,13 @@ package httpapi_test
 
 import (
 	"context"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -184,3 +187,31 @@ func TestMiddlewareRecoversPanics(t *testing.T) {
 		t.Fatalf("the panic value leaked to the client: %s", w.Body)
 	}
 }
+
+// TestUnreachableStoresAre503: a connection that failed — cut mid-answer,
+// refused, or closed before the query was sent — is the store's absence,
+// not the server's bug: 503 with Retry-After, never a 500.
+func TestUnreachableStoresAre503(t *testing.T) {
+	for _, err := range []error{
+		fmt.Errorf("postgres: read: %w", io.ErrUnexpectedEOF),
+		fmt.Errorf("append: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}),
+		fmt.Errorf("append: %w", safeToRetry{}),
+		fmt.Errorf("query: %w", driver.ErrBadConn),
+	} {
+		w := httptest.NewRecorder()
+		httpapi.Error(w, httptest.NewRequest("GET", "/x", nil), err)
+		if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "1" || !strings.Contains(w.Body.String(), "dependency_unavailable") {
+			t.Errorf("%v: %d %v %s", err, w.Code, w.Header(), w.Body)
+		}
+	}
+	w := httptest.NewRecorder()
+	httpapi.Error(w, httptest.NewRequest("GET", "/x", nil), errors.New("a bug"))
+	if w.Code != http.StatusInternalServerError {
+		t.Errorf("a plain error: %d", w.Code)
+	}
+}
+
+type safeToRetry struct{}
+
+func (safeToRetry) Error() string     { return "conn closed" }
+func (safeToRetry) SafeToRetry() bool { return true }
