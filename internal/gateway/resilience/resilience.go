@@ -341,17 +341,21 @@ func (c *Cluster) answer(req *http.Request, resp *http.Response, err error) (*ht
 	case errors.As(err, &rj):
 		traceRejected(req.Context(), rj.reason)
 		return problem.Response(req, http.StatusServiceUnavailable, rj.reason, rj.detail, rj.retryAfter), nil
+	// An upstream that does not answer in time is unavailable for now: a
+	// 503 with Retry-After, which a client may retry (a POST with its
+	// Idempotency-Key), rather than a 504 it could not tell from a
+	// deadline of its own.
 	case errors.Is(err, errRouteTimeout):
-		return nil, &errs.Error{Code: errs.Timeout, Reason: "upstream_timeout",
-			Message: fmt.Sprintf("upstream %s did not answer in time", c.name), Err: err}
+		return nil, &errs.Error{Code: errs.Unavailable, Reason: "upstream_timeout", RetryAfter: time.Second,
+			Message: fmt.Sprintf("upstream %s did not answer in time; retry shortly", c.name), Err: err}
 	case req.Context().Err() != nil && !errors.Is(err, timeout.ErrExceeded):
 		return nil, fmt.Errorf("upstream %s: %w", c.name, req.Context().Err())
 	case errors.Is(err, timeout.ErrExceeded):
-		return nil, &errs.Error{Code: errs.Timeout, Reason: "upstream_timeout",
-			Message: fmt.Sprintf("upstream %s did not answer within %v", c.name, c.cfg.AttemptTimeout), Err: err}
+		return nil, &errs.Error{Code: errs.Unavailable, Reason: "upstream_timeout", RetryAfter: time.Second,
+			Message: fmt.Sprintf("upstream %s did not answer within %v; retry shortly", c.name, c.cfg.AttemptTimeout), Err: err}
 	}
-	return nil, &errs.Error{Code: errs.Unavailable, Reason: "upstream_unavailable",
-		Message: fmt.Sprintf("upstream %s is unavailable", c.name), Err: err}
+	return nil, &errs.Error{Code: errs.Unavailable, Reason: "upstream_unavailable", RetryAfter: time.Second,
+		Message: fmt.Sprintf("upstream %s is unavailable; retry shortly", c.name), Err: err}
 }
 
 // errRouteTimeout is the cause of an attempt ended by its route's

@@ -259,7 +259,7 @@ func TestAttemptTimeout(t *testing.T) {
 	defer srv.Close()
 	c := resilience.New("shipping", nil, resilience.Config{AttemptTimeout: 20 * time.Millisecond, MaxRetries: 1, BackoffBase: time.Millisecond, FailureThreshold: 2, Logger: quiet()})
 	_, _, err := do(t, c, "GET", srv.URL, "", "")
-	if errs.CodeOf(err) != errs.Timeout {
+	if errs.CodeOf(err) != errs.Unavailable || errs.ReasonOf(err) != "upstream_timeout" {
 		t.Fatalf("err = %v, want a Timeout", err)
 	}
 	if hits.Load() != 2 {
@@ -299,7 +299,7 @@ func TestRouteTimeoutBoundsRetries(t *testing.T) {
 	c := resilience.New("catalog", nil, resilience.Config{AttemptTimeout: 10 * time.Second, MaxRetries: 3, BackoffBase: time.Millisecond, Logger: quiet()})
 	_, _, err := doCtx(t, context.Background(), c.Route(resilience.RouteOptions{Timeout: 50 * time.Millisecond}), "GET", srv.URL, "", "")
 	var e *errs.Error
-	if !errors.As(err, &e) || e.Code != errs.Timeout || e.Reason != "upstream_timeout" {
+	if !errors.As(err, &e) || e.Code != errs.Unavailable || e.Reason != "upstream_timeout" || e.RetryAfter != time.Second {
 		t.Fatalf("err = %v, want an upstream_timeout", err)
 	}
 	if hits.Load() != 1 {

@@ -109,6 +109,12 @@ type Ports struct {
 	StepDeadline time.Duration
 }
 
+// untilDeadline lets a step with a deadline retry a failing dependency
+// (a store, the bus, the carrier's open breaker) until the deadline
+// rather than a fixed number of times: an outage shorter than the
+// deadline delays a checkout instead of cancelling it.
+const untilDeadline = math.MaxInt32
+
 func fail(err error) error {
 	var r *Rejection
 	if errors.As(err, &r) {
@@ -149,7 +155,7 @@ func Saga(p Ports) saga.Definition[Data] {
 				Compensate: func(ctx context.Context, x *saga.Exec[Data]) error {
 					return p.Stock.Release(ctx, meta(ctx, x), x.Data.OrderID, x.Data.Lines)
 				},
-				Deadline: p.StepDeadline,
+				Deadline: p.StepDeadline, MaxAttempts: untilDeadline,
 			},
 			{
 				Name: "capture_payment",
@@ -159,7 +165,7 @@ func Saga(p Ports) saga.Definition[Data] {
 				Compensate: func(ctx context.Context, x *saga.Exec[Data]) error {
 					return p.Payments.Refund(ctx, meta(ctx, x), x.Data.payment())
 				},
-				Deadline: p.StepDeadline,
+				Deadline: p.StepDeadline, MaxAttempts: untilDeadline,
 			},
 			{
 				Name: "arrange_shipment",
@@ -169,7 +175,7 @@ func Saga(p Ports) saga.Definition[Data] {
 				Compensate: func(ctx context.Context, x *saga.Exec[Data]) error {
 					return p.Shipping.Cancel(ctx, meta(ctx, x), x.Data.OrderID)
 				},
-				Deadline: p.StepDeadline,
+				Deadline: p.StepDeadline, MaxAttempts: untilDeadline,
 			},
 			{
 				// The pivot: once the order is confirmed nothing may undo

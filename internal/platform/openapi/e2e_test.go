@@ -270,7 +270,7 @@ func TestServerConformsToTheDocument(t *testing.T) {
 	const adminEmail, adminPassword = "admin@openapi.test", "openapi-e2e-admin-password"
 	srv, stop, err := server.Start(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(),
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-		CarrierLatency: 1500 * time.Millisecond, CheckoutTimeout: 20 * time.Second,
+		CarrierLatency: 700 * time.Millisecond, CheckoutTimeout: 20 * time.Second, // under the carrier breaker's 1 s call timeout
 		BootstrapAdmin: adminEmail + ":" + adminPassword, SeedDemo: true})
 	if err != nil {
 		t.Fatal(err)

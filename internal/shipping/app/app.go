@@ -118,6 +118,10 @@ func NewService(store eventstore.Store, c Carrier) *Service {
 	return &Service{repo: aggregate.NewRepository(store, ShipmentType(), aggregate.WithCache(16384), aggregate.AssumeNew()), carrier: c, now: time.Now}
 }
 
+// Carrier is the carrier the service books with (tests and drills look
+// at its breaker).
+func (s *Service) Carrier() Carrier { return s.carrier }
+
 // Caller is who asks (auth.Claims is one).
 type Caller interface {
 	CanSee(tenant, owner string) bool

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agora-commerce/agora/internal/backoff"
@@ -58,7 +59,12 @@ type Sim struct {
 	latency     time.Duration
 	bookings    map[string]Booking
 	seq         uint64
+	calls       atomic.Int64
 }
+
+// Calls is how many calls (bookings and cancellations) reached the
+// carrier.
+func (s *Sim) Calls() int64 { return s.calls.Load() }
 
 // NewSim returns a carrier that refuses failureRate (0..1) of new
 // bookings and takes latency for every call.
@@ -88,6 +94,7 @@ func (s *Sim) wait(ctx context.Context) error {
 
 // Book books a collection, or refuses it with ErrUndeliverable.
 func (s *Sim) Book(ctx context.Context, req BookingRequest) (Booking, error) {
+	s.calls.Add(1)
 	if err := s.wait(ctx); err != nil {
 		return Booking{}, err
 	}
@@ -110,5 +117,6 @@ func (s *Sim) Book(ctx context.Context, req BookingRequest) (Booking, error) {
 
 // Cancel calls a booking off (unknown waybills are ignored).
 func (s *Sim) Cancel(ctx context.Context, waybill string) error {
+	s.calls.Add(1)
 	return s.wait(ctx)
 }

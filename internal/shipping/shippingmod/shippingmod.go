@@ -27,7 +27,7 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 	if sim == nil {
 		sim = carrier.NewSim(0, 0)
 	}
-	svc := app.NewService(p.Store, app.Parcelo{Sim: sim})
+	svc := app.NewService(p.Store, app.Guard(app.Parcelo{Sim: sim}, app.GuardOptions{Logger: p.Logger}))
 	owner := orderingapi.OrderOwner.Bind(p.Calls)
 	orders := call.OwnerFunc(func(ctx context.Context, id string) (string, string, error) {
 		o, err := owner(ctx, orderingapi.OrderRequest{OrderID: id})
