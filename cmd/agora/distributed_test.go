@@ -51,18 +51,24 @@ func TestDistributedKillUnderLoad(t *testing.T) {
 // (named "<context>-<n>"), then the gateway, whose base URL it returns
 // with the processes by name, the admin logged in there.
 func startDistributed(t *testing.T, pg, nats, mode string, extra ...string) (base string, procs map[string]*exec.Cmd) {
-	return startDistributedWith(t, pg, nats, mode, nil, extra...)
+	base, procs, _ = startDistributedWith(t, pg, nats, mode, nil, extra...)
+	return base, procs
 }
 
+// platformNames are where a distributed platform keeps its data: its
+// PostgreSQL schema and its NATS namespace.
+type platformNames struct{ schema, namespace string }
+
 // startDistributedWith is startDistributed with flags every process
-// takes (tls: the TLS flags, which make the URLs https).
-func startDistributedWith(t *testing.T, pg, nats, mode string, tls []string, extra ...string) (base string, procs map[string]*exec.Cmd) {
+// takes (the TLS flags among them make the URLs https).
+func startDistributedWith(t *testing.T, pg, nats, mode string, flags []string, extra ...string) (base string, procs map[string]*exec.Cmd, names platformNames) {
 	scheme := "http://"
-	if len(tls) > 0 {
+	if slices.ContainsFunc(flags, func(f string) bool { return strings.HasPrefix(f, "--tls-") }) {
 		scheme = "https://"
 	}
 	id := rand.Uint64()
 	schema, ns := fmt.Sprintf("dist_%d", id), fmt.Sprintf("dist%d", id)
+	names = platformNames{schema, ns}
 	t.Cleanup(func() {
 		if err := postgres.DropSchema(context.Background(), pg, schema); err != nil {
 			t.Errorf("drop schema: %v", err)
@@ -82,7 +88,7 @@ func startDistributedWith(t *testing.T, pg, nats, mode string, tls []string, ext
 	})
 	common := []string{"--postgres", pg, "--postgres-schema", schema, "--nats", nats, "--nats-namespace", ns,
 		"--checkout-mode", mode, "--checkout-timeout", "20s"}
-	common = append(common, tls...)
+	common = append(common, flags...)
 	procs = map[string]*exec.Cmd{}
 	var order []string
 	// Each process has a data directory of its own, as on separate
@@ -113,7 +119,7 @@ func startDistributedWith(t *testing.T, pg, nats, mode string, tls []string, ext
 	}
 	base = scheme + start("gateway", "gateway", jwks)
 	login(t, base)
-	return base, procs
+	return base, procs, names
 }
 
 func distributedKill(t *testing.T, pg, nats, mode string) {

@@ -28,6 +28,10 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	if addr := os.Getenv("AGORA_TEST_RUN_NATS"); addr != "" {
+		runNATS(addr, os.Getenv("AGORA_TEST_NATS_DIR"))
+		return
+	}
 	// Every request of these tests carries the bootstrapped admin's token.
 	http.DefaultTransport = bearer{http.DefaultTransport}
 	os.Exit(m.Run())

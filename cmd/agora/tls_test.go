@@ -182,7 +182,7 @@ func TestDistributedTLS(t *testing.T) {
 	}
 	certs := tlstest.New(t)
 	trustCA(t, certs.Pool)
-	base, _ := startDistributedWith(t, pg, nats, "orchestration", []string{"--tls-cert", certs.Cert, "--tls-key", certs.Key, "--tls-ca", certs.CA})
+	base, _, _ := startDistributedWith(t, pg, nats, "orchestration", []string{"--tls-cert", certs.Cert, "--tls-key", certs.Key, "--tls-ca", certs.CA})
 	if !strings.HasPrefix(base, "https://") {
 		t.Fatalf("gateway at %s", base)
 	}
