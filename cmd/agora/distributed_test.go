@@ -77,7 +77,7 @@ func startDistributedWith(t *testing.T, pg, nats, mode string, flags []string, e
 		ctx := context.Background()
 		b, err := natsbus.Open(ctx, natsbus.Options{URL: nats, Namespace: ns})
 		if err != nil {
-			t.Errorf("cleanup: %v", err)
+			t.Logf("cleanup: the namespace's streams stay: %v", err)
 			return
 		}
 		defer b.Close()

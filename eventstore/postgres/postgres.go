@@ -147,6 +147,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: parse URL: %w", err)
 	}
 	cfg.MaxConns = opts.MaxConns
+	guard(&cfg.ConnConfig.Config)
 	if opts.Schema != "" {
 		if err := createSchema(ctx, url, opts.Schema); err != nil {
 			return nil, err
@@ -391,8 +392,12 @@ func (s *Store) Close() error {
 
 func (s *Store) writer(conn *pgxpool.Conn) {
 	defer s.done.Done()
-	defer conn.Release()
-	w := &writer{s: s, conn: conn.Conn(), versions: make(map[string]int64)}
+	w := &writer{s: s, pooled: conn, conn: conn.Conn(), versions: make(map[string]int64)}
+	defer func() {
+		if w.pooled != nil {
+			w.pooled.Release()
+		}
+	}()
 	batch := make([]*request, 0, 256)
 	for {
 		batch = batch[:0]
@@ -418,8 +423,9 @@ func (s *Store) writer(conn *pgxpool.Conn) {
 
 // writer is the state of the writer goroutine.
 type writer struct {
-	s    *Store
-	conn *pgx.Conn
+	s      *Store
+	pooled *pgxpool.Conn
+	conn   *pgx.Conn
 	// versions caches stream versions. It may be stale when another
 	// process appends to the same stream; that is always caught: a stale
 	// version is lower than the real one, so inserting the next version
@@ -431,9 +437,42 @@ type writer struct {
 // maxCachedStreams bounds the stream-version cache.
 const maxCachedStreams = 1 << 20
 
+// commitTimeout bounds one group commit: a batch that cannot commit in
+// it fails (its appends' outcome unknown to their callers) and the next
+// one starts on a fresh connection.
+const commitTimeout = 20 * time.Second
+
+// reconnect replaces the writer's connection once it has closed (its
+// server went away, or a read timed out).
+func (w *writer) reconnect(ctx context.Context) error {
+	if w.conn != nil && !w.conn.IsClosed() {
+		return nil
+	}
+	if w.pooled != nil {
+		w.pooled.Release() // the pool drops a closed connection
+	}
+	c, err := w.s.pool.Acquire(ctx)
+	if err != nil {
+		// None for now: the next batch tries again.
+		w.pooled, w.conn = nil, nil
+		return fmt.Errorf("postgres: writer connection: %w", err)
+	}
+	w.pooled, w.conn = c, c.Conn()
+	clear(w.versions)
+	return nil
+}
+
 func (w *writer) commit(batch []*request, events int) {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer cancel()
 	start := time.Now()
+	if err := w.reconnect(ctx); err != nil {
+		for _, r := range batch {
+			r.err = err
+			close(r.done)
+		}
+		return
+	}
 	head, slow := w.fast(ctx, batch)
 	for _, r := range slow {
 		h, err := w.checked(ctx, r)

@@ -108,7 +108,7 @@ func Audit(ctx context.Context, cfg Config, opts audit.Options) (audit.Report, e
 		}
 		close = append(close, st.Close)
 		log = st
-		if rmDB, err = sql.Open("pgx", postgres.WithSearchPath(cfg.PostgresURL, schema)); err != nil {
+		if rmDB, err = postgres.OpenDB(cfg.PostgresURL, schema); err != nil {
 			return audit.Report{}, fmt.Errorf("server: audit: %w", err)
 		}
 	}

@@ -398,7 +398,7 @@ func (s *Server) openStorage(ctx context.Context) error {
 		return err
 	}
 	s.store = st
-	s.rmDB, err = sql.Open("pgx", postgres.WithSearchPath(cfg.PostgresURL, schema))
+	s.rmDB, err = postgres.OpenDB(cfg.PostgresURL, schema)
 	if err != nil {
 		return err
 	}

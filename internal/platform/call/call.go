@@ -245,7 +245,7 @@ func (c Call[Req, Resp]) Bind(x *Exchange) func(ctx context.Context, req Req) (R
 func (c Call[Req, Resp]) remote(ctx context.Context, bus Requester, req Req) (Resp, error) {
 	var out Resp
 	if bus == nil {
-		return out, &errs.Error{Code: errs.Unavailable, Reason: "context_unavailable", Message: "nothing answers " + c.Subject}
+		return out, &errs.Error{Code: errs.Unavailable, Reason: "context_unavailable", RetryAfter: time.Second, Message: "nothing answers " + c.Subject}
 	}
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -271,7 +271,7 @@ func (c Call[Req, Resp]) remote(ctx context.Context, bus Requester, req Req) (Re
 	if err != nil {
 		// No process of the owner answered: a 503 to a client, a retry
 		// to a saga.
-		return out, &errs.Error{Code: errs.Unavailable, Reason: "context_unavailable",
+		return out, &errs.Error{Code: errs.Unavailable, Reason: "context_unavailable", RetryAfter: time.Second,
 			Message: fmt.Sprintf("no answer to %s; retry shortly", c.Subject), Err: err}
 	}
 	var rp reply
