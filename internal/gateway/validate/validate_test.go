@@ -109,6 +109,8 @@ func TestRequests(t *testing.T) {
 		{name: "get account: bad Agora-Min-Position", method: "GET", path: "/api/v1/accounts/a1", header: map[string]string{"Agora-Min-Position": "soon"},
 			status: 400, fields: []string{"Agora-Min-Position"}},
 		{name: "get account: Agora-Min-Position", method: "GET", path: "/api/v1/accounts/a1", header: map[string]string{"Agora-Min-Position": "42"}},
+		{name: "get account: empty Agora-Min-Position", method: "GET", path: "/api/v1/accounts/a1", header: map[string]string{"Agora-Min-Position": ""},
+			status: 400, fields: []string{"Agora-Min-Position"}},
 
 		{name: "place order", method: "POST", path: "/api/v1/orders", body: orderBody},
 		{name: "place order: charset", method: "POST", path: "/api/v1/orders", body: orderBody, header: map[string]string{"Content-Type": "application/json; charset=utf-8"}},
