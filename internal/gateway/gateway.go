@@ -2,7 +2,9 @@
 // every bounded context's service instances.
 //
 // A request passes, in order: a recoverer, the request ID, the 1 MiB body
-// limit, the route table (an unknown path is a 404 problem), JWT
+// limit, a check of its target (a path with empty, "." or ".." segments
+// is a 404 problem, not ServeMux's redirect; a query that does not parse
+// a 400), the route table (an unknown path is a 404 problem), JWT
 // authentication and the route's roles, a check against the OpenAPI
 // document (when Config.Validate is set), the route's rate limits (per
 // client and per tenant), Idempotency-Key handling for POSTs, and then
@@ -23,6 +25,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -80,11 +84,12 @@ type Config struct {
 	// function told of each of its refusals (429), given the limit that
 	// refused ("client" or "tenant"): for metrics.
 	RateLimited func(class string) func(limit string)
-	// Validate checks every proxied request against the OpenAPI document
-	// (package validate) once it is authenticated, before rate limits,
-	// Idempotency-Key handling and the upstream: a request the document
-	// rejects is refused with the status and problem its service would
-	// have answered, and never reaches it.
+	// Validate checks every routed request (proxied, or served by Local)
+	// against the OpenAPI document (package validate) once it is
+	// authenticated, before rate limits, Idempotency-Key handling and the
+	// upstream: a request the document rejects is refused with the
+	// status and problem its service would have answered, and never
+	// reaches it.
 	Validate bool
 }
 
@@ -161,8 +166,41 @@ func New(cfg Config) (*Gateway, error) {
 		})
 	}
 	mux.Handle("/", g.methodNotAllowed(local))
-	g.handler = httpapi.Recoverer(cfg.Logger, httpapi.RequestID(edge.BodyLimit(httpapi.MaxBodyBytes, mux)))
+	g.handler = httpapi.Recoverer(cfg.Logger, httpapi.RequestID(edge.BodyLimit(httpapi.MaxBodyBytes, canonical(mux))))
 	return g, nil
+}
+
+// canonical refuses a request whose target is not in canonical form
+// before anything routes it: a path with empty, "." or ".." segments
+// (which http.ServeMux would answer with a redirect to the cleaned path,
+// as text/html, for any method) is a 404 problem, like any path the
+// table does not know, and a query that does not parse (a bad escape, a
+// semicolon; the services would silently drop the pair) a 400.
+func canonical(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p != cleanPath(p) {
+			httpapi.Error(w, r, &errs.Error{Code: errs.NotFound, Reason: "no_route", Message: "no such path (not in canonical form)"})
+			return
+		}
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			httpapi.Error(w, r, &errs.Error{Code: errs.Invalid, Reason: "malformed_query", Message: "the query string does not parse: " + err.Error()})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is p as http.ServeMux cleans it: rooted, without empty, "."
+// or ".." segments, a trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 // methodNotAllowed answers 405 with Allow for a path the table routes
@@ -228,7 +266,13 @@ func (g *Gateway) route(rt *routes.Route) http.Handler {
 		if g.cfg.Local == nil {
 			return http.NotFoundHandler()
 		}
-		return routes.Authorize(g.cfg.Verifier, rt, g.limited(rt, g.cfg.Local))
+		h := g.limited(rt, g.cfg.Local)
+		if g.validate != nil {
+			// The gateway's own operations (traces, the log, rebuilds, ...)
+			// are held to the document like the services'.
+			h = g.validate.Handler(rt.Pattern, h)
+		}
+		return routes.Authorize(g.cfg.Verifier, rt, h)
 	}
 	var h http.Handler = g.proxy(rt)
 	if rt.Timeout == 0 {

@@ -347,8 +347,8 @@ func (c *checker) check(r *http.Request) *errs.Error {
 	var input *openapi3filter.RequestValidationInput
 	var query url.Values
 	for _, p := range c.op.params {
-		// An absent or empty header or query parameter is not sent, as
-		// the services read them.
+		// An absent or empty query parameter is not sent, as the
+		// services read them (the document's allowEmptyValue).
 		var raw string
 		switch p.In {
 		case openapi3.ParameterInPath:
@@ -364,11 +364,15 @@ func (c *checker) check(r *http.Request) *errs.Error {
 				continue
 			}
 		case openapi3.ParameterInHeader:
-			if vs := r.Header[c.op.headers[p]]; len(vs) > 0 {
-				raw = vs[0]
-			}
-			if raw == "" && !p.Required {
+			// A header sent empty is checked like any value (an empty
+			// Agora-Min-Position or Idempotency-Key is refused, as the
+			// document's schemas say); only an absent one is not sent.
+			vs := r.Header[c.op.headers[p]]
+			if len(vs) == 0 && !p.Required {
 				continue
+			}
+			if len(vs) > 0 {
+				raw = vs[0]
 			}
 		default:
 			continue
