@@ -94,6 +94,12 @@ func (h *Handler) refresh(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
+	// Logout takes no body (an empty JSON object at most), like every
+	// other write without one.
+	if err := httpapi.EmptyBody(w, r); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
 	c, _ := auth.ClaimsFrom(r.Context())
 	n, err := h.svc.Logout(h.withOrigin(w, r), c)
 	if err != nil {

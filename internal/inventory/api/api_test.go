@@ -52,7 +52,7 @@ func (c *catalog) questions() []string {
 	return slices.Clone(c.asked)
 }
 
-func start(t *testing.T, store eventstore.Store, db *sql.DB, known ...string) (*moduletest.Harness, *catalog) {
+func start(t testing.TB, store eventstore.Store, db *sql.DB, known ...string) (*moduletest.Harness, *catalog) {
 	t.Helper()
 	c := &catalog{known: map[string]bool{}}
 	for _, id := range known {

@@ -40,7 +40,8 @@ import (
 
 // Harness is a module running alone.
 type Harness struct {
-	T *testing.T
+	// T is the test (or fuzz target) the harness reports failures to.
+	T testing.TB
 	// URL is the module's service.
 	URL string
 	// Module is what the module's constructor returned.
@@ -66,7 +67,7 @@ type Options struct {
 // Start builds def on store and db with opts (nil for none), serves its
 // API behind the default route table's guard, and runs its projections
 // and the saga engine until the test ends.
-func Start(t *testing.T, def module.Def, store eventstore.Store, db *sql.DB, opts *Options) *Harness {
+func Start(t testing.TB, def module.Def, store eventstore.Store, db *sql.DB, opts *Options) *Harness {
 	t.Helper()
 	if opts == nil {
 		opts = &Options{}
@@ -200,8 +201,9 @@ func (c *Client) Do(method, path, body string, headers ...string) Response {
 }
 
 // On returns h acting for t: its clients report failures to t (a
-// subtest), not to the test that started the module.
-func (h *Harness) On(t *testing.T) *Harness {
+// subtest, or one input of a fuzz target), not to the test that started
+// the module.
+func (h *Harness) On(t testing.TB) *Harness {
 	c := *h
 	c.T = t
 	return &c

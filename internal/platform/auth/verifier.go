@@ -62,6 +62,9 @@ func newVerifier(opts Options, key func(ctx context.Context) jwt.Keyfunc) *Verif
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
 			jwt.WithLeeway(DefaultLeeway),
+			// The unused low bits of a segment's last character must be
+			// zero: else one signature has several spellings.
+			jwt.WithStrictDecoding(),
 		),
 		key:         key,
 		maxLifetime: opts.MaxLifetime,
@@ -135,6 +138,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > MaxTokenBytes {
 		return nil, invalid(errors.New("auth: token too long"))
 	}
+	if !compactJWS(token) {
+		return nil, invalid(errors.New("auth: token has characters a compact JWS does not"))
+	}
 	if c, ok := v.verified.GetIfPresent(token); ok && time.Now().Before(c.ExpiresAt.Time) {
 		if v.revoked != nil && v.revoked.Revoked(c.ID) {
 			return nil, ErrRevoked
@@ -174,6 +180,20 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 		v.verified.Set(token, &cp)
 	}
 	return &c, nil
+}
+
+// compactJWS reports whether token holds only base64url characters and
+// dots. Base64 decoding skips CR and LF, so without this check a token
+// with line breaks added would pass as the token issued.
+func compactJWS(token string) bool {
+	for i := 0; i < len(token); i++ {
+		switch c := token[i]; {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func invalid(err error) error {
