@@ -146,13 +146,24 @@ func TestFaultSuite(t *testing.T) {
 			t.Fatalf("restock: %v %v", res, err)
 		}
 	}
-	for i := range 8 {
-		id := fmt.Sprintf("fault-%d-%d", seed%100000, i)
-		if res, _, err := post(base+"/api/v1/accounts", map[string]any{"id": id, "owner_id": id, "currency": "USD",
-			"initial_balance": map[string]any{"amount": 10_000_000, "currency": "USD"}}); err != nil || res.StatusCode != http.StatusCreated {
-			t.Fatalf("account: %v %v", res, err)
+	// Four customers (the logins' rate limit allows ten an address a
+	// minute), each the identity of two of the eight clients.
+	var tokens []string
+	for i := range 4 {
+		email, password := fmt.Sprintf("fault-%d-%d@agora.test", seed%100000, i), "fault-password-1"
+		res, c, err := post(base+"/api/v1/customers", map[string]any{"email": email, "password": password, "name": "Fault"})
+		if err != nil || res.StatusCode != http.StatusCreated {
+			t.Fatalf("register: %v %v %v", res, c, err)
 		}
-		customers = append(customers, id)
+		acct := c["account_id"].(string)
+		if res, _, err := post(base+"/api/v1/accounts/"+acct+"/deposits", map[string]any{"amount": map[string]any{"amount": 10_000_000, "currency": "USD"}}); err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("fund: %v %v", res, err)
+		}
+		res, tok, err := post(base+"/api/v1/auth/token", map[string]any{"email": email, "password": password})
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("login: %v %v %v", res, tok, err)
+		}
+		customers, tokens = append(customers, acct), append(tokens, tok["access_token"].(string))
 	}
 
 	// The load: checkouts (each order named by its client) and
@@ -175,21 +186,21 @@ func TestFaultSuite(t *testing.T) {
 				var body map[string]any
 				if crng.IntN(4) == 0 {
 					r.kind, path = "transfer", "/api/v1/transfers"
-					from, to := customers[crng.IntN(len(customers))], customers[crng.IntN(len(customers))]
+					from, to := customers[c%len(customers)], customers[crng.IntN(len(customers))]
 					if from == to {
 						continue
 					}
 					body = map[string]any{"from_account_id": from, "to_account_id": to, "amount": map[string]any{"amount": 1 + crng.Int64N(500), "currency": "USD"}}
 				} else {
-					acct := customers[crng.IntN(len(customers))]
 					r.id, path = fmt.Sprintf("fo-%d-%d-%d", seed%100000, c, n), "/api/v1/orders"
-					body = map[string]any{"id": r.id, "customer_id": acct, "payment_account_id": acct,
+					body = map[string]any{"id": r.id, "payment_account_id": customers[c%len(customers)],
 						"items":            []any{map[string]any{"product_id": products[crng.IntN(len(products))], "quantity": 1 + crng.IntN(3)}},
 						"shipping_address": map[string]any{"street": "1 Main St", "city": "Springfield", "state": "IL", "zip_code": "62701", "country": "US"}}
 				}
 				b, _ := json.Marshal(body)
 				req, _ := http.NewRequest("POST", base+path, bytes.NewReader(b))
 				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+tokens[c%len(tokens)])
 				res, err := client.Do(req)
 				r.end = time.Now()
 				if err != nil {
@@ -326,7 +337,7 @@ func TestFaultSuite(t *testing.T) {
 	// The figures, per fault.
 	type figures struct {
 		ops, ok, limited, r503, other5xx, hung int
-		why                           []string
+		why                                    []string
 	}
 	tally := func(from, to time.Time) (f figures, bad []string) {
 		for _, r := range all {
