@@ -51,6 +51,21 @@ func TestBatchesAreSpansOfTheirEventsTraces(t *testing.T) {
 	wait(add(3, func(int) string { return tp(7) }))
 	wait(add(3, func(int) string { return "" }))
 	wait(add(100, func(i int) string { return tp(100 + i) }))
+	// The runner publishes its position before it ends the batch's span:
+	// wait for the last span too.
+	count := func(spans []sdktrace.ReadOnlySpan) (events int) {
+		for _, s := range spans {
+			for _, kv := range s.Attributes() {
+				if kv.Key == "agora.events" {
+					events += int(kv.Value.AsInt64())
+				}
+			}
+		}
+		return events
+	}
+	for deadline := time.Now().Add(5 * time.Second); count(rec.Ended()) < 103 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	spans := rec.Ended()
 	// However the runner cut the log into batches: every event of a
 	// trace was applied in a span, the first batch in trace 7.

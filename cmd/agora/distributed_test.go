@@ -57,7 +57,13 @@ func startDistributed(t *testing.T, pg, nats, mode string, extra ...string) (bas
 
 // platformNames are where a distributed platform keeps its data: its
 // PostgreSQL schema and its NATS namespace.
-type platformNames struct{ schema, namespace string }
+type platformNames struct {
+	schema, namespace string
+	// respawn starts a process again, on its address, data and flags.
+	respawn map[string]func() *exec.Cmd
+	// addrs are the processes' addresses.
+	addrs map[string]string
+}
 
 // startDistributedWith is startDistributed with flags every process
 // takes (the TLS flags among them make the URLs https).
@@ -68,7 +74,7 @@ func startDistributedWith(t *testing.T, pg, nats, mode string, flags []string, e
 	}
 	id := rand.Uint64()
 	schema, ns := fmt.Sprintf("dist_%d", id), fmt.Sprintf("dist%d", id)
-	names = platformNames{schema, ns}
+	names = platformNames{schema: schema, namespace: ns, respawn: map[string]func() *exec.Cmd{}, addrs: map[string]string{}}
 	t.Cleanup(func() {
 		if err := postgres.DropSchema(context.Background(), pg, schema); err != nil {
 			t.Errorf("drop schema: %v", err)
@@ -95,8 +101,10 @@ func startDistributedWith(t *testing.T, pg, nats, mode string, flags []string, e
 	// hosts: the ones other than identity check tokens with the keys
 	// identity publishes (--jwks-url).
 	start := func(name, only string, extra ...string) string {
-		addr := freeAddr(t)
-		procs[name] = spawn(t, addr, t.TempDir(), append(append([]string{"--only", only}, common...), extra...)...)
+		addr, dir, args := freeAddr(t), t.TempDir(), append(append([]string{"--only", only}, common...), extra...)
+		names.respawn[name] = func() *exec.Cmd { return spawn(t, addr, dir, args...) }
+		names.addrs[name] = addr
+		procs[name] = spawn(t, addr, dir, args...)
 		order = append(order, name)
 		return addr
 	}
