@@ -55,6 +55,12 @@ type Options struct {
 	// Revoked, if set, names the tokens (by "jti") revoked before they
 	// expire — logged out — which the verifier then refuses.
 	Revoked Revocations
+	// OnRefused records a token refused for anything but its age (a bad
+	// signature or encoding, a header naming a key or an extension, a
+	// lifetime past MaxLifetime, a revoked token); the error says which,
+	// and holds no part of the token. Default: a warning on slog's
+	// default logger, attribute audit=auth.TokenRefused.
+	OnRefused func(ctx context.Context, err error)
 	// HTTPClient fetches a remote key set (NewRemoteVerifier), e.g. one
 	// trusting a private CA (default: keyfunc's, Go's default client).
 	HTTPClient *http.Client

@@ -450,3 +450,51 @@ func TestVerifiedTokensAreRememberedOnlyWhileValid(t *testing.T) {
 		t.Fatal("an expired token passed")
 	}
 }
+
+type revokedIDs map[string]bool
+
+func (r revokedIDs) Revoked(id string) bool { return r[id] }
+
+// TestRefusalsAreRecorded: a token refused for a reason other than its
+// age — a header naming a key, a lifetime past the maximum, an altered
+// signature, a revoked ID — is recorded (OnRefused), without the token;
+// an expired one and a good one are not.
+func TestRefusalsAreRecorded(t *testing.T) {
+	s, priv := newSigner(t)
+	var got []string
+	v := auth.NewVerifier(s.Keys(), auth.Options{Revoked: revokedIDs{"gone": true},
+		OnRefused: func(_ context.Context, err error) { got = append(got, err.Error()) }})
+	long, expired, gone := claims(), claims(), claims()
+	long.ExpiresAt = jwt.NewNumericDate(time.Now().Add(48 * time.Hour))
+	expired.ExpiresAt = jwt.NewNumericDate(time.Now().Add(-time.Hour))
+	gone.ID = "gone"
+	good := sign(t, jwt.SigningMethodEdDSA, priv, s.KeyID(), claims())
+	altered := good[:len(good)-2] + "AA"
+	if altered == good {
+		altered = good[:len(good)-2] + "BB"
+	}
+	refused := []string{
+		signWith(t, priv, s.KeyID(), claims(), map[string]any{"jku": "http://127.0.0.1:1/keys"}),
+		sign(t, jwt.SigningMethodEdDSA, priv, s.KeyID(), long),
+		altered,
+		sign(t, jwt.SigningMethodEdDSA, priv, s.KeyID(), gone),
+	}
+	for _, tok := range refused {
+		if _, err := v.Verify(context.Background(), tok); err == nil {
+			t.Fatalf("accepted %s", tok)
+		}
+	}
+	for _, tok := range []string{good, sign(t, jwt.SigningMethodEdDSA, priv, s.KeyID(), expired)} {
+		_, _ = v.Verify(context.Background(), tok)
+	}
+	if len(got) != len(refused) {
+		t.Fatalf("%d refusals recorded, want %d: %q", len(got), len(refused), got)
+	}
+	for _, r := range got {
+		for _, tok := range refused {
+			if strings.Contains(r, tok) || strings.Contains(r, tok[strings.LastIndex(tok, ".")+1:]) {
+				t.Fatalf("a record holds the token: %s", r)
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -41,6 +42,7 @@ type Verifier struct {
 	// altered in any byte is a miss and is verified afresh.
 	verified *otter.Cache[string, *Claims]
 	revoked  Revocations
+	refused  func(ctx context.Context, err error)
 }
 
 // verifiedTokens bounds the verified-token cache.
@@ -48,6 +50,11 @@ const verifiedTokens = 65_536
 
 func newVerifier(opts Options, key func(ctx context.Context) jwt.Keyfunc) *Verifier {
 	opts = opts.withDefaults()
+	if opts.OnRefused == nil {
+		opts.OnRefused = func(ctx context.Context, err error) {
+			slog.WarnContext(ctx, "auth: token refused", "audit", "auth.TokenRefused", "reason", err.Error())
+		}
+	}
 	return &Verifier{
 		verified: otter.Must(&otter.Options[string, *Claims]{
 			MaximumSize: verifiedTokens,
@@ -69,6 +76,7 @@ func newVerifier(opts Options, key func(ctx context.Context) jwt.Keyfunc) *Verif
 		key:         key,
 		maxLifetime: opts.MaxLifetime,
 		revoked:     opts.Revoked,
+		refused:     opts.OnRefused,
 	}
 }
 
@@ -132,6 +140,16 @@ func NewRemoteVerifier(ctx context.Context, jwksURL string, opts Options) (*Veri
 // Verify checks token and returns its claims, or an error that
 // errors.Is ErrInvalidToken (401).
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
+	c, err := v.verify(ctx, token)
+	if err != nil && token != "" && !errors.Is(err, jwt.ErrTokenExpired) {
+		// A token refused for anything but its age is worth a record:
+		// forged, altered, replayed after logout, or naming its own key.
+		v.refused(ctx, err)
+	}
+	return c, err
+}
+
+func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 	if token == "" {
 		return nil, ErrNoToken
 	}
