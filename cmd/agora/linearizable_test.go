@@ -326,6 +326,13 @@ func TestAccountsAreLinearizable(t *testing.T) {
 	if n := unexpected.Load(); n > 0 {
 		t.Fatalf("%d answers were neither a success, a refusal for funds nor a 5xx", n)
 	}
+	// And the auditor: every account's read model is the fold of its
+	// stream, money adds up (the embedded NATS is the process's: its
+	// consumers are not checked from here).
+	code, out, errOut := runAudit(t, "--postgres", pg, "--postgres-schema", schema, "--data", dir, "--settle", "30s")
+	if code != 0 {
+		t.Fatalf("agora audit: exit %d\n%s\n%s", code, out, errOut)
+	}
 }
 
 // doAccountOp runs in against the gateway and classifies the answer;
