@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"sync"
 	"syscall"
@@ -186,22 +187,48 @@ func TestCrashRestartAtScale(t *testing.T) {
 			t.Fatalf("account %s holds %d: acknowledged deposits %d, unanswered %d", savers[c], bal, deposited[c], unknown[c])
 		}
 	}
-	// The order list (a projection) agrees with every order's stream.
-	for _, id := range acked {
-		want := listed[id]
-		var got string
-		for range 100 {
-			code, l := getJSON(t, base+"/api/v1/orders?customer_id="+payersOf(id, payers, tag)+"&status="+want+"&limit=500")
-			got = fmt.Sprint(code)
-			if code == http.StatusOK && containsID(l["items"], id) {
-				got = want
-				break
+	// The order list (a projection) agrees with every order's stream:
+	// each customer's list, every page, once it has caught up.
+	listOf := func(customer string) map[string]string {
+		out := map[string]string{}
+		for cursor := ""; ; {
+			code, l := getJSON(t, base+"/api/v1/orders?customer_id="+customer+"&limit=500"+cursor)
+			if code != http.StatusOK {
+				t.Fatalf("order list: %d %v", code, l)
 			}
-			time.Sleep(100 * time.Millisecond)
+			items, _ := l["items"].([]any)
+			for _, it := range items {
+				if m, ok := it.(map[string]any); ok {
+					out[fmt.Sprint(m["id"])] = fmt.Sprint(m["status"])
+				}
+			}
+			next, _ := l["next_cursor"].(string)
+			if next == "" {
+				return out
+			}
+			cursor = "&cursor=" + url.QueryEscape(next)
 		}
-		if got != want {
-			t.Fatalf("order %s is %s in its stream, not so in the order list (%s)", id, want, got)
+	}
+	var mismatch []string
+	for try := 0; try < 100; try++ {
+		mismatch = mismatch[:0]
+		lists := map[string]map[string]string{}
+		for _, id := range acked {
+			cust := payersOf(id, payers, tag)
+			if lists[cust] == nil {
+				lists[cust] = listOf(cust)
+			}
+			if got := lists[cust][id]; got != listed[id] {
+				mismatch = append(mismatch, fmt.Sprintf("%s: %s in its stream, %q in the list", id, listed[id], got))
+			}
 		}
+		if len(mismatch) == 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if len(mismatch) > 0 {
+		t.Fatalf("%d orders differ between their streams and the order list: %v", len(mismatch), mismatch[:min(5, len(mismatch))])
 	}
 	// Caught up within 30 s of the last restart, and every invariant.
 	settle := max(time.Second, 30*time.Second-time.Since(lastRestart))
@@ -218,16 +245,6 @@ func payersOf(id string, payers []string, tag uint64) string {
 	var c, n int
 	fmt.Sscanf(id, fmt.Sprintf("scale-%d-%%d-%%d", tag), &c, &n)
 	return payers[c]
-}
-
-func containsID(items any, id string) bool {
-	list, _ := items.([]any)
-	for _, it := range list {
-		if m, ok := it.(map[string]any); ok && m["id"] == id {
-			return true
-		}
-	}
-	return false
 }
 
 // logoutEverywhere: a customer's token, logged out through the gateway,
