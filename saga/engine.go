@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -105,6 +106,11 @@ func NewEngine(store eventstore.Store, db *sql.DB, opts Options) *Engine {
 // Register adds definition d to e. Register all definitions before Run.
 func Register[D any](e *Engine, d Definition[D]) {
 	e.defs[d.Type] = typed[D]{d}
+}
+
+// Types returns the saga types registered with e, sorted.
+func (e *Engine) Types() []string {
+	return slices.Sorted(maps.Keys(e.defs))
 }
 
 type typed[D any] struct{ d Definition[D] }

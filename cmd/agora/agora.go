@@ -89,7 +89,7 @@ func (m *Main) ParseFlags(args []string) error {
 		fs.StringVar(&m.serve.DataDir, "data", env("AGORA_DATA_DIR", "data"), "data directory (AGORA_DATA_DIR)")
 		level := fs.String("log-level", env("AGORA_LOG_LEVEL", "info"), "debug, info, warn or error (AGORA_LOG_LEVEL)")
 		fs.StringVar(&m.serve.PostgresURL, "postgres", os.Getenv("AGORA_POSTGRES_URL"), "PostgreSQL URL; empty keeps everything in SQLite files under the data dir (AGORA_POSTGRES_URL)")
-		fs.StringVar(&m.serve.PostgresSchema, "postgres-schema", env("AGORA_POSTGRES_SCHEMA", "public"), "PostgreSQL schema (AGORA_POSTGRES_SCHEMA)")
+		fs.StringVar(&m.serve.PostgresSchema, "postgres-schema", env("AGORA_POSTGRES_SCHEMA", server.DefaultPostgresPrefix), "PostgreSQL schema prefix: each context keeps its data in schema <prefix>_<context>, owned by role agora_<context> (AGORA_POSTGRES_SCHEMA)")
 		fs.StringVar(&m.serve.NATSURL, "nats", os.Getenv("AGORA_NATS_URL"), "NATS URL; empty starts an embedded NATS JetStream server (AGORA_NATS_URL)")
 		fs.StringVar(&m.serve.NATSNamespace, "nats-namespace", env("AGORA_NATS_NAMESPACE", "agora"), "prefix of every NATS subject and stream (AGORA_NATS_NAMESPACE)")
 		fs.StringVar(&m.serve.BootstrapAdmin, "bootstrap-admin", os.Getenv("AGORA_BOOTSTRAP_ADMIN"), "email:password of an admin to create on start if missing (AGORA_BOOTSTRAP_ADMIN)")
@@ -129,6 +129,10 @@ func (m *Main) ParseFlags(args []string) error {
 		if err := m.level.UnmarshalText([]byte(*level)); err != nil {
 			return fmt.Errorf("--log-level: %w", err)
 		}
+		m.serve.PostgresURLs = contextURLs()
+		if m.serve.PostgresURL == "" && m.serve.PostgresURLs[m.serve.Only] != "" {
+			m.serve.PostgresURL = m.serve.PostgresURLs[m.serve.Only] // the platform's schema beside the context's
+		}
 		return server.CheckTLS(m.serve)
 	case "audit":
 		m.command = "audit"
@@ -136,7 +140,7 @@ func (m *Main) ParseFlags(args []string) error {
 		fs.SetOutput(m.Stderr)
 		fs.StringVar(&m.audit.DataDir, "data", env("AGORA_DATA_DIR", "data"), "data directory (AGORA_DATA_DIR)")
 		fs.StringVar(&m.audit.PostgresURL, "postgres", os.Getenv("AGORA_POSTGRES_URL"), "PostgreSQL URL; empty reads the SQLite files under the data dir (AGORA_POSTGRES_URL)")
-		fs.StringVar(&m.audit.PostgresSchema, "postgres-schema", env("AGORA_POSTGRES_SCHEMA", "public"), "PostgreSQL schema (AGORA_POSTGRES_SCHEMA)")
+		fs.StringVar(&m.audit.PostgresSchema, "postgres-schema", env("AGORA_POSTGRES_SCHEMA", server.DefaultPostgresPrefix), "PostgreSQL schema prefix: each context keeps its data in schema <prefix>_<context>, owned by role agora_<context> (AGORA_POSTGRES_SCHEMA)")
 		fs.StringVar(&m.audit.NATSURL, "nats", os.Getenv("AGORA_NATS_URL"), "NATS URL, to check the consumers; empty skips them (the embedded server is the serving process's) (AGORA_NATS_URL)")
 		fs.StringVar(&m.audit.NATSNamespace, "nats-namespace", env("AGORA_NATS_NAMESPACE", "agora"), "prefix of every NATS subject and stream (AGORA_NATS_NAMESPACE)")
 		timeout := fs.String("checkout-timeout", env("AGORA_CHECKOUT_TIMEOUT", "30s"), "the serving platform's checkout step deadline, which the checkout saga's deadline is made of (AGORA_CHECKOUT_TIMEOUT)")
@@ -146,6 +150,7 @@ func (m *Main) ParseFlags(args []string) error {
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
+		m.audit.PostgresURLs = contextURLs()
 		if fs.NArg() > 0 {
 			return fmt.Errorf("audit: unexpected arguments %q", fs.Args())
 		}
@@ -326,4 +331,16 @@ func (m *Main) Close() error {
 		return m.srv.Close()
 	}
 	return nil
+}
+
+// contextURLs reads the contexts' own database URLs from the environment
+// (AGORA_POSTGRES_URL_<CONTEXT>).
+func contextURLs() map[string]string {
+	out := map[string]string{}
+	for _, c := range server.Contexts {
+		if u := os.Getenv(server.PostgresURLEnv(c)); u != "" {
+			out[c] = u
+		}
+	}
+	return out
 }

@@ -100,7 +100,7 @@ func TestAuditCommand(t *testing.T) {
 	}
 
 	// A balance the stream does not say.
-	db, err := sql.Open("sqlite", sqlite.DSN(filepath.Join(dir, "readmodels.db"), false))
+	db, err := sql.Open("sqlite", sqlite.DSN(filepath.Join(dir, "payments", "readmodels.db"), false))
 	if err != nil {
 		t.Fatal(err)
 	}

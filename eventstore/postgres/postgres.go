@@ -149,7 +149,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	cfg.MaxConns = opts.MaxConns
 	guard(&cfg.ConnConfig.Config)
 	if opts.Schema != "" {
-		if err := createSchema(ctx, url, opts.Schema); err != nil {
+		if err := CreateSchema(ctx, url, opts.Schema); err != nil {
 			return nil, err
 		}
 		cfg.ConnConfig.RuntimeParams["search_path"] = opts.Schema
@@ -191,27 +191,50 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func createSchema(ctx context.Context, url, schema string) error {
+// CreateSchema creates schema on url's database unless it exists (a user
+// who may not create schemas may still open one made for it).
+func CreateSchema(ctx context.Context, url, schema string) error {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return fmt.Errorf("postgres: connect: %w", err)
 	}
 	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil {
+		return fmt.Errorf("postgres: look for schema: %w", err)
+	}
+	if exists {
+		return nil
+	}
 	if _, err := conn.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil && !isUniqueViolation(err) {
 		return fmt.Errorf("postgres: create schema: %w", err)
 	}
 	return nil
 }
 
-// DropSchema drops schema and everything in it (for tests and benchmarks).
+// DropSchema drops schema and everything in it, and the schemas named
+// after it (<schema>_<anything>: a platform's per-context schemas), for
+// tests and benchmarks.
 func DropSchema(ctx context.Context, url, schema string) error {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		return fmt.Errorf("postgres: connect: %w", err)
 	}
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
-	return err
+	rows, err := conn.Query(ctx, `SELECT nspname FROM pg_namespace WHERE nspname = $1 OR starts_with(nspname, $1 || '_')`, schema)
+	if err != nil {
+		return err
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{name}.Sanitize()+` CASCADE`); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Pool returns the store's connection pool, for read models that live in

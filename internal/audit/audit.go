@@ -72,8 +72,9 @@ type Consumer struct {
 // Sources are what Run reads. Log is required; a check whose source is
 // missing is reported as skipped (with Unchecked's reason, if given).
 type Sources struct {
-	// Log is the event log, the truth every other source is held to.
-	Log Log
+	// Logs are the contexts' event logs (each its own), the truth every
+	// other source is held to.
+	Logs []Log
 	// Accounts is the payments read model.
 	Accounts Accounts
 	// Sagas is the saga index.
@@ -185,7 +186,7 @@ type Check struct {
 type Report struct {
 	// CheckedAt is when the audit began.
 	CheckedAt time.Time `json:"checked_at"`
-	// Head is the log position the audit read up to.
+	// Head is the sum of the positions the audit read each log up to.
 	Head uint64 `json:"head"`
 	// Checks are the checks, in a fixed order.
 	Checks []Check `json:"checks"`
@@ -237,7 +238,7 @@ func Run(ctx context.Context, src Sources, opts Options) (Report, error) {
 	if opts.SagaDeadline <= 0 {
 		opts.SagaDeadline = DefaultSagaDeadline
 	}
-	if src.Log == nil {
+	if len(src.Logs) == 0 {
 		return Report{}, fmt.Errorf("audit: no event log to read")
 	}
 	a := &auditor{opts: opts, now: opts.Now(), src: src}
@@ -253,7 +254,7 @@ func Run(ctx context.Context, src Sources, opts Options) (Report, error) {
 			return Report{}, fmt.Errorf("audit: payments read model: %w", err)
 		}
 	}
-	f, err := fold(ctx, src.Log, rows)
+	f, err := fold(ctx, src.Logs, rows)
 	if err != nil {
 		return Report{}, err
 	}

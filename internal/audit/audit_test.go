@@ -101,7 +101,7 @@ func TestAuditTransfersAndGrace(t *testing.T) {
 		{ID: "a", OwnerID: "ann", Tenant: "demo", Balance: money.New(700, usd), Status: "Active", TransactionCount: 2, Version: 2},
 		{ID: "b", OwnerID: "bob", Tenant: "other", Balance: money.New(0, usd), Status: "Active", TransactionCount: 0, Version: 1},
 	}
-	src := audit.Sources{Log: log, Accounts: rm, Sagas: sagas{{ID: "s", Type: "transfer", Status: saga.Started, UpdatedAt: now.Add(-time.Minute)}},
+	src := audit.Sources{Logs: []audit.Log{log}, Accounts: rm, Sagas: sagas{{ID: "s", Type: "transfer", Status: saga.Started, UpdatedAt: now.Add(-time.Minute)}},
 		Relays:    []audit.Relay{{Name: "events", Head: log.Head, Position: func(context.Context) (uint64, error) { return 3, nil }}},
 		Consumers: []audit.Consumer{{Name: "stuck", Backlog: func(context.Context) (uint64, error) { return 4, nil }}}}
 	rep, err := audit.Run(ctx, src, audit.Options{Now: func() time.Time { return now }, Grace: 2 * time.Hour, Settle: -1})
@@ -137,7 +137,7 @@ func TestAuditTransfersAndGrace(t *testing.T) {
 
 // TestAuditSkipsWhatItCannotRead: a check without its source says why.
 func TestAuditSkipsWhatItCannotRead(t *testing.T) {
-	rep, err := audit.Run(context.Background(), audit.Sources{Log: memLog{},
+	rep, err := audit.Run(context.Background(), audit.Sources{Logs: []audit.Log{memLog{}},
 		Unchecked: map[string]string{audit.CheckConsumers: "no bus"}}, audit.Options{Settle: -1})
 	if err != nil {
 		t.Fatal(err)

@@ -67,35 +67,39 @@ func (t *transfer) netIn() int64  { return t.credited - t.reverse }
 // readBatch is how many events one read of the log takes.
 const readBatch = 2048
 
-// fold reads the log up to its head and folds every stream the checks
-// need; rows are the payments read model, read before.
-func fold(ctx context.Context, log Log, rows map[string]readmodel.Summary) (*facts, error) {
-	head, err := log.Head(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("audit: log head: %w", err)
-	}
-	f := &facts{head: head, accounts: map[string]*account{}, transfers: map[string]*transfer{}, orders: map[string]ordering.Order{},
+// fold reads each log up to its head and folds every stream the checks
+// need; rows are the payments read model, read before. The facts' head
+// is the sum of the logs' heads.
+func fold(ctx context.Context, logs []Log, rows map[string]readmodel.Summary) (*facts, error) {
+	f := &facts{accounts: map[string]*account{}, transfers: map[string]*transfer{}, orders: map[string]ordering.Order{},
 		stock: map[string]inventory.Stock{}, reserved: map[string]inventory.Reservation{}, shipments: map[string]shipping.Shipment{}}
 	for id, r := range rows {
 		f.accounts[id] = &account{row: true, rowVersion: r.Version}
 	}
-	for after := uint64(0); after < head; {
-		recs, err := log.ReadAll(ctx, after, readBatch)
+	for _, log := range logs {
+		head, err := log.Head(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("audit: read the log after %d: %w", after, err)
+			return nil, fmt.Errorf("audit: log head: %w", err)
 		}
-		if len(recs) == 0 {
-			break
-		}
-		for _, r := range recs {
-			if r.Position > head {
+		f.head += head
+		for after := uint64(0); after < head; {
+			recs, err := log.ReadAll(ctx, after, readBatch)
+			if err != nil {
+				return nil, fmt.Errorf("audit: read the log after %d: %w", after, err)
+			}
+			if len(recs) == 0 {
 				break
 			}
-			if err := f.add(r); err != nil {
-				return nil, fmt.Errorf("audit: %s v%d (position %d): %w", r.StreamID, r.Version, r.Position, err)
+			for _, r := range recs {
+				if r.Position > head {
+					break
+				}
+				if err := f.add(r); err != nil {
+					return nil, fmt.Errorf("audit: %s v%d (position %d): %w", r.StreamID, r.Version, r.Position, err)
+				}
 			}
+			after = recs[len(recs)-1].Position
 		}
-		after = recs[len(recs)-1].Position
 	}
 	return f, nil
 }

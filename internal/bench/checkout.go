@@ -226,7 +226,8 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	}
 
 	// Watch the log for orders ending.
-	head, err := srv.Store().Head(ctx)
+	orders := srv.StoreOf("ordering")
+	head, err := orders.Head(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -241,7 +242,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	confirmedType, cancelledType := (ordering.OrderConfirmed{}).EventType(), (ordering.OrderCancelled{}).EventType()
-	go eventstore.Subscribe(watchCtx, srv.Store(), head, 1000, func(_ context.Context, batch []eventstore.Record) error {
+	go eventstore.Subscribe(watchCtx, orders, head, 1000, func(_ context.Context, batch []eventstore.Record) error {
 		now := time.Now()
 		mu.Lock()
 		defer mu.Unlock()

@@ -258,7 +258,7 @@ func (a *API) deadLetters(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	if a.cfg.Store == nil || a.cfg.DeadLetters == nil {
+	if len(a.cfg.Logs) == 0 || a.cfg.DeadLetters == nil {
 		httpapi.Error(w, r, errNotHere)
 		return
 	}
@@ -297,7 +297,7 @@ func (a *API) redeliver(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	if a.cfg.Store == nil || a.cfg.DeadLetters == nil {
+	if len(a.cfg.Logs) == 0 || a.cfg.DeadLetters == nil {
 		httpapi.Error(w, r, errNotHere)
 		return
 	}

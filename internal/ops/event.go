@@ -10,7 +10,9 @@ import (
 
 // Event is a stored event as the API shows it.
 type Event struct {
-	// Position is its place in the global log.
+	// Context is the bounded context whose log holds it.
+	Context string `json:"context"`
+	// Position is its place in its context's log.
 	Position uint64 `json:"position"`
 	// StreamID is its stream.
 	StreamID string `json:"stream_id"`
@@ -30,15 +32,17 @@ type Event struct {
 	Metadata eventstore.Metadata `json:"metadata"`
 	// TraceID is the W3C trace of its traceparent, if it has one.
 	TraceID string `json:"trace_id,omitempty"`
+	// at is RecordedAt, to order events of several logs.
+	at time.Time
 }
 
-// newEvent is r as the API shows it.
-func newEvent(r eventstore.Record) Event {
+// newEvent is r, of context's log, as the API shows it.
+func newEvent(context string, r eventstore.Record) Event {
 	data := r.Data
 	if len(data) == 0 || !json.Valid(data) {
 		data = json.RawMessage("{}")
 	}
-	return Event{Position: r.Position, StreamID: r.StreamID, Version: r.Version, ID: r.ID.String(), Type: r.Type,
+	return Event{Context: context, at: r.RecordedAt, Position: r.Position, StreamID: r.StreamID, Version: r.Version, ID: r.ID.String(), Type: r.Type,
 		SchemaVersion: r.SchemaVersion, RecordedAt: r.RecordedAt.UTC().Format(time.RFC3339Nano), Data: data,
 		Metadata: r.Metadata, TraceID: traceID(r.Metadata.TraceParent)}
 }

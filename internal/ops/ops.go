@@ -53,6 +53,8 @@ type Projection interface {
 	Name() string
 	// Position is its checkpoint: the last position applied.
 	Position() uint64
+	// Lag is how far its checkpoint is behind its log's head.
+	Lag(ctx context.Context) (uint64, error)
 	// Rebuild empties its read model and replays the log while the
 	// runner runs, returning once it has caught up.
 	Rebuild(ctx context.Context, progress func(pos, target uint64)) error
@@ -132,10 +134,12 @@ const DefaultScanLimit = 50_000
 // Config is what the API reads. Nil fields are things this process does
 // not have: the endpoints that need them answer 503 not_in_this_process.
 type Config struct {
-	// Store is the event store (nil: none in this process).
-	Store Store
-	// DB is the read-model database (the saga index, the dead letters).
-	DB *sql.DB
+	// Logs are the event logs of the contexts this process runs, each its
+	// own (none: the endpoints that read them answer 503).
+	Logs []Log
+	// SagaDBs are the databases of the contexts' saga indexes (table
+	// saga_instances).
+	SagaDBs []*sql.DB
 	// DeadLetters keeps the consumers' dead letters (in DB).
 	DeadLetters *DeadLetters
 	// Projections are the projection runners this process runs.

@@ -58,9 +58,14 @@ func newHarness(t *testing.T, cfg ops.Config) *harness {
 		mux.ServeHTTP(w, r.WithContext(auth.WithClaims(r.Context(), c)))
 	}))
 	t.Cleanup(srv.Close)
-	h := &harness{t: t, api: api, srv: srv, db: cfg.DB}
-	if s, ok := cfg.Store.(eventstore.Store); ok {
-		h.store = s
+	h := &harness{t: t, api: api, srv: srv}
+	if len(cfg.SagaDBs) > 0 {
+		h.db = cfg.SagaDBs[0]
+	}
+	if len(cfg.Logs) > 0 {
+		if s, ok := cfg.Logs[0].Store.(eventstore.Store); ok {
+			h.store = s
+		}
 	}
 	return h
 }
@@ -69,7 +74,7 @@ func newHarness(t *testing.T, cfg ops.Config) *harness {
 // database, with cfg's other fields.
 func storeHarness(t *testing.T, cfg ops.Config) *harness {
 	store, db := testenv.SQLite(t)
-	cfg.Store, cfg.DB = store, db
+	cfg.Logs, cfg.SagaDBs = []ops.Log{{Context: "test", Store: store}}, []*sql.DB{db}
 	return newHarness(t, cfg)
 }
 
@@ -194,13 +199,13 @@ func TestLogFiltersAndTenants(t *testing.T) {
 	// Forward, page by page.
 	p := h.get("/api/v1/ops/log?after=0&limit=3", "")
 	eq(t, "page 1", items(p), all[:3])
-	if p.body["next_after"] != 4.0 {
+	if p.body["next_after"] != "test.4" {
 		t.Fatalf("page 1: next_after %v", p.body["next_after"])
 	}
-	if p := h.get("/api/v1/ops/log?after=4&limit=1", ""); p.body["next_after"] != 5.0 {
+	if p := h.get("/api/v1/ops/log?after=test.4&limit=1", ""); p.body["next_after"] != "test.5" {
 		t.Errorf("a full page before the head: next_after %v", p.body["next_after"])
 	}
-	p = h.get("/api/v1/ops/log?after=4&limit=3", "")
+	p = h.get("/api/v1/ops/log?after=test.4&limit=3", "")
 	eq(t, "page 2", items(p), all[3:])
 	if p.body["next_after"] != nil {
 		t.Errorf("the last page has next_after %v", p.body["next_after"])
@@ -228,11 +233,11 @@ func TestLogScanBound(t *testing.T) {
 		p := h.get("/api/v1/ops/log?type=rare.&after="+after, "")
 		pages++
 		got = append(got, items(p)...)
-		next, ok := p.body["next_after"].(float64)
+		next, ok := p.body["next_after"].(string)
 		if !ok {
 			break
 		}
-		after = fmt.Sprint(int(next))
+		after = next
 		if pages > 10 {
 			t.Fatal("no end")
 		}
@@ -241,7 +246,7 @@ func TestLogScanBound(t *testing.T) {
 	if pages != 3 { // 1-10, 11-20, 21-30: the end of the log
 		t.Errorf("%d pages, want 3", pages)
 	}
-	if p := h.get("/api/v1/ops/log?type=rare.&after=0", ""); p.body["next_after"] != 10.0 || len(items(p)) != 0 || p.body["head"] != 30.0 {
+	if p := h.get("/api/v1/ops/log?type=rare.&after=0", ""); p.body["next_after"] != "test.10" || len(items(p)) != 0 || p.body["head"] != 30.0 {
 		t.Errorf("first bounded page: %s", p.raw)
 	}
 	// The tail scans back at most ScanLimit events too: position 25 is
@@ -251,7 +256,7 @@ func TestLogScanBound(t *testing.T) {
 	eq(t, "tail past the bound", items(h.get("/api/v1/ops/log?type=rare.", "")), []string{})
 	// Without a filter the limit ends the page first.
 	h.api.ScanLimit = 10
-	if p := h.get("/api/v1/ops/log?after=0&limit=4", ""); len(items(p)) != 4 || p.body["next_after"] != 4.0 {
+	if p := h.get("/api/v1/ops/log?after=0&limit=4", ""); len(items(p)) != 4 || p.body["next_after"] != "test.4" {
 		t.Errorf("unfiltered page: %s", p.raw)
 	}
 }
@@ -428,20 +433,20 @@ func TestLogStreamDeliversNewEvents(t *testing.T) {
 	if err := json.Unmarshal([]byte(f.data), &e); err != nil {
 		t.Fatalf("data %q: %v", f.data, err)
 	}
-	if f.id != "9" || f.event != "ordering.OrderPlaced" || e["position"] != 9.0 || e["stream_id"] != "order-3" ||
+	if f.id != "test.9" || f.event != "ordering.OrderPlaced" || e["position"] != 9.0 || e["stream_id"] != "order-3" ||
 		e["trace_id"] != "4bf92f3577b34da6a3ce929d0e0e4736" || strings.Contains(f.data, "\n") {
 		t.Errorf("frame %+v", f)
 	}
 
 	// A reconnecting client resumes after its Last-Event-ID (or ?after=).
 	r := h.openStream("?stream=order-*", "Last-Event-ID", "3")
-	for _, want := range []string{"4", "5", "9"} {
+	for _, want := range []string{"test.4", "test.5", "test.9"} {
 		if f := r.next(2 * time.Second); f.id != want {
 			t.Errorf("resumed: id %s, want %s", f.id, want)
 		}
 	}
 	a := h.openStream("?after=6", "X-Tenant", "acme")
-	if f := a.next(2 * time.Second); f.id != "7" {
+	if f := a.next(2 * time.Second); f.id != "test.7" {
 		t.Errorf("acme after 6: id %s, want 7", f.id)
 	}
 }
@@ -482,7 +487,7 @@ func TestSagas(t *testing.T) {
 	if err := e.Index().WaitFor(ctx, head); err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, ops.Config{Store: store, DB: db})
+	h := newHarness(t, ops.Config{Logs: []ops.Log{{Context: "test", Store: store}}, SagaDBs: []*sql.DB{db}})
 	ids := func(a answer) []string {
 		var out []string
 		for _, it := range a.body["items"].([]any) {
@@ -547,6 +552,7 @@ type stuck struct {
 
 func (s *stuck) Name() string     { return "test.stuck" }
 func (s *stuck) Position() uint64 { return 3 }
+func (s *stuck) Lag(context.Context) (uint64, error) { return 17, nil }
 func (s *stuck) Rebuild(ctx context.Context, _ func(pos, target uint64)) error {
 	s.mu.Lock()
 	s.calls++
@@ -566,7 +572,7 @@ func TestRebuild(t *testing.T) {
 	go func() { defer close(done); _ = runner.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	st := &stuck{release: make(chan struct{})}
-	h := newHarness(t, ops.Config{Store: store, DB: db, Projections: []ops.Projection{runner, st}, Context: ctx})
+	h := newHarness(t, ops.Config{Logs: []ops.Log{{Context: "test", Store: store}}, SagaDBs: []*sql.DB{db}, Projections: []ops.Projection{runner, st}, Context: ctx})
 	for i := 0; i < 20; i++ {
 		h.append(ev{"s", "t.E", "", "", ""})
 	}
@@ -626,7 +632,7 @@ func TestProcessing(t *testing.T) {
 	if err := dead.Setup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	h := newHarness(t, ops.Config{Store: store, DB: db, DeadLetters: dead,
+	h := newHarness(t, ops.Config{Logs: []ops.Log{{Context: "test", Store: store}}, SagaDBs: []*sql.DB{db}, DeadLetters: dead,
 		Relays: []ops.Relay{{Name: "events", Position: func() uint64 { return 2 }, Head: store.Head}},
 		Consumers: []ops.Consumer{{Name: "c1", Stream: "EVENTS", Stats: func(context.Context) (ops.ConsumerStats, error) {
 			return ops.ConsumerStats{Pending: 4, AckPending: 2, Redelivered: 1}, nil
@@ -642,7 +648,7 @@ func TestProcessing(t *testing.T) {
 		}
 	}
 	a := h.get("/api/v1/ops/processing", "")
-	want := `{"head":6,"projections":[],"relays":[{"name":"events","checkpoint":2,"head":6,"lag":4}],` +
+	want := `{"head":6,"heads":{"test":6},"projections":[],"relays":[{"name":"events","checkpoint":2,"head":6,"lag":4}],` +
 		`"consumers":[{"name":"c1","stream":"EVENTS","pending":4,"ack_pending":2,"redelivered":1,"dead":2},` +
 		`{"name":"c2","stream":"CATALOG","pending":0,"ack_pending":0,"redelivered":0,"dead":0}]}`
 	if strings.TrimSpace(string(a.raw)) != want {
@@ -680,7 +686,7 @@ func TestDeadLetters(t *testing.T) {
 			}
 			return nil
 		}
-		h := newHarness(t, ops.Config{Store: store, DB: db, DeadLetters: dead,
+		h := newHarness(t, ops.Config{Logs: []ops.Log{{Context: "test", Store: store}}, SagaDBs: []*sql.DB{db}, DeadLetters: dead,
 			Consumers: []ops.Consumer{{Name: "payments.reactions", Stream: "EVENTS", Handle: handle}}})
 		d := messaging.Delivery{Message: messaging.Message{ID: "evt-1", Subject: "ordering.order.placed", Type: "ordering.OrderPlaced.v1",
 			Data: []byte(`{"order_id": "o-1"}`), Headers: map[string]string{messaging.HeaderTenant: "demo", messaging.HeaderCorrelation: "r-1"}}, Attempt: 3}

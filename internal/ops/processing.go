@@ -46,7 +46,9 @@ type ConsumerStatus struct {
 }
 
 type processingView struct {
+	// Head is the sum of the contexts' heads, Heads each one's.
 	Head        uint64             `json:"head"`
+	Heads       map[string]uint64  `json:"heads"`
 	Projections []ProjectionStatus `json:"projections"`
 	Relays      []RelayStatus      `json:"relays"`
 	Consumers   []ConsumerStatus   `json:"consumers"`
@@ -59,24 +61,28 @@ func (a *API) processing(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if a.cfg.Store == nil {
+	if len(a.cfg.Logs) == 0 {
 		httpapi.Error(w, r, errNotHere)
 		return
 	}
 	ctx := r.Context()
-	head, err := a.cfg.Store.Head(ctx)
+	heads, head, err := a.heads(ctx)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
-	v := processingView{Head: head, Projections: []ProjectionStatus{}, Relays: []RelayStatus{}, Consumers: []ConsumerStatus{}}
-	a.mu.Lock()
+	v := processingView{Head: head, Heads: heads, Projections: []ProjectionStatus{}, Relays: []RelayStatus{}, Consumers: []ConsumerStatus{}}
 	for _, p := range a.cfg.Projections {
-		pos := p.Position()
-		v.Projections = append(v.Projections, ProjectionStatus{Name: p.Name(), Checkpoint: pos, Lag: head - min(pos, head),
+		lag, err := p.Lag(ctx)
+		if err != nil {
+			httpapi.Error(w, r, err)
+			return
+		}
+		a.mu.Lock()
+		v.Projections = append(v.Projections, ProjectionStatus{Name: p.Name(), Checkpoint: p.Position(), Lag: lag,
 			Rebuilding: a.rebuilding[p.Name()]})
+		a.mu.Unlock()
 	}
-	a.mu.Unlock()
 	for _, rl := range a.cfg.Relays {
 		pos := rl.Position()
 		st := RelayStatus{Name: rl.Name, Checkpoint: pos, Head: pos}
@@ -131,7 +137,7 @@ func (a *API) rebuild(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	if a.cfg.Store == nil {
+	if len(a.cfg.Logs) == 0 {
 		httpapi.Error(w, r, errNotHere)
 		return
 	}

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"cmp"
 	"encoding/base64"
 	"fmt"
 	"net/http"
@@ -131,7 +132,7 @@ func (a *API) sagas(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	if a.cfg.Store == nil || a.cfg.DB == nil {
+	if len(a.cfg.Logs) == 0 || len(a.cfg.SagaDBs) == 0 {
 		httpapi.Error(w, r, errNotHere)
 		return
 	}
@@ -144,33 +145,47 @@ func (a *API) sagas(w http.ResponseWriter, r *http.Request) {
 		cond.eq("type", t)
 	}
 	cond.before("updated_at", "id", cur)
-	rows, err := a.cfg.DB.QueryContext(r.Context(), `SELECT id, type, status, updated_at FROM saga_instances WHERE `+cond.String()+
-		` ORDER BY updated_at DESC, id DESC LIMIT `+cond.arg(limit+1), cond.args...)
-	if err != nil {
-		httpapi.Error(w, r, fmt.Errorf("ops: list sagas: %w", err))
-		return
+	// Each context's index gives its first limit+1; together, the first
+	// limit+1 of all, in one order.
+	type row struct {
+		s  SagaSummary
+		at int64
 	}
-	defer rows.Close()
-	page := sagaPage{Items: []SagaSummary{}}
-	var last cursor
-	for rows.Next() {
-		var s SagaSummary
-		var at int64
-		if err := rows.Scan(&s.ID, &s.Type, &s.Status, &at); err != nil {
+	var all []row
+	for _, db := range a.cfg.SagaDBs {
+		rows, err := db.QueryContext(r.Context(), `SELECT id, type, status, updated_at FROM saga_instances WHERE `+cond.String()+
+			` ORDER BY updated_at DESC, id DESC LIMIT `+cond.arg(limit+1), cond.args...)
+		if err != nil {
 			httpapi.Error(w, r, fmt.Errorf("ops: list sagas: %w", err))
 			return
 		}
-		if len(page.Items) == limit {
-			page.NextCursor = last.String()
+		for rows.Next() {
+			var x row
+			if err := rows.Scan(&x.s.ID, &x.s.Type, &x.s.Status, &x.at); err != nil {
+				rows.Close()
+				httpapi.Error(w, r, fmt.Errorf("ops: list sagas: %w", err))
+				return
+			}
+			all = append(all, x)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			httpapi.Error(w, r, fmt.Errorf("ops: list sagas: %w", err))
+			return
+		}
+		cond.args = cond.args[:len(cond.args)-1] // the LIMIT's, added again for the next
+	}
+	slices.SortFunc(all, func(x, y row) int { return cmp.Or(cmp.Compare(y.at, x.at), strings.Compare(y.s.ID, x.s.ID)) })
+	page := sagaPage{Items: []SagaSummary{}}
+	for i, x := range all {
+		if i == limit {
+			last := all[i-1]
+			page.NextCursor = cursor{at: last.at, id: last.s.ID}.String()
 			break
 		}
-		s.UpdatedAt = timestamp(time.Unix(0, at))
-		page.Items = append(page.Items, s)
-		last = cursor{at: at, id: s.ID}
-	}
-	if err := rows.Err(); err != nil {
-		httpapi.Error(w, r, fmt.Errorf("ops: list sagas: %w", err))
-		return
+		x.s.UpdatedAt = timestamp(time.Unix(0, x.at))
+		page.Items = append(page.Items, x.s)
 	}
 	httpapi.JSON(w, http.StatusOK, page)
 }

@@ -102,8 +102,8 @@ func (a *API) overview(w http.ResponseWriter, r *http.Request) {
 	if v.Services == nil {
 		v.Services = []string{}
 	}
-	if a.cfg.Store != nil {
-		head, err := a.cfg.Store.Head(r.Context())
+	if len(a.cfg.Logs) > 0 {
+		_, head, err := a.heads(r.Context())
 		if err != nil {
 			httpapi.Error(w, r, err)
 			return

@@ -49,19 +49,19 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if a.cfg.Store == nil {
+	if len(a.cfg.Logs) == 0 {
 		httpapi.Error(w, r, errNotHere)
 		return
 	}
 	ctx := r.Context()
-	recs, err := a.cfg.Store.ReadStream(ctx, id, eventstore.StreamRead{From: from, Limit: limit + 1})
+	first, owner, err := a.readStream(ctx, id, eventstore.StreamRead{From: 1, Limit: 1})
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
-	first := recs
-	if from > 1 || len(recs) == 0 {
-		if first, err = a.cfg.Store.ReadStream(ctx, id, eventstore.StreamRead{From: 1, Limit: 1}); err != nil {
+	var recs []eventstore.Record
+	if len(first) > 0 {
+		if recs, _, err = a.readStream(ctx, id, eventstore.StreamRead{From: from, Limit: limit + 1}); err != nil {
 			httpapi.Error(w, r, err)
 			return
 		}
@@ -77,7 +77,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, rec := range recs {
 		if tenantOf(rec.Metadata.Tenant) == c.Tenant {
-			page.Items = append(page.Items, newEvent(rec))
+			page.Items = append(page.Items, newEvent(owner, rec))
 		}
 	}
 	httpapi.JSON(w, http.StatusOK, page)

@@ -19,6 +19,7 @@ import (
 	"github.com/agora-commerce/agora/internal/audit"
 	"github.com/agora-commerce/agora/internal/module"
 	"github.com/agora-commerce/agora/messaging/natsbus"
+	"github.com/agora-commerce/agora/saga"
 )
 
 // sagaDeadlines are the deadlines of every module's saga types under cfg,
@@ -42,8 +43,18 @@ func (s *Server) Audit(ctx context.Context, opts audit.Options) (audit.Report, e
 	if s.cfg.Only != "" {
 		return audit.Report{}, errNoStores
 	}
-	src := audit.ReadModels(s.rmDB)
-	src.Log = s.store
+	var src audit.Sources
+	var sagas multiSagas
+	for _, c := range s.stores {
+		src.Logs = append(src.Logs, c.store)
+		if c.name == paymentsName {
+			src.Accounts = audit.ReadModels(c.db).Accounts
+		}
+		if len(c.engine.Types()) > 0 {
+			sagas = append(sagas, saga.ReadIndex(c.db))
+		}
+	}
+	src.Sagas = sagas
 	src.SagaDeadlines = sagaDeadlines(s.cfg)
 	for _, r := range s.relays {
 		src.Relays = append(src.Relays, audit.Relay{Name: r.name, Head: s.relayHead(r.name),
@@ -74,8 +85,8 @@ var errNoStores = errors.New("server: a distributed process holds only part of t
 // belongs to the serving process, so without one they are skipped.
 func Audit(ctx context.Context, cfg Config, opts audit.Options) (audit.Report, error) {
 	var (
-		log   audit.Log
-		rmDB  *sql.DB
+		src   audit.Sources
+		sagas multiSagas
 		close []func() error
 	)
 	defer func() {
@@ -83,44 +94,30 @@ func Audit(ctx context.Context, cfg Config, opts audit.Options) (audit.Report, e
 			c()
 		}
 	}()
-	if cfg.PostgresURL == "" {
-		r, err := sqlite.OpenReader(filepath.Join(cfg.DataDir, "events.db"))
+	for _, d := range Modules {
+		log, db, err := openForAudit(ctx, cfg, d.Name)
 		if err != nil {
-			return audit.Report{}, fmt.Errorf("server: audit: %w", err)
+			return audit.Report{}, err
 		}
-		close = append(close, r.Close)
-		log = r
-		path := filepath.Join(cfg.DataDir, "readmodels.db")
-		if _, err := os.Stat(path); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return audit.Report{}, fmt.Errorf("server: audit: no read models at %s: %w", path, err)
-			}
-			return audit.Report{}, fmt.Errorf("server: audit: %w", err)
+		if log == nil {
+			continue // a context that keeps nothing (the BFF's popularity aside)
 		}
-		if rmDB, err = sql.Open("sqlite", sqlite.DSN(path, true)); err != nil {
-			return audit.Report{}, fmt.Errorf("server: audit: %w", err)
+		close = append(close, log.Close, db.Close)
+		src.Logs = append(src.Logs, log)
+		if d.Name == paymentsName {
+			src.Accounts = audit.ReadModels(db).Accounts
 		}
-	} else {
-		schema := cmp.Or(cfg.PostgresSchema, "public")
-		st, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{Schema: schema, MaxConns: 2, Logger: cfg.Logger})
+		if hasTable(ctx, db, "saga_instances") {
+			sagas = append(sagas, saga.ReadIndex(db))
+		}
+		relays, err := storedRelays(ctx, db, log)
 		if err != nil {
-			return audit.Report{}, fmt.Errorf("server: audit: %w", err)
+			return audit.Report{}, err
 		}
-		close = append(close, st.Close)
-		log = st
-		if rmDB, err = postgres.OpenDB(cfg.PostgresURL, schema); err != nil {
-			return audit.Report{}, fmt.Errorf("server: audit: %w", err)
-		}
+		src.Relays = append(src.Relays, relays...)
 	}
-	close = append(close, rmDB.Close)
-	src := audit.ReadModels(rmDB)
-	src.Log = log
+	src.Sagas = sagas
 	src.SagaDeadlines = sagaDeadlines(cfg)
-	relays, err := storedRelays(ctx, rmDB, log)
-	if err != nil {
-		return audit.Report{}, err
-	}
-	src.Relays = relays
 	src.Unchecked = map[string]string{}
 	if cfg.NATSURL == "" {
 		src.Unchecked[audit.CheckConsumers] = "the embedded bus belongs to the serving process: audit with --nats on an external NATS server, or ask GET /api/v1/ops/audit"
@@ -203,4 +200,78 @@ func busConsumers(ctx context.Context, bus *natsbus.Bus) ([]audit.Consumer, erro
 		}
 	}
 	return out, nil
+}
+
+// paymentsName is the payments context's name (its read model is the
+// accounts' the audit checks).
+const paymentsName = "payments"
+
+// auditLog is a context's event log opened for an audit.
+type auditLog interface {
+	audit.Log
+	Close() error
+}
+
+// openForAudit opens context name's log and database read-only (SQLite:
+// WAL lets a reader in beside the serving process) or on PostgreSQL; nil
+// when the context has no log yet.
+func openForAudit(ctx context.Context, cfg Config, name string) (auditLog, *sql.DB, error) {
+	if cfg.PostgresURL == "" {
+		dir := ContextDir(cfg.DataDir, name)
+		if _, err := os.Stat(filepath.Join(dir, "events.db")); errors.Is(err, fs.ErrNotExist) {
+			if err := checkLayout(cfg.DataDir); err != nil {
+				return nil, nil, err
+			}
+			return nil, nil, nil
+		}
+		r, err := sqlite.OpenReader(filepath.Join(dir, "events.db"))
+		if err != nil {
+			return nil, nil, fmt.Errorf("server: audit %s: %w", name, err)
+		}
+		path := filepath.Join(dir, "readmodels.db")
+		if _, err := os.Stat(path); err != nil {
+			r.Close()
+			return nil, nil, fmt.Errorf("server: audit %s: no read models at %s: %w", name, path, err)
+		}
+		db, err := sql.Open("sqlite", sqlite.DSN(path, true))
+		if err != nil {
+			r.Close()
+			return nil, nil, fmt.Errorf("server: audit %s: %w", name, err)
+		}
+		return r, db, nil
+	}
+	schema := PostgresSchemaOf(cfg.PostgresSchema, name)
+	u := cfg.PostgresURLs[name]
+	if u == "" {
+		u = cfg.PostgresURL
+	}
+	st, err := postgres.Open(ctx, u, postgres.Options{Schema: schema, MaxConns: 2, Logger: cfg.Logger})
+	if err != nil {
+		return nil, nil, fmt.Errorf("server: audit %s: %w", name, err)
+	}
+	db, err := postgres.OpenDB(u, schema)
+	if err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("server: audit %s: %w", name, err)
+	}
+	return st, db, nil
+}
+
+// hasTable reports whether db has table name (in its search path).
+func hasTable(ctx context.Context, db *sql.DB, name string) bool {
+	_, err := db.ExecContext(ctx, `SELECT 1 FROM `+name+` WHERE 1 = 0`)
+	return err == nil
+}
+
+// multiSagas is the saga indexes of several contexts, as one.
+type multiSagas []saga.Index
+
+// EachInstance implements audit.Sagas.
+func (m multiSagas) EachInstance(ctx context.Context, fn func(saga.Indexed) error) error {
+	for _, ix := range m {
+		if err := ix.EachInstance(ctx, fn); err != nil {
+			return err
+		}
+	}
+	return nil
 }

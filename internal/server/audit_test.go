@@ -5,14 +5,12 @@ import (
 	"database/sql"
 	"encoding/json"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
-	"github.com/agora-commerce/agora/eventstore/sqlite"
 	"github.com/agora-commerce/agora/internal/audit"
 	"github.com/agora-commerce/agora/internal/inventory"
 	invapp "github.com/agora-commerce/agora/internal/inventory/app"
@@ -92,11 +90,16 @@ func TestAuditEmbedded(t *testing.T) {
 	testenv.Problem(t, r.status, r.header, r.raw, http.StatusForbidden)
 
 	// Break every invariant behind the platform's back.
-	db, err := sql.Open("sqlite", sqlite.DSN(filepath.Join(w.dir, "readmodels.db"), false))
-	if err != nil {
-		t.Fatal(err)
+	dbOf := func(name string) *sql.DB {
+		for _, c := range w.srv.Stores() {
+			if c.Name == name {
+				return c.DB
+			}
+		}
+		t.Fatalf("no store of %s", name)
+		return nil
 	}
-	defer db.Close()
+	db := dbOf("payments")
 	exec := func(q string, args ...any) {
 		t.Helper()
 		if _, err := db.ExecContext(ctx, q, args...); err != nil {
@@ -107,6 +110,7 @@ func TestAuditEmbedded(t *testing.T) {
 	exec(`UPDATE payments_accounts SET balance = balance + 7 WHERE id = $1`, a)
 	// A saga stuck past its deadline, and one that failed.
 	old := time.Now().Add(-time.Hour).UnixNano()
+	db = dbOf("ordering")
 	exec(`INSERT INTO saga_instances (id, type, status, updated_at, tenant) VALUES ('checkout-stuck', 'checkout', 'Started', $1, 'demo')`, old)
 	exec(`INSERT INTO saga_instances (id, type, status, updated_at, tenant) VALUES ('checkout-failed', 'checkout', 'Failed', $1, 'demo')`, old)
 	// Stock held again for the confirmed order, whose shipment is then
@@ -119,10 +123,10 @@ func TestAuditEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.srv.Store().Append(ctx, "stock-"+p, eventstore.Any, hold); err != nil {
+	if _, err := w.srv.StoreOf("inventory").Append(ctx, "stock-"+p, eventstore.Any, hold); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.srv.Store().Append(ctx, shipapp.ShipmentType().StreamID(confirmed), eventstore.Any, cancel); err != nil {
+	if _, err := w.srv.StoreOf("shipping").Append(ctx, shipapp.ShipmentType().StreamID(confirmed), eventstore.Any, cancel); err != nil {
 		t.Fatal(err)
 	}
 

@@ -37,6 +37,9 @@ type world struct {
 	srv      *server.Server
 	dir      string
 	mode     string
+	// pg and schema are the PostgreSQL URL and schema prefix ("" embedded).
+	pg, schema string
+
 	mu       sync.Mutex
 	accounts []string
 	funded   int64
@@ -72,7 +75,7 @@ func bootWith(t *testing.T, mode, storage string) *world {
 			}
 		})
 	}
-	w := &world{client: c, t: t, srv: srv, mode: mode, dir: srv.DataDir()}
+	w := &world{client: c, t: t, srv: srv, mode: mode, dir: srv.DataDir(), pg: pg, schema: schema}
 	w.accounts = []string{server.DefaultMerchantAccountID}
 	return w
 }

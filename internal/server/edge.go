@@ -116,7 +116,11 @@ func (s *Server) listenServices(reg *registry.Static) error {
 // gateway applies, so that a service called directly refuses what the
 // gateway would.
 func (s *Server) guard(svc *service) http.Handler {
-	return s.routes.Guard(svc.name, s.verifier, s.idempotent(svc.name, svc.mux), svc.internal...)
+	h := s.routes.Guard(svc.name, s.verifier, s.idempotent(svc.name, svc.mux), svc.internal...)
+	// Its positions are its own log's (httpapi.PositionToken).
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(httpapi.WithLog(r.Context(), svc.name)))
+	})
 }
 
 // idempotent gives context name's POSTs their Idempotency-Key handling,
@@ -128,7 +132,7 @@ func (s *Server) guard(svc *service) http.Handler {
 func (s *Server) idempotent(name string, h http.Handler) http.Handler {
 	// The claim of a running request is renewed every second or so: a
 	// retry after its process died waits seconds, not a minute.
-	return idempotency.Middleware(idempotency.Options{Store: s.keys, TTL: s.cfg.IdempotencyTTL, LockTTL: claimLease, Logger: s.log,
+	return idempotency.Middleware(idempotency.Options{Store: s.storeOf(name).keys, TTL: s.cfg.IdempotencyTTL, LockTTL: claimLease, Logger: s.log,
 		Scope: func(r *http.Request) string { return name + ":" + principal(r, 1) }})(h)
 }
 

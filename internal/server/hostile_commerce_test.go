@@ -21,7 +21,7 @@ func TestHostileInputOnCommerceEndpoints(t *testing.T) {
 	id := w.order(a, p, 1, "62701")
 	w.expect(id, "Confirmed", "")
 	snapshot := func() string {
-		head, err := w.srv.Store().Head(context.Background())
+		head, err := w.srv.Heads(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

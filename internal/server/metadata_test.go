@@ -33,14 +33,15 @@ func traced() (traceparent, traceID string) {
 func TestEveryWriteCarriesItsCaller(t *testing.T) {
 	w := bootWith(t, server.Orchestration, "embedded")
 	ctx := context.Background()
-	head := func() uint64 {
-		recs, err := w.srv.Store().ReadAll(ctx, 0, 1<<20)
+	// Each context's log has its own positions: where each stood.
+	start := map[string]uint64{}
+	for _, c := range w.srv.Stores() {
+		h, err := c.Store.Head(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return recs[len(recs)-1].Position
+		start[c.Name] = h
 	}
-	start := head()
 
 	// The catalog writes rows and outbox messages, not events: its
 	// messages' headers are checked on the bus.
@@ -123,9 +124,13 @@ func TestEveryWriteCarriesItsCaller(t *testing.T) {
 	call(admin, "open empty account", adminID, "POST", "/api/v1/accounts", map[string]any{"id": other2, "owner_id": other2, "currency": "USD"}, false, http.StatusCreated)
 	call(admin, "close account", adminID, "POST", "/api/v1/accounts/"+other2+"/close", nil, false, http.StatusOK)
 
-	recs, err := w.srv.Store().ReadAll(ctx, start, 1<<20)
-	if err != nil {
-		t.Fatal(err)
+	var recs []eventstore.Record
+	for _, c := range w.srv.Stores() {
+		got, err := c.Store.ReadAll(ctx, start[c.Name], 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, got...)
 	}
 	byTrace := map[string][]eventstore.Record{}
 	for _, rec := range recs {

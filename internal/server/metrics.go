@@ -7,6 +7,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/platform/telemetry"
 	"github.com/agora-commerce/agora/messaging"
+	"github.com/agora-commerce/agora/saga"
 )
 
 // pendingEvery is how often the consumers' pending messages are asked of
@@ -23,7 +24,18 @@ func (s *Server) instrument() {
 	if s.cfg.Only != "" && s.cfg.Only != Gateway {
 		s.metrics.Routes(s.routeOf)
 	}
-	s.metrics.SagaBacklog(s.engine.Backlog)
+	engines := s.sagaEngines()
+	s.metrics.SagaBacklog(func(ctx context.Context) ([]saga.Backlog, error) {
+		var out []saga.Backlog
+		for _, e := range engines {
+			b, err := e.Backlog(ctx)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, b...)
+		}
+		return out, nil
+	})
 	for _, r := range s.relays {
 		s.metrics.Relay(r.Relay)
 	}
@@ -67,6 +79,18 @@ func (s *Server) bulkheads() []telemetry.Bulkhead {
 	out := make([]telemetry.Bulkhead, 0, len(ups))
 	for _, u := range ups {
 		out = append(out, telemetry.Bulkhead{Cluster: u.Name, InUse: u.Cluster.InFlight(), Capacity: u.Cluster.MaxConcurrent()})
+	}
+	return out
+}
+
+// sagaEngines are the engines of this process's contexts that drive a
+// saga type (ordering's checkouts, payments' transfers).
+func (s *Server) sagaEngines() []*saga.Engine {
+	var out []*saga.Engine
+	for _, c := range s.stores {
+		if len(c.engine.Types()) > 0 {
+			out = append(out, c.engine)
+		}
 	}
 	return out
 }

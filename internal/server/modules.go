@@ -1,7 +1,6 @@
 package server
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -11,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/bff/bffmod"
 	"github.com/agora-commerce/agora/internal/catalog/catalogmod"
 	"github.com/agora-commerce/agora/internal/identity/identitymod"
@@ -23,7 +23,6 @@ import (
 	"github.com/agora-commerce/agora/internal/shipping/shippingmod"
 	"github.com/agora-commerce/agora/messaging"
 	"github.com/agora-commerce/agora/projection"
-	"github.com/agora-commerce/agora/saga"
 )
 
 // Modules are the platform's modules: a new bounded context is one
@@ -42,56 +41,59 @@ var Modules = []module.Def{
 type built struct {
 	def module.Def
 	*module.Module
+	// storage is the context's own.
+	storage *contextStore
 }
 
 // relay is a relay from a log to the bus, named for its checkpoint.
 type relay struct {
 	name string
 	*messaging.Relay
+	// log is the context's event log it relays (nil: an outbox).
+	log eventstore.Store
 }
 
-// build builds defs on this process's platform and gathers what they run:
+// build builds defs, each on a platform of its own storage (opened here:
+// a process opens only the contexts it runs), and gathers what they run:
 // their projections, consumers and daemons; their answers, in this
 // process's exchange (and, distributed, on the bus); relays of their
 // events; and the bus's streams for every module's subjects.
 func (s *Server) build(ctx context.Context, defs []module.Def) error {
 	distributed := s.cfg.Only != ""
-	sopts := saga.Options{Logger: s.log, Observer: s.metrics.Sagas()}
 	var requester call.Requester
 	if distributed {
-		// Other instances' engines take over a dead one's sagas; the
-		// other contexts answer over the bus.
-		sopts.Sweep, requester = 10*time.Second, s.bus
+		requester = s.bus // the other contexts answer over the bus
 	}
-	s.engine = saga.NewEngine(s.store, s.rmDB, sopts)
 	s.calls = call.NewExchange(requester)
-	// building is the module being built: its projections' spans name it.
-	var building string
-	p := &module.Platform{
-		Settings: module.Settings{DataDir: s.cfg.DataDir, Postgres: s.cfg.PostgresURL != "",
-			CheckoutMode: s.cfg.CheckoutMode, CheckoutTimeout: s.cfg.CheckoutTimeout,
-			MerchantAccountID: s.cfg.MerchantAccountID, BootstrapAdmin: s.cfg.BootstrapAdmin, Carrier: s.Carrier},
-		Store: s.store, DB: s.rmDB, Redis: s.redis, Sagas: s.engine, Calls: s.calls, Registry: s.reg, Client: s.client,
-		Verifier: s.verifier, Revocations: s.revoked, Logger: s.log, Metrics: s.metrics,
-		Project: func(ctx context.Context, pr projection.Projection) (*projection.Runner, error) {
-			// On PostgreSQL several instances may share the read models:
-			// fence each batch on its checkpoint (projection.Options.Shared).
-			r := projection.NewRunner(s.store, s.rmDB, pr, projection.Options{Logger: s.log, Shared: s.cfg.PostgresURL != "",
-				SpanAttributes: []attribute.KeyValue{tracing.ServiceKey.String(building)}})
-			if err := r.Init(ctx); err != nil {
-				return nil, err
-			}
-			s.metrics.Projection(r)
-			return r, nil
-		},
-	}
 	for _, d := range defs {
-		building = d.Name
+		c, err := s.openContext(ctx, d.Name)
+		if err != nil {
+			return err
+		}
+		s.stores = append(s.stores, c)
+		p := &module.Platform{
+			Settings: module.Settings{DataDir: s.cfg.DataDir, Postgres: s.cfg.PostgresURL != "",
+				CheckoutMode: s.cfg.CheckoutMode, CheckoutTimeout: s.cfg.CheckoutTimeout,
+				MerchantAccountID: s.cfg.MerchantAccountID, BootstrapAdmin: s.cfg.BootstrapAdmin, Carrier: s.Carrier},
+			Store: c.store, DB: c.db, Redis: s.redis, Sagas: c.engine, Calls: s.calls, Registry: s.reg, Client: s.client,
+			Verifier: s.verifier, Revocations: s.revoked, Logger: s.log, Metrics: s.metrics,
+			Project: func(ctx context.Context, pr projection.Projection) (*projection.Runner, error) {
+				// On PostgreSQL several instances may share the read models:
+				// fence each batch on its checkpoint (projection.Options.Shared).
+				r := projection.NewRunner(c.store, c.db, pr, projection.Options{Logger: s.log, Shared: s.cfg.PostgresURL != "",
+					SpanAttributes: []attribute.KeyValue{tracing.ServiceKey.String(d.Name)}})
+				if err := r.Init(ctx); err != nil {
+					return nil, err
+				}
+				s.metrics.Projection(r)
+				return r, nil
+			},
+		}
 		m, err := d.New(ctx, p)
 		if err != nil {
 			return fmt.Errorf("module %s: %w", d.Name, err)
 		}
-		s.mods = append(s.mods, &built{d, m})
+		s.mods = append(s.mods, &built{d, m, c})
 		s.calls.Add(m.Answers...)
 		s.runners = append(s.runners, m.Projections...)
 		for _, c := range m.Consumers {
@@ -114,9 +116,8 @@ func (s *Server) build(ctx context.Context, defs []module.Def) error {
 
 // plumb makes the bus's streams (every module's subjects, whichever this
 // process builds), repairs its consumers and relays its modules' events:
-// the event log's through one relay of every module's mappings (one per
-// module when distributed, each publishing its own), and each outbox
-// through its own.
+// each context's event log through a relay of its own, and each outbox
+// through its own, their checkpoints in the context's database.
 func (s *Server) plumb(ctx context.Context) error {
 	streams := map[string][]string{}
 	for _, d := range Modules {
@@ -134,42 +135,30 @@ func (s *Server) plumb(ctx context.Context) error {
 			return err
 		}
 	}
-	cps, err := messaging.SQLCheckpoints(ctx, s.rmDB)
-	if err != nil {
-		return err
-	}
-	add := func(name string, log messaging.Log, stream, service string) {
-		o := messaging.RelayOptions{Name: name, Tail: s.bus.Tail(stream), Logger: s.log,
-			SpanAttributes: []attribute.KeyValue{attribute.String("messaging.system", "nats")}}
-		if service != "" {
-			o.SpanAttributes = append(o.SpanAttributes, tracing.ServiceKey.String(service))
-		}
-		if s.cfg.PostgresURL != "" {
-			// Several instances may run the relay: a session lock lets one
-			// publish while the others stand by. Advisory locks are the
-			// database's; checkpoints, the schema's.
-			o.Leader = messaging.PostgresLeader(s.rmDB, "relay/"+cmp.Or(s.cfg.PostgresSchema, "public")+"/"+name, time.Second, s.log)
-		}
-		r := messaging.NewRelay(log, s.bus, cps, o)
-		s.bus.OnReconnect(r.RequestRewind)
-		s.relays = append(s.relays, relay{name, r})
-	}
-	var mappers []messaging.Mapper
 	for _, m := range s.mods {
+		cps, err := messaging.SQLCheckpoints(ctx, m.storage.db)
+		if err != nil {
+			return err
+		}
+		add := func(name string, log messaging.Log, stream string, events eventstore.Store) {
+			o := messaging.RelayOptions{Name: name, Tail: s.bus.Tail(stream), Logger: s.log,
+				SpanAttributes: []attribute.KeyValue{attribute.String("messaging.system", "nats"), tracing.ServiceKey.String(m.def.Name)}}
+			if s.cfg.PostgresURL != "" {
+				// Several instances may run the relay: a session lock lets one
+				// publish while the others stand by. Advisory locks are the
+				// database's; checkpoints, the schema's.
+				o.Leader = messaging.PostgresLeader(m.storage.db, "relay/"+m.storage.schema+"/"+name, time.Second, s.log)
+			}
+			r := messaging.NewRelay(log, s.bus, cps, o)
+			s.bus.OnReconnect(r.RequestRewind)
+			s.relays = append(s.relays, relay{name, r, events})
+		}
 		for _, o := range m.Outboxes {
-			add(o.Name, o.Log, m.def.Stream, m.def.Name)
+			add(o.Name, o.Log, m.def.Stream, nil)
 		}
-		if m.Publish == nil {
-			continue
+		if m.Publish != nil {
+			add("events-"+m.def.Name, messaging.EventLog(m.storage.store, m.Publish), m.def.Stream, m.storage.store)
 		}
-		if s.cfg.Only != "" {
-			add("events-"+m.def.Name, messaging.EventLog(s.store, m.Publish), m.def.Stream, m.def.Name)
-			continue
-		}
-		mappers = append(mappers, m.Publish)
-	}
-	if len(mappers) > 0 {
-		add("events", messaging.EventLog(s.store, messaging.FirstOf(mappers...)), module.EventsStream, "")
 	}
 	return nil
 }

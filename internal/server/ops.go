@@ -15,7 +15,7 @@ import (
 // openDeadLetters sets up the table where the bus keeps what consumers
 // failed permanently (natsbus.Options.OnDead).
 func (s *Server) openDeadLetters(ctx context.Context) error {
-	s.dead = ops.NewDeadLetters(s.rmDB)
+	s.dead = ops.NewDeadLetters(s.platformDB)
 	return s.dead.Setup(ctx)
 }
 
@@ -23,7 +23,7 @@ func (s *Server) openDeadLetters(ctx context.Context) error {
 // local routes. A distributed process holds no event log for it to read
 // (the gateway runs no context): those endpoints answer 503 there.
 func (s *Server) operations(mux *http.ServeMux) {
-	cfg := ops.Config{DB: s.rmDB, DeadLetters: s.dead, Registry: s.reg, Mode: ops.Embedded, Context: s.bg, Logger: s.log,
+	cfg := ops.Config{DeadLetters: s.dead, Registry: s.reg, Mode: ops.Embedded, Context: s.bg, Logger: s.log,
 		Upstreams: s.upstreams, Idempotent: s.opsIdempotency()}
 	if s.cfg.Only != "" {
 		cfg.Mode = ops.Distributed
@@ -31,7 +31,15 @@ func (s *Server) operations(mux *http.ServeMux) {
 		ops.New(cfg).Register(mux)
 		return
 	}
-	cfg.Store = s.store
+	for _, c := range s.stores {
+		cfg.Logs = append(cfg.Logs, ops.Log{Context: c.name, Store: c.store})
+		if len(c.engine.Types()) > 0 {
+			cfg.SagaDBs = append(cfg.SagaDBs, c.db)
+			// Every saga-running context has an index of its own: named
+			// after the context.
+			cfg.Projections = append(cfg.Projections, named{c.name + "." + c.engine.Index().Name(), c.engine.Index()})
+		}
+	}
 	cfg.Audit = func(ctx context.Context, tenant string) (audit.Report, error) {
 		return s.Audit(ctx, audit.Options{Tenant: tenant})
 	}
@@ -40,9 +48,6 @@ func (s *Server) operations(mux *http.ServeMux) {
 	}
 	for _, r := range s.runners {
 		cfg.Projections = append(cfg.Projections, r)
-	}
-	if s.engine != nil {
-		cfg.Projections = append(cfg.Projections, s.engine.Index())
 	}
 	for _, r := range s.relays {
 		cfg.Relays = append(cfg.Relays, ops.Relay{Name: r.name, Position: r.Position, Head: s.relayHead(r.name)})
@@ -55,7 +60,7 @@ func (s *Server) operations(mux *http.ServeMux) {
 }
 
 // relayHead is the head of the log relay name publishes: its module's
-// outbox's, or the event log's.
+// outbox's, or its context's event log's.
 func (s *Server) relayHead(name string) func(context.Context) (uint64, error) {
 	for _, m := range s.mods {
 		for _, o := range m.Outboxes {
@@ -66,8 +71,21 @@ func (s *Server) relayHead(name string) func(context.Context) (uint64, error) {
 			}
 		}
 	}
-	return s.store.Head
+	for _, r := range s.relays {
+		if r.name == name && r.log != nil {
+			return r.log.Head
+		}
+	}
+	return nil
 }
+
+// named is a projection shown under another name.
+type named struct {
+	name string
+	ops.Projection
+}
+
+func (n named) Name() string { return n.name }
 
 func (s *Server) consumerStats(c module.Consumer) func(context.Context) (ops.ConsumerStats, error) {
 	return func(ctx context.Context) (ops.ConsumerStats, error) {
@@ -91,6 +109,6 @@ func (s *Server) upstreams() []ops.Upstream {
 // opsIdempotency gives the API's POSTs Idempotency-Key handling, with
 // the keys in this process's database, as the contexts keep theirs.
 func (s *Server) opsIdempotency() func(http.Handler) http.Handler {
-	return idempotency.Middleware(idempotency.Options{Store: s.keys, TTL: s.cfg.IdempotencyTTL, Logger: s.log,
+	return idempotency.Middleware(idempotency.Options{Store: s.opsKeys, TTL: s.cfg.IdempotencyTTL, Logger: s.log,
 		Scope: func(r *http.Request) string { return "ops:" + principal(r, 0) }})
 }

@@ -453,7 +453,7 @@ func (o *oracleRun) settle() {
 }
 
 func (o *oracleRun) head() uint64 {
-	h, err := o.srv.Store().Head(context.Background())
+	h, err := o.srv.Heads(context.Background())
 	if err != nil {
 		o.t.Fatal(err)
 	}

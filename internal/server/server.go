@@ -27,8 +27,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/agora-commerce/agora/eventstore"
-	"github.com/agora-commerce/agora/eventstore/postgres"
-	"github.com/agora-commerce/agora/eventstore/sqlite"
 	"github.com/agora-commerce/agora/internal/gateway"
 	"github.com/agora-commerce/agora/internal/gateway/eventstream"
 	"github.com/agora-commerce/agora/internal/gateway/idempotency"
@@ -48,7 +46,6 @@ import (
 	"github.com/agora-commerce/agora/messaging"
 	"github.com/agora-commerce/agora/messaging/natsbus"
 	"github.com/agora-commerce/agora/projection"
-	"github.com/agora-commerce/agora/saga"
 	"github.com/agora-commerce/agora/web"
 )
 
@@ -64,8 +61,12 @@ type Config struct {
 	// PostgresURL, if set, keeps events and read models in PostgreSQL
 	// instead of SQLite files (AGORA_POSTGRES_URL).
 	PostgresURL string
-	// PostgresSchema is the schema to use there (default "public").
+	// PostgresSchema prefixes each context's schema there:
+	// <prefix>_<context> (default "agora": agora_payments).
 	PostgresSchema string
+	// PostgresURLs gives a context a database URL of its own, by context
+	// name (AGORA_POSTGRES_URL_<CONTEXT>); the others use PostgresURL.
+	PostgresURLs map[string]string
 	// NATSURL, if set, connects to that NATS server instead of starting
 	// one inside the process (AGORA_NATS_URL).
 	NATSURL string
@@ -154,9 +155,12 @@ const (
 type Server struct {
 	cfg     Config
 	log     *slog.Logger
-	store   store
-	rmDB    *sql.DB
-	metrics *telemetry.Metrics
+	// stores are the contexts' own storage, one per module this process
+	// builds (storage.go); platformDB is the platform's own (the bus's
+	// dead letters, the operations API's keys).
+	stores     []*contextStore
+	platformDB *sql.DB
+	metrics    *telemetry.Metrics
 	// routes is the route table: the gateway's, and each service's own
 	// access rules.
 	routes *routes.Table
@@ -175,7 +179,6 @@ type Server struct {
 
 	bus      *natsbus.Bus
 	redis    *redis.Client
-	engine   *saga.Engine
 	calls    *call.Exchange
 	verifier *auth.Verifier
 	// mods are the modules this process runs, built.
@@ -198,9 +201,8 @@ type Server struct {
 	seeded     *Demo
 	// dead keeps the messages consumers failed permanently.
 	dead *ops.DeadLetters
-	// keys are the Idempotency-Key records of this process's contexts,
-	// in their database.
-	keys *idempotency.SQLStore
+	// opsKeys are the Idempotency-Key records of the operations API.
+	opsKeys *idempotency.SQLStore
 	// revoked lists the access tokens logged out before they expire.
 	revoked *revocation.List
 	// Carrier is the simulated carrier shipping books with, for tests
@@ -268,13 +270,18 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 			return nil, err
 		}
 	}
-	if err := s.openStorage(ctx); err != nil {
+	if cfg.PostgresURL == "" {
+		if err := checkLayout(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	if s.platformDB, err = s.openPlatformDB(ctx); err != nil {
 		return nil, err
 	}
 	if err := s.openDeadLetters(ctx); err != nil {
 		return nil, err
 	}
-	if s.keys, err = idempotency.NewSQLStore(ctx, s.rmDB, "idempotency_keys", nil); err != nil {
+	if s.opsKeys, err = idempotency.NewSQLStore(ctx, s.platformDB, "idempotency_keys", nil); err != nil {
 		return nil, err
 	}
 	s.bus, err = natsbus.Open(ctx, natsbus.Options{URL: cfg.NATSURL, DataDir: filepath.Join(cfg.DataDir, "nats"),
@@ -373,51 +380,19 @@ func (s *Server) openVerifier() error {
 	return nil
 }
 
-func (s *Server) openStorage(ctx context.Context) error {
-	cfg := s.cfg
-	if cfg.PostgresURL == "" {
-		st, err := sqlite.Open(ctx, filepath.Join(cfg.DataDir, "events.db"), sqlite.Options{Observer: s.metrics.Store("sqlite")})
-		if err != nil {
-			return err
-		}
-		s.store = st
-		s.rmDB, err = sql.Open("sqlite", sqlite.DSN(filepath.Join(cfg.DataDir, "readmodels.db"), false))
-		if err != nil {
-			return err
-		}
-		// SQLite has one writer at a time; more connections would only
-		// contend for its lock in the busy handler's sleeps, which starve
-		// the unlucky (a projection falling minutes behind). One
-		// connection queues everyone in order instead.
-		s.rmDB.SetMaxOpenConns(1)
-		return nil
-	}
-	schema := cmp.Or(cfg.PostgresSchema, "public")
-	st, err := postgres.Open(ctx, cfg.PostgresURL, postgres.Options{Schema: schema, Observer: s.metrics.Store("postgres"), Logger: s.log})
-	if err != nil {
-		return err
-	}
-	s.store = st
-	s.rmDB, err = postgres.OpenDB(cfg.PostgresURL, schema)
-	if err != nil {
-		return err
-	}
-	s.rmDB.SetMaxOpenConns(32)
-	return nil
-}
-
 // WaitRelayed waits until the event log's relays have published
 // everything appended so far (tests use it to start from a quiet bus).
 func (s *Server) WaitRelayed(ctx context.Context) error {
-	head, err := s.store.Head(ctx)
-	if err != nil {
-		return err
-	}
 	for _, r := range s.relays {
-		if strings.HasPrefix(r.name, "events") {
-			if err := r.WaitFor(ctx, head); err != nil {
-				return fmt.Errorf("relay %s: %w", r.name, err)
-			}
+		if r.log == nil {
+			continue
+		}
+		head, err := r.log.Head(ctx)
+		if err != nil {
+			return err
+		}
+		if err := r.WaitFor(ctx, head); err != nil {
+			return fmt.Errorf("relay %s: %w", r.name, err)
 		}
 	}
 	return nil
@@ -451,7 +426,9 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, r := range s.relays {
 		start("relay "+r.name, r.Run)
 	}
-	start("saga engine", s.engine.Run)
+	for _, c := range s.stores {
+		start("saga engine "+c.name, c.engine.Run)
+	}
 	for _, c := range s.consumers {
 		start("consumer "+c.Name, func(ctx context.Context) error { return messaging.Keep(ctx, s.bus, c.Consumer, c.Handle, s.log) })
 	}
@@ -536,11 +513,11 @@ func (s *Server) Close() error {
 	if s.redis != nil {
 		errList = append(errList, s.redis.Close())
 	}
-	if s.rmDB != nil {
-		errList = append(errList, s.rmDB.Close())
+	for _, c := range s.stores {
+		errList = append(errList, c.close())
 	}
-	if s.store != nil {
-		errList = append(errList, s.store.Close())
+	if s.platformDB != nil {
+		errList = append(errList, s.platformDB.Close())
 	}
 	return errors.Join(errList...)
 }
@@ -550,11 +527,16 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	checks := map[string]string{"eventstore": "ok", "readmodels": "ok", "bus": "ok"}
 	status := http.StatusOK
-	if err := s.store.Ping(ctx); err != nil {
-		checks["eventstore"], status = err.Error(), http.StatusServiceUnavailable
+	for _, c := range s.stores {
+		if err := c.store.Ping(ctx); err != nil {
+			checks["eventstore"], status = c.name+": "+err.Error(), http.StatusServiceUnavailable
+		}
+		if err := c.db.PingContext(ctx); err != nil {
+			checks["readmodels"], status = c.name+": "+err.Error(), http.StatusServiceUnavailable
+		}
 	}
-	if err := s.rmDB.PingContext(ctx); err != nil {
-		checks["readmodels"], status = err.Error(), http.StatusServiceUnavailable
+	if err := s.platformDB.PingContext(ctx); err != nil {
+		checks["readmodels"], status = platformName+": "+err.Error(), http.StatusServiceUnavailable
 	}
 	if err := s.bus.Ping(ctx); err != nil {
 		checks["bus"], status = err.Error(), http.StatusServiceUnavailable
@@ -565,5 +547,3 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // Bus returns the server's message bus.
 func (s *Server) Bus() *natsbus.Bus { return s.bus }
 
-// Store returns the server's event store.
-func (s *Server) Store() eventstore.Store { return s.store }

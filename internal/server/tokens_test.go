@@ -90,7 +90,7 @@ func TestRefreshRotationAndLogout(t *testing.T) {
 		t.Fatalf("another login's token after a logout: %d %s", me.status, me.raw)
 	}
 
-	recs, err := srv.Store().ReadStream(context.Background(), audit.Stream("demo"), eventstore.StreamRead{})
+	recs, err := srv.StoreOf("identity").ReadStream(context.Background(), audit.Stream("demo"), eventstore.StreamRead{})
 	if err != nil {
 		t.Fatal(err)
 	}

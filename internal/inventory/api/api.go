@@ -124,6 +124,6 @@ func (h *Handler) restock(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	httpapi.SetPosition(w, pos)
+	httpapi.SetPosition(w, r, pos)
 	httpapi.JSON(w, http.StatusOK, lvl)
 }

@@ -125,7 +125,7 @@ func (h *Handler) place(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	trace.SpanFromContext(r.Context()).SetAttributes(tracing.OrderKey.String(o.ID))
-	httpapi.SetPosition(w, pos)
+	httpapi.SetPosition(w, r, pos)
 	w.Header().Set("Location", "/api/v1/orders/"+o.ID)
 	httpapi.JSON(w, http.StatusAccepted, View{Order: o, SagaID: h.sagaID(o.ID)})
 }

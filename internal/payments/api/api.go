@@ -157,7 +157,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	httpapi.SetPosition(w, res.Position)
+	httpapi.SetPosition(w, r, res.Position)
 	w.Header().Set("Location", "/api/v1/accounts/"+res.Account.ID)
 	httpapi.JSON(w, http.StatusCreated, fromResult(res))
 }
@@ -197,7 +197,7 @@ func (h *Handler) move(w http.ResponseWriter, r *http.Request, cmd moneyCommand)
 		httpapi.Error(w, r, err)
 		return
 	}
-	httpapi.SetPosition(w, res.Position)
+	httpapi.SetPosition(w, r, res.Position)
 	httpapi.JSON(w, http.StatusOK, fromResult(res))
 }
 

@@ -87,7 +87,7 @@ func Act[T any](param string, status int, act func(ctx context.Context, c *Claim
 			return
 		}
 		if pos > 0 {
-			httpapi.SetPosition(w, pos)
+			httpapi.SetPosition(w, r, pos)
 		}
 		httpapi.JSON(w, status, v)
 	}

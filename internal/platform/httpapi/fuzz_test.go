@@ -98,11 +98,14 @@ func (w *recordingWaiter) WaitFor(_ context.Context, pos uint64) error {
 
 // FuzzMinPosition parses arbitrary Agora-Min-Position values: a decimal
 // integer that fits in 64 bits (spaces around it allowed) is waited for,
-// exactly; anything else is a 400 and waits for nothing.
+// exactly; the same after another log's name and a dot ("ordering.12"
+// asked of a request of no log) waits for nothing and is no error;
+// anything else is a 400 and waits for nothing.
 func FuzzMinPosition(f *testing.F) {
 	for _, s := range []string{
 		"", "0", "1", "42", " 17 ", "0042", "18446744073709551615", "18446744073709551616", "-1", "+1", "1e3",
 		"0x10", "1_000", "1.0", "１２", "3", "99999999999999999999999", "\t5\t", "5\x00", "\u00a05", "5,6",
+		"ordering.12", "payments.0", ".5", "Ordering.5", "a.b.5", "x.", "in_ventory-x.7",
 	} {
 		f.Add(s)
 	}
@@ -119,8 +122,19 @@ func FuzzMinPosition(f *testing.F) {
 			}
 			return
 		}
-		// The reference: digits only, once trimmed, and at most 2^64-1.
+		// The reference: digits only, once trimmed, and at most 2^64-1,
+		// after an optional log name ([a-z_-]{1,64}) and a dot.
 		s := strings.TrimSpace(h)
+		other := false
+		if i := strings.LastIndexByte(s, '.'); i >= 0 {
+			name := s[:i]
+			other = name != "" && len(name) <= 64 && strings.Trim(name, "abcdefghijklmnopqrstuvwxyz_-") == ""
+			if !other {
+				s = "!" // not a token
+			} else {
+				s = s[i+1:]
+			}
+		}
 		valid := s != "" && strings.Trim(s, "0123456789") == ""
 		digits := strings.TrimLeft(s, "0")
 		if digits == "" {
@@ -131,6 +145,10 @@ func FuzzMinPosition(f *testing.F) {
 		case !valid:
 			if errs.CodeOf(err) != errs.Invalid || w.called {
 				t.Fatalf("%q: %v (waited %v), want a 400 without waiting", h, err, w.called)
+			}
+		case other:
+			if err != nil || w.called {
+				t.Fatalf("%q: another log's token: %v (waited %v), want nothing", h, err, w.called)
 			}
 		case !w.called || strconv.FormatUint(w.pos, 10) != digits:
 			t.Fatalf("%q: waited %v for %d, want %s", h, w.called, w.pos, digits)

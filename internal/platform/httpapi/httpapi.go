@@ -240,9 +240,58 @@ func decodeError(err error) error {
 	}
 }
 
-// SetPosition sets the Agora-Position header of a write's response.
-func SetPosition(w http.ResponseWriter, pos uint64) {
-	w.Header().Set(PositionHeader, strconv.FormatUint(pos, 10))
+// Positions: each bounded context owns its event log, with its own
+// positions, so a position is a token that names its log: "<log>.<n>",
+// e.g. "ordering.12" (clients treat it as opaque and send it back as
+// Agora-Min-Position). A read waits only for a token of its own log's; a
+// token of another context's log asks nothing of it. A bare "<n>", as
+// releases before per-context logs wrote it, is a position of the
+// reader's own log.
+
+type logKey struct{}
+
+// WithLog names the event log (its context's) whose positions a
+// request's answers and waits speak of.
+func WithLog(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, logKey{}, name)
+}
+
+// LogOf is the log ctx names (WithLog), or "".
+func LogOf(ctx context.Context) string {
+	name, _ := ctx.Value(logKey{}).(string)
+	return name
+}
+
+// PositionToken is position pos of log as a token ("ordering.12"; a bare
+// "12" when log is "").
+func PositionToken(log string, pos uint64) string {
+	if log == "" {
+		return strconv.FormatUint(pos, 10)
+	}
+	return log + "." + strconv.FormatUint(pos, 10)
+}
+
+// ParsePosition reads a position token: its log ("" for a bare number)
+// and position.
+func ParsePosition(token string) (log string, pos uint64, ok bool) {
+	num := token
+	if i := strings.LastIndexByte(token, '.'); i >= 0 {
+		log, num = token[:i], token[i+1:]
+		if log == "" || len(log) > 64 || strings.IndexFunc(log, func(c rune) bool { return (c < 'a' || c > 'z') && c != '_' && c != '-' }) >= 0 {
+			return "", 0, false
+		}
+	}
+	if num == "" || strings.IndexFunc(num, func(c rune) bool { return c < '0' || c > '9' }) >= 0 {
+		return "", 0, false
+	}
+	pos, err := strconv.ParseUint(num, 10, 64)
+	return log, pos, err == nil
+}
+
+// SetPosition sets the Agora-Position header of a write's response: the
+// token of pos in r's log.
+func SetPosition(w http.ResponseWriter, r *http.Request, pos uint64) {
+	w.Header().Set(PositionHeader, PositionToken(LogOf(r.Context()), pos))
 }
 
 // Waiter is a read model that can wait until it includes a position.
@@ -271,15 +320,19 @@ func Consistent(r *http.Request, rm Waiter) error {
 	return nil
 }
 
-// minPosition is r's Agora-Min-Position, if it has one.
+// minPosition is r's Agora-Min-Position, if it has one that names r's
+// log (or none).
 func minPosition(r *http.Request) (uint64, bool, error) {
 	h := r.Header.Get(MinPositionHeader)
 	if h == "" {
 		return 0, false, nil
 	}
-	pos, err := strconv.ParseUint(strings.TrimSpace(h), 10, 64)
-	if err != nil {
-		return 0, false, errs.E(errs.Invalid, "%s must be a non-negative integer", MinPositionHeader)
+	log, pos, ok := ParsePosition(strings.TrimSpace(h))
+	if !ok {
+		return 0, false, errs.E(errs.Invalid, "%s must be an Agora-Position token (e.g. ordering.12)", MinPositionHeader)
+	}
+	if log != "" && log != LogOf(r.Context()) {
+		return 0, false, nil // another context's write: nothing to wait for here
 	}
 	return pos, true, nil
 }

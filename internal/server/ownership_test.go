@@ -1,0 +1,145 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/agora-commerce/agora/internal/server"
+)
+
+// streamOwners maps a stream's category to the context that owns it:
+// every stream a context's log holds must be one of its own.
+var streamOwners = map[string]string{
+	"account": "payments", "transfer": "payments", "order": "ordering", "stock": "inventory",
+	"reservation": "inventory", "shipment": "shipping", "user": "identity", "audit": "identity",
+}
+
+// TestEachContextOwnsItsData: embedded, each context keeps its log and
+// state under its own directory, and its log holds only its own streams
+// (with positions of its own); the sagas live with the context that runs
+// them. A data directory of the single-store layout is refused with the
+// command that upgrades it.
+func TestEachContextOwnsItsData(t *testing.T) {
+	w := bootWith(t, server.Orchestration, "embedded")
+	a := w.account(10_000)
+	p := w.product(1_000, 5)
+	id := w.order(a, p, 1, "62701")
+	w.expect(id, "Confirmed", "")
+
+	for _, d := range server.Modules {
+		for _, f := range []string{"events.db", "readmodels.db"} {
+			if _, err := os.Stat(filepath.Join(w.dir, d.Name, f)); err != nil {
+				t.Errorf("%s: %v", d.Name, err)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(w.dir, "events.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a shared event log: %v", err)
+	}
+	ctx := context.Background()
+	seen := map[string]int{}
+	for _, c := range w.srv.Stores() {
+		recs, err := c.Store.ReadAll(ctx, 0, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range recs {
+			if r.Position != uint64(i+1) {
+				t.Errorf("%s: event %d at position %d: a log of its own has no gaps", c.Name, i+1, r.Position)
+				break
+			}
+			cat, _, _ := strings.Cut(r.StreamID, "-")
+			owner, known := streamOwners[cat]
+			if cat == "saga" {
+				owner, known = map[bool]string{true: "ordering", false: "payments"}[strings.HasPrefix(r.StreamID, "saga-checkout-")], true
+			}
+			if known && owner != c.Name {
+				t.Errorf("%s's log holds %s (%s), which is %s's", c.Name, r.StreamID, r.Type, owner)
+			}
+			seen[c.Name]++
+		}
+	}
+	for _, name := range []string{"identity", "payments", "inventory", "ordering", "shipping"} {
+		if seen[name] == 0 {
+			t.Errorf("%s's log is empty after a checkout", name)
+		}
+	}
+
+	// A data directory an earlier release wrote: refused, saying how to
+	// upgrade it.
+	old := t.TempDir()
+	if err := os.WriteFile(filepath.Join(old, "events.db"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := server.Open(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: old, Logger: testLogger()})
+	if err == nil || !strings.Contains(err.Error(), "agora migrate split") {
+		t.Fatalf("an old layout: %v", err)
+	}
+}
+
+// TestEachContextHasItsOwnSchemaAndRole: on PostgreSQL each context keeps
+// its data in schema <prefix>_<context>, owned by role agora_<context>,
+// and working as one context's role, every other context's tables are
+// refused (permission denied) while its own answer.
+func TestEachContextHasItsOwnSchemaAndRole(t *testing.T) {
+	w := bootWith(t, server.Orchestration, "external")
+	a := w.account(10_000)
+	p := w.product(1_000, 5)
+	id := w.order(a, p, 1, "62701")
+	w.expect(id, "Confirmed", "")
+
+	ctx := context.Background()
+	prefix := w.schema
+	conn, err := pgx.Connect(ctx, w.pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// A table of each context's: its event log's.
+	tables := map[string]string{}
+	for _, d := range server.Modules {
+		schema := server.PostgresSchemaOf(prefix, d.Name)
+		var owner string
+		if err := conn.QueryRow(ctx, `SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1`, schema).Scan(&owner); err != nil {
+			t.Fatalf("schema %s: %v", schema, err)
+		}
+		if owner != server.PostgresRoleOf(d.Name) {
+			t.Errorf("schema %s is owned by %s, want %s", schema, owner, server.PostgresRoleOf(d.Name))
+		}
+		tables[d.Name] = pgx.Identifier{schema, "events"}.Sanitize()
+	}
+	for _, d := range server.Modules {
+		role := server.PostgresRoleOf(d.Name)
+		for _, other := range server.Modules {
+			err := asRole(ctx, conn, role, `SELECT count(*) FROM `+tables[other.Name])
+			var pgErr *pgconn.PgError
+			switch {
+			case other.Name == d.Name && err != nil:
+				t.Errorf("%s reading its own log: %v", role, err)
+			case other.Name != d.Name && !(errors.As(err, &pgErr) && pgErr.Code == "42501"):
+				t.Errorf("%s reading %s's log: %v, want permission denied", role, other.Name, err)
+			}
+		}
+	}
+}
+
+// asRole runs query q as role, in a transaction it rolls back.
+func asRole(ctx context.Context, conn *pgx.Conn, role, q string) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read only
+	if _, err := tx.Exec(ctx, `SET LOCAL ROLE `+pgx.Identifier{role}.Sanitize()); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, q)
+	return err
+}

@@ -1,0 +1,288 @@
+package server
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/eventstore/postgres"
+	"github.com/agora-commerce/agora/eventstore/sqlite"
+	"github.com/agora-commerce/agora/internal/gateway/idempotency"
+	"github.com/agora-commerce/agora/saga"
+)
+
+// Each bounded context owns its data: its own event log (with its own
+// positions), outbox, inbox, read models, saga instances, Idempotency-Key
+// records and migrations.
+//
+//   - Embedded (SQLite): the directory <data>/<context>/, holding the
+//     context's event log (events.db) and its state (readmodels.db: read
+//     models, outbox, inbox, checkpoints, sagas' index, keys). Two files,
+//     not one, because SQLite has one writer per file: the log's group
+//     commit and the projections each keep theirs.
+//   - PostgreSQL: the schema <prefix>_<context> (prefix AGORA_POSTGRES_SCHEMA,
+//     default "agora") owned by the role agora_<context>, whose privileges
+//     are that schema alone. With the shared URL the process provisions
+//     role and schema and works as the role (SET ROLE through the startup
+//     options); with AGORA_POSTGRES_URL_<CONTEXT> it connects to that URL as
+//     whoever it names, which the operator has granted the schema.
+//
+// What belongs to the platform rather than to a context (the bus's dead
+// letters, the operations API's own keys) lives in <data>/platform.db or
+// the schema <prefix>_platform.
+
+// DefaultPostgresPrefix prefixes the contexts' schemas when
+// Config.PostgresSchema is empty.
+const DefaultPostgresPrefix = "agora"
+
+// platformName names the platform's own store beside the contexts'.
+const platformName = "platform"
+
+// contextStore is one bounded context's own storage.
+type contextStore struct {
+	name string
+	// store is its event log; db its state (read models and the rest).
+	store store
+	db    *sql.DB
+	// schema is its PostgreSQL schema ("" on SQLite).
+	schema string
+	// engine drives the saga types its module registers, over its log.
+	engine *saga.Engine
+	// keys are its Idempotency-Key records.
+	keys *idempotency.SQLStore
+}
+
+func (c *contextStore) close() error {
+	var errList []error
+	if c.db != nil {
+		errList = append(errList, c.db.Close())
+	}
+	if c.store != nil {
+		errList = append(errList, c.store.Close())
+	}
+	return errors.Join(errList...)
+}
+
+// PostgresSchemaOf is the schema of context name under prefix (default
+// DefaultPostgresPrefix).
+func PostgresSchemaOf(prefix, name string) string {
+	return cmp.Or(prefix, DefaultPostgresPrefix) + "_" + name
+}
+
+// PostgresRoleOf is the role that owns context name's schemas.
+func PostgresRoleOf(name string) string { return "agora_" + name }
+
+// PostgresURLEnv is the environment variable that gives context name a
+// database URL of its own (AGORA_POSTGRES_URL_PAYMENTS).
+func PostgresURLEnv(name string) string { return "AGORA_POSTGRES_URL_" + strings.ToUpper(name) }
+
+// ContextDir is the data directory of context name under dataDir
+// (embedded).
+func ContextDir(dataDir, name string) string { return filepath.Join(dataDir, name) }
+
+// checkLayout refuses a data directory written by a release that kept
+// every context in one store.
+func checkLayout(dataDir string) error {
+	if _, err := os.Stat(filepath.Join(dataDir, "events.db")); err == nil {
+		return fmt.Errorf("server: %s holds one event store for every context, as releases before per-context stores wrote it: "+
+			"run `agora migrate split --data %s` once to move each context's streams into its own store", dataDir, dataDir)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("server: data dir: %w", err)
+	}
+	return nil
+}
+
+// openPlatformDB opens the platform's own database.
+func (s *Server) openPlatformDB(ctx context.Context) (*sql.DB, error) {
+	if s.cfg.PostgresURL == "" {
+		db, err := sql.Open("sqlite", sqlite.DSN(filepath.Join(s.cfg.DataDir, platformName+".db"), false))
+		if err != nil {
+			return nil, err
+		}
+		db.SetMaxOpenConns(1)
+		return db, nil
+	}
+	schema := PostgresSchemaOf(s.cfg.PostgresSchema, platformName)
+	if err := postgres.CreateSchema(ctx, s.cfg.PostgresURL, schema); err != nil {
+		return nil, err
+	}
+	db, err := postgres.OpenDB(s.cfg.PostgresURL, schema)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(4)
+	return db, nil
+}
+
+// openContext opens context name's own storage (see above).
+func (s *Server) openContext(ctx context.Context, name string) (_ *contextStore, err error) {
+	c := &contextStore{name: name}
+	defer func() {
+		if err != nil {
+			c.close()
+		}
+	}()
+	if s.cfg.PostgresURL == "" {
+		dir := ContextDir(s.cfg.DataDir, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("server: %s: data dir: %w", name, err)
+		}
+		st, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"), sqlite.Options{Observer: s.metrics.Store("sqlite")})
+		if err != nil {
+			return nil, fmt.Errorf("server: %s: %w", name, err)
+		}
+		c.store = st
+		if c.db, err = sql.Open("sqlite", sqlite.DSN(filepath.Join(dir, "readmodels.db"), false)); err != nil {
+			return nil, err
+		}
+		// SQLite has one writer at a time; more connections would only
+		// contend for its lock in the busy handler's sleeps, which starve
+		// the unlucky (a projection falling minutes behind). One
+		// connection queues everyone in order instead.
+		c.db.SetMaxOpenConns(1)
+	} else {
+		c.schema = PostgresSchemaOf(s.cfg.PostgresSchema, name)
+		u, err := s.contextURL(ctx, name, c.schema)
+		if err != nil {
+			return nil, err
+		}
+		// Embedded on PostgreSQL, seven contexts share the server's
+		// connections: smaller pools each.
+		conns, rmConns := int32(8), 32
+		if s.cfg.Only == "" {
+			conns, rmConns = 4, 8
+		}
+		st, err := postgres.Open(ctx, u, postgres.Options{Schema: c.schema, MaxConns: conns, Observer: s.metrics.Store("postgres"), Logger: s.log})
+		if err != nil {
+			return nil, fmt.Errorf("server: %s: %w", name, err)
+		}
+		c.store = st
+		if c.db, err = postgres.OpenDB(u, c.schema); err != nil {
+			return nil, err
+		}
+		c.db.SetMaxOpenConns(rmConns)
+	}
+	sopts := saga.Options{Logger: s.log, Observer: s.metrics.Sagas()}
+	if s.cfg.Only != "" {
+		// Other instances' engines take over a dead one's sagas.
+		sopts.Sweep = 10 * time.Second
+	}
+	c.engine = saga.NewEngine(c.store, c.db, sopts)
+	if c.keys, err = idempotency.NewSQLStore(ctx, c.db, "idempotency_keys", nil); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// contextURL is the URL context name connects with: its own
+// (AGORA_POSTGRES_URL_<CONTEXT>), or the shared one working as the
+// context's role, which it provisions with the schema.
+func (s *Server) contextURL(ctx context.Context, name, schema string) (string, error) {
+	if u := s.cfg.PostgresURLs[name]; u != "" {
+		return u, nil
+	}
+	role := PostgresRoleOf(name)
+	if err := provision(ctx, s.cfg.PostgresURL, role, schema); err != nil {
+		return "", fmt.Errorf("server: %s: %w", name, err)
+	}
+	return WithRole(s.cfg.PostgresURL, role), nil
+}
+
+// provision creates role (NOLOGIN) and schema, owned by role, unless they
+// exist, and lets the connecting user work as role. Concurrent
+// provisioners may race to create either: losing the race is fine.
+func provision(ctx context.Context, u, role, schema string) error {
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		return fmt.Errorf("postgres: connect: %w", err)
+	}
+	defer conn.Close(ctx)
+	r, sc := pgx.Identifier{role}.Sanitize(), pgx.Identifier{schema}.Sanitize()
+	for _, q := range []string{
+		`SELECT pg_advisory_lock(7262052)`, // roles are the cluster's: one provisioner at a time
+		`DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = ` + quote(role) + `) THEN CREATE ROLE ` + r + ` NOLOGIN; END IF; END $$`,
+		`DO $$ BEGIN IF NOT pg_has_role(current_user, ` + quote(role) + `, 'MEMBER') THEN EXECUTE 'GRANT ` + r + ` TO ' || quote_ident(current_user); END IF; END $$`,
+		`CREATE SCHEMA IF NOT EXISTS ` + sc + ` AUTHORIZATION ` + r,
+		`SELECT pg_advisory_unlock(7262052)`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("postgres: provision %s and schema %s (the shared URL's user needs CREATEROLE, or give the context its own URL): %w", role, schema, err)
+		}
+	}
+	return nil
+}
+
+// quote is s as an SQL string literal.
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// WithRole returns PostgreSQL URL u whose sessions work as role (SET ROLE
+// through the startup options).
+func WithRole(u, role string) string {
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	return u + sep + "options=" + strings.ReplaceAll(url.QueryEscape("-c role="+role), "+", "%20")
+}
+
+// ContextStore is a context's event log as tests and tools see it.
+type ContextStore struct {
+	// Name is the context's.
+	Name string
+	// Store is its event log, DB its state.
+	Store eventstore.Store
+	DB    *sql.DB
+}
+
+// Stores returns the event logs of the contexts this process runs, in
+// the platform's order.
+func (s *Server) Stores() []ContextStore {
+	out := make([]ContextStore, 0, len(s.stores))
+	for _, c := range s.stores {
+		out = append(out, ContextStore{Name: c.name, Store: c.store, DB: c.db})
+	}
+	return out
+}
+
+// StoreOf returns context name's event log (nil if this process does not
+// run it).
+func (s *Server) StoreOf(name string) eventstore.Store {
+	if c := s.storeOf(name); c != nil {
+		return c.store
+	}
+	return nil
+}
+
+func (s *Server) storeOf(name string) *contextStore {
+	for _, c := range s.stores {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// Heads returns the sum of the contexts' log heads: it moves when any
+// context appends (tests check that refused requests write nothing).
+func (s *Server) Heads(ctx context.Context) (uint64, error) {
+	var sum uint64
+	for _, c := range s.stores {
+		h, err := c.store.Head(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", c.name, err)
+		}
+		sum += h
+	}
+	return sum, nil
+}
