@@ -550,8 +550,8 @@ type stuck struct {
 	mu      sync.Mutex
 }
 
-func (s *stuck) Name() string     { return "test.stuck" }
-func (s *stuck) Position() uint64 { return 3 }
+func (s *stuck) Name() string                        { return "test.stuck" }
+func (s *stuck) Position() uint64                    { return 3 }
 func (s *stuck) Lag(context.Context) (uint64, error) { return 17, nil }
 func (s *stuck) Rebuild(ctx context.Context, _ func(pos, target uint64)) error {
 	s.mu.Lock()

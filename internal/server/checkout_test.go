@@ -33,10 +33,10 @@ import (
 // in) and every product it stocked (to check that nothing stays reserved).
 type world struct {
 	*client
-	t        *testing.T
-	srv      *server.Server
-	dir      string
-	mode     string
+	t    *testing.T
+	srv  *server.Server
+	dir  string
+	mode string
 	// pg and schema are the PostgreSQL URL and schema prefix ("" embedded).
 	pg, schema string
 

@@ -153,8 +153,8 @@ const (
 
 // Server is a running platform: every module (embedded), or one.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
+	cfg Config
+	log *slog.Logger
 	// stores are the contexts' own storage, one per module this process
 	// builds (storage.go); platformDB is the platform's own (the bus's
 	// dead letters, the operations API's keys).
@@ -546,4 +546,3 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 // Bus returns the server's message bus.
 func (s *Server) Bus() *natsbus.Bus { return s.bus }
-
