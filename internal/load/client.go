@@ -21,7 +21,7 @@ type client struct {
 	st   *stats
 	// waiting, if set, is told of every wait on a 429 of a request that
 	// is not counted (setup's).
-	waiting func(route string, d time.Duration)
+	waiting func(route string, status int, d time.Duration)
 }
 
 // call is one API request and what its answers mean.
@@ -82,16 +82,25 @@ func (c *client) do(ctx context.Context, k call) (answer, error) {
 			return answer{}, err
 		}
 	}
+	transient := 0
 	for try := 0; try < 20; try++ {
 		a, o, wait, err := c.once(ctx, k, data)
 		if ctx.Err() != nil {
 			return a, ctx.Err()
 		}
+		if o == Failed && k.scenario == "" && transient < 5 && (a.status == 0 || a.status == 502 || a.status == 503 || a.status == 504) {
+			// Setup is not measured: a platform briefly too busy to
+			// answer (a 503 "retry shortly", a dropped connection)
+			// is asked again rather than ending the run before it
+			// starts.
+			transient++
+			o, wait = Throttled, time.Duration(transient)*500*time.Millisecond
+		}
 		if o != Throttled {
 			return a, err
 		}
 		if k.scenario == "" && c.waiting != nil {
-			c.waiting(k.route, wait)
+			c.waiting(k.route, a.status, wait)
 		}
 		select {
 		case <-ctx.Done():

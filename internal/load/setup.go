@@ -65,12 +65,20 @@ const setupWorkers = 4
 func setup(ctx context.Context, cfg Config, c *client) ([]*vu, *catalog, error) {
 	var mu sync.Mutex
 	var told time.Time
-	c.waiting = func(route string, d time.Duration) {
+	c.waiting = func(route string, status int, d time.Duration) {
 		mu.Lock()
 		defer mu.Unlock()
-		if time.Since(told) >= 10*time.Second {
-			told = time.Now()
+		if time.Since(told) < 10*time.Second {
+			return
+		}
+		told = time.Now()
+		switch status {
+		case 429:
 			cfg.Log("load: setting up: %s is rate limited (429): waiting its Retry-After (%s) and going on", route, d)
+		case 0:
+			cfg.Log("load: setting up: %s did not answer: trying again in %s", route, d)
+		default:
+			cfg.Log("load: setting up: %s answered %d: trying again in %s", route, status, d)
 		}
 	}
 	defer func() { c.waiting = nil }()
@@ -211,8 +219,8 @@ func (u *vu) register(ctx context.Context, c *client, tenant, admin, currency st
 		AccountID string `json:"account_id"`
 	}
 	if _, err := c.do(ctx, call{method: "POST", path: "/api/v1/customers", route: "POST /api/v1/customers",
-		body: map[string]any{"email": u.email, "password": u.password, "name": fmt.Sprintf("Load user %d", u.n), "tenant": tenant},
-		want: []int{201}, out: &reg}); err != nil {
+		body:    map[string]any{"email": u.email, "password": u.password, "name": fmt.Sprintf("Load user %d", u.n), "tenant": tenant},
+		idemKey: "load-register-" + u.email, want: []int{201}, out: &reg}); err != nil {
 		return fmt.Errorf("registering a customer: %w", err)
 	}
 	u.id, u.account = reg.ID, reg.AccountID
