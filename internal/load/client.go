@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -55,6 +56,8 @@ type answer struct {
 	// sent is when the request that got this answer was sent (after any
 	// 429s).
 	sent time.Time
+	// noServer: the connection was refused (nothing listens there).
+	noServer bool
 	// raw is the body of an answer that was not a success.
 	raw []byte
 }
@@ -88,7 +91,7 @@ func (c *client) do(ctx context.Context, k call) (answer, error) {
 		if ctx.Err() != nil {
 			return a, ctx.Err()
 		}
-		if o == Failed && k.scenario == "" && transient < 5 && (a.status == 0 || a.status == 502 || a.status == 503 || a.status == 504) {
+		if o == Failed && k.scenario == "" && transient < 5 && ((a.status == 0 && !a.noServer) || a.status == 502 || a.status == 503 || a.status == 504) {
 			// Setup is not measured: a platform briefly too busy to
 			// answer (a 503 "retry shortly", a dropped connection)
 			// is asked again rather than ending the run before it
@@ -141,9 +144,10 @@ func (c *client) once(ctx context.Context, k call, data []byte) (answer, Outcome
 		if ctx.Err() != nil {
 			return answer{sent: start}, Failed, 0, ctx.Err()
 		}
+		a := answer{sent: start, noServer: errors.Is(err, syscall.ECONNREFUSED)}
 		err = fmt.Errorf("%s: %s", k.route, transportError(err))
 		c.record(k.scenario, Failed, 0, start, time.Since(start), err.Error())
-		return answer{}, Failed, 0, err
+		return a, Failed, 0, err
 	}
 	raw, rerr := io.ReadAll(io.LimitReader(res.Body, 4<<20))
 	res.Body.Close()
