@@ -48,7 +48,9 @@ func (t *tally) add(o Outcome, r *vegeta.Result) {
 		t.throttled++
 		return
 	}
-	t.metrics.Add(r)
+	if r.Latency > 0 { // not an error found without a request (a follow's deadline)
+		t.metrics.Add(r)
+	}
 }
 
 // stats gathers every scenario's tally, the total, the errors seen and
@@ -184,6 +186,7 @@ func (s *stats) report(elapsed time.Duration) Report {
 	}
 	rep.Transfers = TransfersReport{Started: s.transfersStarted, Completed: s.transfersCompleted,
 		Failed: s.transfersFailed, Unfinished: s.transfersUnfinished}
+	rep.ErrorSamples = []ErrorSample{}
 	for k, n := range s.errs {
 		rep.ErrorSamples = append(rep.ErrorSamples, ErrorSample{Scenario: k.scenario, Error: k.msg, Count: n})
 	}
