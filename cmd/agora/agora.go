@@ -16,6 +16,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/audit"
 	"github.com/agora-commerce/agora/internal/bench"
+	"github.com/agora-commerce/agora/internal/load"
 	"github.com/agora-commerce/agora/internal/platform/tracing"
 	"github.com/agora-commerce/agora/internal/server"
 )
@@ -28,6 +29,7 @@ commands:
   bench store     measure the event stores (add --json for machine output)
   bench checkout  place orders through the HTTP API as fast as they are taken
   bench gateway   the gateway against a plain reverse proxy and the upstream direct
+  load URL     drive a running platform with virtual customers (browse, order, transfer…) and report
 
 Run 'agora <command> -h' for a command's flags.`
 
@@ -55,6 +57,8 @@ type Main struct {
 	// and the audit's options.
 	audit     server.Config
 	auditOpts audit.Options
+	// load configures `agora load`.
+	load load.Config
 	// cpuProfile names a CPU profile to write during a benchmark.
 	cpuProfile string
 	asJSON     bool
@@ -213,6 +217,9 @@ func (m *Main) ParseFlags(args []string) error {
 		fs.StringVar(&m.bench.PostgresURL, "postgres", os.Getenv("AGORA_POSTGRES_URL"), "PostgreSQL URL (AGORA_POSTGRES_URL); empty skips PostgreSQL")
 		fs.StringVar(&m.bench.Dir, "dir", "", "directory for the SQLite files (default: a temporary one)")
 		return fs.Parse(args[2:])
+	case "load":
+		m.command = "load"
+		return m.parseLoad(args[1:])
 	case "-h", "--help", "help":
 		return errUsage
 	}
@@ -259,6 +266,8 @@ func (m *Main) Run(ctx context.Context) error {
 	case "bench gateway":
 		m.gateway.Log = m.logf
 		return m.report(func() (result, error) { return bench.RunGateway(ctx, m.gateway) })
+	case "load":
+		return m.runLoad(ctx)
 	case "bench store":
 		m.bench.Log = m.logf
 		return m.report(func() (result, error) { return bench.Run(ctx, m.bench) })

@@ -3,6 +3,7 @@
 //	agora serve                 the whole platform, embedded (SQLite), on :8080
 //	agora audit [--json]        check the stores' invariants; exit status 1 on a violation
 //	agora bench store [--json]  event-store throughput and latency
+//	agora load [flags] URL      virtual customers against a running platform
 package main
 
 import (
