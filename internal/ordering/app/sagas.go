@@ -18,11 +18,35 @@ type Sagas struct {
 	// accounts says whose an account is, for transfers that started
 	// before sagas recorded their tenant.
 	accounts Accounts
+	// others are the sagas other contexts keep in their own stores
+	// (payments' transfers).
+	others OtherSagas
+}
+
+// OtherSagas reads and retries the sagas another context keeps in its
+// own store (payments' transfers), through its published calls.
+type OtherSagas interface {
+	// Get returns saga id, or saga.ErrNotFound.
+	Get(ctx context.Context, id string) (saga.Instance, error)
+	// Retry resumes Failed saga id, recording meta (saga.ErrNotFound,
+	// saga.ErrNotFailed).
+	Retry(ctx context.Context, meta eventstore.Metadata, id string) error
 }
 
 // NewSagas returns the sagas on engine.
-func NewSagas(engine *saga.Engine, orders *Service, accounts Accounts) *Sagas {
-	return &Sagas{engine: engine, orders: orders, accounts: accounts}
+func NewSagas(engine *saga.Engine, orders *Service, accounts Accounts, others OtherSagas) *Sagas {
+	return &Sagas{engine: engine, orders: orders, accounts: accounts, others: others}
+}
+
+// get finds saga id in ordering's store, then in the others'; local
+// says which.
+func (a *Sagas) get(ctx context.Context, id string) (in saga.Instance, local bool, err error) {
+	in, err = a.engine.Get(ctx, id)
+	if errors.Is(err, saga.ErrNotFound) && a.others != nil {
+		in, err = a.others.Get(ctx, id)
+		return in, false, err
+	}
+	return in, true, err
 }
 
 // Errors of the sagas.
@@ -34,36 +58,49 @@ var (
 // Get returns saga id to c, an admin of its tenant; to anyone else it
 // does not exist.
 func (a *Sagas) Get(ctx context.Context, c Caller, id string) (saga.Instance, error) {
-	in, err := a.engine.Get(ctx, id)
+	in, _, err := a.see(ctx, c, id)
+	return in, err
+}
+
+// see is Get, and whether the saga is ordering's own.
+func (a *Sagas) see(ctx context.Context, c Caller, id string) (saga.Instance, bool, error) {
+	in, local, err := a.get(ctx, id)
 	if errors.Is(err, saga.ErrNotFound) {
-		return saga.Instance{}, ErrSagaNotFound
+		return saga.Instance{}, false, ErrSagaNotFound
 	}
 	if err != nil {
-		return saga.Instance{}, err
+		return saga.Instance{}, false, err
 	}
 	tenant, ok, err := a.tenant(ctx, in)
 	if err != nil {
-		return saga.Instance{}, err
+		return saga.Instance{}, false, err
 	}
 	if !ok || !c.CanSee(tenant, "") {
-		return saga.Instance{}, ErrSagaNotFound
+		return saga.Instance{}, false, ErrSagaNotFound
 	}
-	return in, nil
+	return in, local, nil
 }
 
 // Retry resumes Failed saga id for c (see Get), recording meta, and
 // returns it as it stands.
 func (a *Sagas) Retry(ctx context.Context, c Caller, meta eventstore.Metadata, id string) (saga.Instance, error) {
-	if _, err := a.Get(ctx, c, id); err != nil {
+	_, local, err := a.see(ctx, c, id)
+	if err != nil {
 		return saga.Instance{}, err
 	}
-	if err := a.engine.Retry(saga.WithMetadata(ctx, meta), id); err != nil {
+	if local {
+		err = a.engine.Retry(saga.WithMetadata(ctx, meta), id)
+	} else {
+		err = a.others.Retry(ctx, meta, id)
+	}
+	if err != nil {
 		if errors.Is(err, saga.ErrNotFailed) {
 			return saga.Instance{}, ErrSagaNotFailed
 		}
 		return saga.Instance{}, err
 	}
-	return a.engine.Get(ctx, id)
+	in, _, err := a.get(ctx, id)
+	return in, err
 }
 
 // tenant is the tenant saga in belongs to: the one it started in (its

@@ -9,6 +9,7 @@ package orderingmod
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
@@ -21,6 +22,7 @@ import (
 	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
 	"github.com/agora-commerce/agora/internal/payments/paymentsapi"
 	"github.com/agora-commerce/agora/internal/platform/call"
+	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/money"
 	"github.com/agora-commerce/agora/projection"
 	"github.com/agora-commerce/agora/saga"
@@ -108,7 +110,7 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 		m.Daemons = append(m.Daemons, wd.Run)
 	}
 	orderAPI := api.New(svc, queries, orders, sagaID, p.Store)
-	sagasAPI := api.NewSagas(app.NewSagas(p.Sagas, svc, accounts))
+	sagasAPI := api.NewSagas(app.NewSagas(p.Sagas, svc, accounts, transferSagas{paymentsapi.GetSaga.Bind(p.Calls), paymentsapi.RetrySaga.Bind(p.Calls)}))
 	m.Routes = func(mux *http.ServeMux) {
 		orderAPI.Register(mux)
 		sagasAPI.Register(mux)
@@ -127,4 +129,38 @@ func Answers(svc *app.Service) []call.Answer {
 			return call.Owner{Tenant: o.Tenant, ID: o.CustomerID}, nil
 		}),
 	}
+}
+
+// transferSagas are the sagas payments keeps (transfers), read and
+// retried through its calls.
+type transferSagas struct {
+	get   func(context.Context, paymentsapi.SagaRequest) (paymentsapi.Saga, error)
+	retry func(context.Context, paymentsapi.SagaRequest) (call.None, error)
+}
+
+func (t transferSagas) Get(ctx context.Context, id string) (saga.Instance, error) {
+	if !strings.HasPrefix(id, paymentsapi.TransferSagaPrefix) {
+		return saga.Instance{}, saga.ErrNotFound // not payments' either
+	}
+	s, err := t.get(ctx, paymentsapi.SagaRequest{ID: id})
+	if errs.ReasonOf(err) == "saga_not_found" {
+		return saga.Instance{}, saga.ErrNotFound
+	}
+	if err != nil {
+		return saga.Instance{}, err
+	}
+	in := s.Instance
+	in.Metadata, in.StartedAt, in.UpdatedAt = s.Metadata, s.StartedAt, s.UpdatedAt
+	return in, nil
+}
+
+func (t transferSagas) Retry(ctx context.Context, meta eventstore.Metadata, id string) error {
+	_, err := t.retry(ctx, paymentsapi.SagaRequest{ID: id, Meta: meta})
+	switch errs.ReasonOf(err) {
+	case "saga_not_found":
+		return saga.ErrNotFound
+	case "saga_not_failed":
+		return saga.ErrNotFailed
+	}
+	return err
 }

@@ -33,7 +33,7 @@ type TransferData struct {
 }
 
 // TransferSagaID is the saga instance of transfer id.
-func TransferSagaID(id string) string { return "transfer-" + id }
+func TransferSagaID(id string) string { return paymentsapi.TransferSagaPrefix + id }
 
 func (d TransferData) key() string { return "transfer:" + d.ID }
 

@@ -45,7 +45,7 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 	m := &module.Module{
 		Routes:      api.New(svc, app.NewTransfers(svc, p.Sagas), readmodel.NewQueries(p.DB), accounts, p.Store).Register,
 		Projections: []*projection.Runner{accounts},
-		Answers:     Answers(svc),
+		Answers:     append(Answers(svc), SagaAnswers(p.Sagas)...),
 		Publish:     app.Publish,
 		Service:     svc,
 	}
@@ -96,6 +96,34 @@ func Answers(svc *app.Service) []call.Answer {
 				acc.Tenant = auth.DefaultTenant
 			}
 			return call.Owner{Tenant: acc.Tenant, ID: acc.OwnerID}, nil
+		}),
+	}
+}
+
+// SagaAnswers are the calls by which the sagas API (ordering's) reads and
+// retries the sagas payments keeps (transfers), on engine.
+func SagaAnswers(engine *saga.Engine) []call.Answer {
+	notFound := &errs.Error{Code: errs.NotFound, Reason: "saga_not_found", Message: "no such saga"}
+	return []call.Answer{
+		paymentsapi.GetSaga.Answer(func(ctx context.Context, r paymentsapi.SagaRequest) (paymentsapi.Saga, error) {
+			in, err := engine.Get(ctx, r.ID)
+			if errors.Is(err, saga.ErrNotFound) {
+				return paymentsapi.Saga{}, notFound
+			}
+			if err != nil {
+				return paymentsapi.Saga{}, err
+			}
+			return paymentsapi.Saga{Instance: in, Metadata: in.Metadata, StartedAt: in.StartedAt, UpdatedAt: in.UpdatedAt}, nil
+		}),
+		paymentsapi.RetrySaga.Answer(func(ctx context.Context, r paymentsapi.SagaRequest) (call.None, error) {
+			err := engine.Retry(saga.WithMetadata(ctx, r.Meta), r.ID)
+			switch {
+			case errors.Is(err, saga.ErrNotFound):
+				return call.None{}, notFound
+			case errors.Is(err, saga.ErrNotFailed):
+				return call.None{}, &errs.Error{Code: errs.Conflict, Reason: "saga_not_failed", Message: "only a Failed saga can be retried"}
+			}
+			return call.None{}, err
 		}),
 	}
 }
