@@ -30,6 +30,7 @@ commands:
   bench checkout  place orders through the HTTP API as fast as they are taken
   bench gateway   the gateway against a plain reverse proxy and the upstream direct
   load URL     drive a running platform with virtual customers (browse, order, transfer…) and report
+  migrate split   upgrade a data directory of one shared store to a store per context (once)
 
 Run 'agora <command> -h' for a command's flags.`
 
@@ -220,6 +221,8 @@ func (m *Main) ParseFlags(args []string) error {
 	case "load":
 		m.command = "load"
 		return m.parseLoad(args[1:])
+	case "migrate":
+		return m.parseMigrate(args[1:])
 	case "-h", "--help", "help":
 		return errUsage
 	}
@@ -268,6 +271,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.report(func() (result, error) { return bench.RunGateway(ctx, m.gateway) })
 	case "load":
 		return m.runLoad(ctx)
+	case "migrate split":
+		return m.runSplit(ctx)
 	case "bench store":
 		m.bench.Log = m.logf
 		return m.report(func() (result, error) { return bench.Run(ctx, m.bench) })

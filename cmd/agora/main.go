@@ -4,6 +4,7 @@
 //	agora audit [--json]        check the stores' invariants; exit status 1 on a violation
 //	agora bench store [--json]  event-store throughput and latency
 //	agora load [flags] URL      virtual customers against a running platform
+//	agora migrate split         upgrade a single-store data directory to a store per context
 package main
 
 import (

@@ -1,0 +1,254 @@
+package split_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/eventstore/sqlite"
+	"github.com/agora-commerce/agora/internal/audit"
+	"github.com/agora-commerce/agora/internal/server"
+	"github.com/agora-commerce/agora/internal/split"
+)
+
+// fixture unpacks a data directory written by the release before
+// per-context stores (commit c88276e, `agora serve` with the demo seed):
+// the demo customer placed two orders of the mug (both confirmed),
+// deposited 500 and transferred 100 to the merchant, leaving a balance of
+// 97,900 USD cents.
+func fixture(t *testing.T) string {
+	t.Helper()
+	f, err := os.Open("testdata/single-store-c88276e.tgz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	tr := tar.NewReader(gz)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(h.Name)), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// readAll is every record of the log at path.
+func readAll(t *testing.T, path string) []eventstore.Record {
+	t.Helper()
+	r, err := sqlite.OpenReader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	recs, err := r.ReadAll(context.Background(), 0, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// TestSplitUpgradesASingleStore: a data directory the previous release
+// wrote is split into a store per context — every event in its owner's
+// log with its ID, stream version, data and recording time, positions
+// renumbered per context — and the platform starts on it with the
+// orders, balances and users it had, the audit clean; a second run
+// refuses.
+func TestSplitUpgradesASingleStore(t *testing.T) {
+	dir := fixture(t)
+	ctx := context.Background()
+	old := readAll(t, filepath.Join(dir, "events.db"))
+	if len(old) == 0 {
+		t.Fatal("the fixture has no events")
+	}
+	var calls, last int
+	rep, err := split.Run(ctx, dir, func(done, total int) {
+		calls++
+		if done < last || total != len(old) {
+			t.Errorf("progress %d of %d after %d", done, total, last)
+		}
+		last = done
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls == 0 || last != len(old) {
+		t.Errorf("progress: %d calls, last %d of %d", calls, last, len(old))
+	}
+
+	// Every event in its owner's log, as it was.
+	byID := map[uuid.UUID]eventstore.Record{}
+	for _, r := range old {
+		byID[r.ID] = r
+	}
+	moved := 0
+	for _, d := range server.Modules {
+		path := filepath.Join(server.ContextDir(dir, d.Name), "events.db")
+		recs := readAll(t, path)
+		if rep.Events[d.Name] != len(recs) {
+			t.Errorf("%s: report says %d events, its log holds %d", d.Name, rep.Events[d.Name], len(recs))
+		}
+		for i, r := range recs {
+			o, ok := byID[r.ID]
+			switch {
+			case !ok:
+				t.Errorf("%s: event %s was not in the old log", d.Name, r.ID)
+			case r.Position != uint64(i+1):
+				t.Errorf("%s: event %d at position %d", d.Name, i+1, r.Position)
+			case split.Owner(r.StreamID) != d.Name:
+				t.Errorf("%s holds %s, whose owner is %s", d.Name, r.StreamID, split.Owner(r.StreamID))
+			case r.StreamID != o.StreamID || r.Version != o.Version || r.Type != o.Type || !bytes.Equal(r.Data, o.Data) ||
+				!r.RecordedAt.Equal(o.RecordedAt) || r.Metadata != o.Metadata:
+				t.Errorf("%s: event %s changed: %+v, was %+v", d.Name, r.ID, r, o)
+			}
+			delete(byID, r.ID)
+			moved++
+		}
+	}
+	if len(byID) != 0 || moved != len(old) {
+		t.Errorf("%d of %d events moved; left behind: %d", moved, len(old), len(byID))
+	}
+	for _, f := range []string{"events.db.pre-split", "readmodels.db.pre-split", "platform.db"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("after the split: %v", err)
+		}
+	}
+	if _, err := split.Run(ctx, dir, nil); !errors.Is(err, split.ErrAlreadySplit) {
+		t.Errorf("a second run: %v", err)
+	}
+
+	// The platform starts on it, with what it had.
+	srv, stop, err := server.Start(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: dir, SeedDemo: true,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	token := post(t, srv.URL()+"/api/v1/auth/token", "", `{"email":"customer@demo.agora","password":"customer-demo"}`)["access_token"]
+	if token == nil {
+		t.Fatal("the demo customer cannot log in after the split")
+	}
+	me := get(t, srv.URL()+"/api/v1/me", token.(string))
+	var orders map[string]any
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		orders = get(t, srv.URL()+"/api/v1/orders", token.(string))
+		items, _ := orders["items"].([]any)
+		confirmed := 0
+		for _, it := range items {
+			if it.(map[string]any)["status"] == "Confirmed" {
+				confirmed++
+			}
+		}
+		acct := get(t, srv.URL()+"/api/v1/accounts/"+me["account_id"].(string), token.(string))
+		bal, _ := acct["balance"].(map[string]any)
+		if confirmed == 2 && len(items) == 2 && bal != nil && bal["amount"] == 97_900.0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the split: orders %v, account %v", orders, acct)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var rep2 audit.Report
+	for {
+		if rep2, err = srv.Audit(ctx, audit.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		if rep2.OK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the audit after the split: %+v", rep2.Violations())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestSplitThatFailsLeavesTheOldLayout: a split that cannot finish (a
+// table no context owns) writes nothing in place: the old store is as it
+// was, and the platform still refuses to start on it until it is split.
+func TestSplitThatFailsLeavesTheOldLayout(t *testing.T) {
+	dir := fixture(t)
+	db, err := sql.Open("sqlite", sqlite.DSN(filepath.Join(dir, "readmodels.db"), false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE mystery_things (id TEXT)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	before := readAll(t, filepath.Join(dir, "events.db"))
+	_, err = split.Run(context.Background(), dir, nil)
+	if err == nil || !strings.Contains(err.Error(), "mystery_things") {
+		t.Fatalf("split with a table of no context: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.IsDir() || strings.HasSuffix(e.Name(), ".pre-split") || e.Name() == "platform.db" {
+			t.Errorf("a failed split left %s", e.Name())
+		}
+	}
+	if after := readAll(t, filepath.Join(dir, "events.db")); len(after) != len(before) {
+		t.Errorf("the old log went from %d to %d events", len(before), len(after))
+	}
+}
+
+func post(t *testing.T, url, token, body string) map[string]any {
+	t.Helper()
+	return do(t, "POST", url, token, body)
+}
+
+func get(t *testing.T, url, token string) map[string]any {
+	t.Helper()
+	return do(t, "GET", url, token, "")
+}
+
+func do(t *testing.T, method, url, token, body string) map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	json.NewDecoder(res.Body).Decode(&out) //nolint:errcheck // checked by the caller's fields
+	return out
+}
