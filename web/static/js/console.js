@@ -40,7 +40,7 @@ async function overview(main) {
   const o = await get('/api/v1/ops/overview').catch(() => ({}));
   const charts = h('div', { class: 'charts', id: 'charts' });
   page(main, '/ops', 'Operations',
-    h('p', { class: 'muted' }, 'Tenant ', h('code', {}, o.tenant || '—'), ' · mode ', o.mode || '—', ' · log head ', String(o.head ?? '—')),
+    h('p', { class: 'muted' }, 'Tenant ', h('code', {}, o.tenant || '—'), ' · mode ', o.mode || '—', ' · events in every log ', String(o.head ?? '—')),
     h('h2', {}, 'Last 15 minutes'), charts,
     h('p', {}, h('a', { href: '#/ops/log' }, 'Watch the live log »')));
   let plots = [];
@@ -64,7 +64,7 @@ async function overview(main) {
 
 function eventRow(e, highlight) {
   return h('tr', { 'data-type': e.type, 'data-stream': e.stream_id, 'data-id': e.id, class: e.id && e.id === highlight ? 'highlight' : null },
-    h('td', {}, String(e.position)), h('td', {}, when(e.recorded_at)), h('td', {}, h('code', {}, e.type)),
+    h('td', {}, (e.context ? e.context + '.' : '') + e.position), h('td', {}, when(e.recorded_at)), h('td', {}, h('code', {}, e.type)),
     h('td', {}, streamLink(e.stream_id)), h('td', {}, e.metadata?.tenant || ''), h('td', {}, traceLink(e.trace_id)));
 }
 
@@ -118,7 +118,7 @@ async function logView(main, _args, params) {
     input('Correlation', 'correlation_id', { value: filters.correlation_id }),
     h('button', { type: 'submit' }, 'Filter'));
   page(main, '/ops/log', 'Live event log', f, h('p', {}, pause, ' ', state),
-    h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, ['Position', 'Recorded', 'Type', 'Stream', 'Tenant', 'Trace'].map((x) => h('th', { scope: 'col' }, x)))), tbody)));
+    h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, ['Log.position', 'Recorded', 'Type', 'Stream', 'Tenant', 'Trace'].map((x) => h('th', { scope: 'col' }, x)))), tbody)));
   const first = await get('/api/v1/ops/log' + query({ type: filters.type, stream: filters.stream, correlation_id: filters.correlation_id, limit: 50 }));
   (first.items || []).forEach(show);
   if (filters.correlation_id) {
@@ -126,7 +126,7 @@ async function logView(main, _args, params) {
     setTimeout(() => tbody.querySelector('tr.highlight')?.scrollIntoView({ block: 'center' }), 0);
     return;
   }
-  const after = first.items?.length ? first.items[first.items.length - 1].position : first.head;
+  const after = first.cursor; // every context's log, where this page's read ended
   const ctl = new AbortController();
   onLeave(() => ctl.abort());
   state.textContent = 'Live';
@@ -143,7 +143,7 @@ async function streamView(main, { id }, params) {
     h('div', { class: 'events' }, (s.items || []).map((e) => h('details', { class: 'event', open: (s.items.length <= 12) || null },
       h('summary', {}, h('span', { class: 'muted' }, '#' + e.version + ' · ' + when(e.recorded_at) + ' · '), h('code', {}, e.type)),
       h('dl', { class: 'facts' },
-        h('dt', {}, 'Position'), h('dd', {}, String(e.position)),
+        h('dt', {}, 'Position'), h('dd', {}, (e.context ? e.context + '.' : '') + e.position),
         h('dt', {}, 'Event ID'), h('dd', {}, h('code', {}, e.id)),
         h('dt', {}, 'Correlation'), h('dd', {}, e.metadata?.correlation_id ? h('a', { href: '#/ops/log' + query({ correlation_id: e.metadata.correlation_id }) }, e.metadata.correlation_id) : '—'),
         h('dt', {}, 'Causation'), h('dd', {}, e.metadata?.causation_id && e.metadata?.correlation_id
@@ -218,7 +218,7 @@ async function processing(main) {
   const p = await get('/api/v1/ops/processing');
   const dead = await get('/api/v1/ops/dead-letters?limit=50').catch(() => ({ items: [] }));
   const msg = h('p', { role: 'status', id: 'processing-status' });
-  page(main, '/ops/processing', 'Processing', h('p', { class: 'muted' }, 'Log head ', String(p.head)), msg,
+  page(main, '/ops/processing', 'Processing', h('p', { class: 'muted' }, 'Events in every log ', String(p.head)), msg,
     h('h2', {}, 'Projections'),
     table(['Projection', 'Checkpoint', 'Lag', ''], (p.projections || []).map((x) => [x.name, String(x.checkpoint), String(x.lag),
       x.rebuilding ? 'rebuilding…' : h('button', { type: 'button', class: 'danger', onclick: async () => {
