@@ -842,3 +842,74 @@ func TestNotInThisProcess(t *testing.T) {
 		t.Errorf("overview: %s", a.raw)
 	}
 }
+
+// TestLogsOfEveryContext: with a log per context, the log reads all of
+// them in the order their events were recorded, each event naming its
+// context; pages go on with a cursor over every log, each event exactly
+// once; the live tail resumes from such a cursor.
+func TestLogsOfEveryContext(t *testing.T) {
+	a, _ := testenv.SQLite(t)
+	b, _ := testenv.SQLite(t)
+	h := newHarness(t, ops.Config{Logs: []ops.Log{{Context: "alpha", Store: a}, {Context: "beta", Store: b}}})
+	ctx := context.Background()
+	put := func(s eventstore.Store, stream string) {
+		t.Helper()
+		if _, err := s.Append(ctx, stream, eventstore.Any, eventstore.EventData{Type: "test.Happened", Data: json.RawMessage(`{}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Recorded in this order: alpha 1, beta 1, beta 2, alpha 2, beta 3, alpha 3.
+	order := []string{"a-1", "b-1", "b-2", "a-2", "b-3", "a-3"}
+	for _, s := range order {
+		if s[0] == 'a' {
+			put(a, s)
+		} else {
+			put(b, s)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	want := make([]string, len(order))
+	for i, s := range order {
+		want[i] = s + "/test.Happened"
+	}
+	tail := h.get("/api/v1/ops/log?limit=50", "")
+	eq(t, "the tail, in recording order", items(tail), want)
+	if tail.body["head"] != 6.0 || tail.body["cursor"] != "alpha.3,beta.3" {
+		t.Errorf("tail: head %v, cursor %v", tail.body["head"], tail.body["cursor"])
+	}
+	for _, it := range tail.body["items"].([]any) {
+		m := it.(map[string]any)
+		if want := map[byte]string{'a': "alpha", 'b': "beta"}[m["stream_id"].(string)[0]]; m["context"] != want {
+			t.Errorf("%v: context %v, want %s", m["stream_id"], m["context"], want)
+		}
+	}
+	var got []string
+	after, pages := "0", 0
+	for {
+		p := h.get("/api/v1/ops/log?limit=2&after="+after, "")
+		got = append(got, items(p)...)
+		pages++
+		next, ok := p.body["next_after"].(string)
+		if !ok || pages > 10 {
+			break
+		}
+		after = next
+	}
+	eq(t, "pages of 2 over both logs", got, want)
+	if pages != 3 {
+		t.Errorf("%d pages, want 3", pages)
+	}
+	if r := h.do("GET", "/api/v1/ops/log?after=gamma.3", ""); r.status != http.StatusBadRequest {
+		t.Errorf("a cursor of an unknown log: %d", r.status)
+	}
+
+	// The live tail after alpha.2 and beta.3: alpha's third, then what comes.
+	s := h.openStream("", "Last-Event-ID", "alpha.2,beta.3")
+	if f := s.next(2 * time.Second); f.id != "alpha.3,beta.3" {
+		t.Errorf("resumed: frame %+v", f)
+	}
+	put(b, "b-4")
+	if f := s.next(2 * time.Second); f.id != "alpha.3,beta.4" {
+		t.Errorf("a new event of beta: frame %+v", f)
+	}
+}
