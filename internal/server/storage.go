@@ -161,7 +161,7 @@ func (s *Server) openContext(ctx context.Context, name string) (_ *contextStore,
 		// connections: smaller pools each.
 		conns, rmConns := int32(8), 32
 		if s.cfg.Only == "" {
-			conns, rmConns = 4, 8
+			conns, rmConns = 3, 6
 		}
 		st, err := postgres.Open(ctx, u, postgres.Options{Schema: c.schema, MaxConns: conns, Observer: s.metrics.Store("postgres"), Logger: s.log})
 		if err != nil {
