@@ -190,6 +190,7 @@ func (m *Main) ParseFlags(args []string) error {
 			fs.SetOutput(m.Stderr)
 			fs.BoolVar(&m.asJSON, "json", false, "print one JSON object instead of a table")
 			fs.IntVar(&m.checkout.Orders, "orders", 5000, "orders to place")
+			fs.DurationVar(&m.checkout.Duration, "duration", 0, "place orders for this long (a soak, e.g. 30m) instead of --orders; reported by tenths either way")
 			fs.IntVar(&m.checkout.InFlight, "in-flight", 128, "most orders submitted and not yet ended")
 			fs.IntVar(&m.checkout.Clients, "clients", 32, "concurrent HTTP clients")
 			fs.IntVar(&m.checkout.RelayEvents, "relay-events", 100_000, "events for the relay measurement (0 skips it)")

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -52,6 +54,9 @@ type CheckoutConfig struct {
 	Tracing string
 	// Rounds is how many rounds "both" runs (default 2; even is fair).
 	Rounds int
+	// Duration, if set, places orders for that long (a soak) instead of
+	// Orders of them; either way the run is measured by tenths.
+	Duration time.Duration
 	// Log, if set, receives progress lines.
 	Log func(format string, args ...any)
 }
@@ -84,6 +89,18 @@ type CheckoutResult struct {
 	TracingOnCPUMsPerOrder  float64 `json:"tracing_on_cpu_ms_per_order,omitempty"`
 	TracingOffCPUMsPerOrder float64 `json:"tracing_off_cpu_ms_per_order,omitempty"`
 	TracingCPUCostPct       float64 `json:"tracing_cpu_cost_pct,omitempty"`
+	// Tenths are the run's tenths, in order (tracing on or off only):
+	// whether the cost of an order grows with the orders before it.
+	Tenths []Tenth `json:"tenths,omitempty"`
+}
+
+// Tenth is one tenth of a checkout run: its rate, its orders' p99 from
+// submit to terminal, and the process's resident memory at its end.
+type Tenth struct {
+	Orders       int     `json:"orders"`
+	OrdersPerSec float64 `json:"orders_per_sec"`
+	P99Ms        float64 `json:"p99_ms"`
+	RSSMB        float64 `json:"rss_mb"`
 }
 
 // WriteJSON prints r as one JSON object.
@@ -104,6 +121,12 @@ func (r CheckoutResult) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "cancel reasons\t%v\n", r.Reasons)
 	fmt.Fprintf(tw, "relay msg/s\t%.0f\n", r.RelayMsgsPerSec)
 	fmt.Fprintf(tw, "tracing\t%s\n", r.Tracing)
+	if len(r.Tenths) > 0 {
+		fmt.Fprintf(tw, "by tenth\torders\torders/s\tp99\tRSS\n")
+		for i, t := range r.Tenths {
+			fmt.Fprintf(tw, "  %d\t%d\t%.0f\t%.0f ms\t%.0f MB\n", i+1, t.Orders, t.OrdersPerSec, t.P99Ms, t.RSSMB)
+		}
+	}
 	if r.Tracing == "both" {
 		fmt.Fprintf(tw, "orders/s, tracing on / off\t%.0f / %.0f (tracing costs %.1f %%)\n", r.TracingOnOrdersPerSec, r.TracingOffOrdersPerSec, r.TracingCostPct)
 		fmt.Fprintf(tw, "CPU an order, tracing on / off\t%.2f / %.2f ms (tracing costs %.1f %%)\n", r.TracingOnCPUMsPerOrder, r.TracingOffCPUMsPerOrder, r.TracingCPUCostPct)
@@ -273,9 +296,13 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	})
 
 	var failed atomic.Int64
-	// place places n orders and waits for them to end (bounded): one
-	// round, timed from its first POST to its last order's end.
-	place := func(n int) (int, time.Duration, time.Duration) {
+	// placeUntil places n orders, or as many as it can until until, and
+	// waits for them to end (bounded): one round, timed from its first
+	// POST to its last order's end.
+	var placeUntil func(n int, until time.Time) (int, time.Duration, time.Duration)
+	// place places n orders (placeUntil with no end).
+	place := func(n int) (int, time.Duration, time.Duration) { return placeUntil(n, time.Time{}) }
+	placeUntil = func(n int, until time.Time) (int, time.Duration, time.Duration) {
 		cpu := cpuTime()
 		mu.Lock()
 		endedBefore := res.Confirmed + res.Cancelled
@@ -288,7 +315,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 			wg.Go(func() {
 				for ctx.Err() == nil {
 					i := next.Add(1)
-					if i > int64(n) {
+					if i > int64(n) || !until.IsZero() && time.Now().After(until) {
 						return
 					}
 					slot <- struct{}{}
@@ -381,8 +408,35 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	default:
 		on := cfg.Tracing != "off"
 		tracing.SetEnabled(on)
-		logf("placing %d orders (%s, %d clients, at most %d in flight), tracing %s", cfg.Orders, cfg.Mode, cfg.Clients, cfg.InFlight, onOff(on))
-		done, took, _ = place(cfg.Orders)
+		what := fmt.Sprintf("%d orders", cfg.Orders)
+		if cfg.Duration > 0 {
+			what = "orders for " + cfg.Duration.String()
+		}
+		logf("placing %s (%s, %d clients, at most %d in flight), tracing %s, by tenths", what, cfg.Mode, cfg.Clients, cfg.InFlight, onOff(on))
+		// Ten rounds, each drained before the next, so that each tenth's
+		// rate, tail and memory are its own.
+		for i := range 10 {
+			n, until := cfg.Orders/10, time.Time{}
+			if i < cfg.Orders%10 {
+				n++
+			}
+			if cfg.Duration > 0 {
+				n, until = math.MaxInt, time.Now().Add(cfg.Duration/10)
+			}
+			mu.Lock()
+			from := len(latencies)
+			mu.Unlock()
+			k, d, _ := placeUntil(n, until)
+			mu.Lock()
+			tail := slices.Clone(latencies[from:])
+			mu.Unlock()
+			slices.Sort(tail)
+			t := Tenth{Orders: k, OrdersPerSec: rate(k, d), P99Ms: pct(tail, 0.99), RSSMB: rssMB()}
+			res.Tenths = append(res.Tenths, t)
+			logf("  tenth %d: %d orders, %.0f orders/s, p99 %.0f ms, RSS %.0f MB", i+1, t.Orders, t.OrdersPerSec, t.P99Ms, t.RSSMB)
+			done, took = done+k, took+d
+		}
+		res.Orders = done
 		tracing.SetEnabled(true)
 	}
 	stopWatch()
@@ -397,6 +451,20 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		logf("%d order submissions failed", failed.Load())
 	}
 	return res, nil
+}
+
+// rssMB is the process's resident memory in MB (Linux's /proc), or what
+// the Go runtime holds from the system elsewhere.
+func rssMB() float64 {
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		var size, resident uint64
+		if _, err := fmt.Sscan(string(b), &size, &resident); err == nil {
+			return float64(resident*uint64(os.Getpagesize())) / (1 << 20)
+		}
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return float64(m.Sys) / (1 << 20)
 }
 
 func rate(n int, d time.Duration) float64 {
