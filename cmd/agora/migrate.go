@@ -50,7 +50,7 @@ flags:`)
 
 // runSplit splits the data directory, with a progress bar on a terminal.
 func (m *Main) runSplit(ctx context.Context) error {
-	progress := func(done, total int) {}
+	var progress split.Progress
 	if f, ok := m.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		var bar *progressbar.ProgressBar
 		progress = func(done, total int) {
