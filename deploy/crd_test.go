@@ -47,8 +47,9 @@ type cnpgCluster struct {
 		} `json:"postgresql"`
 		Bootstrap struct {
 			InitDB struct {
-				Database string `json:"database"`
-				Owner    string `json:"owner"`
+				Database    string   `json:"database"`
+				Owner       string   `json:"owner"`
+				PostInitSQL []string `json:"postInitSQL,omitempty"`
 			} `json:"initdb"`
 		} `json:"bootstrap"`
 		Storage struct {

@@ -85,5 +85,7 @@ func OpenDB(url, schema string) (*sql.DB, error) {
 		return nil, fmt.Errorf("postgres: parse URL: %w", err)
 	}
 	guard(&cfg.Config)
-	return stdlib.OpenDB(*cfg), nil
+	db := stdlib.OpenDB(*cfg)
+	db.SetConnMaxIdleTime(30 * time.Second) // as the store's pool
+	return db, nil
 }

@@ -147,6 +147,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: parse URL: %w", err)
 	}
 	cfg.MaxConns = opts.MaxConns
+	// Connections a burst opened go back within a minute: a platform of
+	// many stores does not hold every pool at its peak.
+	cfg.MaxConnIdleTime, cfg.HealthCheckPeriod = 30*time.Second, 15*time.Second
 	guard(&cfg.ConnConfig.Config)
 	if opts.Schema != "" {
 		if err := CreateSchema(ctx, url, opts.Schema); err != nil {

@@ -3,6 +3,9 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +14,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/agora-commerce/agora/eventstore/postgres"
 	"github.com/agora-commerce/agora/internal/server"
+	"github.com/agora-commerce/agora/internal/testenv"
 )
 
 // streamOwners maps a stream's category to the context that owns it:
@@ -142,4 +147,51 @@ func asRole(ctx context.Context, conn *pgx.Conn, role, q string) error {
 	}
 	_, err = tx.Exec(ctx, q)
 	return err
+}
+
+// TestWithoutCreateRoleEachContextStillHasItsSchema: a shared URL whose
+// user may not create roles still gives each context its own schema (a
+// warning says the database does not keep them apart), rather than
+// refusing to start.
+func TestWithoutCreateRoleEachContextStillHasItsSchema(t *testing.T) {
+	pg := testenv.PostgresURL(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	user := fmt.Sprintf("agora_test_user_%d", rand.Uint32())
+	prefix := fmt.Sprintf("norole_%d", rand.Uint64())
+	for _, q := range []string{`CREATE ROLE ` + user + ` LOGIN NOCREATEROLE`, `GRANT CREATE ON DATABASE ` + pgx.Identifier{conn.Config().Database}.Sanitize() + ` TO ` + user} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		_ = postgres.DropSchema(context.Background(), pg, prefix)
+		c, err := pgx.Connect(context.Background(), pg)
+		if err == nil {
+			c.Exec(context.Background(), `REVOKE CREATE ON DATABASE `+pgx.Identifier{c.Config().Database}.Sanitize()+` FROM `+user) //nolint:errcheck // cleanup
+			c.Exec(context.Background(), `DROP ROLE `+user)                                                                         //nolint:errcheck // cleanup
+			c.Close(context.Background())
+		}
+	})
+	u, _ := url.Parse(pg)
+	u.User = url.User(user)
+	srv, stop, err := server.Start(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), PostgresURL: u.String(), PostgresSchema: prefix,
+		Logger: testLogger()})
+	if err != nil {
+		t.Fatalf("a user without CREATEROLE: %v", err)
+	}
+	defer stop()
+	for _, d := range server.Modules {
+		var owner string
+		if err := conn.QueryRow(ctx, `SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1`, server.PostgresSchemaOf(prefix, d.Name)).Scan(&owner); err != nil || owner != user {
+			t.Errorf("%s's schema: owner %q, %v", d.Name, owner, err)
+		}
+	}
+	if len(srv.Stores()) != len(server.Modules) {
+		t.Errorf("%d stores", len(srv.Stores()))
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/eventstore/postgres"
@@ -193,11 +194,23 @@ func (s *Server) contextURL(ctx context.Context, name, schema string) (string, e
 		return u, nil
 	}
 	role := PostgresRoleOf(name)
-	if err := provision(ctx, s.cfg.PostgresURL, role, schema); err != nil {
+	err := provision(ctx, s.cfg.PostgresURL, role, schema)
+	if errors.Is(err, errNoRoles) {
+		// A user who may not create roles still gets a schema per
+		// context; only the database's enforcement is missing.
+		s.log.Warn("postgres: the shared URL's user may not create roles: each context keeps its own schema, but the database does not keep them apart; "+
+			"give the user CREATEROLE, or each context its own URL (AGORA_POSTGRES_URL_<CONTEXT>)", "context", name, "schema", schema)
+		return s.cfg.PostgresURL, nil
+	}
+	if err != nil {
 		return "", fmt.Errorf("server: %s: %w", name, err)
 	}
 	return WithRole(s.cfg.PostgresURL, role), nil
 }
+
+// errNoRoles is provision's answer to a user who may not create or grant
+// roles.
+var errNoRoles = errors.New("postgres: not allowed to create roles")
 
 // provision creates role (NOLOGIN) and schema, owned by role, unless they
 // exist, and lets the connecting user work as role. Concurrent
@@ -217,7 +230,11 @@ func provision(ctx context.Context, u, role, schema string) error {
 		`SELECT pg_advisory_unlock(7262052)`,
 	} {
 		if _, err := conn.Exec(ctx, q); err != nil {
-			return fmt.Errorf("postgres: provision %s and schema %s (the shared URL's user needs CREATEROLE, or give the context its own URL): %w", role, schema, err)
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "42501" { // insufficient_privilege
+				return fmt.Errorf("%w: %w", errNoRoles, err)
+			}
+			return fmt.Errorf("postgres: provision %s and schema %s: %w", role, schema, err)
 		}
 	}
 	return nil
