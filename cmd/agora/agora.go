@@ -48,8 +48,10 @@ type Main struct {
 
 	command string
 	serve   server.Config
-	level   slog.Level
-	bench   bench.Config
+	// splitFrom is the schema `agora migrate split --postgres` splits.
+	splitFrom string
+	level     slog.Level
+	bench     bench.Config
 	// checkout configures `agora bench checkout`.
 	checkout bench.CheckoutConfig
 	// gateway configures `agora bench gateway`.

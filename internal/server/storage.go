@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -186,26 +187,34 @@ func (s *Server) openContext(ctx context.Context, name string) (_ *contextStore,
 	return c, nil
 }
 
-// contextURL is the URL context name connects with: its own
-// (AGORA_POSTGRES_URL_<CONTEXT>), or the shared one working as the
-// context's role, which it provisions with the schema.
-func (s *Server) contextURL(ctx context.Context, name, schema string) (string, error) {
-	if u := s.cfg.PostgresURLs[name]; u != "" {
+// contextURL is the URL context name connects with (ContextURL).
+func (s *Server) contextURL(ctx context.Context, name, _ string) (string, error) {
+	return ContextURL(ctx, s.cfg, name, s.log)
+}
+
+// ContextURL is the PostgreSQL URL context name connects with under cfg:
+// its own (AGORA_POSTGRES_URL_<CONTEXT>), or the shared one working as the
+// context's role, which it provisions with the context's schema. A
+// shared URL whose user may not create roles is answered as it is, with a
+// warning to log: each context still keeps its own schema.
+func ContextURL(ctx context.Context, cfg Config, name string, log *slog.Logger) (string, error) {
+	if u := cfg.PostgresURLs[name]; u != "" {
 		return u, nil
 	}
+	schema := PostgresSchemaOf(cfg.PostgresSchema, name)
 	role := PostgresRoleOf(name)
-	err := provision(ctx, s.cfg.PostgresURL, role, schema)
+	err := provision(ctx, cfg.PostgresURL, role, schema)
 	if errors.Is(err, errNoRoles) {
 		// A user who may not create roles still gets a schema per
 		// context; only the database's enforcement is missing.
-		s.log.Warn("postgres: the shared URL's user may not create roles: each context keeps its own schema, but the database does not keep them apart; "+
+		log.Warn("postgres: the shared URL's user may not create roles: each context keeps its own schema, but the database does not keep them apart; "+
 			"give the user CREATEROLE, or each context its own URL (AGORA_POSTGRES_URL_<CONTEXT>)", "context", name, "schema", schema)
-		return s.cfg.PostgresURL, nil
+		return cfg.PostgresURL, nil
 	}
 	if err != nil {
 		return "", fmt.Errorf("server: %s: %w", name, err)
 	}
-	return WithRole(s.cfg.PostgresURL, role), nil
+	return WithRole(cfg.PostgresURL, role), nil
 }
 
 // errNoRoles is provision's answer to a user who may not create or grant

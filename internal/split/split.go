@@ -203,35 +203,14 @@ func moveEvents(ctx context.Context, stage string, contexts []string, recs []eve
 		}
 		stores[c] = s
 	}
-	type when struct {
-		pos uint64
-		at  int64
+	logs := map[string]eventstore.Store{}
+	for c, st := range stores {
+		logs[c] = st
 	}
-	times := map[string][]when{}
-	for i := 0; i < len(recs); {
-		// A run of one stream's events goes in one append.
-		j := i + 1
-		for j < len(recs) && recs[j].StreamID == recs[i].StreamID && j-i < 512 {
-			j++
-		}
-		owner := Owner(recs[i].StreamID)
-		evs := make([]eventstore.EventData, 0, j-i)
-		for _, r := range recs[i:j] {
-			evs = append(evs, eventstore.EventData{ID: r.ID, Type: r.Type, SchemaVersion: r.SchemaVersion, Data: r.Data, Metadata: r.Metadata})
-		}
-		res, err := stores[owner].Append(ctx, recs[i].StreamID, eventstore.Exact(recs[i].Version-1), evs...)
-		if err != nil {
-			return fmt.Errorf("split: %s v%d into %s: %w", recs[i].StreamID, recs[i].Version, owner, err)
-		}
-		first := res.LastPosition - uint64(j-i) + 1
-		for k, r := range recs[i:j] {
-			times[owner] = append(times[owner], when{first + uint64(k), r.RecordedAt.UnixNano()})
-		}
-		rep.Events[owner] += j - i
-		i = j
-		progress(i, len(recs))
+	times, err := appendInOrder(ctx, logs, recs, rep, progress)
+	if err != nil {
+		return err
 	}
-	progress(len(recs), len(recs))
 	for _, c := range contexts {
 		if err := stores[c].Close(); err != nil {
 			return err
@@ -258,6 +237,44 @@ func moveEvents(ctx context.Context, stage string, contexts []string, recs []eve
 		}
 	}
 	return nil
+}
+
+// when is the recording time an event had, at its new position.
+type when struct {
+	pos uint64
+	at  int64
+}
+
+// appendInOrder appends each record to its owner's log in logs, in the
+// old log's order (a run of one stream's events in one append, with its
+// event IDs and the versions it had), and answers the old recording time
+// of each new position, by context.
+func appendInOrder(ctx context.Context, logs map[string]eventstore.Store, recs []eventstore.Record, rep *Report, progress Progress) (map[string][]when, error) {
+	times := map[string][]when{}
+	for i := 0; i < len(recs); {
+		j := i + 1
+		for j < len(recs) && recs[j].StreamID == recs[i].StreamID && j-i < 512 {
+			j++
+		}
+		owner := Owner(recs[i].StreamID)
+		evs := make([]eventstore.EventData, 0, j-i)
+		for _, r := range recs[i:j] {
+			evs = append(evs, eventstore.EventData{ID: r.ID, Type: r.Type, SchemaVersion: r.SchemaVersion, Data: r.Data, Metadata: r.Metadata})
+		}
+		res, err := logs[owner].Append(ctx, recs[i].StreamID, eventstore.Exact(recs[i].Version-1), evs...)
+		if err != nil {
+			return nil, fmt.Errorf("split: %s v%d into %s: %w", recs[i].StreamID, recs[i].Version, owner, err)
+		}
+		first := res.LastPosition - uint64(j-i) + 1
+		for k, r := range recs[i:j] {
+			times[owner] = append(times[owner], when{first + uint64(k), r.RecordedAt.UnixNano()})
+		}
+		rep.Events[owner] += j - i
+		i = j
+		progress(i, len(recs))
+	}
+	progress(len(recs), len(recs))
+	return times, nil
 }
 
 // moveState copies the old state database's tables to their contexts'
@@ -301,25 +318,7 @@ func moveState(ctx context.Context, path, stage string, contexts []string, rep *
 		}
 		prow.Close()
 	}
-	// Where each table goes.
-	targets := func(table string) ([]string, error) {
-		switch {
-		case projected[table]:
-			return nil, nil
-		case table == "messaging_checkpoints":
-			return contexts, nil // the rows are sorted below
-		case table == "idempotency_keys":
-			return append(slices.Clone(contexts), "platform"), nil
-		case table == "dead_letters":
-			return []string{"platform"}, nil
-		}
-		for _, c := range contexts {
-			if strings.HasPrefix(table, c+"_") {
-				return []string{c}, nil
-			}
-		}
-		return nil, fmt.Errorf("split: table %s belongs to no context this release knows", table)
-	}
+	targets := func(table string) ([]string, error) { return tableTargets(table, projected, contexts) }
 	dests := map[string][]object{}
 	for _, o := range objs {
 		ts, err := targets(o.table)
@@ -374,6 +373,28 @@ func moveState(ctx context.Context, path, stage string, contexts []string, rep *
 		}
 	}
 	return nil
+}
+
+// tableTargets is where a table of the old state goes: the contexts (or
+// "platform") it is copied to; none for a projection's read model, which
+// its projection rebuilds.
+func tableTargets(table string, projected map[string]bool, contexts []string) ([]string, error) {
+	switch {
+	case projected[table]:
+		return nil, nil
+	case table == "messaging_checkpoints":
+		return contexts, nil // each takes its own outboxes' rows
+	case table == "idempotency_keys":
+		return append(slices.Clone(contexts), "platform"), nil
+	case table == "dead_letters":
+		return []string{"platform"}, nil
+	}
+	for _, c := range contexts {
+		if strings.HasPrefix(table, c+"_") {
+			return []string{c}, nil
+		}
+	}
+	return nil, fmt.Errorf("split: table %s belongs to no context this release knows", table)
 }
 
 // inTx runs f in a transaction on db.

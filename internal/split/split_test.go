@@ -8,8 +8,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,12 +20,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/eventstore/postgres"
 	"github.com/agora-commerce/agora/eventstore/sqlite"
 	"github.com/agora-commerce/agora/internal/audit"
 	"github.com/agora-commerce/agora/internal/server"
 	"github.com/agora-commerce/agora/internal/split"
+	"github.com/agora-commerce/agora/internal/testenv"
 )
 
 // fixture unpacks a data directory written by the release before
@@ -148,8 +153,17 @@ func TestSplitUpgradesASingleStore(t *testing.T) {
 	}
 
 	// The platform starts on it, with what it had.
-	srv, stop, err := server.Start(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: dir, SeedDemo: true,
+	serveFixture(t, server.Config{Addr: "127.0.0.1:0", DataDir: dir, SeedDemo: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+}
+
+// serveFixture starts the platform on a split fixture and checks what
+// the fixture had: the demo customer logs in, has its two orders
+// confirmed and a balance of 97,900; the audit is clean.
+func serveFixture(t *testing.T, cfg server.Config) {
+	t.Helper()
+	ctx := context.Background()
+	srv, stop, err := server.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,4 +265,96 @@ func do(t *testing.T, method, url, token, body string) map[string]any {
 	var out map[string]any
 	json.NewDecoder(res.Body).Decode(&out) //nolint:errcheck // checked by the caller's fields
 	return out
+}
+
+// TestSplitUpgradesASingleSchema: a PostgreSQL schema the previous
+// release wrote (testdata/single-schema-c88276e.sql.gz: pg_dump of
+// `agora serve --postgres-schema splitfix` at commit c88276e after the
+// same orders, deposit and transfer as the data directory's) is split
+// into a schema per context, each owned by its context's role, every
+// event moved as it was; the platform serves it as it was, the audit
+// clean; a second run refuses.
+func TestSplitUpgradesASingleSchema(t *testing.T) {
+	pg := testenv.PostgresURL(t)
+	ctx := context.Background()
+	id := rand.Uint64()
+	old, prefix := fmt.Sprintf("splitold_%d", id), fmt.Sprintf("splitnew_%d", id)
+	t.Cleanup(func() {
+		_ = postgres.DropSchema(context.Background(), pg, old)
+		_ = postgres.DropSchema(context.Background(), pg, prefix)
+	})
+	f, err := os.Open("testdata/single-schema-c88276e.sql.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dump, err := io.ReadAll(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, strings.ReplaceAll(string(dump), "splitfix", old)); err != nil {
+		t.Fatalf("restore the fixture: %v", err)
+	}
+	src, err := postgres.Open(ctx, pg, postgres.Options{Schema: old, MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := src.ReadAll(ctx, 0, 1<<20)
+	src.Close()
+	if err != nil || len(before) == 0 {
+		t.Fatalf("the fixture's log: %d events, %v", len(before), err)
+	}
+
+	rep, err := split.RunPostgres(ctx, pg, old, prefix, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[uuid.UUID]eventstore.Record{}
+	for _, r := range before {
+		byID[r.ID] = r
+	}
+	for _, d := range server.Modules {
+		schema := server.PostgresSchemaOf(prefix, d.Name)
+		var owner string
+		if err := conn.QueryRow(ctx, `SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1`, schema).Scan(&owner); err != nil || owner != server.PostgresRoleOf(d.Name) {
+			t.Errorf("%s: owner %q, %v", schema, owner, err)
+		}
+		st, err := postgres.Open(ctx, pg, postgres.Options{Schema: schema, MaxConns: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := st.ReadAll(ctx, 0, 1<<20)
+		st.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != rep.Events[d.Name] {
+			t.Errorf("%s: %d events, the report says %d", d.Name, len(recs), rep.Events[d.Name])
+		}
+		for _, r := range recs {
+			o, ok := byID[r.ID]
+			if !ok || split.Owner(r.StreamID) != d.Name || r.StreamID != o.StreamID || r.Version != o.Version || !bytes.Equal(r.Data, o.Data) ||
+				!r.RecordedAt.Equal(o.RecordedAt) {
+				t.Errorf("%s: event %s: %+v, was %+v", d.Name, r.ID, r, o)
+			}
+			delete(byID, r.ID)
+		}
+	}
+	if len(byID) != 0 {
+		t.Errorf("%d events left behind", len(byID))
+	}
+	if _, err := split.RunPostgres(ctx, pg, old, prefix, nil, nil); !errors.Is(err, split.ErrAlreadySplit) {
+		t.Errorf("a second run: %v", err)
+	}
+	serveFixture(t, server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), PostgresURL: pg, PostgresSchema: prefix, SeedDemo: true,
+		NATSNamespace: fmt.Sprintf("split%d", id), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 }
