@@ -343,7 +343,7 @@ func (a *API) follow(ctx context.Context, l Log, after uint64, send func(Log, ev
 			}
 		}
 		if len(recs) < batch {
-			if !awaitAppend(ctx, l.Store, after, comment) {
+			if !httpapi.AwaitAppendOr(ctx, l.Store, after, func() bool { return comment("keep-alive") }) {
 				return
 			}
 			busy = time.Now()
@@ -361,26 +361,4 @@ func (a *API) follow(ctx context.Context, l Log, after uint64, send func(Log, ev
 // errUnknown is a 404 of reason with message.
 func errUnknown(reason, message string) *errs.Error {
 	return &errs.Error{Code: errs.NotFound, Reason: reason, Message: message}
-}
-
-// awaitAppend waits until log appends past head, sending a keep-alive
-// comment every httpapi.KeepAlive meanwhile; false when ctx ended or the
-// client went away.
-func awaitAppend(ctx context.Context, log Store, head uint64, comment func(string) bool) bool {
-	for {
-		wctx, cancel := context.WithTimeout(ctx, httpapi.KeepAlive)
-		err := log.WaitForAppend(wctx, head)
-		cancel()
-		switch {
-		case ctx.Err() != nil:
-			return false
-		case err == nil:
-			return true
-		case !errors.Is(err, context.DeadlineExceeded):
-			return false
-		}
-		if !comment("keep-alive") {
-			return false
-		}
-	}
 }

@@ -38,15 +38,7 @@ import (
 // 97,900 USD cents.
 func fixture(t *testing.T) string {
 	t.Helper()
-	f, err := os.Open("testdata/single-store-c88276e.tgz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	gz := gunzip(t, "testdata/single-store-c88276e.tgz")
 	dir := t.TempDir()
 	tr := tar.NewReader(gz)
 	for {
@@ -283,16 +275,7 @@ func TestSplitUpgradesASingleSchema(t *testing.T) {
 		_ = postgres.DropSchema(context.Background(), pg, old)
 		_ = postgres.DropSchema(context.Background(), pg, prefix)
 	})
-	f, err := os.Open("testdata/single-schema-c88276e.sql.gz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dump, err := io.ReadAll(gz)
+	dump, err := io.ReadAll(gunzip(t, "testdata/single-schema-c88276e.sql.gz"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -357,4 +340,19 @@ func TestSplitUpgradesASingleSchema(t *testing.T) {
 	}
 	serveFixture(t, server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), PostgresURL: pg, PostgresSchema: prefix, SeedDemo: true,
 		NATSNamespace: fmt.Sprintf("split%d", id), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+}
+
+// gunzip opens the gzipped file at path.
+func gunzip(t *testing.T, path string) io.Reader {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gz
 }

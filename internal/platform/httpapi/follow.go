@@ -67,6 +67,13 @@ func Follow(w http.ResponseWriter, r *http.Request, log Log, event string, read 
 // the client went away or the log failed (the stream ends; an EventSource
 // reconnects).
 func AwaitAppend(ctx context.Context, sse *SSE, log Log, head uint64) bool {
+	return AwaitAppendOr(ctx, log, head, func() bool { return sse.Comment("keep-alive") == nil })
+}
+
+// AwaitAppendOr is AwaitAppend calling keepAlive (false: the client went
+// away) each time KeepAlive passes first, for a stream that writes its
+// own comments (several logs followed into one stream).
+func AwaitAppendOr(ctx context.Context, log Log, head uint64, keepAlive func() bool) bool {
 	for {
 		wctx, cancel := context.WithTimeout(ctx, KeepAlive)
 		err := log.WaitForAppend(wctx, head)
@@ -79,7 +86,7 @@ func AwaitAppend(ctx context.Context, sse *SSE, log Log, head uint64) bool {
 		case !errors.Is(err, context.DeadlineExceeded):
 			return false
 		}
-		if sse.Comment("keep-alive") != nil {
+		if !keepAlive() {
 			return false
 		}
 	}
