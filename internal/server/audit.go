@@ -117,6 +117,9 @@ func Audit(ctx context.Context, cfg Config, opts audit.Options) (audit.Report, e
 		src.Relays = append(src.Relays, relays...)
 	}
 	src.Sagas = sagas
+	if len(src.Logs) == 0 {
+		return audit.Report{}, fmt.Errorf("server: audit: %s holds no event store (no <context>/events.db)", cfg.DataDir)
+	}
 	src.SagaDeadlines = sagaDeadlines(cfg)
 	src.Unchecked = map[string]string{}
 	if cfg.NATSURL == "" {
