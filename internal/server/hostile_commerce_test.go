@@ -21,15 +21,17 @@ func TestHostileInputOnCommerceEndpoints(t *testing.T) {
 	id := w.order(a, p, 1, "62701")
 	w.expect(id, "Confirmed", "")
 	snapshot := func() string {
-		head, err := w.srv.Heads(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		// Each read waits for everything its context's log holds.
 		var b strings.Builder
-		for _, path := range []string{"/api/v1/products", "/api/v1/inventory/" + p, "/api/v1/orders?limit=500",
-			"/api/v1/accounts/" + a, "/api/v1/accounts/" + other, "/api/v1/sagas/checkout-" + id, "/api/v1/shipments/" + id} {
-			r := w.do("GET", path, nil, "Agora-Min-Position", strconv.FormatUint(head, 10))
-			b.WriteString(path + " " + string(r.raw) + "\n")
+		for _, read := range []struct{ path, context string }{{"/api/v1/products", "catalog"}, {"/api/v1/inventory/" + p, "inventory"},
+			{"/api/v1/orders?limit=500", "ordering"}, {"/api/v1/accounts/" + a, "payments"}, {"/api/v1/accounts/" + other, "payments"},
+			{"/api/v1/sagas/checkout-" + id, "ordering"}, {"/api/v1/shipments/" + id, "shipping"}} {
+			head, err := w.srv.StoreOf(read.context).Head(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := w.do("GET", read.path, nil, "Agora-Min-Position", read.context+"."+strconv.FormatUint(head, 10))
+			b.WriteString(read.path + " " + string(r.raw) + "\n")
 		}
 		return b.String()
 	}

@@ -114,12 +114,12 @@ func TestOperationsAPI(t *testing.T) {
 	}
 
 	pr := get("GET", "/api/v1/ops/processing", http.StatusOK)
-	for _, want := range []string{`"name":"saga.instances"`, `"name":"events"`, `"name":"catalog"`, `"name":"bff-popularity"`} {
+	for _, want := range []string{`"name":"ordering.saga.instances"`, `"name":"payments.saga.instances"`, `"name":"events-ordering"`, `"name":"catalog"`, `"name":"bff-popularity"`} {
 		if !strings.Contains(string(pr.raw), want) {
 			t.Errorf("processing lacks %s: %s", want, pr.raw)
 		}
 	}
-	rb := get("POST", "/api/v1/ops/projections/saga.instances/rebuild", http.StatusAccepted)
+	rb := get("POST", "/api/v1/ops/projections/ordering.saga.instances/rebuild", http.StatusAccepted)
 	if rb.body["status"] != "rebuilding" {
 		t.Errorf("rebuild: %s", rb.raw)
 	}
@@ -134,7 +134,7 @@ func TestOperationsAPI(t *testing.T) {
 	w.eventually("the rebuild to end", func() string {
 		pr := w.do("GET", "/api/v1/ops/processing", nil)
 		for _, p := range pr.body["projections"].([]any) {
-			if p := p.(map[string]any); p["name"] == "saga.instances" && (p["rebuilding"] != false || p["lag"] != 0.0) {
+			if p := p.(map[string]any); p["name"] == "ordering.saga.instances" && (p["rebuilding"] != false || p["lag"] != 0.0) {
 				return string(pr.raw)
 			}
 		}
@@ -185,7 +185,7 @@ func TestOperationsAPI(t *testing.T) {
 	for _, c := range []struct{ method, path string }{
 		{"GET", "/api/v1/ops/overview"}, {"GET", "/api/v1/ops/log"}, {"GET", "/api/v1/ops/log/stream"},
 		{"GET", "/api/v1/ops/streams/saga-" + sagaID}, {"GET", "/api/v1/ops/sagas"}, {"GET", "/api/v1/ops/processing"},
-		{"POST", "/api/v1/ops/projections/saga.instances/rebuild"}, {"GET", "/api/v1/ops/dead-letters"},
+		{"POST", "/api/v1/ops/projections/ordering.saga.instances/rebuild"}, {"GET", "/api/v1/ops/dead-letters"},
 		{"POST", "/api/v1/ops/dead-letters/" + letter + "/redeliver"}, {"GET", "/api/v1/ops/services"},
 	} {
 		r := customer.do(c.method, c.path, nil)
