@@ -260,7 +260,23 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		ended     = map[string]chan struct{}{}
 		latencies []time.Duration
 		last      time.Time
+		// The run's tenths, measured as it goes (no pause between them):
+		// a tenth closes when tenthSize more orders ended (by count), or
+		// on closeTenth's tick (--duration).
+		tenthSize  int
+		tenthStart time.Time
+		tenthLat   []time.Duration
 	)
+	closeTenth := func(now time.Time) { // with mu held
+		if len(tenthLat) == 0 || len(res.Tenths) == 10 {
+			return
+		}
+		slices.Sort(tenthLat)
+		t := Tenth{Orders: len(tenthLat), OrdersPerSec: rate(len(tenthLat), now.Sub(tenthStart)), P99Ms: pct(tenthLat, 0.99), RSSMB: rssMB()}
+		res.Tenths = append(res.Tenths, t)
+		logf("  tenth %d: %d orders, %.0f orders/s, p99 %.0f ms, RSS %.0f MB", len(res.Tenths), t.Orders, t.OrdersPerSec, t.P99Ms, t.RSSMB)
+		tenthStart, tenthLat = now, nil
+	}
 	slot := make(chan struct{}, cfg.InFlight)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
@@ -284,6 +300,12 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 			}
 			if t, ok := submitted[id]; ok {
 				latencies = append(latencies, now.Sub(t))
+				if tenthSize > 0 {
+					tenthLat = append(tenthLat, now.Sub(t))
+					if len(tenthLat) == tenthSize && len(res.Tenths) < 9 {
+						closeTenth(now)
+					}
+				}
 				delete(submitted, id)
 			}
 			last = now
@@ -413,29 +435,38 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 			what = "orders for " + cfg.Duration.String()
 		}
 		logf("placing %s (%s, %d clients, at most %d in flight), tracing %s, by tenths", what, cfg.Mode, cfg.Clients, cfg.InFlight, onOff(on))
-		// Ten rounds, each drained before the next, so that each tenth's
-		// rate, tail and memory are its own.
-		for i := range 10 {
-			n, until := cfg.Orders/10, time.Time{}
-			if i < cfg.Orders%10 {
-				n++
-			}
-			if cfg.Duration > 0 {
-				n, until = math.MaxInt, time.Now().Add(cfg.Duration/10)
-			}
+		n, until := cfg.Orders, time.Time{}
+		mu.Lock()
+		tenthStart, tenthSize = time.Now(), max(cfg.Orders/10, 1)
+		mu.Unlock()
+		stopTicks := make(chan struct{})
+		if cfg.Duration > 0 {
+			// Tenths of the time; an order ended after the last tick
+			// counts in the last tenth.
+			n, until = math.MaxInt, time.Now().Add(cfg.Duration)
 			mu.Lock()
-			from := len(latencies)
+			tenthSize = math.MaxInt
 			mu.Unlock()
-			k, d, _ := placeUntil(n, until)
-			mu.Lock()
-			tail := slices.Clone(latencies[from:])
-			mu.Unlock()
-			slices.Sort(tail)
-			t := Tenth{Orders: k, OrdersPerSec: rate(k, d), P99Ms: pct(tail, 0.99), RSSMB: rssMB()}
-			res.Tenths = append(res.Tenths, t)
-			logf("  tenth %d: %d orders, %.0f orders/s, p99 %.0f ms, RSS %.0f MB", i+1, t.Orders, t.OrdersPerSec, t.P99Ms, t.RSSMB)
-			done, took = done+k, took+d
+			go func() {
+				t := time.NewTicker(cfg.Duration / 10)
+				defer t.Stop()
+				for range 9 {
+					select {
+					case now := <-t.C:
+						mu.Lock()
+						closeTenth(now)
+						mu.Unlock()
+					case <-stopTicks:
+						return
+					}
+				}
+			}()
 		}
+		done, took, _ = placeUntil(n, until)
+		close(stopTicks)
+		mu.Lock()
+		closeTenth(cmp.Or(last, time.Now())) // the last, with what ended since, at the last end
+		mu.Unlock()
 		res.Orders = done
 		tracing.SetEnabled(true)
 	}
