@@ -179,6 +179,12 @@ func TestCrashRestartAtScale(t *testing.T) {
 	// No acknowledged deposit lost, none applied twice.
 	for c := range clients {
 		code, a := getJSON(t, base+"/api/v1/accounts/"+savers[c])
+		// A 503 is the platform's "not yet" (a breaker still open on a
+		// context just restarted): ask again until the deadline.
+		for code == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+			time.Sleep(200 * time.Millisecond)
+			code, a = getJSON(t, base+"/api/v1/accounts/"+savers[c])
+		}
 		if code != http.StatusOK {
 			t.Fatalf("account %s: %d %v", savers[c], code, a)
 		}
@@ -193,6 +199,10 @@ func TestCrashRestartAtScale(t *testing.T) {
 		out := map[string]string{}
 		for cursor := ""; ; {
 			code, l := getJSON(t, base+"/api/v1/orders?customer_id="+customer+"&limit=500"+cursor)
+			for code == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+				time.Sleep(200 * time.Millisecond)
+				code, l = getJSON(t, base+"/api/v1/orders?customer_id="+customer+"&limit=500"+cursor)
+			}
 			if code != http.StatusOK {
 				t.Fatalf("order list: %d %v", code, l)
 			}
