@@ -96,24 +96,19 @@ func (a *API) heads(ctx context.Context) (Cursor, uint64, error) {
 	return c, sum, nil
 }
 
-// readStream reads stream id from the log that holds it (a stream
-// belongs to one context).
-func (a *API) readStream(ctx context.Context, id string, r eventstore.StreamRead) ([]eventstore.Record, string, error) {
+// logOf finds the log that holds stream id (a stream belongs to one
+// context) and its first event; ok is false when no log holds it.
+func (a *API) logOf(ctx context.Context, id string) (l Log, first []eventstore.Record, ok bool, err error) {
 	for _, l := range a.cfg.Logs {
 		recs, err := l.Store.ReadStream(ctx, id, eventstore.StreamRead{From: 1, Limit: 1})
 		if err != nil {
-			return nil, "", fmt.Errorf("%s: %w", l.Context, err)
+			return Log{}, nil, false, fmt.Errorf("%s: %w", l.Context, err)
 		}
-		if len(recs) == 0 {
-			continue
+		if len(recs) > 0 {
+			return l, recs, true, nil
 		}
-		if r.From == 1 && r.Limit == 1 {
-			return recs, l.Context, nil
-		}
-		recs, err = l.Store.ReadStream(ctx, id, r)
-		return recs, l.Context, err
 	}
-	return nil, "", nil
+	return Log{}, nil, false, nil
 }
 
 // byTime orders events of several logs: by when they were recorded, then

@@ -54,14 +54,14 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	first, owner, err := a.readStream(ctx, id, eventstore.StreamRead{From: 1, Limit: 1})
+	owner, first, found, err := a.logOf(ctx, id)
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
 	var recs []eventstore.Record
-	if len(first) > 0 {
-		if recs, _, err = a.readStream(ctx, id, eventstore.StreamRead{From: from, Limit: limit + 1}); err != nil {
+	if found {
+		if recs, err = owner.Store.ReadStream(ctx, id, eventstore.StreamRead{From: from, Limit: limit + 1}); err != nil {
 			httpapi.Error(w, r, err)
 			return
 		}
@@ -77,7 +77,7 @@ func (a *API) stream(w http.ResponseWriter, r *http.Request) {
 	}
 	for _, rec := range recs {
 		if tenantOf(rec.Metadata.Tenant) == c.Tenant {
-			page.Items = append(page.Items, newEvent(owner, rec))
+			page.Items = append(page.Items, newEvent(owner.Context, rec))
 		}
 	}
 	httpapi.JSON(w, http.StatusOK, page)

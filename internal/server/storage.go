@@ -155,7 +155,7 @@ func (s *Server) openContext(ctx context.Context, name string) (_ *contextStore,
 		c.db.SetMaxOpenConns(1)
 	} else {
 		c.schema = PostgresSchemaOf(s.cfg.PostgresSchema, name)
-		u, err := s.contextURL(ctx, name, c.schema)
+		u, err := ContextURL(ctx, s.cfg, name, s.log)
 		if err != nil {
 			return nil, err
 		}
@@ -185,11 +185,6 @@ func (s *Server) openContext(ctx context.Context, name string) (_ *contextStore,
 		return nil, err
 	}
 	return c, nil
-}
-
-// contextURL is the URL context name connects with (ContextURL).
-func (s *Server) contextURL(ctx context.Context, name, _ string) (string, error) {
-	return ContextURL(ctx, s.cfg, name, s.log)
 }
 
 // ContextURL is the PostgreSQL URL context name connects with under cfg:

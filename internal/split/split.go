@@ -124,27 +124,10 @@ func Run(ctx context.Context, dataDir string, progress Progress) (rep Report, er
 		return rep, fmt.Errorf("split: open the old store (is a server still running on it?): %w", err)
 	}
 	defer old.Close()
-	head, err := old.Head(ctx)
+	// Every stream must have an owner before anything is written.
+	recs, err := readOld(ctx, old)
 	if err != nil {
 		return rep, err
-	}
-	// Every stream must have an owner before anything is written.
-	var recs []eventstore.Record
-	for after := uint64(0); after < head; {
-		batch, err := old.ReadAll(ctx, after, 4096)
-		if err != nil {
-			return rep, err
-		}
-		if len(batch) == 0 {
-			break
-		}
-		for _, r := range batch {
-			if Owner(r.StreamID) == "" {
-				return rep, fmt.Errorf("split: stream %s (event %d, %s) belongs to no context this release knows", r.StreamID, r.Position, r.Type)
-			}
-		}
-		recs = append(recs, batch...)
-		after = batch[len(batch)-1].Position
 	}
 
 	stage := filepath.Join(dataDir, staging)
