@@ -144,6 +144,15 @@ type Consumer struct {
 	// Concurrency is how many deliveries are handled at once (default 1,
 	// which keeps the stream's order).
 	Concurrency int
+	// InFlight caps the deliveries of a durable consumer not yet
+	// acknowledged, across every subscriber of its Name (default: at
+	// least 1000). With 1, the next message is delivered only once the
+	// one before it was acknowledged (or dropped as permanently failed):
+	// the stream is handled strictly in order even when several
+	// processes subscribe, and a handler failure holds back what follows
+	// until its redelivery succeeds. It applies when the broker creates
+	// the consumer.
+	InFlight int
 	// Ephemeral makes a consumer of this subscriber alone: it gets every
 	// message published after it starts, whatever other subscribers of
 	// the same Name get, and the broker forgets it soon after it stops.

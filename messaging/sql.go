@@ -139,17 +139,27 @@ const (
 // Add writes msgs to the outbox inside tx; they are published once tx
 // commits and Notify is called.
 func (o *SQLOutbox) Add(ctx context.Context, tx *sql.Tx, msgs ...Message) error {
+	_, err := o.AddReturning(ctx, tx, msgs...)
+	return err
+}
+
+// AddReturning is Add that also returns the outbox position of the last
+// of msgs (0 for none): the position a relay publishes it at (its
+// HeaderPosition), for a write's answer to name (read-your-writes).
+func (o *SQLOutbox) AddReturning(ctx context.Context, tx *sql.Tx, msgs ...Message) (last uint64, err error) {
 	for _, m := range msgs {
 		h, err := json.Marshal(m.Headers)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO `+o.table+` (id, subject, type, data, headers) VALUES ($1, $2, $3, $4, $5)`,
-			m.ID, m.Subject, m.Type, string(m.Data), string(h)); err != nil {
-			return fmt.Errorf("messaging: outbox add: %w", err)
+		var pos int64
+		if err := tx.QueryRowContext(ctx, `INSERT INTO `+o.table+` (id, subject, type, data, headers) VALUES ($1, $2, $3, $4, $5)
+			RETURNING position`, m.ID, m.Subject, m.Type, string(m.Data), string(h)).Scan(&pos); err != nil {
+			return 0, fmt.Errorf("messaging: outbox add: %w", err)
 		}
+		last = uint64(pos)
 	}
-	return nil
+	return last, nil
 }
 
 // Notify wakes the relay after a transaction with Add committed.

@@ -20,7 +20,11 @@ import (
 )
 
 // Store keeps products in SQL (table catalog_products) with an outbox
-// (table catalog_outbox) written in the same transaction.
+// (table catalog_outbox) written in the same transaction. A change's
+// outbox position is the catalog's position of it: writes return it, the
+// API answers it as an Agora-Position token ("catalog.<n>"), and the
+// relay publishes the change with it (messaging.HeaderPosition), so that
+// a reader of the catalog's events can say how far it has read.
 type Store struct {
 	db       *sql.DB
 	outbox   *messaging.SQLOutbox
@@ -172,32 +176,34 @@ func (s *Store) List(ctx context.Context, q string, limit int, cursor string) (P
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // write runs f in a transaction that also adds f's outbox message, then
-// wakes the relay.
-func (s *Store) write(ctx context.Context, f func(tx *sql.Tx) (messaging.Message, error)) error {
+// wakes the relay. It returns the message's outbox position: the
+// catalog's position of the change (see Store).
+func (s *Store) write(ctx context.Context, f func(tx *sql.Tx) (messaging.Message, error)) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer tx.Rollback()
 	if s.postgres {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7261)`); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	m, err := f(tx)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if err := s.outbox.Add(ctx, tx, m); err != nil {
-		return err
+	pos, err := s.outbox.AddReturning(ctx, tx, m)
+	if err != nil {
+		return 0, err
 	}
 	if err := tx.Commit(); err != nil {
-		return err
+		return 0, err
 	}
 	s.outbox.Notify()
-	return nil
+	return pos, nil
 }
 
 // message is the integration event of a change to p, made on the request
@@ -214,17 +220,19 @@ func message(meta eventstore.Metadata, subject, typ string, p Product) (messagin
 	return m, err
 }
 
-// Create adds product p, on the request meta describes, (a new UUIDv7 ID if empty) and publishes ProductCreated.
-func (s *Store) Create(ctx context.Context, meta eventstore.Metadata, p Product) (Product, error) {
+// Create adds product p, on the request meta describes, (a new UUIDv7 ID
+// if empty) and publishes ProductCreated. It returns the product and the
+// catalog position of the change.
+func (s *Store) Create(ctx context.Context, meta eventstore.Metadata, p Product) (Product, uint64, error) {
 	if p.ID == "" {
 		p.ID = uuid.Must(uuid.NewV7()).String()
 	}
 	if err := p.Validate(); err != nil {
-		return Product{}, err
+		return Product{}, 0, err
 	}
 	now := s.now().UTC()
 	p.Version, p.CreatedAt, p.UpdatedAt = 1, now, now
-	err := s.write(ctx, func(tx *sql.Tx) (messaging.Message, error) {
+	pos, err := s.write(ctx, func(tx *sql.Tx) (messaging.Message, error) {
 		var skus, ids int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FILTER (WHERE sku = $1), COUNT(*) FILTER (WHERE id = $2) FROM catalog_products WHERE sku = $1 OR id = $2`,
 			p.SKU, p.ID).Scan(&skus, &ids); err != nil {
@@ -244,15 +252,17 @@ func (s *Store) Create(ctx context.Context, meta eventstore.Metadata, p Product)
 		return message(meta, catalogapi.SubjectProductCreated, catalogapi.TypeProductCreated, p)
 	})
 	if err != nil {
-		return Product{}, err
+		return Product{}, 0, err
 	}
-	return p, nil
+	return p, pos, nil
 }
 
-// Update changes product id, on the request meta describes, and publishes ProductUpdated.
-func (s *Store) Update(ctx context.Context, meta eventstore.Metadata, id string, u Update) (Product, error) {
+// Update changes product id, on the request meta describes, and publishes
+// ProductUpdated. It returns the product and the catalog position of the
+// change.
+func (s *Store) Update(ctx context.Context, meta eventstore.Metadata, id string, u Update) (Product, uint64, error) {
 	var out Product
-	err := s.write(ctx, func(tx *sql.Tx) (messaging.Message, error) {
+	pos, err := s.write(ctx, func(tx *sql.Tx) (messaging.Message, error) {
 		p, err := scan(tx.QueryRowContext(ctx, `SELECT `+cols+` FROM catalog_products WHERE id = $1`, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return messaging.Message{}, ErrNotFound
@@ -271,5 +281,40 @@ func (s *Store) Update(ctx context.Context, meta eventstore.Metadata, id string,
 		}
 		return message(meta, catalogapi.SubjectProductUpdated, catalogapi.TypeProductUpdated, out)
 	})
-	return out, err
+	if err != nil {
+		return Product{}, 0, err
+	}
+	return out, pos, nil
+}
+
+// Snapshot returns up to limit products with IDs after after, in ID
+// order, each as it is at catalog position pos or later, and whether
+// more follow: a page of the catalog for another context to fill its
+// own model of it from (catalogapi.Products). pos is the outbox's head,
+// read before the products: every change at or before it committed
+// before the page was read (writes commit in position order, see write).
+func (s *Store) Snapshot(ctx context.Context, after string, limit int) (items []Product, pos uint64, more bool, err error) {
+	if pos, err = s.outbox.Head(ctx); err != nil {
+		return nil, 0, false, err
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+cols+` FROM catalog_products WHERE id > $1 ORDER BY id LIMIT $2`, after, limit+1)
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("catalog: snapshot: %w", err)
+	}
+	defer rows.Close()
+	items = []Product{}
+	for rows.Next() {
+		p, err := scan(rows)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("catalog: snapshot: %w", err)
+		}
+		items = append(items, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, false, fmt.Errorf("catalog: snapshot: %w", err)
+	}
+	if len(items) > limit {
+		items, more = items[:limit], true
+	}
+	return items, pos, more, nil
 }

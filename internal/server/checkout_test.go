@@ -22,6 +22,7 @@ import (
 	"github.com/agora-commerce/agora/internal/inventory/inventoryapi"
 	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
 	payapp "github.com/agora-commerce/agora/internal/payments/app"
+	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/internal/server"
 	"github.com/agora-commerce/agora/internal/testenv"
 	"github.com/agora-commerce/agora/messaging"
@@ -131,11 +132,12 @@ func (w *world) order(account, product string, qty int64, zip string) string {
 	return w.place(account, product, qty, zip).body["id"].(string)
 }
 
-// place places an order and returns the gateway's 202.
-func (w *world) place(account, product string, qty int64, zip string) response {
+// place places an order, with headers (name, value pairs), and returns
+// the gateway's 202.
+func (w *world) place(account, product string, qty int64, zip string, headers ...string) response {
 	w.t.Helper()
 	r := w.do("POST", "/api/v1/orders", map[string]any{"customer_id": account, "payment_account_id": account,
-		"items": []any{map[string]any{"product_id": product, "quantity": qty}}, "shipping_address": address(zip)})
+		"items": []any{map[string]any{"product_id": product, "quantity": qty}}, "shipping_address": address(zip)}, headers...)
 	if r.status != http.StatusAccepted || r.body["status"] != "Pending" {
 		w.t.Fatalf("place order: %d %s", r.status, r.raw)
 	}
@@ -280,20 +282,28 @@ func happyPath(w *world) {
 }
 
 // priceChange reads a product (filling the catalog cache), changes its
-// price, and checks that reads and new orders see the new price at once.
+// price, and checks that reads see the new price at once, and that an
+// order that sends the change's Agora-Position back as
+// Agora-Min-Position is priced at it (ordering prices from its own
+// model of the catalog's prices, which the catalog's events keep).
 func priceChange(w *world) {
 	p := w.product(1000, 5)
 	if r := w.do("GET", "/api/v1/products/"+p, nil); r.status != http.StatusOK || r.body["price"].(map[string]any)["amount"].(float64) != 1000 {
 		w.t.Fatalf("product: %d %s", r.status, r.raw)
 	}
-	if r := w.do("PUT", "/api/v1/products/"+p, map[string]any{"price": map[string]any{"amount": 1500, "currency": "USD"}}); r.status != http.StatusOK {
+	r := w.do("PUT", "/api/v1/products/"+p, map[string]any{"price": map[string]any{"amount": 1500, "currency": "USD"}})
+	if r.status != http.StatusOK {
 		w.t.Fatalf("update: %d %s", r.status, r.raw)
+	}
+	pos := r.header.Get(httpapi.PositionHeader)
+	if log, n, ok := httpapi.ParsePosition(pos); !ok || log != "catalog" || n == 0 {
+		w.t.Fatalf("the update's Agora-Position %q, want catalog.<n>", pos)
 	}
 	if r := w.do("GET", "/api/v1/products/"+p, nil); r.body["price"].(map[string]any)["amount"].(float64) != 1500 || r.body["version"].(float64) != 2 {
 		w.t.Fatalf("after the update: %s", r.raw)
 	}
 	a := w.account(10_000)
-	o := w.expect(w.order(a, p, 1, "62701"), "Confirmed", "")
+	o := w.expect(w.place(a, p, 1, "62701", httpapi.MinPositionHeader, pos).body["id"].(string), "Confirmed", "")
 	if tot := o["total"].(map[string]any)["amount"].(float64); tot != 1500 {
 		w.t.Fatalf("total = %v, want the new price 1500", tot)
 	}

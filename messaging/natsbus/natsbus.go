@@ -406,6 +406,9 @@ func (b *Bus) subscribe(ctx context.Context, c messaging.Consumer, owner string,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxAckPending: max(1000, 4*conc),
 	}
+	if c.InFlight > 0 {
+		cfg.MaxAckPending = c.InFlight
+	}
 	if len(filters) == 1 {
 		cfg.FilterSubject = filters[0]
 	} else if len(filters) > 1 {

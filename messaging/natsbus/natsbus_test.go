@@ -474,3 +474,62 @@ func startRelay(t *testing.T, r *messaging.Relay) (stop func()) {
 	t.Cleanup(stop)
 	return stop
 }
+
+// TestInFlightOneKeepsOrderAcrossSubscribers: a durable consumer with
+// InFlight 1, subscribed twice (two processes), handles the stream
+// strictly in order, even when a handler fails and its message comes
+// back later.
+func TestInFlightOneKeepsOrderAcrossSubscribers(t *testing.T) {
+	buses(t, func(t *testing.T, b *natsbus.Bus) {
+		ctx := context.Background()
+		if err := b.EnsureStream(ctx, "test", "test.>"); err != nil {
+			t.Fatal(err)
+		}
+		const n = 30
+		var (
+			mu      sync.Mutex
+			handled []int
+			failed  = map[int]bool{}
+		)
+		done := make(chan struct{})
+		h := func(_ context.Context, d messaging.Delivery) error {
+			i, err := strconv.Atoi(string(d.Data))
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if i%7 == 3 && !failed[i] {
+				failed[i] = true
+				return errors.New("a transient failure")
+			}
+			handled = append(handled, i)
+			if len(handled) == n {
+				close(done)
+			}
+			return nil
+		}
+		c := messaging.Consumer{Name: "ordered", Stream: "test", InFlight: 1}
+		subscribe(t, b, c, h)
+		subscribe(t, b, c, h)
+		var msgs []messaging.Message
+		for i := range n {
+			msgs = append(msgs, msg(i))
+		}
+		if err := b.Publish(ctx, msgs...); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Fatal("not every message was handled")
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for i, got := range handled {
+			if got != i {
+				t.Fatalf("handled in the order %v, want 0…%d", handled, n-1)
+			}
+		}
+	})
+}

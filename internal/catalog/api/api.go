@@ -1,4 +1,7 @@
 // Package api is the catalog context's HTTP interface: /api/v1/products.
+// A write answers the catalog position of its change in Agora-Position
+// ("catalog.<n>"); ordering honours it as Agora-Min-Position on
+// POST /api/v1/orders (prices as of at least that change).
 package api
 
 import (
@@ -68,12 +71,13 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, errs.Fields(bad...))
 		return
 	}
-	p, err := h.store.Create(r.Context(), auth.Metadata(r), catalog.Product{ID: req.ID, SKU: *req.SKU, Name: *req.Name, Description: req.Description, Price: *req.Price})
+	p, pos, err := h.store.Create(r.Context(), auth.Metadata(r), catalog.Product{ID: req.ID, SKU: *req.SKU, Name: *req.Name, Description: req.Description, Price: *req.Price})
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
 	h.cache.Put(r.Context(), p)
+	httpapi.SetPosition(w, r, pos)
 	w.Header().Set("Location", "/api/v1/products/"+p.ID)
 	httpapi.JSON(w, http.StatusCreated, p)
 }
@@ -95,12 +99,13 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	p, err := h.store.Update(r.Context(), auth.Metadata(r), id, catalog.Update{Name: req.Name, Description: req.Description, Price: req.Price})
+	p, pos, err := h.store.Update(r.Context(), auth.Metadata(r), id, catalog.Update{Name: req.Name, Description: req.Description, Price: req.Price})
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}
 	h.cache.Put(r.Context(), p)
+	httpapi.SetPosition(w, r, pos)
 	httpapi.JSON(w, http.StatusOK, p)
 }
 

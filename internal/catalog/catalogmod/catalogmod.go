@@ -1,7 +1,7 @@
 // Package catalogmod is the catalog context as a module: products and
 // prices as SQL rows with an outbox, read through a cache that its own
-// events keep fresh on every instance, the product API, and the product
-// and price queries other contexts ask.
+// events keep fresh on every instance, the product API, and the product,
+// price and catalog-page queries other contexts ask.
 package catalogmod
 
 import (
@@ -46,10 +46,31 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 		// cache fresh.
 		Consumers: []module.Consumer{{Consumer: messaging.Consumer{Name: "catalog-cache", Stream: module.CatalogStream,
 			Subjects: cache.Subjects, Ephemeral: true}, Handle: products.Handle}},
-		Answers:  Answers(products),
+		Answers:  append(Answers(products), Snapshots(store)),
 		Outboxes: []module.Outbox{{Name: "catalog", Log: store.Outbox()}},
 		Service:  store,
 	}, nil
+}
+
+// Snapshots answers catalogapi.Products from store (not the cache: a
+// page is read as of a catalog position, see catalog.Store.Snapshot).
+func Snapshots(store *catalog.Store) call.Answer {
+	return catalogapi.Products.Answer(func(ctx context.Context, r catalogapi.ProductsRequest) (catalogapi.ProductsPage, error) {
+		limit := r.Limit
+		if limit <= 0 || limit > catalogapi.MaxProductsPage {
+			limit = catalogapi.MaxProductsPage
+		}
+		items, pos, more, err := store.Snapshot(ctx, r.After, limit)
+		if err != nil {
+			return catalogapi.ProductsPage{}, err
+		}
+		page := catalogapi.ProductsPage{Items: make([]catalogapi.Product, len(items)), Position: pos, More: more}
+		for i, p := range items {
+			page.Items[i] = catalogapi.Product{ID: p.ID, SKU: p.SKU, Name: p.Name, Description: p.Description, Price: p.Price,
+				Version: p.Version, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt}
+		}
+		return page, nil
+	})
 }
 
 // Answers are the queries the catalog answers, from products.

@@ -25,15 +25,21 @@ type Handler struct {
 	svc     *app.Service
 	queries *app.OrderQueries
 	rm      httpapi.Waiter
+	prices  httpapi.Waiter
 	sagaID  func(orderID string) string
 	log     httpapi.Log
 }
 
 // New returns the ordering API; log lets GET /api/v1/orders/{id}/updates
-// follow an order live.
-func New(svc *app.Service, q *app.OrderQueries, rm httpapi.Waiter, sagaID func(string) string, log httpapi.Log) *Handler {
-	return &Handler{svc: svc, queries: q, rm: rm, sagaID: sagaID, log: log}
+// follow an order live, and prices is ordering's model of the catalog's
+// prices, which POST /api/v1/orders waits on for an Agora-Min-Position
+// of the catalog's ("catalog.<n>").
+func New(svc *app.Service, q *app.OrderQueries, rm, prices httpapi.Waiter, sagaID func(string) string, log httpapi.Log) *Handler {
+	return &Handler{svc: svc, queries: q, rm: rm, prices: prices, sagaID: sagaID, log: log}
 }
+
+// CatalogLog is the catalog's log, as its Agora-Position tokens name it.
+const CatalogLog = "catalog"
 
 // Register adds the ordering routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
@@ -117,6 +123,12 @@ func (h *Handler) place(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(bad) > 0 {
 		httpapi.Error(w, r, errs.Fields(bad...))
+		return
+	}
+	// Prices as of at least the catalog write the client names (its
+	// Agora-Position), or the model's current ones without one.
+	if err := httpapi.ConsistentOf(r, CatalogLog, h.prices); err != nil {
+		httpapi.Error(w, r, err)
 		return
 	}
 	o, pos, err := h.svc.PlaceFor(r.Context(), c, meta(r), cmd)

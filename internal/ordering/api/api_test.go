@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -35,7 +36,9 @@ import (
 // its calls and record them. Every check goes through the HTTP API.
 
 // What the fakes answer:
-//   - prices: p1 10.00, p2 2.50, p-scarce 5.00 USD; nothing else exists;
+//   - the catalog's products (the seed of ordering's price model): p1
+//     10.00, p2 2.50, p-scarce 5.00 USD at catalog position 3; nothing
+//     else exists;
 //   - account "acct-<user>" is <user>'s in tenant demo, "far-<user>" is
 //     <user>'s in tenant elsewhere, "acct-down" cannot be asked about,
 //     any other does not exist;
@@ -127,14 +130,20 @@ func (w *world) orders() []string {
 func (w *world) answers() []call.Answer {
 	none := call.None{}
 	return []call.Answer{
-		catalogapi.Prices.Answer(func(_ context.Context, r catalogapi.PricesRequest) (map[string]money.Money, error) {
-			out := map[string]money.Money{}
-			for _, id := range r.ProductIDs {
-				if p, ok := prices[id]; ok {
-					out[id] = p
-				}
+		// Ordering fills its price model from the catalog once, and
+		// never asks the catalog for prices.
+		catalogapi.Products.Answer(func(_ context.Context, r catalogapi.ProductsRequest) (catalogapi.ProductsPage, error) {
+			page := catalogapi.ProductsPage{Items: []catalogapi.Product{}, Position: 3}
+			if r.After != "" {
+				return page, nil
 			}
-			return out, nil
+			for _, id := range slices.Sorted(maps.Keys(prices)) {
+				page.Items = append(page.Items, catalogapi.Product{ID: id, Name: id, Price: prices[id], Version: 1})
+			}
+			return page, nil
+		}),
+		catalogapi.Prices.Answer(func(context.Context, catalogapi.PricesRequest) (map[string]money.Money, error) {
+			panic("ordering asked the catalog for prices")
 		}),
 		paymentsapi.AccountOwner.Answer(func(_ context.Context, r paymentsapi.AccountRequest) (call.Owner, error) {
 			switch {

@@ -1,9 +1,11 @@
 // Package orderingmod is the ordering context as a module: the Order
 // aggregate with its read model and API, the checkout — orchestrated by
 // the saga engine or choreographed over the bus — and the sagas API.
-// Prices are asked of the catalog, an order's payment account of
-// payments, and the checkout's steps of inventory, payments and shipping,
-// all through their published calls.
+// Prices come from ordering's own model of the catalog's products
+// (package products), kept by the catalog's events and filled once from
+// the catalog when empty; an order's payment account is asked of
+// payments, and the checkout's steps of inventory, payments and
+// shipping, all through their published calls.
 package orderingmod
 
 import (
@@ -20,9 +22,11 @@ import (
 	"github.com/agora-commerce/agora/internal/ordering/app"
 	"github.com/agora-commerce/agora/internal/ordering/checkout"
 	"github.com/agora-commerce/agora/internal/ordering/orderingapi"
+	"github.com/agora-commerce/agora/internal/ordering/products"
 	"github.com/agora-commerce/agora/internal/payments/paymentsapi"
 	"github.com/agora-commerce/agora/internal/platform/call"
 	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/messaging"
 	"github.com/agora-commerce/agora/money"
 	"github.com/agora-commerce/agora/projection"
 	"github.com/agora-commerce/agora/saga"
@@ -44,11 +48,13 @@ var Promotions = []ordering.Promotion{
 	{Code: "FIVEOFF", Kind: ordering.FixedAmount, Amount: money.New(500, money.MustCurrency("USD"))},
 }
 
-// prices is the catalog as ordering sees it.
-type prices func(ctx context.Context, r catalogapi.PricesRequest) (map[string]money.Money, error)
-
-func (f prices) Prices(ctx context.Context, ids []string) (map[string]money.Money, error) {
-	return f(ctx, catalogapi.PricesRequest{ProductIDs: ids})
+// PricesConsumer is the durable consumer of the catalog's events that
+// keeps ordering's price model: from the stream's beginning, one message
+// at a time across every ordering instance, so that the model's position
+// (the last catalog position applied) vouches for everything before it.
+func PricesConsumer(model *products.Model) module.Consumer {
+	return module.Consumer{Consumer: messaging.Consumer{Name: "ordering-prices", Stream: module.CatalogStream,
+		Subjects: products.Subjects, Concurrency: 1, InFlight: 1, AckWait: 30 * time.Second}, Handle: model.Handle}
 }
 
 // New builds the ordering module in the settings' checkout mode.
@@ -59,7 +65,12 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 		o, err := owner(ctx, paymentsapi.AccountRequest{AccountID: id})
 		return o.Tenant, o.ID, err
 	})
-	opts := app.Options{Catalog: prices(catalogapi.Prices.Bind(p.Calls)), Accounts: accounts, Promotions: Promotions,
+	model, err := products.Open(ctx, p.DB, products.Options{Postgres: p.Settings.Postgres,
+		Pages: catalogapi.Products.Bind(p.Calls), Logger: p.Logger})
+	if err != nil {
+		return nil, err
+	}
+	opts := app.Options{Catalog: model, Accounts: accounts, Promotions: Promotions,
 		MerchantAccountID: p.Settings.MerchantAccountID}
 	// A checkout ends when its order does, in either mode: submit → terminal.
 	opts.Ended = func(o ordering.Order) {
@@ -90,6 +101,8 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 	sagaID := func(string) string { return "" }
 	m := &module.Module{
 		Projections: []*projection.Runner{orders},
+		Consumers:   []module.Consumer{PricesConsumer(model)},
+		Daemons:     []func(context.Context) error{model.Run},
 		Answers:     Answers(svc),
 		Publish:     app.Publish,
 		Service:     svc,
@@ -109,7 +122,7 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 		wd := checkout.Watchdog{Orders: svc, Queries: queries, Timeout: p.Settings.CheckoutTimeout, Logger: p.Logger}
 		m.Daemons = append(m.Daemons, wd.Run)
 	}
-	orderAPI := api.New(svc, queries, orders, sagaID, p.Store)
+	orderAPI := api.New(svc, queries, orders, model, sagaID, p.Store)
 	sagasAPI := api.NewSagas(app.NewSagas(p.Sagas, svc, accounts, transferSagas{paymentsapi.GetSaga.Bind(p.Calls), paymentsapi.RetrySaga.Bind(p.Calls)}))
 	m.Routes = func(mux *http.ServeMux) {
 		orderAPI.Register(mux)

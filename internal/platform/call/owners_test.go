@@ -368,7 +368,7 @@ func TestCatalogAndOrderingAnswers(t *testing.T) {
 			{ID: "p-1", SKU: "W-1", Name: "Widget", Price: money.New(1999, usd)},
 			{ID: "p-2", SKU: "G-1", Name: "Gadget", Price: money.New(500, usd)},
 		} {
-			_, err := products.Create(ctx, customer, p)
+			_, _, err := products.Create(ctx, customer, p)
 			s.must("create "+p.ID, err)
 		}
 		c, err := cache.New(products, cache.Options{})

@@ -309,6 +309,31 @@ func Consistent(r *http.Request, rm Waiter) error {
 	if err != nil || !ok {
 		return err
 	}
+	return waitFor(r, rm, pos)
+}
+
+// ConsistentOf honours an Agora-Min-Position that names log, another
+// context's event log whose events rm follows (ordering's model of the
+// catalog's prices follows "catalog"): it waits, as Consistent does,
+// until rm includes that position. A token of any other log, or a bare
+// number (a position of the request's own log), asks nothing of rm.
+func ConsistentOf(r *http.Request, log string, rm Waiter) error {
+	h := r.Header.Get(MinPositionHeader)
+	if h == "" {
+		return nil
+	}
+	l, pos, ok := ParsePosition(strings.TrimSpace(h))
+	if !ok {
+		return errs.E(errs.Invalid, "%s must be an Agora-Position token (e.g. ordering.12)", MinPositionHeader)
+	}
+	if l != log {
+		return nil
+	}
+	return waitFor(r, rm, pos)
+}
+
+// waitFor waits up to MaxConsistencyWait until rm includes pos.
+func waitFor(r *http.Request, rm Waiter, pos uint64) error {
 	ctx, cancel := context.WithTimeout(r.Context(), MaxConsistencyWait)
 	defer cancel()
 	if err := rm.WaitFor(ctx, pos); err != nil {

@@ -151,6 +151,38 @@ func TestConsistent(t *testing.T) {
 	}
 }
 
+// TestConsistentOf: a write that waits on another context's log (ordering
+// pricing as of a catalog write) waits for a token of that log only.
+func TestConsistentOf(t *testing.T) {
+	post := func(h string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		if h != "" {
+			r.Header.Set(httpapi.MinPositionHeader, h)
+		}
+		return r.WithContext(httpapi.WithLog(r.Context(), "ordering"))
+	}
+	never := waiter{at: 0}
+	for _, h := range []string{"", "ordering.9", "9", "inventory.9"} {
+		if err := httpapi.ConsistentOf(post(h), "catalog", never); err != nil {
+			t.Fatalf("%q asked the catalog's model: %v", h, err)
+		}
+	}
+	if err := httpapi.ConsistentOf(post("catalog.7"), "catalog", waiter{at: 7}); err != nil {
+		t.Fatalf("reached: %v", err)
+	}
+	for _, bad := range []string{"x", "catalog.", "catalog.x", "Catalog.1"} {
+		if errs.CodeOf(httpapi.ConsistentOf(post(bad), "catalog", never)) != errs.Invalid {
+			t.Fatalf("%q was accepted", bad)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	err := httpapi.ConsistentOf(post("catalog.8").WithContext(ctx), "catalog", waiter{at: 7})
+	if errs.CodeOf(httpapi.Classify(err)) != errs.Timeout {
+		t.Fatalf("unreached position: %v", err)
+	}
+}
+
 func TestMiddlewareRequestID(t *testing.T) {
 	h := httpapi.Middleware(slog.New(slog.DiscardHandler), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, errs.E(errs.Invalid, "nope"))
