@@ -17,6 +17,7 @@ import (
 	"github.com/agora-commerce/agora/internal/audit"
 	"github.com/agora-commerce/agora/internal/bench"
 	"github.com/agora-commerce/agora/internal/load"
+	"github.com/agora-commerce/agora/internal/payments/partition"
 	"github.com/agora-commerce/agora/internal/platform/tracing"
 	"github.com/agora-commerce/agora/internal/server"
 )
@@ -31,6 +32,7 @@ commands:
   bench gateway   the gateway against a plain reverse proxy and the upstream direct
   load URL     drive a running platform with virtual customers (browse, order, transfer…) and report
   migrate split   upgrade a data directory of one shared store to a store per context (once)
+  payments reshard  change how many partitions payments spreads accounts over (offline)
 
 Run 'agora <command> -h' for a command's flags.`
 
@@ -50,6 +52,9 @@ type Main struct {
 	serve   server.Config
 	// splitFrom is the schema `agora migrate split --postgres` splits.
 	splitFrom string
+	// reshardTo is the partition count `agora payments reshard` (and
+	// migrate split) spreads payments over.
+	reshardTo int
 	level     slog.Level
 	bench     bench.Config
 	// checkout configures `agora bench checkout`.
@@ -116,6 +121,8 @@ func (m *Main) ParseFlags(args []string) error {
 		fs.BoolVar(&m.serve.TLSSelfSigned, "tls-self-signed", env("AGORA_TLS_SELF_SIGNED", "false") == "true", "serve HTTPS with a self-signed development certificate, made on first start in <data>/tls and reused (AGORA_TLS_SELF_SIGNED)")
 		fs.StringVar(&m.serve.TLSPlain, "tls-plain", env("AGORA_TLS_PLAIN", server.PlainRedirect), "what plain HTTP sent to the TLS port gets: redirect (308 to https) or refuse (400 problem) (AGORA_TLS_PLAIN)")
 		fs.StringVar(&m.serve.TLSCA, "tls-ca", os.Getenv("AGORA_TLS_CA"), "PEM bundle of CAs trusted, besides the system's, by calls to other processes in distributed mode (AGORA_TLS_CA)")
+		parts := fs.String("payments-partitions", env("AGORA_PAYMENTS_PARTITIONS", strconv.Itoa(partition.Default)),
+			"how many partitions payments spreads accounts over, each its own event store; recorded on first start, changed only by `agora payments reshard` (AGORA_PAYMENTS_PARTITIONS)")
 		latency := fs.String("carrier-latency", env("AGORA_CARRIER_LATENCY", "0s"), "latency of each simulated carrier call (AGORA_CARRIER_LATENCY)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
@@ -132,6 +139,9 @@ func (m *Main) ParseFlags(args []string) error {
 		}
 		if m.serve.CarrierFailureRate, err = strconv.ParseFloat(*rate, 64); err != nil || m.serve.CarrierFailureRate < 0 || m.serve.CarrierFailureRate > 1 {
 			return fmt.Errorf("--carrier-failure-rate: %q is not a number from 0 to 1", *rate)
+		}
+		if m.serve.PaymentsPartitions, err = strconv.Atoi(*parts); err != nil || partition.Check(m.serve.PaymentsPartitions) != nil {
+			return fmt.Errorf("--payments-partitions: %q is not a whole number from 1 to %d", *parts, partition.Max)
 		}
 		if err := m.level.UnmarshalText([]byte(*level)); err != nil {
 			return fmt.Errorf("--log-level: %w", err)
@@ -226,6 +236,8 @@ func (m *Main) ParseFlags(args []string) error {
 		return m.parseLoad(args[1:])
 	case "migrate":
 		return m.parseMigrate(args[1:])
+	case "payments":
+		return m.parsePayments(args[1:])
 	case "-h", "--help", "help":
 		return errUsage
 	}
@@ -276,6 +288,8 @@ func (m *Main) Run(ctx context.Context) error {
 		return m.runLoad(ctx)
 	case "migrate split":
 		return m.runSplit(ctx)
+	case "payments reshard":
+		return m.runReshard(ctx)
 	case "bench store":
 		m.bench.Log = m.logf
 		return m.report(func() (result, error) { return bench.Run(ctx, m.bench) })

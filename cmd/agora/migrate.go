@@ -8,11 +8,14 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/agora-commerce/agora/internal/payments/partition"
+	"github.com/agora-commerce/agora/internal/reshard"
 	"github.com/agora-commerce/agora/internal/server"
 	"github.com/agora-commerce/agora/internal/split"
 )
@@ -35,7 +38,9 @@ its context's database, and the old files are kept as *.pre-split. Run it
 once, with no server on DIR; a second run refuses. With --postgres, the
 single schema --from-schema (default public, the earlier releases'
 default) is split into a schema per context under --postgres-schema, each
-owned by its context's role, as agora serve provisions them.
+owned by its context's role, as agora serve provisions them. Payments'
+streams are spread over --payments-partitions partitions (the data
+directory's through agora payments reshard, which runs next).
 
 flags:`)
 		fs.PrintDefaults()
@@ -45,8 +50,12 @@ flags:`)
 	fs.StringVar(&m.serve.PostgresURL, "postgres", os.Getenv("AGORA_POSTGRES_URL"), "PostgreSQL URL: split a schema there instead of a data directory (AGORA_POSTGRES_URL)")
 	fs.StringVar(&m.serve.PostgresSchema, "postgres-schema", env("AGORA_POSTGRES_SCHEMA", server.DefaultPostgresPrefix), "prefix of the contexts' new schemas (AGORA_POSTGRES_SCHEMA)")
 	fs.StringVar(&m.splitFrom, "from-schema", "public", "the single schema an earlier release kept everything in")
+	fs.IntVar(&m.reshardTo, "payments-partitions", partition.Default, "how many partitions payments' accounts are spread over")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if err := partition.Check(m.reshardTo); err != nil {
+		return fmt.Errorf("--payments-partitions: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("migrate split: unexpected arguments %q", fs.Args())
@@ -57,25 +66,7 @@ flags:`)
 
 // runSplit splits the data directory, with a progress bar on a terminal.
 func (m *Main) runSplit(ctx context.Context) error {
-	var progress split.Progress
-	if f, ok := m.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		var bar *progressbar.ProgressBar
-		progress = func(done, total int) {
-			if bar == nil {
-				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(m.Stderr), progressbar.OptionSetDescription("moving events"),
-					progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
-			}
-			bar.Set(done) //nolint:errcheck // a progress bar
-		}
-	} else {
-		last := time.Now()
-		progress = func(done, total int) {
-			if time.Since(last) > 2*time.Second || done == total {
-				fmt.Fprintf(m.Stderr, "split: %d of %d events moved\n", done, total)
-				last = time.Now()
-			}
-		}
-	}
+	progress := m.progress("moving events", "split")
 	var (
 		rep   split.Report
 		err   error
@@ -83,9 +74,14 @@ func (m *Main) runSplit(ctx context.Context) error {
 	)
 	if m.serve.PostgresURL != "" {
 		where = "the database's schemas " + server.PostgresSchemaOf(m.serve.PostgresSchema, "*")
-		rep, err = split.RunPostgres(ctx, m.serve.PostgresURL, m.splitFrom, m.serve.PostgresSchema, contextURLs(), progress)
-	} else {
-		rep, err = split.Run(ctx, m.serve.DataDir, progress)
+		rep, err = split.RunPostgres(ctx, m.serve.PostgresURL, m.splitFrom, m.serve.PostgresSchema, m.reshardTo, contextURLs(), progress)
+	} else if rep, err = split.Run(ctx, m.serve.DataDir, progress); err == nil {
+		// Payments' one log, spread over its partitions.
+		var rs reshard.Report
+		if rs, err = reshard.Run(ctx, m.serve.DataDir, m.reshardTo, m.progress("spreading payments", "reshard")); err == nil {
+			delete(rep.Events, partition.Context)
+			maps.Copy(rep.Events, rs.Events)
+		}
 	}
 	if err != nil {
 		return err
@@ -96,9 +92,94 @@ func (m *Main) runSplit(ctx context.Context) error {
 		return enc.Encode(rep)
 	}
 	fmt.Fprintf(m.Stdout, "a store per context now, in %s:\n", where)
-	for _, c := range slices.Sorted(maps.Keys(rep.Tables)) {
-		fmt.Fprintf(m.Stdout, "  %-10s %5d events  tables %v\n", c, rep.Events[c], rep.Tables[c])
+	for _, c := range slices.Sorted(maps.Keys(rep.Events)) {
+		fmt.Fprintf(m.Stdout, "  %-12s %5d events  tables %v\n", c, rep.Events[c], rep.Tables[c])
 	}
 	fmt.Fprintf(m.Stdout, "Rebuilt on the next start from the new logs: %v. The old log is kept (*.pre-split, or the table events_pre_split).\n", rep.Rebuilt)
+	return nil
+}
+
+// progress is a progress report of a long command: a bar on a terminal
+// (described as what), else a line every 2 s (prefixed with who).
+func (m *Main) progress(what, who string) split.Progress {
+	if f, ok := m.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		var bar *progressbar.ProgressBar
+		return func(done, total int) {
+			if bar == nil {
+				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(m.Stderr), progressbar.OptionSetDescription(what),
+					progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+			}
+			bar.Set(done) //nolint:errcheck // a progress bar
+		}
+	}
+	last := time.Now()
+	return func(done, total int) {
+		if time.Since(last) > 2*time.Second || done == total {
+			fmt.Fprintf(m.Stderr, "%s: %d of %d events moved\n", who, done, total)
+			last = time.Now()
+		}
+	}
+}
+
+// parsePayments reads `agora payments reshard`'s flags.
+func (m *Main) parsePayments(args []string) error {
+	if len(args) == 0 || args[0] != "reshard" {
+		return fmt.Errorf("payments: want 'agora payments reshard --to N'")
+	}
+	fs := flag.NewFlagSet("payments reshard", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), `usage: agora payments reshard --to N [--data DIR] [--json]
+
+Spreads payments' accounts over N partitions (each its own event store,
+DIR/payments/p<k>/), offline: every stream moves to its partition with its
+history, event IDs, versions and recording times; every account's balance
+and each currency's total are compared before and after; only then are
+the new partitions swapped in and N recorded. A failure before that
+leaves the old layout as it was. Also spreads the one log payments kept
+before partitions (DIR/payments/events.db). Run it with no server on DIR.
+
+flags:`)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&m.serve.DataDir, "data", env("AGORA_DATA_DIR", "data"), "data directory (AGORA_DATA_DIR)")
+	fs.IntVar(&m.reshardTo, "to", 0, "the new partition count (1 to 64)")
+	fs.BoolVar(&m.asJSON, "json", false, "print what moved as JSON")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("payments reshard: unexpected arguments %q", fs.Args())
+	}
+	if err := partition.Check(m.reshardTo); err != nil {
+		return fmt.Errorf("--to: %w", err)
+	}
+	m.command = "payments reshard"
+	return nil
+}
+
+// runReshard reshards payments, with a progress bar on a terminal.
+func (m *Main) runReshard(ctx context.Context) error {
+	rep, err := reshard.Run(ctx, m.serve.DataDir, m.reshardTo, m.progress("moving events", "reshard"))
+	if err != nil {
+		return err
+	}
+	if m.asJSON {
+		enc := json.NewEncoder(m.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	from := strconv.Itoa(rep.From) + " partitions"
+	if rep.From == 0 {
+		from = "one log"
+	}
+	fmt.Fprintf(m.Stdout, "payments: %s → %d partitions, %d accounts verified (balances and totals %v equal before and after)\n",
+		from, rep.To, rep.Accounts, rep.Totals)
+	for _, log := range slices.Sorted(maps.Keys(rep.Events)) {
+		fmt.Fprintf(m.Stdout, "  %-12s %6d events\n", log, rep.Events[log])
+	}
+	if rep.Unrelayed > 0 {
+		fmt.Fprintf(m.Stdout, "%d events the old relays had not published are published on the next start.\n", rep.Unrelayed)
+	}
 	return nil
 }

@@ -60,6 +60,10 @@ type Def struct {
 	Subjects []string
 	// New builds the module.
 	New func(ctx context.Context, p *Platform) (*Module, error)
+	// Partitioned says the context spreads its aggregates over partitions,
+	// each its own event store (payments' accounts): the platform gives it
+	// Platform.Partitions and no Store or Sagas of its own.
+	Partitioned bool
 	// SagaDeadlines, if set, gives the deadline of each saga type the
 	// module registers (saga.Definition.Deadline) under settings s,
 	// without building it: what an audit of the platform holds an
@@ -119,6 +123,22 @@ type Platform struct {
 	Metrics *telemetry.Metrics
 	// Project opens a projection runner on the store and DB, for the
 	// module to return in Module.Projections.
+	Project func(ctx context.Context, p projection.Projection) (*projection.Runner, error)
+	// Partitions are a partitioned context's partitions (Def.Partitioned),
+	// in order: an aggregate's partition is partition.Of(its key, len).
+	Partitions []Partition
+}
+
+// Partition is one partition of a partitioned context: its own event
+// store, its state (the saga index, the relay's checkpoint) and the saga
+// engine that drives the sagas recorded in its log.
+type Partition struct {
+	Store eventstore.Store
+	DB    *sql.DB
+	Sagas *saga.Engine
+	// Project opens a runner of a projection over the partition's log
+	// that applies to the context's database (Platform.DB): a read model
+	// fed by every partition, a checkpoint per partition.
 	Project func(ctx context.Context, p projection.Projection) (*projection.Runner, error)
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore/sqlite"
 	"github.com/agora-commerce/agora/internal/audit"
 	"github.com/agora-commerce/agora/internal/module"
+	"github.com/agora-commerce/agora/internal/payments/partition"
 	"github.com/agora-commerce/agora/messaging/natsbus"
 	"github.com/agora-commerce/agora/saga"
 )
@@ -46,10 +47,12 @@ func (s *Server) Audit(ctx context.Context, opts audit.Options) (audit.Report, e
 	var src audit.Sources
 	var sagas multiSagas
 	for _, c := range s.stores {
-		src.Logs = append(src.Logs, c.store)
 		if c.name == paymentsName {
 			src.Accounts = audit.ReadModels(c.db).Accounts
 		}
+	}
+	for _, c := range s.logs() {
+		src.Logs = append(src.Logs, c.store)
 		if len(c.engine.Types()) > 0 {
 			sagas = append(sagas, saga.ReadIndex(c.db))
 		}
@@ -94,27 +97,47 @@ func Audit(ctx context.Context, cfg Config, opts audit.Options) (audit.Report, e
 			c()
 		}
 	}()
+	addLog := func(log auditLog, db *sql.DB) error {
+		close = append(close, log.Close, db.Close)
+		src.Logs = append(src.Logs, log)
+		if hasTable(ctx, db, "saga_instances") {
+			sagas = append(sagas, saga.ReadIndex(db))
+		}
+		relays, err := storedRelays(ctx, db, log)
+		if err != nil {
+			return err
+		}
+		src.Relays = append(src.Relays, relays...)
+		return nil
+	}
 	for _, d := range Modules {
-		log, db, err := openForAudit(ctx, cfg, d.Name)
+		if d.Partitioned {
+			db, parts, err := openPartitionsForAudit(ctx, cfg, d.Name)
+			if err != nil {
+				return audit.Report{}, err
+			}
+			if db == nil {
+				continue
+			}
+			close = append(close, db.Close)
+			src.Accounts = audit.ReadModels(db).Accounts
+			for _, p := range parts {
+				if err := addLog(p.log, p.db); err != nil {
+					return audit.Report{}, err
+				}
+			}
+			continue
+		}
+		log, db, err := openForAudit(ctx, cfg, d.Name, ContextDir(cfg.DataDir, d.Name), PostgresSchemaOf(cfg.PostgresSchema, d.Name))
 		if err != nil {
 			return audit.Report{}, err
 		}
 		if log == nil {
 			continue // a context that keeps nothing (the BFF's popularity aside)
 		}
-		close = append(close, log.Close, db.Close)
-		src.Logs = append(src.Logs, log)
-		if d.Name == paymentsName {
-			src.Accounts = audit.ReadModels(db).Accounts
-		}
-		if hasTable(ctx, db, "saga_instances") {
-			sagas = append(sagas, saga.ReadIndex(db))
-		}
-		relays, err := storedRelays(ctx, db, log)
-		if err != nil {
+		if err := addLog(log, db); err != nil {
 			return audit.Report{}, err
 		}
-		src.Relays = append(src.Relays, relays...)
 	}
 	src.Sagas = sagas
 	if len(src.Logs) == 0 {
@@ -215,12 +238,61 @@ type auditLog interface {
 	Close() error
 }
 
-// openForAudit opens context name's log and database read-only (SQLite:
-// WAL lets a reader in beside the serving process) or on PostgreSQL; nil
-// when the context has no log yet.
-func openForAudit(ctx context.Context, cfg Config, name string) (auditLog, *sql.DB, error) {
+// auditPart is a partition's log and state, opened for an audit.
+type auditPart struct {
+	log auditLog
+	db  *sql.DB
+}
+
+// openPartitionsForAudit opens partitioned context name's state database
+// and its partitions' logs (as many as the state records), read-only;
+// a nil database when the context has none yet.
+func openPartitionsForAudit(ctx context.Context, cfg Config, name string) (_ *sql.DB, parts []auditPart, err error) {
+	defer func() {
+		if err != nil {
+			for _, p := range parts {
+				p.log.Close()
+				p.db.Close()
+			}
+		}
+	}()
+	var db *sql.DB
 	if cfg.PostgresURL == "" {
-		dir := ContextDir(cfg.DataDir, name)
+		path := filepath.Join(ContextDir(cfg.DataDir, name), "readmodels.db")
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, checkLayout(cfg.DataDir)
+		}
+		if db, err = sql.Open("sqlite", sqlite.DSN(path, true)); err != nil {
+			return nil, nil, fmt.Errorf("server: audit %s: %w", name, err)
+		}
+	} else if db, err = postgres.OpenDB(cmp.Or(cfg.PostgresURLs[name], cfg.PostgresURL), PostgresSchemaOf(cfg.PostgresSchema, name)); err != nil {
+		return nil, nil, fmt.Errorf("server: audit %s: %w", name, err)
+	}
+	n, err := partition.Recorded(ctx, db)
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("server: audit %s: %w", name, err)
+	}
+	for k := range n {
+		log, pdb, err := openForAudit(ctx, cfg, name, PartitionDir(cfg.DataDir, k), PartitionSchemaOf(cfg.PostgresSchema, k))
+		if err != nil {
+			db.Close()
+			return nil, nil, err
+		}
+		if log == nil {
+			db.Close()
+			return nil, nil, fmt.Errorf("server: audit %s: partition %d of %d has no log", name, k, n)
+		}
+		parts = append(parts, auditPart{log, pdb})
+	}
+	return db, parts, nil
+}
+
+// openForAudit opens context name's log and database — the directory
+// dir's or the schema's — read-only (SQLite: WAL lets a reader in beside
+// the serving process) or on PostgreSQL; nil when there is no log yet.
+func openForAudit(ctx context.Context, cfg Config, name, dir, schema string) (auditLog, *sql.DB, error) {
+	if cfg.PostgresURL == "" {
 		if _, err := os.Stat(filepath.Join(dir, "events.db")); errors.Is(err, fs.ErrNotExist) {
 			if err := checkLayout(cfg.DataDir); err != nil {
 				return nil, nil, err
@@ -243,11 +315,7 @@ func openForAudit(ctx context.Context, cfg Config, name string) (auditLog, *sql.
 		}
 		return r, db, nil
 	}
-	schema := PostgresSchemaOf(cfg.PostgresSchema, name)
-	u := cfg.PostgresURLs[name]
-	if u == "" {
-		u = cfg.PostgresURL
-	}
+	u := cmp.Or(cfg.PostgresURLs[name], cfg.PostgresURL)
 	st, err := postgres.Open(ctx, u, postgres.Options{Schema: schema, MaxConns: 2, Logger: cfg.Logger})
 	if err != nil {
 		return nil, nil, fmt.Errorf("server: audit %s: %w", name, err)

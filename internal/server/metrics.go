@@ -87,7 +87,7 @@ func (s *Server) bulkheads() []telemetry.Bulkhead {
 // saga type (ordering's checkouts, payments' transfers).
 func (s *Server) sagaEngines() []*saga.Engine {
 	var out []*saga.Engine
-	for _, c := range s.stores {
+	for _, c := range s.logs() {
 		if len(c.engine.Types()) > 0 {
 			out = append(out, c.engine)
 		}

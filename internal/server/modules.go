@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"maps"
 	"slices"
@@ -66,28 +67,37 @@ func (s *Server) build(ctx context.Context, defs []module.Def) error {
 	}
 	s.calls = call.NewExchange(requester)
 	for _, d := range defs {
-		c, err := s.openContext(ctx, d.Name)
+		c, err := s.openContext(ctx, d.Name, d.Partitioned)
 		if err != nil {
 			return err
 		}
 		s.stores = append(s.stores, c)
-		p := &module.Platform{
-			Settings: module.Settings{DataDir: s.cfg.DataDir, Postgres: s.cfg.PostgresURL != "",
-				CheckoutMode: s.cfg.CheckoutMode, CheckoutTimeout: s.cfg.CheckoutTimeout,
-				MerchantAccountID: s.cfg.MerchantAccountID, BootstrapAdmin: s.cfg.BootstrapAdmin, Carrier: s.Carrier},
-			Store: c.store, DB: c.db, Redis: s.redis, Sagas: c.engine, Calls: s.calls, Registry: s.reg, Client: s.client,
-			Verifier: s.verifier, Revocations: s.revoked, Logger: s.log, Metrics: s.metrics,
-			Project: func(ctx context.Context, pr projection.Projection) (*projection.Runner, error) {
+		attrs := []attribute.KeyValue{tracing.ServiceKey.String(d.Name)}
+		project := func(log *contextStore, db *sql.DB) func(context.Context, projection.Projection) (*projection.Runner, error) {
+			return func(ctx context.Context, pr projection.Projection) (*projection.Runner, error) {
 				// On PostgreSQL several instances may share the read models:
 				// fence each batch on its checkpoint (projection.Options.Shared).
-				r := projection.NewRunner(c.store, c.db, pr, projection.Options{Logger: s.log, Shared: s.cfg.PostgresURL != "",
-					SpanAttributes: []attribute.KeyValue{tracing.ServiceKey.String(d.Name)}})
+				r := projection.NewRunner(log.store, db, pr, projection.Options{Logger: s.log, Shared: s.cfg.PostgresURL != "",
+					SpanAttributes: attrs})
 				if err := r.Init(ctx); err != nil {
 					return nil, err
 				}
 				s.metrics.Projection(r)
 				return r, nil
-			},
+			}
+		}
+		p := &module.Platform{
+			Settings: module.Settings{DataDir: s.cfg.DataDir, Postgres: s.cfg.PostgresURL != "",
+				CheckoutMode: s.cfg.CheckoutMode, CheckoutTimeout: s.cfg.CheckoutTimeout,
+				MerchantAccountID: s.cfg.MerchantAccountID, BootstrapAdmin: s.cfg.BootstrapAdmin, Carrier: s.Carrier},
+			DB: c.db, Redis: s.redis, Calls: s.calls, Registry: s.reg, Client: s.client,
+			Verifier: s.verifier, Revocations: s.revoked, Logger: s.log, Metrics: s.metrics,
+		}
+		if c.store != nil {
+			p.Store, p.Sagas, p.Project = c.store, c.engine, project(c, c.db)
+		}
+		for _, part := range c.parts {
+			p.Partitions = append(p.Partitions, module.Partition{Store: part.store, DB: part.db, Sagas: part.engine, Project: project(part, c.db)})
 		}
 		m, err := d.New(ctx, p)
 		if err != nil {
@@ -136,28 +146,38 @@ func (s *Server) plumb(ctx context.Context) error {
 		}
 	}
 	for _, m := range s.mods {
-		cps, err := messaging.SQLCheckpoints(ctx, m.storage.db)
-		if err != nil {
-			return err
-		}
-		add := func(name string, log messaging.Log, stream string, events eventstore.Store) {
+		// add relays l to stream, its checkpoint in the state of log c.
+		add := func(c *contextStore, name string, l messaging.Log, stream string, events eventstore.Store) error {
+			cps, err := messaging.SQLCheckpoints(ctx, c.db)
+			if err != nil {
+				return err
+			}
 			o := messaging.RelayOptions{Name: name, Tail: s.bus.Tail(stream), Logger: s.log,
 				SpanAttributes: []attribute.KeyValue{attribute.String("messaging.system", "nats"), tracing.ServiceKey.String(m.def.Name)}}
 			if s.cfg.PostgresURL != "" {
 				// Several instances may run the relay: a session lock lets one
 				// publish while the others stand by. Advisory locks are the
 				// database's; checkpoints, the schema's.
-				o.Leader = messaging.PostgresLeader(m.storage.db, "relay/"+m.storage.schema+"/"+name, time.Second, s.log)
+				o.Leader = messaging.PostgresLeader(c.db, "relay/"+c.schema+"/"+name, time.Second, s.log)
 			}
-			r := messaging.NewRelay(log, s.bus, cps, o)
+			r := messaging.NewRelay(l, s.bus, cps, o)
 			s.bus.OnReconnect(r.RequestRewind)
 			s.relays = append(s.relays, relay{name, r, events})
+			return nil
 		}
 		for _, o := range m.Outboxes {
-			add(o.Name, o.Log, m.def.Stream, nil)
+			if err := add(m.storage, o.Name, o.Log, m.def.Stream, nil); err != nil {
+				return err
+			}
 		}
-		if m.Publish != nil {
-			add("events-"+m.def.Name, messaging.EventLog(m.storage.store, m.Publish), m.def.Stream, m.storage.store)
+		if m.Publish == nil {
+			continue
+		}
+		// Each log's relay (a partitioned context's: each partition's).
+		for _, c := range m.storage.logs() {
+			if err := add(c, "events-"+c.name, messaging.EventLog(c.store, m.Publish), m.def.Stream, c.store); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -31,7 +31,7 @@ func (s *Server) operations(mux *http.ServeMux) {
 		ops.New(cfg).Register(mux)
 		return
 	}
-	for _, c := range s.stores {
+	for _, c := range s.logs() {
 		cfg.Logs = append(cfg.Logs, ops.Log{Context: c.name, Store: c.store})
 		if len(c.engine.Types()) > 0 {
 			cfg.SagaDBs = append(cfg.SagaDBs, c.db)

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -101,6 +102,11 @@ type Config struct {
 	// BreakerDelay is how long an open circuit breaker waits before it
 	// lets a trial request through (default 10s).
 	BreakerDelay time.Duration
+	// PaymentsPartitions is how many partitions payments spreads its
+	// accounts over, each its own event store (default
+	// partition.Default). The count is recorded in the store: a start
+	// with another count refuses (`agora payments reshard` changes it).
+	PaymentsPartitions int
 	// Only, if set, runs one context of the platform in this process —
 	// identity, catalog, inventory, ordering, payments, shipping, bff —
 	// or the gateway: distributed mode, on PostgreSQL and an external
@@ -426,7 +432,7 @@ func (s *Server) Run(ctx context.Context) error {
 	for _, r := range s.relays {
 		start("relay "+r.name, r.Run)
 	}
-	for _, c := range s.stores {
+	for _, c := range s.logs() {
 		start("saga engine "+c.name, c.engine.Run)
 	}
 	for _, c := range s.consumers {
@@ -527,10 +533,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	checks := map[string]string{"eventstore": "ok", "readmodels": "ok", "bus": "ok"}
 	status := http.StatusOK
-	for _, c := range s.stores {
+	for _, c := range s.logs() {
 		if err := c.store.Ping(ctx); err != nil {
 			checks["eventstore"], status = c.name+": "+err.Error(), http.StatusServiceUnavailable
 		}
+	}
+	for _, c := range append(slices.Clone(s.stores), s.logs()...) {
 		if err := c.db.PingContext(ctx); err != nil {
 			checks["readmodels"], status = c.name+": "+err.Error(), http.StatusServiceUnavailable
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore/postgres"
 	"github.com/agora-commerce/agora/eventstore/sqlite"
 	"github.com/agora-commerce/agora/internal/gateway/idempotency"
+	"github.com/agora-commerce/agora/internal/payments/partition"
 	"github.com/agora-commerce/agora/saga"
 )
 
@@ -63,10 +64,27 @@ type contextStore struct {
 	engine *saga.Engine
 	// keys are its Idempotency-Key records.
 	keys *idempotency.SQLStore
+	// parts are a partitioned context's partitions (its store and engine
+	// are then nil), each with its log, state and engine; partition is a
+	// partition's number.
+	parts     []*contextStore
+	partition int
+}
+
+// logs are c's event logs, each with its state and engine: c itself,
+// or a partitioned context's partitions.
+func (c *contextStore) logs() []*contextStore {
+	if c.parts != nil {
+		return c.parts
+	}
+	return []*contextStore{c}
 }
 
 func (c *contextStore) close() error {
 	var errList []error
+	for _, p := range c.parts {
+		errList = append(errList, p.close())
+	}
 	if c.db != nil {
 		errList = append(errList, c.db.Close())
 	}
@@ -127,53 +145,122 @@ func (s *Server) openPlatformDB(ctx context.Context) (*sql.DB, error) {
 	return db, nil
 }
 
-// openContext opens context name's own storage (see above).
-func (s *Server) openContext(ctx context.Context, name string) (_ *contextStore, err error) {
+// openContext opens context name's own storage (see above). A
+// partitioned context's (payments') is its state database and its
+// partitions, each an event log with a state database of its own: the
+// directories <data>/payments/p<k>/, or the schemas <prefix>_payments_p<k>
+// (owned by the context's role, at the context's URL).
+func (s *Server) openContext(ctx context.Context, name string, partitioned bool) (_ *contextStore, err error) {
 	c := &contextStore{name: name}
 	defer func() {
 		if err != nil {
 			c.close()
 		}
 	}()
-	if s.cfg.PostgresURL == "" {
-		dir := ContextDir(s.cfg.DataDir, name)
+	u := ""
+	if s.cfg.PostgresURL != "" {
+		if u, err = ContextURL(ctx, s.cfg, name, s.log); err != nil {
+			return nil, err
+		}
+	}
+	if !partitioned {
+		if err := s.openLog(ctx, c, u, ContextDir(s.cfg.DataDir, name), PostgresSchemaOf(s.cfg.PostgresSchema, name)); err != nil {
+			return nil, fmt.Errorf("server: %s: %w", name, err)
+		}
+		if c.keys, err = idempotency.NewSQLStore(ctx, c.db, "idempotency_keys", nil); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	n := cmp.Or(s.cfg.PaymentsPartitions, partition.Default)
+	if err := partition.Check(n); err != nil {
+		return nil, err
+	}
+	dir, schema := ContextDir(s.cfg.DataDir, name), PostgresSchemaOf(s.cfg.PostgresSchema, name)
+	if c.db, err = s.openState(ctx, u, dir, schema); err != nil {
+		return nil, fmt.Errorf("server: %s: %w", name, err)
+	}
+	c.schema = schema
+	if err := partition.Record(ctx, c.db, n, s.legacyLog(ctx, u, dir, schema)); err != nil {
+		return nil, fmt.Errorf("server: %s: %w", name, err)
+	}
+	if c.keys, err = idempotency.NewSQLStore(ctx, c.db, "idempotency_keys", nil); err != nil {
+		return nil, err
+	}
+	for k := range n {
+		part := &contextStore{name: partition.Log(k), partition: k}
+		c.parts = append(c.parts, part)
+		if u != "" {
+			if err := ProvisionSchema(ctx, s.cfg, name, PartitionSchemaOf(s.cfg.PostgresSchema, k)); err != nil {
+				return nil, err
+			}
+		}
+		if err := s.openLog(ctx, part, u, PartitionDir(s.cfg.DataDir, k), PartitionSchemaOf(s.cfg.PostgresSchema, k)); err != nil {
+			return nil, fmt.Errorf("server: %s: %w", part.name, err)
+		}
+	}
+	return c, nil
+}
+
+// PartitionDir is payments' partition k's data directory under dataDir
+// (embedded).
+func PartitionDir(dataDir string, k int) string {
+	return filepath.Join(ContextDir(dataDir, partition.Context), partition.Name(k))
+}
+
+// PartitionSchemaOf is payments' partition k's schema under prefix.
+func PartitionSchemaOf(prefix string, k int) string {
+	return PostgresSchemaOf(prefix, partition.Context) + "_" + partition.Name(k)
+}
+
+// legacyLog reports whether a partitioned context's store still holds
+// the one event log it had before it was partitioned (the directory's
+// events.db, the schema's events table).
+func (s *Server) legacyLog(ctx context.Context, u, dir, schema string) func() (bool, error) {
+	return func() (bool, error) {
+		if u == "" {
+			_, err := os.Stat(filepath.Join(dir, "events.db"))
+			if errors.Is(err, fs.ErrNotExist) {
+				return false, nil
+			}
+			return err == nil, err
+		}
+		conn, err := pgx.Connect(ctx, u)
+		if err != nil {
+			return false, err
+		}
+		defer conn.Close(ctx)
+		var found bool
+		err = conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, pgx.Identifier{schema, "events"}.Sanitize()).Scan(&found)
+		return found, err
+	}
+}
+
+// openLog opens an event log and its state database into c: the
+// directory dir's events.db and readmodels.db, or (u set) the schema's
+// tables at URL u.
+func (s *Server) openLog(ctx context.Context, c *contextStore, u, dir, schema string) (err error) {
+	if u == "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("server: %s: data dir: %w", name, err)
+			return fmt.Errorf("data dir: %w", err)
 		}
-		st, err := sqlite.Open(ctx, filepath.Join(dir, "events.db"), sqlite.Options{Observer: s.metrics.Store("sqlite")})
-		if err != nil {
-			return nil, fmt.Errorf("server: %s: %w", name, err)
+		if c.store, err = sqlite.Open(ctx, filepath.Join(dir, "events.db"), sqlite.Options{Observer: s.metrics.Store("sqlite")}); err != nil {
+			return err
 		}
-		c.store = st
-		if c.db, err = sql.Open("sqlite", sqlite.DSN(filepath.Join(dir, "readmodels.db"), false)); err != nil {
-			return nil, err
-		}
-		// SQLite has one writer at a time; more connections would only
-		// contend for its lock in the busy handler's sleeps, which starve
-		// the unlucky (a projection falling minutes behind). One
-		// connection queues everyone in order instead.
-		c.db.SetMaxOpenConns(1)
 	} else {
-		c.schema = PostgresSchemaOf(s.cfg.PostgresSchema, name)
-		u, err := ContextURL(ctx, s.cfg, name, s.log)
-		if err != nil {
-			return nil, err
-		}
-		// Embedded on PostgreSQL, seven contexts share the server's
+		c.schema = schema
+		// Embedded on PostgreSQL, the contexts share the server's
 		// connections: smaller pools each.
-		conns, rmConns := int32(8), 32
+		conns := int32(8)
 		if s.cfg.Only == "" {
-			conns, rmConns = 3, 6
+			conns = 3
 		}
-		st, err := postgres.Open(ctx, u, postgres.Options{Schema: c.schema, MaxConns: conns, Observer: s.metrics.Store("postgres"), Logger: s.log})
-		if err != nil {
-			return nil, fmt.Errorf("server: %s: %w", name, err)
+		if c.store, err = postgres.Open(ctx, u, postgres.Options{Schema: schema, MaxConns: conns, Observer: s.metrics.Store("postgres"), Logger: s.log}); err != nil {
+			return err
 		}
-		c.store = st
-		if c.db, err = postgres.OpenDB(u, c.schema); err != nil {
-			return nil, err
-		}
-		c.db.SetMaxOpenConns(rmConns)
+	}
+	if c.db, err = s.openState(ctx, u, dir, schema); err != nil {
+		return err
 	}
 	sopts := saga.Options{Logger: s.log, Observer: s.metrics.Sagas()}
 	if s.cfg.Only != "" {
@@ -181,10 +268,55 @@ func (s *Server) openContext(ctx context.Context, name string) (_ *contextStore,
 		sopts.Sweep = 10 * time.Second
 	}
 	c.engine = saga.NewEngine(c.store, c.db, sopts)
-	if c.keys, err = idempotency.NewSQLStore(ctx, c.db, "idempotency_keys", nil); err != nil {
+	return nil
+}
+
+// openState opens a state database (read models, outbox, inbox,
+// checkpoints): dir's readmodels.db, or (u set) schema at URL u.
+func (s *Server) openState(ctx context.Context, u, dir, schema string) (*sql.DB, error) {
+	if u == "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("data dir: %w", err)
+		}
+		db, err := sql.Open("sqlite", sqlite.DSN(filepath.Join(dir, "readmodels.db"), false))
+		if err != nil {
+			return nil, err
+		}
+		// SQLite has one writer at a time; more connections would only
+		// contend for its lock in the busy handler's sleeps, which starve
+		// the unlucky (a projection falling minutes behind). One
+		// connection queues everyone in order instead.
+		db.SetMaxOpenConns(1)
+		return db, nil
+	}
+	db, err := postgres.OpenDB(u, schema)
+	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	conns := 32
+	if s.cfg.Only == "" {
+		conns = 6
+	}
+	db.SetMaxOpenConns(conns)
+	return db, nil
+}
+
+// ProvisionSchema creates schema, another schema of context name's (a
+// partition's), unless it exists: owned by the context's role, created
+// by the shared URL's user (a role may not create schemas in the
+// database), or at the context's own URL when it has one.
+func ProvisionSchema(ctx context.Context, cfg Config, name, schema string) error {
+	if u := cfg.PostgresURLs[name]; u != "" {
+		return postgres.CreateSchema(ctx, u, schema)
+	}
+	err := provision(ctx, cfg.PostgresURL, PostgresRoleOf(name), schema)
+	if errors.Is(err, errNoRoles) {
+		return postgres.CreateSchema(ctx, cfg.PostgresURL, schema)
+	}
+	if err != nil {
+		return fmt.Errorf("server: %s: %w", name, err)
+	}
+	return nil
 }
 
 // ContextURL is the PostgreSQL URL context name connects with under cfg:
@@ -266,21 +398,44 @@ type ContextStore struct {
 	DB    *sql.DB
 }
 
-// Stores returns the event logs of the contexts this process runs, in
-// the platform's order.
-func (s *Server) Stores() []ContextStore {
-	out := make([]ContextStore, 0, len(s.stores))
+// logs are the event logs of the contexts this process runs, in the
+// platform's order, a partitioned context's partitions in theirs.
+func (s *Server) logs() []*contextStore {
+	var out []*contextStore
 	for _, c := range s.stores {
+		out = append(out, c.logs()...)
+	}
+	return out
+}
+
+// Stores returns the event logs of the contexts this process runs, in
+// the platform's order; a partitioned context's are its partitions'
+// (named "payments-p0" and on), each with its own state database.
+func (s *Server) Stores() []ContextStore {
+	logs := s.logs()
+	out := make([]ContextStore, 0, len(logs))
+	for _, c := range logs {
 		out = append(out, ContextStore{Name: c.name, Store: c.store, DB: c.db})
 	}
 	return out
 }
 
-// StoreOf returns context name's event log (nil if this process does not
-// run it).
+// StoreOf returns the event log named name — a context's, or a
+// partition's ("payments-p2") — (nil if this process does not run it).
 func (s *Server) StoreOf(name string) eventstore.Store {
+	for _, c := range s.logs() {
+		if c.name == name {
+			return c.store
+		}
+	}
+	return nil
+}
+
+// DBOf returns context name's state database (nil if this process does
+// not run it).
+func (s *Server) DBOf(name string) *sql.DB {
 	if c := s.storeOf(name); c != nil {
-		return c.store
+		return c.db
 	}
 	return nil
 }
@@ -294,11 +449,11 @@ func (s *Server) storeOf(name string) *contextStore {
 	return nil
 }
 
-// Heads returns the sum of the contexts' log heads: it moves when any
-// context appends (tests check that refused requests write nothing).
+// Heads returns the sum of the logs' heads: it moves when any context
+// appends (tests check that refused requests write nothing).
 func (s *Server) Heads(ctx context.Context) (uint64, error) {
 	var sum uint64
-	for _, c := range s.stores {
+	for _, c := range s.logs() {
 		h, err := c.store.Head(ctx)
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", c.name, err)

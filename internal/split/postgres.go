@@ -11,6 +11,7 @@ import (
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/eventstore/postgres"
+	"github.com/agora-commerce/agora/internal/payments/partition"
 	"github.com/agora-commerce/agora/internal/server"
 )
 
@@ -25,8 +26,12 @@ var eventStoreTables = []string{"events", "positions", "snapshots", "eventstore_
 // context's own URL in urls is used) and the copied tables are given to
 // that role. The old schema's events table is renamed events_pre_split
 // last, the commit point; a failure before it drops the schemas this run
-// made, leaving the old layout as it was.
-func RunPostgres(ctx context.Context, url, old, prefix string, urls map[string]string, progress Progress) (rep Report, err error) {
+// made, leaving the old layout as it was. Payments' streams are spread
+// over parts partitions (see package partition).
+func RunPostgres(ctx context.Context, url, old, prefix string, parts int, urls map[string]string, progress Progress) (rep Report, err error) {
+	if err := partition.Check(parts); err != nil {
+		return rep, err
+	}
 	if progress == nil {
 		progress = func(int, int) {}
 	}
@@ -135,26 +140,60 @@ func RunPostgres(ctx context.Context, url, old, prefix string, urls map[string]s
 			l.(*postgres.Store).Close()
 		}
 	}()
+	// Payments' streams go to its partitions' logs (schemas
+	// <prefix>_payments_p<k>, owned by its role), each by its key.
+	owner := func(stream string) string {
+		c := Owner(stream)
+		if c == partition.Context {
+			return partition.Log(partition.Of(partition.KeyOf(stream), parts))
+		}
+		return c
+	}
+	schemaOf := map[string]string{}
 	for _, c := range contexts {
 		u, err := server.ContextURL(ctx, cfg, c, slog.Default())
 		if err != nil {
 			return rep, err
 		}
 		urlOf[c] = u
-		st, err := postgres.Open(ctx, u, postgres.Options{Schema: server.PostgresSchemaOf(prefix, c), MaxConns: 2})
-		if err != nil {
-			return rep, fmt.Errorf("split: %s: %w", c, err)
+		names := map[string]string{c: server.PostgresSchemaOf(prefix, c)}
+		if c == partition.Context {
+			names = map[string]string{}
+			for k := range parts {
+				names[partition.Log(k)] = server.PartitionSchemaOf(prefix, k)
+			}
 		}
-		logs[c] = st
+		for name, schema := range names {
+			if c == partition.Context {
+				var exists bool
+				if err := admin.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil {
+					return rep, err
+				}
+				if !exists {
+					made = append(made, schema)
+				}
+				if err := server.ProvisionSchema(ctx, cfg, c, schema); err != nil {
+					return rep, fmt.Errorf("split: %s: %w", name, err)
+				}
+			}
+			st, err := postgres.Open(ctx, u, postgres.Options{Schema: schema, MaxConns: 2})
+			if err != nil {
+				return rep, fmt.Errorf("split: %s: %w", name, err)
+			}
+			logs[name], schemaOf[name] = st, schema
+		}
 	}
-	times, err := appendInOrder(ctx, logs, recs, &rep, progress)
+	times, err := AppendInOrder(ctx, logs, recs, owner, rep.Events, progress)
 	if err != nil {
 		return rep, err
 	}
-	for _, c := range contexts {
-		if err := setTimes(ctx, admin, server.PostgresSchemaOf(prefix, c), times[c]); err != nil {
-			return rep, fmt.Errorf("split: %s: recording times: %w", c, err)
+	for name, schema := range schemaOf {
+		if err := setTimes(ctx, admin, schema, times[name]); err != nil {
+			return rep, fmt.Errorf("split: %s: recording times: %w", name, err)
 		}
+	}
+	if err := recordPartitions(ctx, urlOf[partition.Context], server.PostgresSchemaOf(prefix, partition.Context), parts); err != nil {
+		return rep, err
 	}
 	// The state, copied by the admin and given to each context's owner.
 	if err := postgres.CreateSchema(ctx, url, server.PostgresSchemaOf(prefix, "platform")); err != nil {
@@ -241,7 +280,7 @@ func readOld(ctx context.Context, src eventstore.Store) ([]eventstore.Record, er
 }
 
 // setTimes gives the events of schema's log their old recording times.
-func setTimes(ctx context.Context, conn *pgx.Conn, schema string, ws []when) error {
+func setTimes(ctx context.Context, conn *pgx.Conn, schema string, ws []When) error {
 	if len(ws) == 0 {
 		return nil
 	}
@@ -258,10 +297,23 @@ func setTimes(ctx context.Context, conn *pgx.Conn, schema string, ws []when) err
 	q += ` WHERE position = $2`
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		for _, w := range ws {
-			if _, err := tx.Exec(ctx, q, w.at, int64(w.pos)); err != nil {
+			if _, err := tx.Exec(ctx, q, w.At, int64(w.Pos)); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// recordPartitions records payments' partition count in its schema.
+func recordPartitions(ctx context.Context, u, schema string, parts int) error {
+	db, err := postgres.OpenDB(u, schema)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := partition.SetRecorded(ctx, db, parts); err != nil {
+		return fmt.Errorf("split: %w", err)
+	}
+	return nil
 }

@@ -190,7 +190,7 @@ func moveEvents(ctx context.Context, stage string, contexts []string, recs []eve
 	for c, st := range stores {
 		logs[c] = st
 	}
-	times, err := appendInOrder(ctx, logs, recs, rep, progress)
+	times, err := AppendInOrder(ctx, logs, recs, Owner, rep.Events, progress)
 	if err != nil {
 		return err
 	}
@@ -202,44 +202,59 @@ func moveEvents(ctx context.Context, stage string, contexts []string, recs []eve
 		if len(times[c]) == 0 {
 			continue
 		}
-		db, err := sql.Open("sqlite", sqlite.DSN(filepath.Join(stage, c, oldEvents), false))
-		if err != nil {
-			return err
-		}
-		err = inTx(ctx, db, func(tx *sql.Tx) error {
-			for _, w := range times[c] {
-				if _, err := tx.ExecContext(ctx, `UPDATE events SET recorded_at = ? WHERE position = ?`, w.at, w.pos); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		db.Close()
-		if err != nil {
-			return fmt.Errorf("split: %s: recording times: %w", c, err)
+		if err := RestoreTimes(ctx, filepath.Join(stage, c, oldEvents), times[c]); err != nil {
+			return fmt.Errorf("split: %s: %w", c, err)
 		}
 	}
 	return nil
 }
 
-// when is the recording time an event had, at its new position.
-type when struct {
-	pos uint64
-	at  int64
+// RestoreTimes gives the events of the SQLite log at path the recording
+// times they had before they moved (AppendInOrder's answer).
+func RestoreTimes(ctx context.Context, path string, times []When) error {
+	if len(times) == 0 {
+		return nil
+	}
+	db, err := sql.Open("sqlite", sqlite.DSN(path, false))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	err = inTx(ctx, db, func(tx *sql.Tx) error {
+		for _, w := range times {
+			if _, err := tx.ExecContext(ctx, `UPDATE events SET recorded_at = ? WHERE position = ?`, w.At, w.Pos); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording times: %w", err)
+	}
+	return nil
 }
 
-// appendInOrder appends each record to its owner's log in logs, in the
-// old log's order (a run of one stream's events in one append, with its
-// event IDs and the versions it had), and answers the old recording time
-// of each new position, by context.
-func appendInOrder(ctx context.Context, logs map[string]eventstore.Store, recs []eventstore.Record, rep *Report, progress Progress) (map[string][]when, error) {
-	times := map[string][]when{}
+// When is the recording time (Unix nanoseconds) an event had, at its
+// new position.
+type When struct {
+	Pos uint64
+	At  int64
+}
+
+// AppendInOrder appends each record to its owner's log in logs (owner
+// names it, by stream ID), in recs' order (a run of one stream's events
+// in one append, with its event IDs and the versions it had), counts the
+// events each log took in counts, and answers the old recording time of
+// each new position, by log.
+func AppendInOrder(ctx context.Context, logs map[string]eventstore.Store, recs []eventstore.Record, owner func(stream string) string,
+	counts map[string]int, progress Progress) (map[string][]When, error) {
+	times := map[string][]When{}
 	for i := 0; i < len(recs); {
 		j := i + 1
 		for j < len(recs) && recs[j].StreamID == recs[i].StreamID && j-i < 512 {
 			j++
 		}
-		owner := Owner(recs[i].StreamID)
+		owner := owner(recs[i].StreamID)
 		evs := make([]eventstore.EventData, 0, j-i)
 		for _, r := range recs[i:j] {
 			evs = append(evs, eventstore.EventData{ID: r.ID, Type: r.Type, SchemaVersion: r.SchemaVersion, Data: r.Data, Metadata: r.Metadata})
@@ -250,9 +265,9 @@ func appendInOrder(ctx context.Context, logs map[string]eventstore.Store, recs [
 		}
 		first := res.LastPosition - uint64(j-i) + 1
 		for k, r := range recs[i:j] {
-			times[owner] = append(times[owner], when{first + uint64(k), r.RecordedAt.UnixNano()})
+			times[owner] = append(times[owner], When{first + uint64(k), r.RecordedAt.UnixNano()})
 		}
-		rep.Events[owner] += j - i
+		counts[owner] += j - i
 		i = j
 		progress(i, len(recs))
 	}

@@ -26,6 +26,8 @@ import (
 	"github.com/agora-commerce/agora/eventstore/postgres"
 	"github.com/agora-commerce/agora/eventstore/sqlite"
 	"github.com/agora-commerce/agora/internal/audit"
+	"github.com/agora-commerce/agora/internal/payments/partition"
+	"github.com/agora-commerce/agora/internal/reshard"
 	"github.com/agora-commerce/agora/internal/server"
 	"github.com/agora-commerce/agora/internal/split"
 	"github.com/agora-commerce/agora/internal/testenv"
@@ -144,9 +146,22 @@ func TestSplitUpgradesASingleStore(t *testing.T) {
 		t.Errorf("a second run: %v", err)
 	}
 
+	// Payments' one log is refused until it is spread over partitions
+	// (what `agora migrate split` does next).
+	cfg := server.Config{Addr: "127.0.0.1:0", DataDir: dir, SeedDemo: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if _, _, err := server.Start(ctx, cfg); !errors.Is(err, partition.ErrUnpartitioned) {
+		t.Fatalf("start on payments' one log: %v", err)
+	}
+	rs, err := reshard.Run(ctx, dir, partition.Default, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.Events["payments-p0"]+rs.Events["payments-p1"]+rs.Events["payments-p2"]+rs.Events["payments-p3"] != rep.Events["payments"] || rs.Accounts < 2 {
+		t.Errorf("reshard: %+v after a split of %+v", rs, rep.Events)
+	}
+
 	// The platform starts on it, with what it had.
-	serveFixture(t, server.Config{Addr: "127.0.0.1:0", DataDir: dir, SeedDemo: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	serveFixture(t, cfg)
 }
 
 // serveFixture starts the platform on a split fixture and checks what
@@ -297,7 +312,7 @@ func TestSplitUpgradesASingleSchema(t *testing.T) {
 		t.Fatalf("the fixture's log: %d events, %v", len(before), err)
 	}
 
-	rep, err := split.RunPostgres(ctx, pg, old, prefix, nil, nil)
+	rep, err := split.RunPostgres(ctx, pg, old, prefix, partition.Default, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,13 +320,23 @@ func TestSplitUpgradesASingleSchema(t *testing.T) {
 	for _, r := range before {
 		byID[r.ID] = r
 	}
+	type log struct{ name, context, schema string }
+	var logs []log
 	for _, d := range server.Modules {
-		schema := server.PostgresSchemaOf(prefix, d.Name)
-		var owner string
-		if err := conn.QueryRow(ctx, `SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1`, schema).Scan(&owner); err != nil || owner != server.PostgresRoleOf(d.Name) {
-			t.Errorf("%s: owner %q, %v", schema, owner, err)
+		if d.Name != partition.Context {
+			logs = append(logs, log{d.Name, d.Name, server.PostgresSchemaOf(prefix, d.Name)})
+			continue
 		}
-		st, err := postgres.Open(ctx, pg, postgres.Options{Schema: schema, MaxConns: 2})
+		for k := range partition.Default {
+			logs = append(logs, log{partition.Log(k), d.Name, server.PartitionSchemaOf(prefix, k)})
+		}
+	}
+	for _, l := range logs {
+		var owner string
+		if err := conn.QueryRow(ctx, `SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1`, l.schema).Scan(&owner); err != nil || owner != server.PostgresRoleOf(l.context) {
+			t.Errorf("%s: owner %q, %v", l.schema, owner, err)
+		}
+		st, err := postgres.Open(ctx, pg, postgres.Options{Schema: l.schema, MaxConns: 2})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -320,14 +345,17 @@ func TestSplitUpgradesASingleSchema(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(recs) != rep.Events[d.Name] {
-			t.Errorf("%s: %d events, the report says %d", d.Name, len(recs), rep.Events[d.Name])
+		if len(recs) != rep.Events[l.name] {
+			t.Errorf("%s: %d events, the report says %d", l.name, len(recs), rep.Events[l.name])
 		}
 		for _, r := range recs {
 			o, ok := byID[r.ID]
-			if !ok || split.Owner(r.StreamID) != d.Name || r.StreamID != o.StreamID || r.Version != o.Version || !bytes.Equal(r.Data, o.Data) ||
+			if !ok || split.Owner(r.StreamID) != l.context || r.StreamID != o.StreamID || r.Version != o.Version || !bytes.Equal(r.Data, o.Data) ||
 				!r.RecordedAt.Equal(o.RecordedAt) {
-				t.Errorf("%s: event %s: %+v, was %+v", d.Name, r.ID, r, o)
+				t.Errorf("%s: event %s: %+v, was %+v", l.name, r.ID, r, o)
+			}
+			if l.context == partition.Context && partition.Log(partition.Of(partition.KeyOf(r.StreamID), partition.Default)) != l.name {
+				t.Errorf("%s holds %s, whose partition is another", l.name, r.StreamID)
 			}
 			delete(byID, r.ID)
 		}
@@ -335,7 +363,7 @@ func TestSplitUpgradesASingleSchema(t *testing.T) {
 	if len(byID) != 0 {
 		t.Errorf("%d events left behind", len(byID))
 	}
-	if _, err := split.RunPostgres(ctx, pg, old, prefix, nil, nil); !errors.Is(err, split.ErrAlreadySplit) {
+	if _, err := split.RunPostgres(ctx, pg, old, prefix, partition.Default, nil, nil); !errors.Is(err, split.ErrAlreadySplit) {
 		t.Errorf("a second run: %v", err)
 	}
 	serveFixture(t, server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), PostgresURL: pg, PostgresSchema: prefix, SeedDemo: true,

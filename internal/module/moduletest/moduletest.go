@@ -64,7 +64,8 @@ type Options struct {
 	Fakes []call.Answer
 }
 
-// Start builds def on store and db with opts (nil for none), serves its
+// Start builds def on store and db with opts (nil for none) — a
+// partitioned context's one partition is store — serves its
 // API behind the default route table's guard, and runs its projections
 // and the saga engine until the test ends.
 func Start(t testing.TB, def module.Def, store eventstore.Store, db *sql.DB, opts *Options) *Harness {
@@ -95,6 +96,10 @@ func Start(t testing.TB, def module.Def, store eventstore.Store, db *sql.DB, opt
 			r := projection.NewRunner(store, db, pr, projection.Options{Logger: logger, Shared: settings.Postgres})
 			return r, r.Init(ctx)
 		}}
+	if def.Partitioned {
+		// One partition, on store and db.
+		p.Partitions = []module.Partition{{Store: store, DB: db, Sagas: engine, Project: p.Project}}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m, err := def.New(ctx, p)
 	if err != nil {
@@ -232,12 +237,12 @@ func BadField(t *testing.T, r Response, field string) {
 	t.Fatalf("problem does not name field %q: %s", field, r.Raw)
 }
 
-// Position returns a write's Agora-Position, which must be a positive
-// integer.
+// Position returns a write's Agora-Position, which must be a token of a
+// positive position.
 func Position(t *testing.T, r Response) string {
 	t.Helper()
 	p := r.Header.Get(httpapi.PositionHeader)
-	if n, err := strconv.ParseUint(p, 10, 64); err != nil || n == 0 {
+	if _, n, ok := httpapi.ParsePosition(p); !ok || n == 0 {
 		t.Fatalf("Agora-Position %q: %d %s", p, r.Status, r.Raw)
 	}
 	return p

@@ -13,6 +13,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/payments"
 	"github.com/agora-commerce/agora/internal/payments/app"
+	"github.com/agora-commerce/agora/internal/payments/partition"
 	"github.com/agora-commerce/agora/internal/payments/readmodel"
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
@@ -28,14 +29,19 @@ type Handler struct {
 	transfers *app.Transfers
 	queries   *readmodel.Queries
 	rm        httpapi.Waiter
-	store     eventstore.Store
 }
 
 // New returns the payments API on the given command service, transfers,
-// read-model queries, the read model's waiter (for Agora-Min-Position)
-// and the event store (for the account event feed).
-func New(svc *app.Service, transfers *app.Transfers, q *readmodel.Queries, rm httpapi.Waiter, store eventstore.Store) *Handler {
-	return &Handler{svc: svc, transfers: transfers, queries: q, rm: rm, store: store}
+// read-model queries and the read model's waiter (for
+// Agora-Min-Position: a LogWaiter of the partitions' logs).
+func New(svc *app.Service, transfers *app.Transfers, q *readmodel.Queries, rm httpapi.Waiter) *Handler {
+	return &Handler{svc: svc, transfers: transfers, queries: q, rm: rm}
+}
+
+// setPosition sets a write's Agora-Position: a token of the log of the
+// partition it wrote to.
+func setPosition(w http.ResponseWriter, k int, pos uint64) {
+	httpapi.SetPositionIn(w, partition.Log(k), pos)
 }
 
 // Register adds the payments routes to mux.
@@ -45,11 +51,17 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/v1/accounts/{id}", h.get)
 	mux.HandleFunc("POST /api/v1/accounts/{id}/deposits", h.deposit)
 	mux.HandleFunc("POST /api/v1/accounts/{id}/withdrawals", h.withdraw)
-	mux.HandleFunc("POST /api/v1/accounts/{id}/close", auth.Act("id", http.StatusOK,
+	closeAccount := auth.Act("id", http.StatusOK,
 		func(ctx context.Context, c *auth.Claims, meta eventstore.Metadata, id string) (readmodel.Summary, uint64, error) {
 			res, err := h.svc.Close(ctx, c, meta, id)
 			return fromResult(res), res.Position, err
-		}))
+		})
+	mux.HandleFunc("POST /api/v1/accounts/{id}/close", func(w http.ResponseWriter, r *http.Request) {
+		// Act writes the position as a token of the request's log: the
+		// account's partition's.
+		log := partition.Log(h.svc.PartitionOf(r.PathValue("id")))
+		closeAccount(w, r.WithContext(httpapi.WithLog(r.Context(), log)))
+	})
 	mux.HandleFunc("GET /api/v1/accounts/{id}/events", h.events)
 	mux.HandleFunc("POST /api/v1/transfers", h.transfer)
 	mux.HandleFunc("GET /api/v1/transfers/{id}", auth.Read("id", func(ctx context.Context, c *auth.Claims, id string) (app.Transfer, error) {
@@ -157,7 +169,7 @@ func (h *Handler) open(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	httpapi.SetPosition(w, r, res.Position)
+	setPosition(w, res.Partition, res.Position)
 	w.Header().Set("Location", "/api/v1/accounts/"+res.Account.ID)
 	httpapi.JSON(w, http.StatusCreated, fromResult(res))
 }
@@ -197,7 +209,7 @@ func (h *Handler) move(w http.ResponseWriter, r *http.Request, cmd moneyCommand)
 		httpapi.Error(w, r, err)
 		return
 	}
-	httpapi.SetPosition(w, r, res.Position)
+	setPosition(w, res.Partition, res.Position)
 	httpapi.JSON(w, http.StatusOK, fromResult(res))
 }
 
@@ -318,7 +330,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		}
 		from = n
 	}
-	recs, err := h.store.ReadStream(r.Context(), app.AccountType().StreamID(id), eventstore.StreamRead{From: from, Limit: limit + 1})
+	recs, err := h.svc.StoreOf(id).ReadStream(r.Context(), app.AccountType().StreamID(id), eventstore.StreamRead{From: from, Limit: limit + 1})
 	if err != nil {
 		httpapi.Error(w, r, err)
 		return

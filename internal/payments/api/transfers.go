@@ -57,7 +57,7 @@ func (h *Handler) transfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if pos > 0 { // 0: the same transfer, asked again
-		httpapi.SetPosition(w, r, pos)
+		setPosition(w, h.transfers.PartitionOf(t.ID), pos)
 	}
 	w.Header().Set("Location", "/api/v1/transfers/"+t.ID)
 	httpapi.JSON(w, http.StatusAccepted, t)

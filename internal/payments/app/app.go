@@ -13,6 +13,7 @@ import (
 	"github.com/agora-commerce/agora/aggregate"
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/payments"
+	"github.com/agora-commerce/agora/internal/payments/partition"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/money"
 )
@@ -64,13 +65,35 @@ func IsAccountStream(stream string) (string, bool) {
 
 // Service runs payments commands.
 type Service struct {
-	repo *aggregate.Repository[payments.Account, payments.Event]
-	now  func() time.Time
+	// repos are the partitions' repositories: account id lives in
+	// repos[partition.Of(id, len(repos))].
+	repos  []*aggregate.Repository[payments.Account, payments.Event]
+	stores []eventstore.Store
+	now    func() time.Time
 }
 
-// NewService returns a Service on store.
-func NewService(store eventstore.Store) *Service {
-	return &Service{repo: aggregate.NewRepository(store, AccountType(), aggregate.WithCache(4096)), now: time.Now}
+// NewService returns a Service on the partitions' stores (one store: no
+// partitioning). Each partition caches up to 4096 accounts.
+func NewService(stores ...eventstore.Store) *Service {
+	s := &Service{now: time.Now, stores: stores}
+	for _, st := range stores {
+		s.repos = append(s.repos, aggregate.NewRepository(st, AccountType(), aggregate.WithCache(4096)))
+	}
+	return s
+}
+
+// Partitions is the number of partitions s spreads accounts over.
+func (s *Service) Partitions() int { return len(s.repos) }
+
+// PartitionOf is the partition account id lives in.
+func (s *Service) PartitionOf(id string) int { return partition.Of(id, len(s.repos)) }
+
+// StoreOf is the event store of account id's partition.
+func (s *Service) StoreOf(id string) eventstore.Store { return s.stores[s.PartitionOf(id)] }
+
+// repo is the repository of account id's partition.
+func (s *Service) repo(id string) *aggregate.Repository[payments.Account, payments.Event] {
+	return s.repos[s.PartitionOf(id)]
 }
 
 // Result is what a command produced: the account after it and the
@@ -80,12 +103,14 @@ type Result struct {
 	Account payments.Account
 	// Version is the account stream's version after the command.
 	Version uint64
-	// Position is the global position of the command's last event.
-	Position uint64
+	// Position is the position of the command's last event in the log
+	// of the account's partition, Partition.
+	Position  uint64
+	Partition int
 }
 
-func result(r aggregate.Result[payments.Account, payments.Event]) Result {
-	return Result{Account: r.State, Version: r.Version, Position: r.Append.LastPosition}
+func (s *Service) result(id string, r aggregate.Result[payments.Account, payments.Event]) Result {
+	return Result{Account: r.State, Version: r.Version, Position: r.Append.LastPosition, Partition: s.PartitionOf(id)}
 }
 
 // OpenAccount is the command to open an account.
@@ -103,13 +128,13 @@ func (s *Service) Open(ctx context.Context, meta eventstore.Metadata, cmd OpenAc
 	if cmd.ID == "" {
 		cmd.ID = uuid.Must(uuid.NewV7()).String()
 	}
-	res, err := s.repo.Handle(ctx, cmd.ID, meta, func(l aggregate.Loaded[payments.Account]) ([]payments.Event, error) {
+	res, err := s.repo(cmd.ID).Handle(ctx, cmd.ID, meta, func(l aggregate.Loaded[payments.Account]) ([]payments.Event, error) {
 		return l.State.Open(cmd.ID, cmd.OwnerID, meta.Tenant, cmd.Initial, s.now())
 	})
 	if err != nil {
 		return Result{}, err
 	}
-	return result(res), nil
+	return s.result(cmd.ID, res), nil
 }
 
 // Caller is who asks for a use case: it may see a resource of a tenant
@@ -167,7 +192,7 @@ func visible(c Caller, a payments.Account) bool {
 // Get loads account id from its events (the write side), whoever asks:
 // for the platform's own use (other contexts' calls, sagas).
 func (s *Service) Get(ctx context.Context, id string) (payments.Account, uint64, error) {
-	l, err := s.repo.Current(ctx, id)
+	l, err := s.repo(id).Current(ctx, id)
 	if err != nil {
 		return payments.Account{}, 0, err
 	}
@@ -183,7 +208,7 @@ func (s *Service) handle(ctx context.Context, c Caller, meta eventstore.Metadata
 	if id == "" {
 		return Result{}, errs.E(errs.Invalid, "account ID is empty")
 	}
-	res, err := s.repo.Handle(ctx, id, meta, func(l aggregate.Loaded[payments.Account]) ([]payments.Event, error) {
+	res, err := s.repo(id).Handle(ctx, id, meta, func(l aggregate.Loaded[payments.Account]) ([]payments.Event, error) {
 		if !l.State.Opened() || !visible(c, l.State) {
 			return nil, payments.ErrNotOpen
 		}
@@ -192,5 +217,5 @@ func (s *Service) handle(ctx context.Context, c Caller, meta eventstore.Metadata
 	if err != nil {
 		return Result{}, err
 	}
-	return result(res), nil
+	return s.result(id, res), nil
 }

@@ -23,7 +23,7 @@ type LegResult struct {
 // while the command still owns the account's state.
 func (s *Service) leg(ctx context.Context, meta eventstore.Metadata, id, key string, decide func(payments.Account, time.Time) ([]payments.Event, error)) (LegResult, error) {
 	var out LegResult
-	res, err := s.repo.Handle(ctx, id, meta, func(l aggregate.Loaded[payments.Account]) ([]payments.Event, error) {
+	res, err := s.repo(id).Handle(ctx, id, meta, func(l aggregate.Loaded[payments.Account]) ([]payments.Event, error) {
 		evs, err := decide(l.State, s.now())
 		if err != nil {
 			return nil, err

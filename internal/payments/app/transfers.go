@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/google/uuid"
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/payments"
+	"github.com/agora-commerce/agora/internal/payments/partition"
 	"github.com/agora-commerce/agora/internal/payments/paymentsapi"
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
@@ -136,15 +138,27 @@ func TransferFromSaga(in saga.Instance, d TransferData) Transfer {
 }
 
 // Transfers starts and reads transfers, each run as a saga on an engine
-// where TransferSaga is registered.
+// where TransferSaga is registered: a partition's, chosen by the
+// transfer's ID (the saga's events are its partition's).
 type Transfers struct {
-	svc    *Service
-	engine *saga.Engine
+	svc     *Service
+	engines []*saga.Engine
 }
 
-// NewTransfers returns the transfers of svc's accounts, run on engine.
-func NewTransfers(svc *Service, engine *saga.Engine) *Transfers {
-	return &Transfers{svc: svc, engine: engine}
+// NewTransfers returns the transfers of svc's accounts, run on the
+// partitions' engines (one engine: no partitioning).
+func NewTransfers(svc *Service, engines ...*saga.Engine) *Transfers {
+	return &Transfers{svc: svc, engines: engines}
+}
+
+// PartitionOf is the partition whose engine runs transfer id.
+func (t *Transfers) PartitionOf(id string) int { return partition.Of(id, len(t.engines)) }
+
+// EngineOf is the engine that runs saga instance sagaID, a transfer's
+// ("transfer-<id>").
+func (t *Transfers) EngineOf(sagaID string) *saga.Engine {
+	id, _ := strings.CutPrefix(sagaID, paymentsapi.TransferSagaPrefix)
+	return t.engines[t.PartitionOf(id)]
 }
 
 // TransferRequest asks to move Amount From one account To another; ID
@@ -169,7 +183,8 @@ var (
 // Start starts a transfer for c, who must see the paying account (else it
 // does not exist); the receiving account is in the same tenant, both
 // accounts and the amount share one currency, and the amount is
-// positive. It returns the transfer, Pending, and the position written.
+// positive. It returns the transfer, Pending, and the position written
+// (in the log of partition t.PartitionOf(transfer's ID)).
 // Starting it again with its ID returns it as it stands (position 0);
 // the ID of another transfer is refused.
 func (t *Transfers) Start(ctx context.Context, c Caller, meta eventstore.Metadata, r TransferRequest) (Transfer, uint64, error) {
@@ -195,12 +210,13 @@ func (t *Transfers) Start(ctx context.Context, c Caller, meta eventstore.Metadat
 		r.ID = uuid.Must(uuid.NewV7()).String()
 	}
 	d := TransferData{ID: r.ID, From: from.ID, To: to.ID, Amount: amount}
-	pos, err := t.engine.Start(saga.WithMetadata(ctx, meta), TransferSagaType, TransferSagaID(d.ID), d)
+	engine := t.EngineOf(TransferSagaID(d.ID))
+	pos, err := engine.Start(saga.WithMetadata(ctx, meta), TransferSagaType, TransferSagaID(d.ID), d)
 	if err != nil {
 		return Transfer{}, 0, err
 	}
 	if pos == 0 { // the ID was used before: the same transfer, or refused
-		in, err := t.engine.Get(ctx, TransferSagaID(d.ID))
+		in, err := engine.Get(ctx, TransferSagaID(d.ID))
 		if err != nil {
 			return Transfer{}, 0, err
 		}
@@ -216,7 +232,7 @@ func (t *Transfers) Start(ctx context.Context, c Caller, meta eventstore.Metadat
 
 // Get returns transfer id to c, who must see its paying account.
 func (t *Transfers) Get(ctx context.Context, c Caller, id string) (Transfer, error) {
-	in, err := t.engine.Get(ctx, TransferSagaID(id))
+	in, err := t.EngineOf(TransferSagaID(id)).Get(ctx, TransferSagaID(id))
 	if errors.Is(err, saga.ErrNotFound) || (err == nil && in.Type != TransferSagaType) {
 		return Transfer{}, ErrTransferNotFound
 	}

@@ -13,39 +13,56 @@ import (
 	"github.com/agora-commerce/agora/internal/payments"
 	"github.com/agora-commerce/agora/internal/payments/api"
 	"github.com/agora-commerce/agora/internal/payments/app"
+	"github.com/agora-commerce/agora/internal/payments/partition"
 	"github.com/agora-commerce/agora/internal/payments/paymentsapi"
 	"github.com/agora-commerce/agora/internal/payments/readmodel"
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/call"
 	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/internal/platform/httpapi"
 	"github.com/agora-commerce/agora/money"
 	"github.com/agora-commerce/agora/projection"
 	"github.com/agora-commerce/agora/saga"
 )
 
 // Module declares the payments module.
-var Module = module.Def{Name: "payments", Stream: module.EventsStream, Subjects: []string{"payments.>"}, New: New}
+var Module = module.Def{Name: "payments", Stream: module.EventsStream, Subjects: []string{"payments.>"}, New: New, Partitioned: true}
 
 // usd is the currency of the accounts payments opens itself.
 var usd = money.MustCurrency("USD")
 
-// New builds the payments module: it opens the merchant account that
-// receives order payments if it is missing.
+// New builds the payments module over the platform's partitions: each
+// account and each transfer lives in the partition of its ID; the
+// accounts read model is fed by every partition. It opens the merchant
+// account that receives order payments if it is missing.
 func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
-	svc := app.NewService(p.Store)
-	accounts, err := p.Project(ctx, readmodel.Projection{})
-	if err != nil {
-		return nil, err
+	if len(p.Partitions) == 0 {
+		return nil, errors.New("payments: no partitions")
 	}
+	stores := make([]eventstore.Store, len(p.Partitions))
+	engines := make([]*saga.Engine, len(p.Partitions))
+	runners := make(waiters, len(p.Partitions))
+	for k, part := range p.Partitions {
+		stores[k], engines[k] = part.Store, part.Sagas
+		r, err := part.Project(ctx, readmodel.Projection{Partition: k, Of: len(p.Partitions)})
+		if err != nil {
+			return nil, err
+		}
+		runners[k] = r
+	}
+	svc := app.NewService(stores...)
 	if _, err := svc.Open(ctx, eventstore.Metadata{}, app.OpenAccount{ID: p.Settings.MerchantAccountID, OwnerID: "merchant",
 		Initial: money.New(0, usd)}); err != nil && !errors.Is(err, payments.ErrAlreadyOpen) {
 		return nil, err
 	}
-	saga.Register(p.Sagas, app.TransferSaga(svc))
+	for _, e := range engines {
+		saga.Register(e, app.TransferSaga(svc))
+	}
+	transfers := app.NewTransfers(svc, engines...)
 	m := &module.Module{
-		Routes:      api.New(svc, app.NewTransfers(svc, p.Sagas), readmodel.NewQueries(p.DB), accounts, p.Store).Register,
-		Projections: []*projection.Runner{accounts},
-		Answers:     append(Answers(svc), SagaAnswers(p.Sagas)...),
+		Routes:      api.New(svc, transfers, readmodel.NewQueries(p.DB), runners).Register,
+		Projections: runners,
+		Answers:     append(Answers(svc), SagaAnswers(transfers.EngineOf)...),
 		Publish:     app.Publish,
 		Service:     svc,
 	}
@@ -57,6 +74,28 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 		m.Consumers = append(m.Consumers, module.Reaction("payments-checkout", app.ReactionSubjects, h))
 	}
 	return m, nil
+}
+
+// waiters are the accounts read model's runners, one per partition: an
+// Agora-Min-Position token names a partition's log ("payments-p2.17").
+type waiters []*projection.Runner
+
+// WaitFor implements httpapi.Waiter for a bare position, which names no
+// partition: with one partition it is that partition's; with more,
+// nothing can be waited for.
+func (w waiters) WaitFor(ctx context.Context, pos uint64) error {
+	if len(w) == 1 {
+		return w[0].WaitFor(ctx, pos)
+	}
+	return nil
+}
+
+// WaiterOf implements httpapi.LogWaiter.
+func (w waiters) WaiterOf(log string) httpapi.Waiter {
+	if k, ok := partition.ParseLog(log); ok && k < len(w) {
+		return w[k]
+	}
+	return nil
 }
 
 // Answers are the calls payments answers, on svc.
@@ -101,12 +140,13 @@ func Answers(svc *app.Service) []call.Answer {
 }
 
 // SagaAnswers are the calls by which the sagas API (ordering's) reads and
-// retries the sagas payments keeps (transfers), on engine.
-func SagaAnswers(engine *saga.Engine) []call.Answer {
+// retries the sagas payments keeps (transfers), each on the engine
+// engineOf names (its partition's).
+func SagaAnswers(engineOf func(sagaID string) *saga.Engine) []call.Answer {
 	notFound := &errs.Error{Code: errs.NotFound, Reason: "saga_not_found", Message: "no such saga"}
 	return []call.Answer{
 		paymentsapi.GetSaga.Answer(func(ctx context.Context, r paymentsapi.SagaRequest) (paymentsapi.Saga, error) {
-			in, err := engine.Get(ctx, r.ID)
+			in, err := engineOf(r.ID).Get(ctx, r.ID)
 			if errors.Is(err, saga.ErrNotFound) {
 				return paymentsapi.Saga{}, notFound
 			}
@@ -116,7 +156,7 @@ func SagaAnswers(engine *saga.Engine) []call.Answer {
 			return paymentsapi.Saga{Instance: in, Metadata: in.Metadata, StartedAt: in.StartedAt, UpdatedAt: in.UpdatedAt}, nil
 		}),
 		paymentsapi.RetrySaga.Answer(func(ctx context.Context, r paymentsapi.SagaRequest) (call.None, error) {
-			err := engine.Retry(saga.WithMetadata(ctx, r.Meta), r.ID)
+			err := engineOf(r.ID).Retry(saga.WithMetadata(ctx, r.Meta), r.ID)
 			switch {
 			case errors.Is(err, saga.ErrNotFound):
 				return call.None{}, notFound

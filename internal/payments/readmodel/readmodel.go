@@ -19,6 +19,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/payments"
 	"github.com/agora-commerce/agora/internal/payments/app"
+	"github.com/agora-commerce/agora/internal/payments/partition"
 	"github.com/agora-commerce/agora/internal/platform/auth"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/money"
@@ -46,13 +47,21 @@ type Summary struct {
 	OpenedAt time.Time `json:"opened_at"`
 }
 
-// Projection maintains the payments_accounts table.
-type Projection struct{}
+// Projection maintains the payments_accounts table: the rows of one
+// partition's accounts (Partition of Of) from that partition's log. One
+// runner per partition feeds the one table, each with its checkpoint.
+type Projection struct {
+	// Partition is the partition whose log the projection reads, of Of
+	// partitions (Of ≤ 1: the only one).
+	Partition, Of int
+}
 
-// Name implements projection.Projection. (The table and the name changed
-// from payments_account_summary when accounts gained a tenant: a new
-// name starts from the beginning of the log and fills the new table.)
-func (Projection) Name() string { return "payments.accounts" }
+// Name implements projection.Projection: "payments.accounts.p2", a
+// checkpoint per partition. (The table and the name changed from
+// payments_account_summary when accounts gained a tenant, and gained the
+// partition when accounts were partitioned: a new name starts from the
+// beginning of its log.)
+func (p Projection) Name() string { return "payments.accounts." + partition.Name(p.Partition) }
 
 // Setup implements projection.Projection.
 func (Projection) Setup(ctx context.Context, db *sql.DB) error {
@@ -79,10 +88,38 @@ func (Projection) Setup(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// Reset implements projection.Projection.
-func (Projection) Reset(ctx context.Context, tx *sql.Tx) error {
-	_, err := tx.ExecContext(ctx, `DELETE FROM payments_accounts`)
-	return err
+// Reset implements projection.Projection: it deletes the rows of the
+// partition's accounts, leaving the other partitions' alone.
+func (p Projection) Reset(ctx context.Context, tx *sql.Tx) error {
+	if p.Of <= 1 {
+		_, err := tx.ExecContext(ctx, `DELETE FROM payments_accounts`)
+		return err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM payments_accounts`)
+	if err != nil {
+		return err
+	}
+	var mine []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		if partition.Of(id, p.Of) == p.Partition {
+			mine = append(mine, id)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, id := range mine {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM payments_accounts WHERE id = $1`, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Apply implements projection.Projection.

@@ -105,7 +105,7 @@ func FuzzMinPosition(f *testing.F) {
 	for _, s := range []string{
 		"", "0", "1", "42", " 17 ", "0042", "18446744073709551615", "18446744073709551616", "-1", "+1", "1e3",
 		"0x10", "1_000", "1.0", "１２", "3", "99999999999999999999999", "\t5\t", "5\x00", "\u00a05", "5,6",
-		"ordering.12", "payments.0", ".5", "Ordering.5", "a.b.5", "x.", "in_ventory-x.7",
+		"ordering.12", "payments.0", ".5", "Ordering.5", "a.b.5", "x.", "in_ventory-x.7", "payments-p2.17", "2p.5", "-p.5",
 	} {
 		f.Add(s)
 	}
@@ -123,12 +123,13 @@ func FuzzMinPosition(f *testing.F) {
 			return
 		}
 		// The reference: digits only, once trimmed, and at most 2^64-1,
-		// after an optional log name ([a-z_-]{1,64}) and a dot.
+		// after an optional log name ([a-z][a-z0-9_-]{0,63}) and a dot.
 		s := strings.TrimSpace(h)
 		other := false
 		if i := strings.LastIndexByte(s, '.'); i >= 0 {
 			name := s[:i]
-			other = name != "" && len(name) <= 64 && strings.Trim(name, "abcdefghijklmnopqrstuvwxyz_-") == ""
+			other = name != "" && len(name) <= 64 && name[0] >= 'a' && name[0] <= 'z' &&
+				strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == ""
 			if !other {
 				s = "!" // not a token
 			} else {

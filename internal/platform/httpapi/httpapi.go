@@ -277,7 +277,8 @@ func ParsePosition(token string) (log string, pos uint64, ok bool) {
 	num := token
 	if i := strings.LastIndexByte(token, '.'); i >= 0 {
 		log, num = token[:i], token[i+1:]
-		if log == "" || len(log) > 64 || strings.IndexFunc(log, func(c rune) bool { return (c < 'a' || c > 'z') && c != '_' && c != '-' }) >= 0 {
+		if log == "" || len(log) > 64 || log[0] < 'a' || log[0] > 'z' ||
+			strings.IndexFunc(log, func(c rune) bool { return (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' && c != '-' }) >= 0 {
 			return "", 0, false
 		}
 	}
@@ -294,10 +295,26 @@ func SetPosition(w http.ResponseWriter, r *http.Request, pos uint64) {
 	w.Header().Set(PositionHeader, PositionToken(LogOf(r.Context()), pos))
 }
 
+// SetPositionIn sets the Agora-Position header of a write's response to
+// the token of pos in log, a log of r's context other than its own (a
+// partition's).
+func SetPositionIn(w http.ResponseWriter, log string, pos uint64) {
+	w.Header().Set(PositionHeader, PositionToken(log, pos))
+}
+
 // Waiter is a read model that can wait until it includes a position.
 type Waiter interface {
 	// WaitFor returns once the read model includes pos, or ctx is done.
 	WaitFor(ctx context.Context, pos uint64) error
+}
+
+// LogWaiter is a read model fed by several logs of its context (a
+// partitioned context's, whose tokens name a partition: "payments-p2.17").
+type LogWaiter interface {
+	Waiter
+	// WaiterOf is the waiter for positions of log, or nil if log is not
+	// one the read model is fed by.
+	WaiterOf(log string) Waiter
 }
 
 // Consistent honours Agora-Min-Position: it waits (up to
@@ -305,9 +322,18 @@ type Waiter interface {
 // an Invalid error for a malformed header and a Timeout error (504) when
 // the read model does not catch up in time.
 func Consistent(r *http.Request, rm Waiter) error {
-	pos, ok, err := minPosition(r)
+	log, pos, ok, err := minPosition(r)
 	if err != nil || !ok {
 		return err
+	}
+	if log != "" && log != LogOf(r.Context()) {
+		lw, ok := rm.(LogWaiter)
+		if !ok {
+			return nil // another context's write: nothing to wait for here
+		}
+		if rm = lw.WaiterOf(log); rm == nil {
+			return nil
+		}
 	}
 	return waitFor(r, rm, pos)
 }
@@ -318,16 +344,9 @@ func Consistent(r *http.Request, rm Waiter) error {
 // until rm includes that position. A token of any other log, or a bare
 // number (a position of the request's own log), asks nothing of rm.
 func ConsistentOf(r *http.Request, log string, rm Waiter) error {
-	h := r.Header.Get(MinPositionHeader)
-	if h == "" {
-		return nil
-	}
-	l, pos, ok := ParsePosition(strings.TrimSpace(h))
-	if !ok {
-		return errs.E(errs.Invalid, "%s must be an Agora-Position token (e.g. ordering.12)", MinPositionHeader)
-	}
-	if l != log {
-		return nil
+	l, pos, ok, err := minPosition(r)
+	if err != nil || !ok || l != log {
+		return err
 	}
 	return waitFor(r, rm, pos)
 }
@@ -345,21 +364,18 @@ func waitFor(r *http.Request, rm Waiter, pos uint64) error {
 	return nil
 }
 
-// minPosition is r's Agora-Min-Position, if it has one that names r's
-// log (or none).
-func minPosition(r *http.Request) (uint64, bool, error) {
+// minPosition is r's Agora-Min-Position, if it has one: its log ("" for
+// a bare position) and position.
+func minPosition(r *http.Request) (string, uint64, bool, error) {
 	h := r.Header.Get(MinPositionHeader)
 	if h == "" {
-		return 0, false, nil
+		return "", 0, false, nil
 	}
 	log, pos, ok := ParsePosition(strings.TrimSpace(h))
 	if !ok {
-		return 0, false, errs.E(errs.Invalid, "%s must be an Agora-Position token (e.g. ordering.12)", MinPositionHeader)
+		return "", 0, false, errs.E(errs.Invalid, "%s must be an Agora-Position token (e.g. ordering.12)", MinPositionHeader)
 	}
-	if log != "" && log != LogOf(r.Context()) {
-		return 0, false, nil // another context's write: nothing to wait for here
-	}
-	return pos, true, nil
+	return log, pos, true, nil
 }
 
 // ValidRequestID reports whether a client's X-Request-Id may be echoed:
