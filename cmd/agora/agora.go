@@ -29,6 +29,7 @@ commands:
   audit        check the stores' invariants (money, stock, checkouts, sagas, relays); exit 1 on a violation
   bench store     measure the event stores (add --json for machine output)
   bench checkout  place orders through the HTTP API as fast as they are taken
+  bench transfers transfers between accounts with payments over 1, 2 and 4 partitions
   bench gateway   the gateway against a plain reverse proxy and the upstream direct
   load URL     drive a running platform with virtual customers (browse, order, transfer…) and report
   migrate split   upgrade a data directory of one shared store to a store per context (once)
@@ -59,6 +60,8 @@ type Main struct {
 	bench     bench.Config
 	// checkout configures `agora bench checkout`.
 	checkout bench.CheckoutConfig
+	// transfers configures `agora bench transfers`.
+	transfers bench.TransfersConfig
 	// gateway configures `agora bench gateway`.
 	gateway bench.GatewayConfig
 	// audit configures `agora audit`: the stores to read (as serve's)
@@ -196,6 +199,27 @@ func (m *Main) ParseFlags(args []string) error {
 			fs.StringVar(&m.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 			return fs.Parse(args[2:])
 		}
+		if len(args) >= 2 && args[1] == "transfers" {
+			m.command = "bench transfers"
+			fs := flag.NewFlagSet("bench transfers", flag.ContinueOnError)
+			fs.SetOutput(m.Stderr)
+			fs.BoolVar(&m.asJSON, "json", false, "print one JSON object instead of a table")
+			parts := fs.String("partitions", "1,2,4", "payments partition counts to measure, each in its own platform, interleaved")
+			fs.IntVar(&m.transfers.Transfers, "transfers", 3000, "transfers per run")
+			fs.IntVar(&m.transfers.Accounts, "accounts", 400, "accounts the transfers move money between")
+			fs.IntVar(&m.transfers.InFlight, "in-flight", 128, "most transfers submitted and not yet ended")
+			fs.IntVar(&m.transfers.Rounds, "rounds", 3, "rounds of every partition count (the median is reported)")
+			fs.StringVar(&m.transfers.Dir, "dir", "", "data directory (default: a temporary one)")
+			fs.StringVar(&m.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+			if err := fs.Parse(args[2:]); err != nil {
+				return err
+			}
+			var err error
+			if m.transfers.Partitions, err = bench.ParsePartitions(*parts); err != nil {
+				return fmt.Errorf("--partitions: %w", err)
+			}
+			return nil
+		}
 		if len(args) >= 2 && args[1] == "checkout" {
 			m.command = "bench checkout"
 			fs := flag.NewFlagSet("bench checkout", flag.ContinueOnError)
@@ -220,7 +244,7 @@ func (m *Main) ParseFlags(args []string) error {
 			return nil
 		}
 		if len(args) < 2 || args[1] != "store" {
-			return errors.New("usage: agora bench store|checkout|gateway [--json] [flags]")
+			return errors.New("usage: agora bench store|checkout|transfers|gateway [--json] [flags]")
 		}
 		m.command = "bench store"
 		fs := flag.NewFlagSet("bench store", flag.ContinueOnError)
@@ -281,6 +305,9 @@ func (m *Main) Run(ctx context.Context) error {
 	case "bench checkout":
 		m.checkout.Log = m.logf
 		return m.report(func() (result, error) { return bench.RunCheckout(ctx, m.checkout) })
+	case "bench transfers":
+		m.transfers.Log = m.logf
+		return m.report(func() (result, error) { return bench.RunTransfers(ctx, m.transfers) })
 	case "bench gateway":
 		m.gateway.Log = m.logf
 		return m.report(func() (result, error) { return bench.RunGateway(ctx, m.gateway) })

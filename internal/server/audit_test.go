@@ -91,10 +91,8 @@ func TestAuditEmbedded(t *testing.T) {
 
 	// Break every invariant behind the platform's back.
 	dbOf := func(name string) *sql.DB {
-		for _, c := range w.srv.Stores() {
-			if c.Name == name {
-				return c.DB
-			}
+		if db := w.srv.DBOf(name); db != nil {
+			return db
 		}
 		t.Fatalf("no store of %s", name)
 		return nil

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/agora-commerce/agora/internal/platform/telemetry"
@@ -26,13 +27,26 @@ func (s *Server) instrument() {
 	}
 	engines := s.sagaEngines()
 	s.metrics.SagaBacklog(func(ctx context.Context) ([]saga.Backlog, error) {
+		// One series per type and status: a partitioned context's engines
+		// (payments' transfers) add up.
 		var out []saga.Backlog
 		for _, e := range engines {
 			b, err := e.Backlog(ctx)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, b...)
+			for _, x := range b {
+				i := slices.IndexFunc(out, func(o saga.Backlog) bool { return o.Type == x.Type && o.Status == x.Status })
+				if i < 0 {
+					out = append(out, x)
+					continue
+				}
+				o := &out[i]
+				o.Count += x.Count
+				if !x.Oldest.IsZero() && (o.Oldest.IsZero() || x.Oldest.Before(o.Oldest)) {
+					o.Oldest = x.Oldest
+				}
+			}
 		}
 		return out, nil
 	})

@@ -114,7 +114,7 @@ func TestOperationsAPI(t *testing.T) {
 	}
 
 	pr := get("GET", "/api/v1/ops/processing", http.StatusOK)
-	for _, want := range []string{`"name":"ordering.saga.instances"`, `"name":"payments.saga.instances"`, `"name":"events-ordering"`, `"name":"catalog"`, `"name":"bff-popularity"`} {
+	for _, want := range []string{`"name":"ordering.saga.instances"`, `"name":"payments-p0.saga.instances"`, `"name":"payments.accounts.p3"`, `"name":"events-payments-p2"`, `"name":"events-ordering"`, `"name":"catalog"`, `"name":"bff-popularity"`} {
 		if !strings.Contains(string(pr.raw), want) {
 			t.Errorf("processing lacks %s: %s", want, pr.raw)
 		}

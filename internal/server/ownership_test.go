@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/agora-commerce/agora/eventstore/postgres"
+	"github.com/agora-commerce/agora/internal/payments/partition"
 	"github.com/agora-commerce/agora/internal/server"
 	"github.com/agora-commerce/agora/internal/testenv"
 )
@@ -39,9 +40,22 @@ func TestEachContextOwnsItsData(t *testing.T) {
 	w.expect(id, "Confirmed", "")
 
 	for _, d := range server.Modules {
-		for _, f := range []string{"events.db", "readmodels.db"} {
-			if _, err := os.Stat(filepath.Join(w.dir, d.Name, f)); err != nil {
+		dirs := []string{filepath.Join(w.dir, d.Name)}
+		if d.Partitioned {
+			// Payments: its state, and a log and state per partition.
+			if _, err := os.Stat(filepath.Join(w.dir, d.Name, "readmodels.db")); err != nil {
 				t.Errorf("%s: %v", d.Name, err)
+			}
+			dirs = nil
+			for k := range partition.Default {
+				dirs = append(dirs, server.PartitionDir(w.dir, k))
+			}
+		}
+		for _, dir := range dirs {
+			for _, f := range []string{"events.db", "readmodels.db"} {
+				if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+					t.Errorf("%s: %v", d.Name, err)
+				}
 			}
 		}
 	}
@@ -65,10 +79,18 @@ func TestEachContextOwnsItsData(t *testing.T) {
 			if cat == "saga" {
 				owner, known = map[bool]string{true: "ordering", false: "payments"}[strings.HasPrefix(r.StreamID, "saga-checkout-")], true
 			}
-			if known && owner != c.Name {
+			log := c.Name
+			if owner == partition.Context {
+				// A payments stream lives in its key's partition.
+				owner = partition.Log(partition.Of(partition.KeyOf(r.StreamID), partition.Default))
+			}
+			if known && owner != log {
 				t.Errorf("%s's log holds %s (%s), which is %s's", c.Name, r.StreamID, r.Type, owner)
 			}
-			seen[c.Name]++
+			if _, ok := partition.ParseLog(log); ok {
+				log = partition.Context
+			}
+			seen[log]++
 		}
 	}
 	for _, name := range []string{"identity", "payments", "inventory", "ordering", "shipping"} {
@@ -119,6 +141,17 @@ func TestEachContextHasItsOwnSchemaAndRole(t *testing.T) {
 			t.Errorf("schema %s is owned by %s, want %s", schema, owner, server.PostgresRoleOf(d.Name))
 		}
 		tables[d.Name] = pgx.Identifier{schema, "events"}.Sanitize()
+		if d.Partitioned {
+			// Payments' logs are its partitions': schemas of its own too.
+			for k := range partition.Default {
+				ps := server.PartitionSchemaOf(prefix, k)
+				if err := conn.QueryRow(ctx, `SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = $1`, ps).Scan(&owner); err != nil ||
+					owner != server.PostgresRoleOf(d.Name) {
+					t.Errorf("schema %s is owned by %q (%v), want %s", ps, owner, err, server.PostgresRoleOf(d.Name))
+				}
+			}
+			tables[d.Name] = pgx.Identifier{server.PartitionSchemaOf(prefix, 0), "events"}.Sanitize()
+		}
 	}
 	for _, d := range server.Modules {
 		role := server.PostgresRoleOf(d.Name)
@@ -191,7 +224,8 @@ func TestWithoutCreateRoleEachContextStillHasItsSchema(t *testing.T) {
 			t.Errorf("%s's schema: owner %q, %v", d.Name, owner, err)
 		}
 	}
-	if len(srv.Stores()) != len(server.Modules) {
+	// A log per context, payments' one per partition.
+	if len(srv.Stores()) != len(server.Modules)-1+partition.Default {
 		t.Errorf("%d stores", len(srv.Stores()))
 	}
 }

@@ -177,6 +177,11 @@ func (s *Server) openContext(ctx context.Context, name string, partitioned bool)
 		return nil, err
 	}
 	dir, schema := ContextDir(s.cfg.DataDir, name), PostgresSchemaOf(s.cfg.PostgresSchema, name)
+	if u != "" {
+		if err := ProvisionSchema(ctx, s.cfg, name, schema); err != nil {
+			return nil, err
+		}
+	}
 	if c.db, err = s.openState(ctx, u, dir, schema); err != nil {
 		return nil, fmt.Errorf("server: %s: %w", name, err)
 	}
