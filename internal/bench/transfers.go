@@ -219,7 +219,9 @@ func transfersRun(ctx context.Context, cfg TransfersConfig, dir string, n int) (
 	}
 	cpu := cpuTime()
 	start := time.Now()
-	slot := make(chan struct{}, cfg.InFlight)
+	// 32 clients post (the gateway's bulkhead keeps a cluster's requests
+	// in flight bounded); InFlight bounds the transfers not yet ended.
+	slot := make(chan struct{}, min(cfg.InFlight, 32))
 	var wg sync.WaitGroup
 	var postErr error
 	var errOnce sync.Once
