@@ -98,7 +98,10 @@ func TestServeBootsOnPortZero(t *testing.T) {
 }
 
 func TestParseFlagsErrors(t *testing.T) {
-	for _, args := range [][]string{nil, {"nope"}, {"bench"}, {"serve", "--log-level", "loud"}} {
+	for _, args := range [][]string{nil, {"nope"}, {"bench"}, {"serve", "--log-level", "loud"},
+		{"serve", "--payments-partitions", "0"}, {"serve", "--payments-partitions", "65"}, {"serve", "--payments-partitions", "four"},
+		{"payments"}, {"payments", "reshard"}, {"payments", "reshard", "--to", "0"}, {"bench", "transfers", "--partitions", "1,x"},
+		{"migrate", "split", "--payments-partitions", "100"}} {
 		m := NewMain()
 		m.Stderr = io.Discard
 		if err := m.ParseFlags(args); err == nil {

@@ -229,3 +229,36 @@ func TestWithoutCreateRoleEachContextStillHasItsSchema(t *testing.T) {
 		t.Errorf("%d stores", len(srv.Stores()))
 	}
 }
+
+// TestPaymentsPartitionCountIsRecorded: the first start records payments'
+// partition count; a start with another count refuses and says how to
+// change it, and one with the recorded count starts.
+func TestPaymentsPartitionCountIsRecorded(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func(n int) error {
+		srv, err := server.Open(ctx, server.Config{Addr: "127.0.0.1:0", DataDir: dir, PaymentsPartitions: n, Logger: testLogger()})
+		if err == nil {
+			srv.Close()
+		}
+		return err
+	}
+	if err := open(2); err != nil {
+		t.Fatal(err)
+	}
+	for k := range 2 {
+		if _, err := os.Stat(filepath.Join(server.PartitionDir(dir, k), "events.db")); err != nil {
+			t.Errorf("partition %d: %v", k, err)
+		}
+	}
+	err := open(3)
+	if !errors.Is(err, partition.ErrCountChanged) || !strings.Contains(err.Error(), "agora payments reshard --to 3") {
+		t.Errorf("another count: %v", err)
+	}
+	if _, err := os.Stat(server.PartitionDir(dir, 2)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused start made partition 2: %v", err)
+	}
+	if err := open(2); err != nil {
+		t.Errorf("the recorded count: %v", err)
+	}
+}
