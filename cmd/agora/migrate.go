@@ -129,7 +129,7 @@ func (m *Main) parsePayments(args []string) error {
 	fs := flag.NewFlagSet("payments reshard", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `usage: agora payments reshard --to N [--data DIR] [--json]
+		fmt.Fprintln(fs.Output(), `usage: agora payments reshard --to N [--data DIR | --postgres URL [--postgres-schema P]] [--json]
 
 Spreads payments' accounts over N partitions (each its own event store,
 DIR/payments/p<k>/), offline: every stream moves to its partition with its
@@ -138,12 +138,16 @@ and each currency's total are compared before and after; only then are
 the new partitions swapped in and N recorded. A failure before that
 leaves the old layout as it was. Also spreads the one log payments kept
 before partitions (DIR/payments/events.db). Run it with no server on DIR.
+With --postgres, the partitions are schemas (<P>_payments_p<k>): the new
+ones are built in staging schemas and swapped in by one transaction.
 
 flags:`)
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&m.serve.DataDir, "data", env("AGORA_DATA_DIR", "data"), "data directory (AGORA_DATA_DIR)")
 	fs.IntVar(&m.reshardTo, "to", 0, "the new partition count (1 to 64)")
+	fs.StringVar(&m.serve.PostgresURL, "postgres", os.Getenv("AGORA_POSTGRES_URL"), "PostgreSQL URL: reshard the schemas there instead of a data directory (AGORA_POSTGRES_URL)")
+	fs.StringVar(&m.serve.PostgresSchema, "postgres-schema", env("AGORA_POSTGRES_SCHEMA", server.DefaultPostgresPrefix), "the contexts' schema prefix (AGORA_POSTGRES_SCHEMA)")
 	fs.BoolVar(&m.asJSON, "json", false, "print what moved as JSON")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -160,7 +164,17 @@ flags:`)
 
 // runReshard reshards payments, with a progress bar on a terminal.
 func (m *Main) runReshard(ctx context.Context) error {
-	rep, err := reshard.Run(ctx, m.serve.DataDir, m.reshardTo, m.progress("moving events", "reshard"))
+	progress := m.progress("moving events", "reshard")
+	var (
+		rep reshard.Report
+		err error
+	)
+	if m.serve.PostgresURL != "" {
+		m.serve.PostgresURLs = contextURLs()
+		rep, err = reshard.RunPostgres(ctx, m.serve, m.reshardTo, progress)
+	} else {
+		rep, err = reshard.Run(ctx, m.serve.DataDir, m.reshardTo, progress)
+	}
 	if err != nil {
 		return err
 	}

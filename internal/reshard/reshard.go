@@ -66,7 +66,7 @@ const (
 type source struct {
 	name  string // its relay's log name: "payments" or "payments-p2"
 	dir   string
-	store *sqlite.Store
+	store eventstore.Store
 	// relayed is the old relay's checkpoint: what it had published.
 	relayed uint64
 }
@@ -350,6 +350,12 @@ func verify(ctx context.Context, stage string, to int, before map[string]balance
 	if err != nil {
 		return fmt.Errorf("reshard: the balances after: %w", err)
 	}
+	return compare(before, after, rep)
+}
+
+// compare checks that every account holds in after what it held in
+// before, and each currency's total; it fills rep's totals and count.
+func compare(before, after map[string]balance, rep *Report) error {
 	totals := map[string]int64{}
 	for id, b := range before {
 		a, ok := after[id]

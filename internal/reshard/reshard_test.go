@@ -5,16 +5,22 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/eventstore/postgres"
 	"github.com/agora-commerce/agora/eventstore/sqlite"
 	"github.com/agora-commerce/agora/internal/payments/app"
 	"github.com/agora-commerce/agora/internal/payments/partition"
 	"github.com/agora-commerce/agora/internal/reshard"
 	"github.com/agora-commerce/agora/internal/server"
+	"github.com/agora-commerce/agora/internal/testenv"
 	"github.com/agora-commerce/agora/money"
 )
 
@@ -178,5 +184,84 @@ func TestReshardThatFailsLeavesTheOldLayout(t *testing.T) {
 	}
 	if err := partition.Record(context.Background(), state, 2, func() (bool, error) { return false, nil }); !errors.Is(err, partition.ErrCountChanged) {
 		t.Errorf("another count: %v", err)
+	}
+}
+
+// TestReshardOnPostgres reshards payments in PostgreSQL schemas that
+// agora serve made: 4 → 2 → 3 partitions, every balance kept, each
+// stream in its partition's schema, the count recorded and the old
+// schemas gone.
+func TestReshardOnPostgres(t *testing.T) {
+	pg := testenv.PostgresURL(t)
+	ctx := context.Background()
+	prefix := fmt.Sprintf("reshard%d", time.Now().UnixNano()%1_000_000_000)
+	t.Cleanup(func() { postgres.DropSchema(context.Background(), pg, prefix) })
+	cfg := func(n int) server.Config {
+		return server.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), PostgresURL: pg, PostgresSchema: prefix, PaymentsPartitions: n,
+			NATSNamespace: prefix, Logger: slog.New(slog.DiscardHandler)}
+	}
+	// balances opens the platform with n partitions and answers every
+	// account's balance (writing want's accounts first when asked).
+	balances := func(n int, write bool) map[string]int64 {
+		t.Helper()
+		srv, err := server.Open(ctx, cfg(n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		svc := srv.Service(partition.Context).(*app.Service)
+		if write {
+			for i := range 30 {
+				id := fmt.Sprintf("pg-%02d", i)
+				if _, err := svc.Open(ctx, eventstore.Metadata{}, app.OpenAccount{ID: id, OwnerID: "u", Initial: money.New(500, usd)}); err != nil {
+					t.Fatal(err)
+				}
+				key := fmt.Sprintf("transfer:%d", i)
+				if _, err := svc.Credit(ctx, eventstore.Metadata{}, id, key, key, money.New(int64(i+1), usd)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		out := map[string]int64{}
+		for i := range 30 {
+			id := fmt.Sprintf("pg-%02d", i)
+			a, _, err := svc.Get(ctx, id)
+			if err != nil {
+				t.Fatalf("%d partitions: %s: %v", n, id, err)
+			}
+			out[id] = a.Balance
+		}
+		return out
+	}
+	want := balances(4, true)
+	for _, to := range []int{2, 3} {
+		rep, err := reshard.RunPostgres(ctx, cfg(to), to, nil)
+		if err != nil {
+			t.Fatalf("→ %d: %v", to, err)
+		}
+		if rep.Accounts != 31 || rep.Totals["USD"] != 30*500+465 { // and the merchant's
+			t.Errorf("→ %d: %+v", to, rep)
+		}
+		got := balances(to, false)
+		for id, b := range want {
+			if got[id] != b {
+				t.Errorf("→ %d: %s holds %d, want %d", to, id, got[id], b)
+			}
+		}
+		if _, err := server.Open(ctx, cfg(4)); !errors.Is(err, partition.ErrCountChanged) {
+			t.Errorf("→ %d: a start with 4: %v", to, err)
+		}
+	}
+	conn, err := pgx.Connect(ctx, pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_namespace WHERE starts_with(nspname, $1)`, prefix+"_payments_").Scan(&n); err != nil || n != 3 {
+		t.Errorf("payments' schemas: %d (want its 3 partitions'), %v", n, err)
+	}
+	if _, err := reshard.RunPostgres(ctx, cfg(3), 3, nil); !errors.Is(err, reshard.ErrSame) {
+		t.Errorf("to the same count: %v", err)
 	}
 }

@@ -188,7 +188,7 @@ func RunPostgres(ctx context.Context, url, old, prefix string, parts int, urls m
 		return rep, err
 	}
 	for name, schema := range schemaOf {
-		if err := setTimes(ctx, admin, schema, times[name]); err != nil {
+		if err := SetTimesPostgres(ctx, admin, schema, times[name]); err != nil {
 			return rep, fmt.Errorf("split: %s: recording times: %w", name, err)
 		}
 	}
@@ -279,8 +279,8 @@ func readOld(ctx context.Context, src eventstore.Store) ([]eventstore.Record, er
 	return recs, nil
 }
 
-// setTimes gives the events of schema's log their old recording times.
-func setTimes(ctx context.Context, conn *pgx.Conn, schema string, ws []When) error {
+// SetTimesPostgres gives the events of schema's log their old recording times.
+func SetTimesPostgres(ctx context.Context, conn *pgx.Conn, schema string, ws []When) error {
 	if len(ws) == 0 {
 		return nil
 	}
