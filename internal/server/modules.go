@@ -103,6 +103,15 @@ func (s *Server) build(ctx context.Context, defs []module.Def) error {
 		if err != nil {
 			return fmt.Errorf("module %s: %w", d.Name, err)
 		}
+		// The saga indexes' tables exist before anything is served (the
+		// engines' Run would make them, but an audit may come first).
+		for _, log := range c.logs() {
+			if len(log.engine.Types()) > 0 {
+				if err := log.engine.Index().Init(ctx); err != nil {
+					return fmt.Errorf("module %s: %w", d.Name, err)
+				}
+			}
+		}
 		s.mods = append(s.mods, &built{d, m, c})
 		s.calls.Add(m.Answers...)
 		s.runners = append(s.runners, m.Projections...)
