@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/agora-commerce/agora/eventstore/postgres"
 	"github.com/agora-commerce/agora/messaging/natsbus"
@@ -132,7 +133,14 @@ func startDistributedWith(t *testing.T, pg, nats, mode string, flags []string, e
 
 func distributedKill(t *testing.T, pg, nats, mode string) {
 	id := rand.Uint64()
-	base, procs := startDistributed(t, pg, nats, mode, "payments-2", "ordering-2")
+	base, procs, names := startDistributedWith(t, pg, nats, mode, nil, "payments-2", "ordering-2")
+	// Payments' four partitions are split between its two instances
+	// (leases), and the survivor takes the killed one's.
+	owners := leaseOwners(t, pg, names.schema)
+	balanced := waitOwners(t, owners, 30*time.Second, func(by map[int]int) bool {
+		return len(by) == 2 && by[procs["payments"].Process.Pid] == 2 && by[procs["payments-2"].Process.Pid] == 2
+	})
+	t.Logf("payments' partitions split between its instances: %v", balanced)
 
 	// The world: a product with plenty of stock, customers with money.
 	waitOK := func(what string, f func() (*http.Response, map[string]any, error)) map[string]any {
@@ -238,6 +246,10 @@ func distributedKill(t *testing.T, pg, nats, mode string) {
 		}
 		_ = procs[name].Wait()
 	}
+	killed := time.Now()
+	survivor := procs["payments-2"].Process.Pid
+	waitOwners(t, owners, 10*time.Second, func(by map[int]int) bool { return len(by) == 1 && by[survivor] == 4 })
+	t.Logf("the killed payments instance's partitions moved to the survivor in %v", time.Since(killed).Round(10*time.Millisecond))
 	wg.Wait()
 	if b := bad.Load(); b != nil {
 		t.Fatal(b)
@@ -317,6 +329,59 @@ func distributedKill(t *testing.T, pg, nats, mode string) {
 		total, killedAt, confirmed, cancelled, retried.Load())
 	if cancelled != 0 {
 		t.Fatalf("%d orders cancelled; every customer could pay and stock was plenty", cancelled)
+	}
+}
+
+// leaseOwners answers, when called, which process (pid) holds each of
+// the payments partitions' leases of the platform in schema prefix (the
+// lease sessions' application_name: "agora-lease <schema> <pid>").
+func leaseOwners(t *testing.T, pg, prefix string) func() map[string]int {
+	return func() map[string]int {
+		ctx := context.Background()
+		conn, err := pgx.Connect(ctx, pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		rows, err := conn.Query(ctx, `SELECT application_name FROM pg_stat_activity WHERE starts_with(application_name, $1)`, "agora-lease "+prefix+"_payments_p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		apps, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, a := range apps {
+			var schema string
+			var pid int
+			if _, err := fmt.Sscanf(a, "agora-lease %s %d", &schema, &pid); err == nil {
+				out[schema] = pid
+			}
+		}
+		return out
+	}
+}
+
+// waitOwners waits up to within until every one of the 4 partitions is
+// held and ok holds of how many each process holds; it answers the
+// holders by partition schema.
+func waitOwners(t *testing.T, owners func() map[string]int, within time.Duration, ok func(byPid map[int]int) bool) map[string]int {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		o := owners()
+		by := map[int]int{}
+		for _, pid := range o {
+			by[pid]++
+		}
+		if len(o) == 4 && ok(by) {
+			return o
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("payments' partition leases after %v: %v", within, o)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -83,6 +83,7 @@ func (s *Server) build(ctx context.Context, defs []module.Def) error {
 					return nil, err
 				}
 				s.metrics.Projection(r)
+				log.runners = append(log.runners, r)
 				return r, nil
 			}
 		}
@@ -172,6 +173,7 @@ func (s *Server) plumb(ctx context.Context) error {
 			r := messaging.NewRelay(l, s.bus, cps, o)
 			s.bus.OnReconnect(r.RequestRewind)
 			s.relays = append(s.relays, relay{name, r, events})
+			c.relays = append(c.relays, relay{name, r, events})
 			return nil
 		}
 		for _, o := range m.Outboxes {

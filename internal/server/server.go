@@ -426,11 +426,48 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	// Distributed on PostgreSQL, a partitioned context's instances split
+	// its partitions (leases.go): a partition's projections and relay run
+	// under its lease, not here. Its saga engine runs on every instance
+	// (an instance drives the sagas it starts at once; the others' sweeps
+	// take over a dead one's).
+	leased := map[any]bool{}
+	if s.cfg.Only != "" && s.cfg.PostgresURL != "" {
+		for _, c := range s.stores {
+			if c.parts == nil {
+				continue
+			}
+			for _, part := range c.parts {
+				for _, r := range part.runners {
+					leased[r] = true
+				}
+				for _, r := range part.relays {
+					leased[r.Relay] = true
+				}
+			}
+			l := &leases{c: c, cluster: c.name, instance: s.instanceID(), reg: s.reg, log: s.log,
+				work: func(ctx context.Context, part *contextStore) {
+					var fs []func(context.Context) error
+					for _, r := range part.runners {
+						fs = append(fs, r.Run)
+					}
+					for _, r := range part.relays {
+						fs = append(fs, r.Run)
+					}
+					runAll(ctx, s.log, "partition "+part.name, fs...)
+				}}
+			start("leases "+c.name, l.Run)
+		}
+	}
 	for _, r := range s.runners {
-		start("projection "+r.Name(), r.Run)
+		if !leased[r] {
+			start("projection "+r.Name(), r.Run)
+		}
 	}
 	for _, r := range s.relays {
-		start("relay "+r.name, r.Run)
+		if !leased[r.Relay] {
+			start("relay "+r.name, r.Run)
+		}
 	}
 	for _, c := range s.logs() {
 		start("saga engine "+c.name, c.engine.Run)

@@ -22,6 +22,7 @@ import (
 	"github.com/agora-commerce/agora/eventstore/sqlite"
 	"github.com/agora-commerce/agora/internal/gateway/idempotency"
 	"github.com/agora-commerce/agora/internal/payments/partition"
+	"github.com/agora-commerce/agora/projection"
 	"github.com/agora-commerce/agora/saga"
 )
 
@@ -69,6 +70,10 @@ type contextStore struct {
 	// partition's number.
 	parts     []*contextStore
 	partition int
+	// runners and relays are what runs over this log (a partition's, to
+	// run under its lease).
+	runners []*projection.Runner
+	relays  []relay
 }
 
 // logs are c's event logs, each with its state and engine: c itself,

@@ -1,0 +1,217 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/agora-commerce/agora/internal/gateway/registry"
+)
+
+// A partitioned context's instances split its partitions between them
+// (distributed mode, on PostgreSQL): each partition is a lease, a
+// session advisory lock of the database, and only the instance that
+// holds it runs the partition's projections and relay. (The partition's
+// saga engine runs on every instance: each drives the sagas it starts,
+// and the engines' sweeps take over those of an instance that died.)
+// Every leaseEvery each instance:
+//
+//   - drops a lease whose session is gone (the database ended it, or the
+//     network did), stopping that partition's work;
+//   - computes its share, ceil(partitions / instances registered), and
+//     releases its highest partition when it holds more than its share
+//     (a new instance joined);
+//   - takes free partitions while it holds fewer than its share, and
+//     takes any partition that has stayed free for freeAfter whatever its
+//     share (an instance killed before the registry forgot it).
+//
+// An instance that dies loses its sessions, so its partitions are free
+// at once and taken within freeAfter plus a tick. Commands may still
+// reach any instance: appends are optimistic and the commands
+// idempotent, so the lease decides who does the background work, not
+// who may write. Each held lease's session names itself in
+// pg_stat_activity.application_name ("agora-lease <schema> <pid>").
+const (
+	leaseEvery = time.Second
+	freeAfter  = 3 * time.Second
+)
+
+// leases runs the leases of partitioned context c's partitions.
+type leases struct {
+	c        *contextStore
+	cluster  string
+	instance string
+	reg      registry.Registry
+	log      *slog.Logger
+	// work runs partition part's work until its context ends.
+	work func(ctx context.Context, part *contextStore)
+}
+
+// lease is a held partition: its session, and its work's cancel.
+type lease struct {
+	conn   *sql.Conn
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func leaseKey(schema, log string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("agora/partition/" + schema + "/" + log))
+	return int64(h.Sum64())
+}
+
+// Run keeps the leases until ctx ends, then releases them.
+func (l *leases) Run(ctx context.Context) error {
+	held := map[int]*lease{}
+	freeSince := map[int]time.Time{}
+	release := func(k int) {
+		h := held[k]
+		h.cancel()
+		<-h.done
+		unlock, done := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_, _ = h.conn.ExecContext(unlock, `SELECT pg_advisory_unlock($1)`, leaseKey(l.c.schema, l.c.parts[k].name))
+		done()
+		_ = h.conn.Close()
+		delete(held, k)
+	}
+	defer func() {
+		for _, k := range mapsKeys(held) {
+			release(k)
+		}
+	}()
+	t := time.NewTicker(leaseEvery)
+	defer t.Stop()
+	for {
+		l.tick(ctx, held, freeSince, release)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func mapsKeys(m map[int]*lease) []int {
+	out := make([]int, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func (l *leases) tick(ctx context.Context, held map[int]*lease, freeSince map[int]time.Time, release func(int)) {
+	n := len(l.c.parts)
+	for k, h := range held {
+		if err := h.conn.PingContext(ctx); err != nil {
+			if ctx.Err() == nil {
+				l.log.Warn("partition: lost the lease", "partition", l.c.parts[k].name, "err", err)
+			}
+			h.cancel()
+			<-h.done
+			_ = h.conn.Close()
+			delete(held, k)
+		}
+	}
+	instances := max(1, len(l.reg.Instances(l.cluster)))
+	share := (n + instances - 1) / instances
+	if len(held) > share {
+		k := slices.Max(mapsKeys(held))
+		release(k)
+		l.log.Info("partition: released to balance", "partition", l.c.parts[k].name, "share", share, "instances", instances)
+	}
+	now := time.Now()
+	// Start at a partition of the instance's own (by its name's hash), so
+	// that instances starting together try different ones first.
+	h := fnv.New32a()
+	h.Write([]byte(l.instance))
+	first := int(h.Sum32() % uint32(n))
+	for i := range n {
+		k := (first + i) % n
+		if held[k] != nil {
+			continue
+		}
+		stale := !freeSince[k].IsZero() && now.Sub(freeSince[k]) >= freeAfter
+		if len(held) >= share && !stale {
+			// Not ours to take unless it stays free: remember since when
+			// it has been free.
+			if free, err := l.free(ctx, k); err == nil && free {
+				if freeSince[k].IsZero() {
+					freeSince[k] = now
+				}
+			} else {
+				delete(freeSince, k)
+			}
+			continue
+		}
+		got, err := l.take(ctx, k, held)
+		if err != nil {
+			if ctx.Err() == nil {
+				l.log.Warn("partition: take", "partition", l.c.parts[k].name, "err", err)
+			}
+			continue
+		}
+		if got {
+			delete(freeSince, k)
+			l.log.Info("partition: took the lease", "partition", l.c.parts[k].name, "share", share, "instances", instances, "held", len(held))
+		}
+	}
+}
+
+// free reports whether no session holds partition k's lease.
+func (l *leases) free(ctx context.Context, k int) (bool, error) {
+	// A bigint advisory key shows in pg_locks as its high and low halves.
+	key := uint64(leaseKey(l.c.schema, l.c.parts[k].name))
+	var n int
+	err := l.c.db.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+		AND classid = $1::bigint::oid AND objid = $2::bigint::oid`, int64(key>>32), int64(key&0xffffffff)).Scan(&n)
+	return n == 0, err
+}
+
+// take tries partition k's lease, and on success starts its work.
+func (l *leases) take(ctx context.Context, k int, held map[int]*lease) (bool, error) {
+	part := l.c.parts[k]
+	conn, err := l.c.db.Conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	var got bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, leaseKey(l.c.schema, part.name)).Scan(&got); err != nil || !got {
+		conn.Close()
+		return false, err
+	}
+	// application_name holds 63 bytes: the partition's schema and the pid.
+	if _, err := conn.ExecContext(ctx, `SELECT set_config('application_name', $1, false)`,
+		fmt.Sprintf("agora-lease %s %d", part.schema, os.Getpid())); err != nil {
+		conn.Close()
+		return false, err
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	h := &lease{conn: conn, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		l.work(wctx, part)
+	}()
+	held[k] = h
+	return true, nil
+}
+
+// runAll runs fs until ctx ends, each logged if it stops on an error.
+func runAll(ctx context.Context, log *slog.Logger, what string, fs ...func(context.Context) error) {
+	var wg sync.WaitGroup
+	for _, f := range fs {
+		wg.Go(func() {
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
+				log.Error("stopped", "what", what, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
