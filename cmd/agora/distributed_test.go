@@ -22,6 +22,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/agora-commerce/agora/eventstore/postgres"
+	"github.com/agora-commerce/agora/internal/payments/partition"
+	"github.com/agora-commerce/agora/internal/server"
 	"github.com/agora-commerce/agora/messaging/natsbus"
 )
 
@@ -178,6 +180,29 @@ func distributedKill(t *testing.T, pg, nats, mode string) {
 			return post(base+"/api/v1/accounts/"+acct+"/deposits", map[string]any{"amount": map[string]any{"amount": 100_000, "currency": "USD"}})
 		})
 		customers = append(customers, customer{tok, acct})
+	}
+
+	// A request about an account sent to the payments instance that does
+	// not hold its partition's lease is served by the one that does.
+	for _, c := range customers {
+		schema := fmt.Sprintf("%s_payments_p%d", names.schema, partition.Of(c.account, 4))
+		for _, name := range []string{"payments", "payments-2"} {
+			if procs[name].Process.Pid == balanced[schema] {
+				continue // the owner
+			}
+			owner := map[string]string{"payments": "payments-2", "payments-2": "payments"}[name]
+			req, _ := http.NewRequest("GET", "http://"+names.addrs[name]+"/api/v1/accounts/"+c.account, nil)
+			req.Header.Set("Authorization", "Bearer "+c.token)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			want := strings.NewReplacer(":", "-", ".", "-").Replace(names.addrs[owner])
+			if got := res.Header.Get(server.ForwardedHeader); res.StatusCode != 200 || !strings.HasSuffix(got, want) {
+				t.Errorf("account %s (%s) asked of %s: %d, forwarded to %q, want the owner %s", c.account, schema, name, res.StatusCode, got, want)
+			}
+		}
 	}
 
 	// Load: each client places orders, retrying a failed one with the

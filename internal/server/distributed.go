@@ -91,12 +91,31 @@ func (s *Server) openDistributed(ctx context.Context) error {
 	for _, p := range []string{"GET /healthz", "GET /readyz", "GET /metrics", "GET /openapi.json"} {
 		top.Handle(p, ops)
 	}
-	top.Handle("/", svc.faulty(s.guard(svc)))
+	var api http.Handler = svc.faulty(s.guard(svc))
 	s.http = newHTTPServer(httpapi.Middleware(s.log, s.metrics.HTTP(top)), s.log)
 	url := cfg.AdvertiseURL
 	if url == "" {
 		url = s.URL()
 	}
+	for _, c := range s.stores {
+		if c.parts == nil {
+			continue
+		}
+		l := &leases{c: c, cluster: c.name, instance: s.instanceID(), reg: kv, kv: kv, url: url, log: s.log,
+			work: func(ctx context.Context, part *contextStore) {
+				var fs []func(context.Context) error
+				for _, r := range part.runners {
+					fs = append(fs, r.Run)
+				}
+				for _, r := range part.relays {
+					fs = append(fs, r.Run)
+				}
+				runAll(ctx, s.log, "partition "+part.name, fs...)
+			}}
+		s.leases = append(s.leases, l)
+		api = s.toOwner(l, api)
+	}
+	top.Handle("/", api)
 	// Run registers the instance once it serves.
 	s.register = func() error {
 		stop, err := kv.Register(s.bg, cfg.Only, registry.Instance{ID: s.instanceID(), URL: url, Weight: 1})

@@ -1,18 +1,28 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agora-commerce/agora/internal/gateway/registry"
+	"github.com/agora-commerce/agora/internal/payments/partition"
+	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
 
 // A partitioned context's instances split its partitions between them
@@ -49,17 +59,39 @@ type leases struct {
 	cluster  string
 	instance string
 	reg      registry.Registry
-	log      *slog.Logger
+	// kv, if set, is where a held partition is registered as a cluster
+	// of its own (its log's name, "payments-p2"), so that other instances
+	// send its commands here; url is this instance's.
+	kv  *registry.KV
+	url string
+	// owned has bit k set while partition k's lease is held here.
+	owned atomic.Uint64
+	log   *slog.Logger
 	// work runs partition part's work until its context ends.
 	work func(ctx context.Context, part *contextStore)
 }
 
 // lease is a held partition: its session, and its work's cancel.
 type lease struct {
-	conn   *sql.Conn
-	cancel context.CancelFunc
-	done   chan struct{}
+	conn       *sql.Conn
+	cancel     context.CancelFunc
+	done       chan struct{}
+	deregister func()
 }
+
+// stop ends a lease's work and its registration (the session is the
+// caller's to unlock or close).
+func (l *leases) stop(k int, h *lease) {
+	l.owned.And(^(uint64(1) << k))
+	if h.deregister != nil {
+		h.deregister()
+	}
+	h.cancel()
+	<-h.done
+}
+
+// Owns reports whether partition k's lease is held here.
+func (l *leases) Owns(k int) bool { return l.owned.Load()&(uint64(1)<<k) != 0 }
 
 func leaseKey(schema, log string) int64 {
 	h := fnv.New64a()
@@ -73,8 +105,7 @@ func (l *leases) Run(ctx context.Context) error {
 	freeSince := map[int]time.Time{}
 	release := func(k int) {
 		h := held[k]
-		h.cancel()
-		<-h.done
+		l.stop(k, h)
 		unlock, done := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		_, _ = h.conn.ExecContext(unlock, `SELECT pg_advisory_unlock($1)`, leaseKey(l.c.schema, l.c.parts[k].name))
 		done()
@@ -113,8 +144,7 @@ func (l *leases) tick(ctx context.Context, held map[int]*lease, freeSince map[in
 			if ctx.Err() == nil {
 				l.log.Warn("partition: lost the lease", "partition", l.c.parts[k].name, "err", err)
 			}
-			h.cancel()
-			<-h.done
+			l.stop(k, h)
 			_ = h.conn.Close()
 			delete(held, k)
 		}
@@ -195,11 +225,20 @@ func (l *leases) take(ctx context.Context, k int, held map[int]*lease) (bool, er
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	h := &lease{conn: conn, cancel: cancel, done: make(chan struct{})}
+	if l.kv != nil {
+		stop, err := l.kv.Register(ctx, part.name, registry.Instance{ID: l.instance, URL: l.url, Weight: 1})
+		if err != nil {
+			l.log.Warn("partition: register the lease", "partition", part.name, "err", err)
+		} else {
+			h.deregister = stop
+		}
+	}
 	go func() {
 		defer close(h.done)
 		l.work(wctx, part)
 	}()
 	held[k] = h
+	l.owned.Or(uint64(1) << k)
 	return true, nil
 }
 
@@ -214,4 +253,95 @@ func runAll(ctx context.Context, log *slog.Logger, what string, fs ...func(conte
 		})
 	}
 	wg.Wait()
+}
+
+// ForwardedHeader marks a request one payments instance forwarded to the
+// instance that holds its partition's lease (and the answer, naming that
+// instance): a forwarded request is served where it lands.
+const ForwardedHeader = "Agora-Forwarded-To"
+
+// toOwner sends a request about one account or transfer to the instance
+// that holds its partition's lease (as the partition's cluster in the
+// registry says), and serves it with h when that is this instance, when
+// no instance holds it, or when the owner cannot be reached (a write is
+// safe anywhere: appends are optimistic).
+func (s *Server) toOwner(l *leases, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := partitionKey(r)
+		if key == "" || r.Header.Get(ForwardedHeader) != "" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		k := partition.Of(key, len(l.c.parts))
+		if l.Owns(k) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		owners := s.reg.Instances(partition.Log(k))
+		if len(owners) == 0 || owners[0].ID == l.instance {
+			h.ServeHTTP(w, r)
+			return
+		}
+		owner := owners[0]
+		target, err := url.Parse(owner.URL)
+		if err != nil {
+			h.ServeHTTP(w, r)
+			return
+		}
+		if r.ContentLength < 0 || r.ContentLength > 1<<20 {
+			h.ServeHTTP(w, r) // a body of unknown or large size: served here
+			return
+		}
+		// The body, kept to serve here if the owner cannot be reached.
+		var body []byte
+		if r.Body != nil {
+			if body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20)); err != nil {
+				httpapi.Error(w, r, errs.E(errs.Invalid, "request body: %v", err))
+				return
+			}
+		}
+		local := func() {
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			h.ServeHTTP(w, r)
+		}
+		p := &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(target)
+				pr.Out.Header.Set(ForwardedHeader, owner.ID)
+				pr.Out.Body = io.NopCloser(bytes.NewReader(body))
+				pr.Out.ContentLength = int64(len(body))
+			},
+			Transport: s.forwardTransport(),
+			ModifyResponse: func(res *http.Response) error {
+				res.Header.Set(ForwardedHeader, owner.ID)
+				return nil
+			},
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				s.log.Debug("partition: the owner is unreachable: serving here", "owner", owner.URL, "err", err)
+				local()
+			},
+		}
+		p.ServeHTTP(w, r)
+	})
+}
+
+// forwardTransport carries forwarded requests (the platform's client's,
+// which trusts its CA bundle).
+func (s *Server) forwardTransport() http.RoundTripper {
+	if s.client != nil && s.client.Transport != nil {
+		return s.client.Transport
+	}
+	return http.DefaultTransport
+}
+
+// partitionKey is the account or transfer a request is about: the ID
+// in /api/v1/accounts/{id}… or /api/v1/transfers/{id} ("" for others).
+func partitionKey(r *http.Request) string {
+	for _, prefix := range []string{"/api/v1/accounts/", "/api/v1/transfers/"} {
+		if rest, ok := strings.CutPrefix(r.URL.Path, prefix); ok {
+			id, _, _ := strings.Cut(rest, "/")
+			return id
+		}
+	}
+	return ""
 }

@@ -198,6 +198,9 @@ type Server struct {
 	// reg is the registry the gateway and the BFF read: static in
 	// embedded mode, NATS KV in distributed mode.
 	reg registry.Registry
+	// leases split a partitioned context's partitions between its
+	// instances (distributed mode: leases.go).
+	leases []*leases
 	// bg lives as long as the server (distributed mode's registry watch
 	// and heartbeat, and its remote key set).
 	bg         context.Context
@@ -432,32 +435,16 @@ func (s *Server) Run(ctx context.Context) error {
 	// (an instance drives the sagas it starts at once; the others' sweeps
 	// take over a dead one's).
 	leased := map[any]bool{}
-	if s.cfg.Only != "" && s.cfg.PostgresURL != "" {
-		for _, c := range s.stores {
-			if c.parts == nil {
-				continue
+	for _, l := range s.leases {
+		for _, part := range l.c.parts {
+			for _, r := range part.runners {
+				leased[r] = true
 			}
-			for _, part := range c.parts {
-				for _, r := range part.runners {
-					leased[r] = true
-				}
-				for _, r := range part.relays {
-					leased[r.Relay] = true
-				}
+			for _, r := range part.relays {
+				leased[r.Relay] = true
 			}
-			l := &leases{c: c, cluster: c.name, instance: s.instanceID(), reg: s.reg, log: s.log,
-				work: func(ctx context.Context, part *contextStore) {
-					var fs []func(context.Context) error
-					for _, r := range part.runners {
-						fs = append(fs, r.Run)
-					}
-					for _, r := range part.relays {
-						fs = append(fs, r.Run)
-					}
-					runAll(ctx, s.log, "partition "+part.name, fs...)
-				}}
-			start("leases "+c.name, l.Run)
 		}
+		start("leases "+l.c.name, l.Run)
 	}
 	for _, r := range s.runners {
 		if !leased[r] {
