@@ -270,16 +270,21 @@ func (indexProjection) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore
 // than before. (The index records status changes, not steps, so a
 // healthy long saga is listed too: its second driver only costs work.)
 func stalled(ctx context.Context, db *sql.DB, before time.Time, types []string) ([]string, error) {
-	where, args := ofTypes(types, string(Failed), before.UnixNano())
-	return ids(ctx, db, `SELECT id FROM saga_instances WHERE `+isUnfinished+` AND status <> $1 AND updated_at < $2`+where+` ORDER BY updated_at LIMIT 1000`, args...)
+	where, args := ofTypes(types, before.UnixNano())
+	return ids(ctx, db, `SELECT id FROM saga_instances WHERE `+isUnfinished+` AND `+isRunning+` AND updated_at < $1`+where+` ORDER BY updated_at LIMIT 1000`, args...)
 }
 
 // unfinished lists the instances an engine must resume (Started or
 // Compensating: a Failed one waits for an operator).
 func unfinished(ctx context.Context, db *sql.DB, types []string) ([]string, error) {
-	where, args := ofTypes(types, string(Failed))
-	return ids(ctx, db, `SELECT id FROM saga_instances WHERE `+isUnfinished+` AND status <> $1`+where+` ORDER BY updated_at`, args...)
+	where, args := ofTypes(types)
+	return ids(ctx, db, `SELECT id FROM saga_instances WHERE `+isUnfinished+` AND `+isRunning+where+` ORDER BY updated_at`, args...)
 }
+
+// isRunning picks, among the unfinished, the instances an engine drives
+// (the Failed wait for an operator): with the type, a seek in the
+// partial index, whatever the number of Failed ones.
+const isRunning = `status IN ('Started', 'Compensating')`
 
 // ofTypes is the condition limiting a query to types (none: all), with
 // its arguments after args.
