@@ -41,7 +41,7 @@ const gcPercent = 400
 // MB more at most, embedded). It is a soft limit: a live heap above it
 // is not an error, only collected more often. GOMEMLIMIT, when set, wins
 // (GOMEMLIMIT=off: no limit).
-const memoryLimit = 320 << 20
+const memoryLimit = 288 << 20
 
 // setMemoryLimit applies memoryLimit to command unless GOMEMLIMIT is set.
 func setMemoryLimit(command string) {

@@ -100,7 +100,8 @@ type CheckoutResult struct {
 }
 
 // Tenth is one tenth of a checkout run: its rate, its orders' p99 from
-// submit to terminal, and the process's resident memory at its end (and
+// submit to terminal, the CPU an order, and the process's resident memory
+// at its end (and
 // how much of it is the Go heap in use, so that memory outside the heap,
 // such as SQLite's page caches, shows as the difference).
 type Tenth struct {
@@ -109,6 +110,10 @@ type Tenth struct {
 	P99Ms        float64 `json:"p99_ms"`
 	RSSMB        float64 `json:"rss_mb"`
 	HeapMB       float64 `json:"heap_mb"`
+	// CPUMsPerOrder is the process's CPU time (platform and clients) in
+	// the tenth over its orders: steadier than the rate on a machine
+	// others share.
+	CPUMsPerOrder float64 `json:"cpu_ms_per_order"`
 }
 
 // WriteJSON prints r as one JSON object.
@@ -130,9 +135,9 @@ func (r CheckoutResult) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "relay msg/s\t%.0f\n", r.RelayMsgsPerSec)
 	fmt.Fprintf(tw, "tracing\t%s\n", r.Tracing)
 	if len(r.Tenths) > 0 {
-		fmt.Fprintf(tw, "by tenth\torders\torders/s\tp99\tRSS\tGo heap\n")
+		fmt.Fprintf(tw, "by tenth\torders\torders/s\tp99\tCPU an order\tRSS\tGo heap\n")
 		for i, t := range r.Tenths {
-			fmt.Fprintf(tw, "  %d\t%d\t%.0f\t%.0f ms\t%.0f MB\t%.0f MB\n", i+1, t.Orders, t.OrdersPerSec, t.P99Ms, t.RSSMB, t.HeapMB)
+			fmt.Fprintf(tw, "  %d\t%d\t%.0f\t%.0f ms\t%.2f ms\t%.0f MB\t%.0f MB\n", i+1, t.Orders, t.OrdersPerSec, t.P99Ms, t.CPUMsPerOrder, t.RSSMB, t.HeapMB)
 		}
 	}
 	if r.Tracing == "both" {
@@ -276,16 +281,20 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		// on closeTenth's tick (--duration).
 		tenthSize  int
 		tenthStart time.Time
+		tenthCPU   time.Duration
 		tenthLat   histogram
 	)
 	closeTenth := func(now time.Time) { // with mu held
 		if tenthLat.n == 0 || len(res.Tenths) == 10 {
 			return
 		}
-		t := Tenth{Orders: tenthLat.n, OrdersPerSec: rate(tenthLat.n, now.Sub(tenthStart)), P99Ms: tenthLat.quantile(0.99), RSSMB: rssMB(), HeapMB: heapMB()}
+		cpu := cpuTime()
+		t := Tenth{Orders: tenthLat.n, OrdersPerSec: rate(tenthLat.n, now.Sub(tenthStart)), P99Ms: tenthLat.quantile(0.99), RSSMB: rssMB(), HeapMB: heapMB(),
+			CPUMsPerOrder: perOrder(cpu-tenthCPU, tenthLat.n)}
 		res.Tenths = append(res.Tenths, t)
-		logf("  tenth %d: %d orders, %.0f orders/s, p99 %.0f ms, RSS %.0f MB (Go heap in use %.0f MB, outside Go %.0f MB)", len(res.Tenths), t.Orders, t.OrdersPerSec, t.P99Ms, t.RSSMB, t.HeapMB, t.RSSMB-goHeldMB())
-		tenthStart = now
+		logf("  tenth %d: %d orders, %.0f orders/s, p99 %.0f ms, %.2f ms of CPU an order, RSS %.0f MB (Go heap in use %.0f MB, outside Go %.0f MB)",
+			len(res.Tenths), t.Orders, t.OrdersPerSec, t.P99Ms, t.CPUMsPerOrder, t.RSSMB, t.HeapMB, t.RSSMB-goHeldMB())
+		tenthStart, tenthCPU = now, cpu
 		tenthLat.reset()
 	}
 	slot := make(chan struct{}, cfg.InFlight)
@@ -448,7 +457,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		logf("placing %s (%s, %d clients, at most %d in flight), tracing %s, by tenths", what, cfg.Mode, cfg.Clients, cfg.InFlight, onOff(on))
 		n, until := cfg.Orders, time.Time{}
 		mu.Lock()
-		tenthStart, tenthSize = time.Now(), max(cfg.Orders/10, 1)
+		tenthStart, tenthCPU, tenthSize = time.Now(), cpuTime(), max(cfg.Orders/10, 1)
 		mu.Unlock()
 		stopTicks := make(chan struct{})
 		if cfg.Duration > 0 {
