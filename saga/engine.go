@@ -15,6 +15,7 @@ import (
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/backoff"
+	"github.com/agora-commerce/agora/internal/bounded"
 	"github.com/agora-commerce/agora/projection"
 )
 
@@ -73,9 +74,15 @@ type Engine struct {
 	opts  Options
 	defs  map[string]runner
 
-	mu      sync.Mutex
+	mu sync.Mutex
+	// running holds the instances being driven here: each is deleted
+	// when its goroutine ends, so it is as large as the instances in
+	// flight, never the instances ever seen.
 	running map[string]bool
-	started map[string]bool // instances started here: whether fresh
+	// started holds the instances started here, and whether fresh (see
+	// remember): the newest maxStarted, so that memory stays flat
+	// however many instances the engine has started.
+	started *bounded.Map[string, bool]
 	ctx     context.Context
 	wg      sync.WaitGroup
 	index   *projection.Runner
@@ -98,7 +105,7 @@ func NewEngine(store eventstore.Store, db *sql.DB, opts Options) *Engine {
 	if opts.CompensationAttempts <= 0 {
 		opts.CompensationAttempts = 5
 	}
-	e := &Engine{store: store, db: db, opts: opts, defs: map[string]runner{}, running: map[string]bool{}, started: map[string]bool{}}
+	e := &Engine{store: store, db: db, opts: opts, defs: map[string]runner{}, running: map[string]bool{}, started: bounded.New[string, bool](maxStarted)}
 	e.index = projection.NewRunner(store, db, indexProjection{}, projection.Options{})
 	return e
 }
@@ -182,7 +189,7 @@ func (e *Engine) Start(ctx context.Context, typ, id string, data any) (uint64, e
 		return 0, fmt.Errorf("saga: unknown type %q", typ)
 	}
 	e.mu.Lock()
-	_, seen := e.started[id]
+	_, seen := e.started.Peek(id)
 	e.mu.Unlock()
 	if seen {
 		return 0, nil // started here before
@@ -216,8 +223,12 @@ func (e *Engine) Start(ctx context.Context, typ, id string, data any) (uint64, e
 	return res.LastPosition, nil
 }
 
-// maxStarted bounds the engine's memory of instances it started.
-const maxStarted = 1 << 16
+// maxStarted bounds the engine's memory of instances it started (about
+// 100 bytes each). An instance it forgot costs, when started again, one
+// append that fails as a duplicate; one forgotten between its Start and
+// its drive runs its first step's next attempt rather than the one Start
+// recorded (commands are idempotent, so that is safe).
+const maxStarted = 1 << 14
 
 // remember notes that instance id exists, so a repeated Start costs no
 // append; fresh marks that this engine just recorded its first step's
@@ -225,10 +236,7 @@ const maxStarted = 1 << 16
 func (e *Engine) remember(id string, fresh bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(e.started) >= maxStarted {
-		clear(e.started)
-	}
-	e.started[id] = fresh
+	e.started.Put(id, fresh)
 }
 
 // takeFresh reports (once) whether Start just recorded instance id's
@@ -236,9 +244,9 @@ func (e *Engine) remember(id string, fresh bool) {
 func (e *Engine) takeFresh(id string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	fresh := e.started[id]
+	fresh, _ := e.started.Peek(id)
 	if fresh {
-		e.started[id] = false
+		e.started.Put(id, false)
 	}
 	return fresh
 }

@@ -111,15 +111,15 @@ var unfinishedStatuses = []Status{Started, Compensating, Failed}
 // with no instance are reported with a zero Count, so that a metric of
 // them exists from the start.
 func (e *Engine) Backlog(ctx context.Context) ([]Backlog, error) {
-	// The index's partial index of unfinished instances keeps this query
-	// from scanning every instance ever run; the projection's Setup is
-	// another's to change, so it is made here, once.
+	// The partial index of unfinished instances (createUnfinishedIndex)
+	// keeps this query from scanning every instance ever run. The index's
+	// Setup makes it; Backlog may run before the index's runner has, so it
+	// makes sure too, once.
 	e.mu.Lock()
 	indexed := e.backlogIndexed
 	e.mu.Unlock()
 	if !indexed {
-		if _, err := e.db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS saga_instances_unfinished ON saga_instances (type, status, updated_at)
-			WHERE status IN ('Started', 'Compensating', 'Failed')`); err != nil {
+		if _, err := e.db.ExecContext(ctx, createUnfinishedIndex); err != nil {
 			return nil, fmt.Errorf("saga: backlog: %w", err)
 		}
 		e.mu.Lock()
@@ -127,7 +127,7 @@ func (e *Engine) Backlog(ctx context.Context) ([]Backlog, error) {
 		e.mu.Unlock()
 	}
 	rows, err := e.db.QueryContext(ctx, `SELECT type, status, COUNT(*), MIN(updated_at) FROM saga_instances
-		WHERE status IN ('Started', 'Compensating', 'Failed') GROUP BY type, status`)
+		WHERE `+isUnfinished+` GROUP BY type, status`)
 	if err != nil {
 		return nil, fmt.Errorf("saga: backlog: %w", err)
 	}

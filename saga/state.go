@@ -204,9 +204,24 @@ func (p indexProjection) Setup(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("saga index: replay for the tenant column: %w", err)
 		}
 	}
-	_, err := db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS saga_instances_tenant ON saga_instances (tenant, updated_at)`)
+	if _, err := db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS saga_instances_tenant ON saga_instances (tenant, updated_at)`); err != nil {
+		return err
+	}
+	_, err := db.ExecContext(ctx, createUnfinishedIndex)
 	return err
 }
+
+// createUnfinishedIndex makes the partial index of the unfinished
+// instances: the sweep, an engine's start and the backlog ask for those
+// only, and with it they read as many rows as there are unfinished
+// instances, not every instance ever run. Its condition is written out
+// (no parameters) so that a query repeating it can use it, on SQLite and
+// PostgreSQL alike.
+const createUnfinishedIndex = `CREATE INDEX IF NOT EXISTS saga_instances_unfinished ON saga_instances (type, status, updated_at)
+	WHERE status IN ('Started', 'Compensating', 'Failed')`
+
+// isUnfinished is the partial index's condition, for the queries that use it.
+const isUnfinished = `status IN ('Started', 'Compensating', 'Failed')`
 
 func (indexProjection) Reset(ctx context.Context, tx *sql.Tx) error {
 	_, err := tx.ExecContext(ctx, `DELETE FROM saga_instances`)
@@ -255,15 +270,21 @@ func (indexProjection) Apply(ctx context.Context, tx *sql.Tx, batch []eventstore
 // than before. (The index records status changes, not steps, so a
 // healthy long saga is listed too: its second driver only costs work.)
 func stalled(ctx context.Context, db *sql.DB, before time.Time, types []string) ([]string, error) {
-	where, args := ofTypes(types, string(Started), string(Compensating), before.UnixNano())
-	return ids(ctx, db, `SELECT id FROM saga_instances WHERE status IN ($1, $2) AND updated_at < $3`+where+` ORDER BY updated_at LIMIT 1000`, args...)
+	where, args := ofTypes(types, before.UnixNano())
+	return ids(ctx, db, `SELECT id FROM saga_instances WHERE `+isUnfinished+` AND `+isRunning+` AND updated_at < $1`+where+` ORDER BY updated_at LIMIT 1000`, args...)
 }
 
-// unfinished lists the instances an engine must resume.
+// unfinished lists the instances an engine must resume (Started or
+// Compensating: a Failed one waits for an operator).
 func unfinished(ctx context.Context, db *sql.DB, types []string) ([]string, error) {
-	where, args := ofTypes(types, string(Started), string(Compensating))
-	return ids(ctx, db, `SELECT id FROM saga_instances WHERE status IN ($1, $2)`+where+` ORDER BY updated_at`, args...)
+	where, args := ofTypes(types)
+	return ids(ctx, db, `SELECT id FROM saga_instances WHERE `+isUnfinished+` AND `+isRunning+where+` ORDER BY updated_at`, args...)
 }
+
+// isRunning picks, among the unfinished, the instances an engine drives
+// (the Failed wait for an operator): with the type, a seek in the
+// partial index, whatever the number of Failed ones.
+const isRunning = `status IN ('Started', 'Compensating')`
 
 // ofTypes is the condition limiting a query to types (none: all), with
 // its arguments after args.

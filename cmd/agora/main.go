@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/google/uuid"
@@ -27,6 +28,30 @@ import (
 // more checkouts per second on two cores, measured with agora bench
 // checkout). GOGC, when set, wins.
 const gcPercent = 400
+
+// memoryLimit is the Go runtime's soft memory limit for the commands that
+// run the platform (serve, bench) when GOMEMLIMIT is not set. With
+// gcPercent the heap would grow to five times what is live before a
+// collection; the limit makes the collector run sooner once the runtime
+// holds this much, so the process's memory reaches a plateau instead of
+// following five times a live heap that grows for a while (caches
+// filling). What the platform keeps is bounded by design (every cache,
+// index and map says its bound), about 150 MB of heap embedded; SQLite's
+// page caches are outside the Go heap and outside this limit (about 150
+// MB more at most, embedded). It is a soft limit: a live heap above it
+// is not an error, only collected more often. GOMEMLIMIT, when set, wins
+// (GOMEMLIMIT=off: no limit).
+const memoryLimit = 288 << 20
+
+// setMemoryLimit applies memoryLimit to command unless GOMEMLIMIT is set.
+func setMemoryLimit(command string) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	if command == "serve" || strings.HasPrefix(command, "bench") {
+		debug.SetMemoryLimit(memoryLimit)
+	}
+}
 
 func main() {
 	if os.Getenv("GOGC") == "" {
@@ -47,6 +72,7 @@ func main() {
 		}
 		os.Exit(2)
 	}
+	setMemoryLimit(m.command)
 	if err := m.Run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "agora:", err)
 		m.Close()

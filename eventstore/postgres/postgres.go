@@ -67,6 +67,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/bounded"
 	"github.com/agora-commerce/agora/internal/groupcommit"
 	"github.com/agora-commerce/agora/internal/sqlmigrate"
 )
@@ -418,7 +419,7 @@ func (s *Store) Close() error {
 
 func (s *Store) writer(conn *pgxpool.Conn) {
 	defer s.done.Done()
-	w := &writer{s: s, pooled: conn, conn: conn.Conn(), versions: make(map[string]int64)}
+	w := &writer{s: s, pooled: conn, conn: conn.Conn(), versions: bounded.New[string, int64](maxCachedStreams)}
 	defer func() {
 		if w.pooled != nil {
 			w.pooled.Release()
@@ -456,12 +457,15 @@ type writer struct {
 	// process appends to the same stream; that is always caught: a stale
 	// version is lower than the real one, so inserting the next version
 	// collides with the unique (stream_id, version) index and the batch
-	// falls back to the checked path.
-	versions map[string]int64
+	// falls back to the checked path. It holds the streams appended to
+	// most recently, at most maxCachedStreams; a stream it forgot is read
+	// again with the next batch's missing versions.
+	versions *bounded.Map[string, int64]
 }
 
-// maxCachedStreams bounds the stream-version cache.
-const maxCachedStreams = 1 << 20
+// maxCachedStreams bounds the writer's stream-version cache (about 100
+// bytes a stream).
+const maxCachedStreams = 1 << 14
 
 // commitTimeout bounds one group commit: a batch that cannot commit in
 // it fails (its appends' outcome unknown to their callers) and the next
@@ -484,7 +488,7 @@ func (w *writer) reconnect(ctx context.Context) error {
 		return fmt.Errorf("postgres: writer connection: %w", err)
 	}
 	w.pooled, w.conn = c, c.Conn()
-	clear(w.versions)
+	w.versions.Clear()
 	return nil
 }
 
@@ -616,7 +620,9 @@ func (w *writer) fast(ctx context.Context, batch []*request) (uint64, []*request
 	for _, r := range batch {
 		cur, ok := next[r.stream]
 		if !ok {
-			cur = w.versions[r.stream]
+			// A stream the cache forgot since load reads as 0: the
+			// unique index catches a wrong guess, as it does a stale one.
+			cur, _ = w.versions.Get(r.stream)
 		}
 		if !r.expected.Check(uint64(cur)) {
 			slow = append(slow, r)
@@ -637,7 +643,7 @@ func (w *writer) fast(ctx context.Context, batch []*request) (uint64, []*request
 		// A stale cached version, a repeated event ID, or a broken
 		// connection: forget what we believed and check each append.
 		for _, r := range batch {
-			delete(w.versions, r.stream)
+			w.versions.Delete(r.stream)
 			r.res = eventstore.AppendResult{}
 		}
 		return 0, batch
@@ -647,11 +653,8 @@ func (w *writer) fast(ctx context.Context, batch []*request) (uint64, []*request
 		r.res.FirstPosition += base
 		r.res.LastPosition += base
 	}
-	if len(w.versions) > maxCachedStreams {
-		clear(w.versions)
-	}
 	for id, v := range next {
-		w.versions[id] = v
+		w.versions.Put(id, v)
 	}
 	return last, slow
 }
@@ -661,7 +664,7 @@ func (w *writer) load(ctx context.Context, batch []*request) error {
 	var missing []string
 	seen := make(map[string]bool)
 	for _, r := range batch {
-		if _, ok := w.versions[r.stream]; !ok && !seen[r.stream] {
+		if _, ok := w.versions.Peek(r.stream); !ok && !seen[r.stream] {
 			seen[r.stream] = true
 			missing = append(missing, r.stream)
 		}
@@ -680,7 +683,7 @@ func (w *writer) load(ctx context.Context, batch []*request) error {
 		if err := rows.Scan(&id, &v); err != nil {
 			return err
 		}
-		w.versions[id] = v
+		w.versions.Put(id, v)
 	}
 	return rows.Err()
 }
@@ -690,7 +693,7 @@ func (w *writer) load(ctx context.Context, batch []*request) error {
 // failed condition a *ConcurrencyError. A race with another process on the
 // same stream is retried.
 func (w *writer) checked(ctx context.Context, r *request) (uint64, error) {
-	delete(w.versions, r.stream)
+	w.versions.Delete(r.stream)
 	var lastErr error
 	for attempt := 0; attempt < 8; attempt++ {
 		r.err, r.res = nil, eventstore.AppendResult{}
@@ -722,7 +725,7 @@ func (w *writer) checked(ctx context.Context, r *request) (uint64, error) {
 		}
 		if !r.expected.Check(uint64(cur)) {
 			r.err = &eventstore.ConcurrencyError{StreamID: r.stream, Expected: r.expected, Actual: uint64(cur)}
-			w.versions[r.stream] = cur
+			w.versions.Put(r.stream, cur)
 			return 0, nil
 		}
 		var rs rows
@@ -731,7 +734,7 @@ func (w *writer) checked(ctx context.Context, r *request) (uint64, error) {
 		if err == nil {
 			n := int64(len(r.events))
 			r.res = eventstore.AppendResult{FirstPosition: uint64(last) - uint64(n) + 1, LastPosition: uint64(last), NextExpectedVersion: uint64(cur + n)}
-			w.versions[r.stream] = cur + n
+			w.versions.Put(r.stream, cur+n)
 			return last, nil
 		}
 		lastErr = err

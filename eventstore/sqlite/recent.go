@@ -7,8 +7,11 @@ import (
 )
 
 // recentRecords is how many of the newest committed records the store
-// keeps in memory.
-const recentRecords = 1 << 16
+// keeps in memory: a fixed ring of about 200 bytes a slot plus each
+// record's data and metadata (about 0.5 KB more), allocated when the store
+// opens, so the memory is the same after a thousand events as after a
+// billion. A reader more than that many events behind reads the table.
+const recentRecords = 1 << 14
 
 // recent holds the newest committed records, by position, in a ring.
 //

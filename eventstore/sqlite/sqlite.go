@@ -35,6 +35,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/bounded"
 	"github.com/agora-commerce/agora/internal/groupcommit"
 	"github.com/agora-commerce/agora/internal/sqlmigrate"
 )
@@ -383,15 +384,26 @@ type writer struct {
 	conn    *sql.Conn
 	nextPos int64
 	// versions caches stream versions: the writer is the only writer of
-	// the file (the lock file keeps other processes out).
-	versions map[string]int64
+	// the file (the lock file keeps other processes out). It holds the
+	// streams appended to most recently, at most maxCachedStreams; a
+	// stream it forgot is looked up again (memtable, then stream_index).
+	versions *bounded.Map[string, int64]
 	stmts    stmts
 	// now is the recorded-at time of the batch being written.
 	now int64
 }
 
-// maxCachedStreams bounds the stream-version cache.
-const maxCachedStreams = 1 << 20
+// writerCacheKiB is the writer connection's SQLite page cache, in KiB.
+// It lives outside the Go heap and fills as the file grows, up to this
+// bound: the writer's hot pages are the right edges of the events table
+// and its event ID index (positions and UUIDv7s grow), the stream index's
+// pages a flush touches and the streams it looks up, so a few MiB hold
+// them; each reader connection keeps SQLite's default 2 MiB.
+const writerCacheKiB = 8192
+
+// maxCachedStreams bounds the writer's stream-version cache (about 100
+// bytes a stream).
+const maxCachedStreams = 1 << 14
 
 func newWriter(ctx context.Context, s *Store) (*writer, error) {
 	// Statements prepared on the pool (whose only connection becomes the
@@ -415,18 +427,18 @@ func newWriter(ctx context.Context, s *Store) (*writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: writer connection: %w", err)
 	}
-	// Checkpoints are the checkpointer's job; a big page cache keeps the
-	// indexes' hot pages in memory.
+	// Checkpoints are the checkpointer's job; a larger page cache than
+	// the readers' keeps the indexes' hot pages in memory.
 	if _, err := conn.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("sqlite: writer pragmas: %w", err)
 	}
-	if _, err := conn.ExecContext(ctx, `PRAGMA cache_size = -65536`); err != nil {
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size = -%d`, writerCacheKiB)); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("sqlite: writer pragmas: %w", err)
 	}
 	head := s.notifier.Head()
-	return &writer{s: s, conn: conn, stmts: st, nextPos: int64(head) + 1, versions: make(map[string]int64)}, nil
+	return &writer{s: s, conn: conn, stmts: st, nextPos: int64(head) + 1, versions: bounded.New[string, int64](maxCachedStreams)}, nil
 }
 
 func (w *writer) run() {
@@ -506,7 +518,7 @@ func (w *writer) commit(batch []*appendReq, events int) {
 				r.err = fmt.Errorf("sqlite: commit: %w", err)
 			}
 		}
-		clear(w.versions)
+		w.versions.Clear()
 		var head int64
 		if qerr := w.conn.QueryRowContext(ctx, `SELECT COALESCE(MAX(position), 0) FROM events`).Scan(&head); qerr == nil {
 			w.nextPos = head + 1
@@ -560,9 +572,6 @@ func (w *writer) write(ctx context.Context, batch []*appendReq) (err error) {
 			tx.Rollback() //nolint:errcheck // reporting the first error
 		}
 	}()
-	if len(w.versions) > maxCachedStreams {
-		clear(w.versions)
-	}
 	st := stmts{
 		ins: tx.StmtContext(ctx, w.stmts.ins),
 		ver: tx.StmtContext(ctx, w.stmts.ver),
@@ -589,18 +598,18 @@ type appendFailure struct{ error }
 func (e appendFailure) Unwrap() error { return e.error }
 
 func (w *writer) version(ctx context.Context, st stmts, stream string) (int64, error) {
-	if v, ok := w.versions[stream]; ok {
+	if v, ok := w.versions.Get(stream); ok {
 		return v, nil
 	}
 	if v, ok := w.s.mem.knownLast(stream); ok {
-		w.versions[stream] = v
+		w.versions.Put(stream, v)
 		return v, nil
 	}
 	var v int64
 	if err := st.ver.QueryRowContext(ctx, stream).Scan(&v); err != nil {
 		return 0, err
 	}
-	w.versions[stream] = v
+	w.versions.Put(stream, v)
 	return v, nil
 }
 
@@ -659,7 +668,7 @@ func (w *writer) appendOne(ctx context.Context, tx *sql.Tx, st stmts, r *appendR
 		}
 		return appendFailure{fmt.Errorf("%w: %s", eventstore.ErrDuplicateEvent, e.ID)}
 	}
-	w.versions[r.stream] = cur + int64(len(r.events))
+	w.versions.Put(r.stream, cur+int64(len(r.events)))
 	r.wrote = true
 	r.res = eventstore.AppendResult{FirstPosition: uint64(first), LastPosition: uint64(w.nextPos - 1), NextExpectedVersion: uint64(cur) + uint64(len(r.events))}
 	return nil

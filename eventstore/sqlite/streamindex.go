@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/bounded"
 )
 
 // The stream index is written behind the log, as in an LSM tree.
@@ -46,20 +47,24 @@ type indexEntry struct {
 
 // memtable is the in-memory part of the stream index.
 type memtable struct {
-	mu      sync.RWMutex
+	mu sync.RWMutex
+	// streams holds the entries not yet flushed: at most flushEvents
+	// (and what one group commit adds past it) between flushes.
 	streams map[string][]indexEntry
 	count   int
-	// last is the newest version of every stream appended to since the
-	// store opened (or rebuilt into the memtable), flushed or not, up to
-	// maxKnownStreams: a forward read past it needs no query.
-	last map[string]int64
+	// last is the newest version of the streams appended to most
+	// recently, flushed or not: a forward read past it needs no query.
+	// Bounded by maxKnownStreams (the least recently appended to are
+	// forgotten first), so a store of any number of streams keeps the
+	// same memory; a stream it forgot costs one indexed query.
+	last *bounded.Map[string, int64]
 }
 
-// maxKnownStreams bounds memtable.last; past it, it starts afresh.
-const maxKnownStreams = 1 << 18
+// maxKnownStreams bounds memtable.last (about 100 bytes a stream).
+const maxKnownStreams = 1 << 14
 
 func newMemtable() *memtable {
-	return &memtable{streams: make(map[string][]indexEntry), last: make(map[string]int64)}
+	return &memtable{streams: make(map[string][]indexEntry), last: bounded.New[string, int64](maxKnownStreams)}
 }
 
 // add records committed entries (called by the writer only).
@@ -67,19 +72,24 @@ func (m *memtable) add(stream string, entries []indexEntry) {
 	m.mu.Lock()
 	m.streams[stream] = append(m.streams[stream], entries...)
 	m.count += len(entries)
-	if len(m.last) >= maxKnownStreams {
-		clear(m.last)
-	}
-	m.last[stream] = entries[len(entries)-1].version
+	m.last.Put(stream, entries[len(entries)-1].version)
 	m.mu.Unlock()
 }
 
-// knownLast returns the stream's newest version, if the memtable knows it.
+// knownLast returns the stream's newest committed version, if the
+// memtable knows it: from last, or else from its unflushed entries, which
+// are always the stream's newest (so a stream that last forgot and that
+// has entries not yet in stream_index is never answered from the table).
 func (m *memtable) knownLast(stream string) (int64, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	v, ok := m.last[stream]
-	return v, ok
+	if v, ok := m.last.Peek(stream); ok {
+		return v, true
+	}
+	if e := m.streams[stream]; len(e) > 0 {
+		return e[len(e)-1].version, true
+	}
+	return 0, false
 }
 
 // covers reports whether the memtable holds every version of stream from
@@ -150,12 +160,10 @@ func recoverIndex(ctx context.Context, db *sql.DB, m *memtable) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("sqlite: recover stream index: %w", err)
 	}
-	last := make(map[string]int64, len(fresh))
-	for k, e := range fresh {
-		last[k] = e[len(e)-1].version
-	}
+	// last need not be filled: knownLast finds these streams' newest
+	// versions in the entries themselves until they are flushed.
 	m.mu.Lock()
-	m.streams, m.count, m.last = fresh, n, last
+	m.streams, m.count = fresh, n
 	m.mu.Unlock()
 	return nil
 }
@@ -255,7 +263,10 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, r eventstore.St
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: read stream %s: %w", streamID, err)
 		}
-		if indexed, err = scanRecords(rows, limit); err != nil {
+		// Most stream reads find a few events or none (an aggregate's
+		// tail): room for a few, not for the limit (a record is about 200
+		// bytes, and this read runs several times an order).
+		if indexed, err = scanRecords(rows, min(limit, 8)); err != nil {
 			return nil, err
 		}
 	}

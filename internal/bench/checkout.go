@@ -15,7 +15,8 @@ import (
 	"net/http"
 	"os"
 	"runtime"
-	"slices"
+	"runtime/metrics"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,10 @@ type CheckoutConfig struct {
 	// Duration, if set, places orders for that long (a soak) instead of
 	// Orders of them; either way the run is measured by tenths.
 	Duration time.Duration
+	// MemProfile, if set, names a file to write a heap profile to at the
+	// end of the run (after a collection, while the platform still runs):
+	// what the platform keeps after the orders placed.
+	MemProfile string
 	// Log, if set, receives progress lines.
 	Log func(format string, args ...any)
 }
@@ -95,12 +100,20 @@ type CheckoutResult struct {
 }
 
 // Tenth is one tenth of a checkout run: its rate, its orders' p99 from
-// submit to terminal, and the process's resident memory at its end.
+// submit to terminal, the CPU an order, and the process's resident memory
+// at its end (and
+// how much of it is the Go heap in use, so that memory outside the heap,
+// such as SQLite's page caches, shows as the difference).
 type Tenth struct {
 	Orders       int     `json:"orders"`
 	OrdersPerSec float64 `json:"orders_per_sec"`
 	P99Ms        float64 `json:"p99_ms"`
 	RSSMB        float64 `json:"rss_mb"`
+	HeapMB       float64 `json:"heap_mb"`
+	// CPUMsPerOrder is the process's CPU time (platform and clients) in
+	// the tenth over its orders: steadier than the rate on a machine
+	// others share.
+	CPUMsPerOrder float64 `json:"cpu_ms_per_order"`
 }
 
 // WriteJSON prints r as one JSON object.
@@ -122,9 +135,9 @@ func (r CheckoutResult) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "relay msg/s\t%.0f\n", r.RelayMsgsPerSec)
 	fmt.Fprintf(tw, "tracing\t%s\n", r.Tracing)
 	if len(r.Tenths) > 0 {
-		fmt.Fprintf(tw, "by tenth\torders\torders/s\tp99\tRSS\n")
+		fmt.Fprintf(tw, "by tenth\torders\torders/s\tp99\tCPU an order\tRSS\tGo heap\n")
 		for i, t := range r.Tenths {
-			fmt.Fprintf(tw, "  %d\t%d\t%.0f\t%.0f ms\t%.0f MB\n", i+1, t.Orders, t.OrdersPerSec, t.P99Ms, t.RSSMB)
+			fmt.Fprintf(tw, "  %d\t%d\t%.0f\t%.0f ms\t%.2f ms\t%.0f MB\t%.0f MB\n", i+1, t.Orders, t.OrdersPerSec, t.P99Ms, t.CPUMsPerOrder, t.RSSMB, t.HeapMB)
 		}
 	}
 	if r.Tracing == "both" {
@@ -258,24 +271,31 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		mu        sync.Mutex
 		submitted = map[string]time.Time{}
 		ended     = map[string]chan struct{}{}
-		latencies []time.Duration
+		// The latencies, in histograms of a fixed size: the benchmark
+		// keeps the same memory whatever the length of the run (submitted
+		// and ended hold the orders in flight only).
+		latencies histogram
 		last      time.Time
 		// The run's tenths, measured as it goes (no pause between them):
 		// a tenth closes when tenthSize more orders ended (by count), or
 		// on closeTenth's tick (--duration).
 		tenthSize  int
 		tenthStart time.Time
-		tenthLat   []time.Duration
+		tenthCPU   time.Duration
+		tenthLat   histogram
 	)
 	closeTenth := func(now time.Time) { // with mu held
-		if len(tenthLat) == 0 || len(res.Tenths) == 10 {
+		if tenthLat.n == 0 || len(res.Tenths) == 10 {
 			return
 		}
-		slices.Sort(tenthLat)
-		t := Tenth{Orders: len(tenthLat), OrdersPerSec: rate(len(tenthLat), now.Sub(tenthStart)), P99Ms: pct(tenthLat, 0.99), RSSMB: rssMB()}
+		cpu := cpuTime()
+		t := Tenth{Orders: tenthLat.n, OrdersPerSec: rate(tenthLat.n, now.Sub(tenthStart)), P99Ms: tenthLat.quantile(0.99), RSSMB: rssMB(), HeapMB: heapMB(),
+			CPUMsPerOrder: perOrder(cpu-tenthCPU, tenthLat.n)}
 		res.Tenths = append(res.Tenths, t)
-		logf("  tenth %d: %d orders, %.0f orders/s, p99 %.0f ms, RSS %.0f MB", len(res.Tenths), t.Orders, t.OrdersPerSec, t.P99Ms, t.RSSMB)
-		tenthStart, tenthLat = now, nil
+		logf("  tenth %d: %d orders, %.0f orders/s, p99 %.0f ms, %.2f ms of CPU an order, RSS %.0f MB (Go heap in use %.0f MB, outside Go %.0f MB)",
+			len(res.Tenths), t.Orders, t.OrdersPerSec, t.P99Ms, t.CPUMsPerOrder, t.RSSMB, t.HeapMB, t.RSSMB-goHeldMB())
+		tenthStart, tenthCPU = now, cpu
+		tenthLat.reset()
 	}
 	slot := make(chan struct{}, cfg.InFlight)
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -299,10 +319,10 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 				res.Reasons[e.Reason]++
 			}
 			if t, ok := submitted[id]; ok {
-				latencies = append(latencies, now.Sub(t))
+				latencies.add(now.Sub(t))
 				if tenthSize > 0 {
-					tenthLat = append(tenthLat, now.Sub(t))
-					if len(tenthLat) == tenthSize && len(res.Tenths) < 9 {
+					tenthLat.add(now.Sub(t))
+					if tenthLat.n == tenthSize && len(res.Tenths) < 9 {
 						closeTenth(now)
 					}
 				}
@@ -437,7 +457,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		logf("placing %s (%s, %d clients, at most %d in flight), tracing %s, by tenths", what, cfg.Mode, cfg.Clients, cfg.InFlight, onOff(on))
 		n, until := cfg.Orders, time.Time{}
 		mu.Lock()
-		tenthStart, tenthSize = time.Now(), max(cfg.Orders/10, 1)
+		tenthStart, tenthCPU, tenthSize = time.Now(), cpuTime(), max(cfg.Orders/10, 1)
 		mu.Unlock()
 		stopTicks := make(chan struct{})
 		if cfg.Duration > 0 {
@@ -471,13 +491,18 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		tracing.SetEnabled(true)
 	}
 	stopWatch()
+	logf("memory at the end: %s", memoryBreakdown())
+	if cfg.MemProfile != "" {
+		if err := writeHeapProfile(cfg.MemProfile); err != nil {
+			return res, fmt.Errorf("--memprofile: %w", err)
+		}
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	res.Tracing = cmp.Or(cfg.Tracing, "on")
 	res.Stuck = len(submitted) + int(failed.Load())
 	res.OrdersPerSec = rate(done, took)
-	slices.Sort(latencies)
-	res.P50Ms, res.P99Ms = pct(latencies, 0.50), pct(latencies, 0.99)
+	res.P50Ms, res.P99Ms = latencies.quantile(0.50), latencies.quantile(0.99)
 	if failed.Load() > 0 {
 		logf("%d order submissions failed", failed.Load())
 	}
@@ -496,6 +521,56 @@ func rssMB() float64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return float64(m.Sys) / (1 << 20)
+}
+
+// heapMB is the Go heap in use (spans with objects), in MB.
+func heapMB() float64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return float64(m.HeapInuse) / (1 << 20)
+}
+
+// goHeldMB is what the Go runtime holds from the system, in MB.
+func goHeldMB() float64 {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(s)
+	return float64(s[0].Value.Uint64()-s[1].Value.Uint64()) / (1 << 20)
+}
+
+// memoryBreakdown says where the process's resident memory is: what the
+// Go runtime holds from the system (its heap in use, its heap idle and not
+// yet returned, stacks, the rest) and what is outside it (SQLite's page
+// caches and connections, in modernc's C heap, and mapped files).
+func memoryBreakdown() string {
+	samples := []metrics.Sample{
+		{Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"},
+		{Name: "/memory/classes/heap/unused:bytes"},
+		{Name: "/memory/classes/heap/free:bytes"},
+		{Name: "/memory/classes/heap/stacks:bytes"},
+	}
+	metrics.Read(samples)
+	mb := func(i int) float64 { return float64(samples[i].Value.Uint64()) / (1 << 20) }
+	held := mb(0) - mb(1)
+	rss := rssMB()
+	return fmt.Sprintf("RSS %.0f MB; the Go runtime holds %.0f MB (heap objects %.0f, unused in spans %.0f, free and not returned %.0f, stacks %.0f, other %.0f); outside Go %.0f MB",
+		rss, held, mb(2), mb(3), mb(4), mb(5), held-mb(2)-mb(3)-mb(4)-mb(5), rss-held)
+}
+
+// writeHeapProfile collects the garbage and writes the heap's profile to
+// path (`go tool pprof -sample_index=inuse_space`).
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func rate(n int, d time.Duration) float64 {

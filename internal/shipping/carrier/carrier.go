@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/agora-commerce/agora/internal/backoff"
+	"github.com/agora-commerce/agora/internal/bounded"
 )
 
 // Name is the carrier's name as shipments show it.
@@ -57,10 +58,17 @@ type Sim struct {
 	mu          sync.Mutex
 	failureRate float64
 	latency     time.Duration
-	bookings    map[string]Booking
-	seq         uint64
-	calls       atomic.Int64
+	// bookings are the newest maxBookings bookings by client reference,
+	// for Book's idempotency: a repeated booking (a retry seconds later)
+	// gets the same waybill, and memory stays flat however many
+	// shipments the simulator has booked.
+	bookings *bounded.Map[string, Booking]
+	seq      uint64
+	calls    atomic.Int64
 }
+
+// maxBookings bounds the bookings Sim remembers (about 100 bytes each).
+const maxBookings = 1 << 14
 
 // Calls is how many calls (bookings and cancellations) reached the
 // carrier.
@@ -100,18 +108,18 @@ func (s *Sim) Book(ctx context.Context, req BookingRequest) (Booking, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b, ok := s.bookings[req.ClientRef]; ok {
+	if s.bookings == nil {
+		s.bookings = bounded.New[string, Booking](maxBookings)
+	}
+	if b, ok := s.bookings.Get(req.ClientRef); ok {
 		return b, nil
 	}
 	if req.To.Postcode == UndeliverablePostcode || (s.failureRate > 0 && rand.Float64() < s.failureRate) {
 		return Booking{}, ErrUndeliverable
 	}
-	if s.bookings == nil {
-		s.bookings = map[string]Booking{}
-	}
 	s.seq++
 	b := Booking{Waybill: fmt.Sprintf("PCL%012d", s.seq)}
-	s.bookings[req.ClientRef] = b
+	s.bookings.Put(req.ClientRef, b)
 	return b, nil
 }
 
