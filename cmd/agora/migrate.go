@@ -87,9 +87,7 @@ func (m *Main) runSplit(ctx context.Context) error {
 		return err
 	}
 	if m.asJSON {
-		enc := json.NewEncoder(m.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return m.printJSON(rep)
 	}
 	fmt.Fprintf(m.Stdout, "a store per context now, in %s:\n", where)
 	for _, c := range slices.Sorted(maps.Keys(rep.Events)) {
@@ -179,9 +177,7 @@ func (m *Main) runReshard(ctx context.Context) error {
 		return err
 	}
 	if m.asJSON {
-		enc := json.NewEncoder(m.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return m.printJSON(rep)
 	}
 	from := strconv.Itoa(rep.From) + " partitions"
 	if rep.From == 0 {
@@ -196,4 +192,11 @@ func (m *Main) runReshard(ctx context.Context) error {
 		fmt.Fprintf(m.Stdout, "%d events the old relays had not published are published on the next start.\n", rep.Unrelayed)
 	}
 	return nil
+}
+
+// printJSON prints v as indented JSON.
+func (m *Main) printJSON(v any) error {
+	enc := json.NewEncoder(m.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

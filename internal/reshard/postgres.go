@@ -108,19 +108,10 @@ func RunPostgres(ctx context.Context, cfg server.Config, to int, progress split.
 			return rep, err
 		}
 	}
-	stores := make([]eventstore.Store, len(sources))
-	for i, s := range sources {
-		stores[i] = s.store
-	}
-	before, err := balances(ctx, app.NewService(stores...), stores)
-	if err != nil {
-		return rep, fmt.Errorf("reshard: the balances before: %w", err)
-	}
-	recs, unrelayed, err := readAll(ctx, sources)
+	before, recs, err := survey(ctx, sources, &rep)
 	if err != nil {
 		return rep, err
 	}
-	rep.Unrelayed = unrelayed
 
 	// The new partitions, in staging schemas; dropped on failure.
 	defer func() {
@@ -148,15 +139,12 @@ func RunPostgres(ctx context.Context, cfg server.Config, to int, progress split.
 		opened = append(opened, st)
 		logs[partition.Log(k)] = st
 	}
-	owner := func(stream string) string { return partition.Log(partition.Of(partition.KeyOf(stream), to)) }
+	owner := ownerOf(to)
 	times, err := split.AppendInOrder(ctx, logs, recs, owner, rep.Events, progress)
 	if err != nil {
 		return rep, fmt.Errorf("reshard: %w", err)
 	}
-	published := map[string]uint64{}
-	for _, r := range recs[:len(recs)-unrelayed] {
-		published[owner(r.StreamID)]++
-	}
+	done := published(recs, rep.Unrelayed, owner)
 	for k := range to {
 		log := partition.Log(k)
 		if err := split.SetTimesPostgres(ctx, admin, staged(k), times[log]); err != nil {
@@ -168,7 +156,7 @@ func RunPostgres(ctx context.Context, cfg server.Config, to int, progress split.
 		}
 		cps, err := messaging.SQLCheckpoints(ctx, db)
 		if err == nil {
-			err = cps.Save(ctx, "events-"+log, published[log])
+			err = cps.Save(ctx, "events-"+log, done[log])
 		}
 		db.Close()
 		if err != nil {

@@ -107,19 +107,10 @@ func Run(ctx context.Context, dataDir string, to int, progress split.Progress) (
 	if err != nil {
 		return rep, err
 	}
-	stores := make([]eventstore.Store, len(sources))
-	for i, s := range sources {
-		stores[i] = s.store
-	}
-	before, err := balances(ctx, app.NewService(stores...), stores)
-	if err != nil {
-		return rep, fmt.Errorf("reshard: the balances before: %w", err)
-	}
-	recs, unrelayed, err := readAll(ctx, sources)
+	before, recs, err := survey(ctx, sources, &rep)
 	if err != nil {
 		return rep, err
 	}
-	rep.Unrelayed = unrelayed
 
 	stage := filepath.Join(dir, staging)
 	defer func() {
@@ -127,7 +118,7 @@ func Run(ctx context.Context, dataDir string, to int, progress split.Progress) (
 			os.RemoveAll(stage)
 		}
 	}()
-	if err := build(ctx, stage, to, recs, len(recs)-unrelayed, &rep, progress); err != nil {
+	if err := build(ctx, stage, to, recs, rep.Unrelayed, &rep, progress); err != nil {
 		return rep, err
 	}
 	if err := verify(ctx, stage, to, before, &rep); err != nil {
@@ -225,11 +216,47 @@ func readAll(ctx context.Context, sources []source) ([]eventstore.Record, int, e
 	return append(done, pending...), len(pending), nil
 }
 
+// survey folds the old layout's accounts (what the reshard must keep)
+// and reads its events in the order they move (readAll), counting in rep
+// those the old relays had not published.
+func survey(ctx context.Context, sources []source, rep *Report) (map[string]balance, []eventstore.Record, error) {
+	stores := make([]eventstore.Store, len(sources))
+	for i, s := range sources {
+		stores[i] = s.store
+	}
+	before, err := balances(ctx, app.NewService(stores...), stores)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reshard: the balances before: %w", err)
+	}
+	recs, unrelayed, err := readAll(ctx, sources)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.Unrelayed = unrelayed
+	return before, recs, nil
+}
+
+// ownerOf names the new log of a stream, of to partitions.
+func ownerOf(to int) func(stream string) string {
+	return func(stream string) string { return partition.Log(partition.Of(partition.KeyOf(stream), to)) }
+}
+
+// published is, by new log, how many of the moved events the old relays
+// had published: the first len(recs)-unrelayed, appended first, so each
+// new relay's checkpoint is that count.
+func published(recs []eventstore.Record, unrelayed int, owner func(string) string) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, r := range recs[:len(recs)-unrelayed] {
+		out[owner(r.StreamID)]++
+	}
+	return out
+}
+
 // build writes the new partitions under stage: each record appended to
 // its new partition's log, the old recording times restored, and each
-// relay's checkpoint past the first relayed records (those the old
-// relays had published).
-func build(ctx context.Context, stage string, to int, recs []eventstore.Record, relayed int, rep *Report, progress split.Progress) error {
+// relay's checkpoint past the records the old relays had published (all
+// but the last unrelayed).
+func build(ctx context.Context, stage string, to int, recs []eventstore.Record, unrelayed int, rep *Report, progress split.Progress) error {
 	logs := map[string]eventstore.Store{}
 	var opened []*sqlite.Store
 	defer func() {
@@ -249,16 +276,12 @@ func build(ctx context.Context, stage string, to int, recs []eventstore.Record, 
 		opened = append(opened, st)
 		logs[partition.Log(k)] = st
 	}
-	owner := func(stream string) string { return partition.Log(partition.Of(partition.KeyOf(stream), to)) }
+	owner := ownerOf(to)
 	times, err := split.AppendInOrder(ctx, logs, recs, owner, rep.Events, progress)
 	if err != nil {
 		return fmt.Errorf("reshard: %w", err)
 	}
-	// The new position up to which each partition holds published events.
-	published := map[string]uint64{}
-	for _, r := range recs[:relayed] {
-		published[owner(r.StreamID)]++
-	}
+	done := published(recs, unrelayed, owner)
 	for _, s := range opened {
 		if err := s.Close(); err != nil {
 			return err
@@ -270,7 +293,7 @@ func build(ctx context.Context, stage string, to int, recs []eventstore.Record, 
 		if err := split.RestoreTimes(ctx, filepath.Join(d, eventsFile), times[log]); err != nil {
 			return fmt.Errorf("reshard: %s: %w", log, err)
 		}
-		if err := saveCheckpoint(ctx, filepath.Join(d, stateFile), "events-"+log, published[log]); err != nil {
+		if err := saveCheckpoint(ctx, filepath.Join(d, stateFile), "events-"+log, done[log]); err != nil {
 			return fmt.Errorf("reshard: %s: %w", log, err)
 		}
 	}
