@@ -156,6 +156,13 @@ func (s *Server) plumb(ctx context.Context) error {
 		}
 	}
 	for _, m := range s.mods {
+		// Every log's state keeps relay checkpoints (the audit reads them),
+		// whether or not a relay runs there.
+		for _, c := range append([]*contextStore{m.storage}, m.storage.parts...) {
+			if _, err := messaging.SQLCheckpoints(ctx, c.db); err != nil {
+				return err
+			}
+		}
 		// add relays l to stream, its checkpoint in the state of log c.
 		add := func(c *contextStore, name string, l messaging.Log, stream string, events eventstore.Store) error {
 			cps, err := messaging.SQLCheckpoints(ctx, c.db)
