@@ -265,6 +265,18 @@ func distributedKill(t *testing.T, pg, nats, mode string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	killedAt := ackedN.Load()
+	// The payments instances passed calls (and requests) about the other's
+	// partitions to it.
+	forwarded := map[string]float64{}
+	for _, name := range []string{"payments", "payments-2"} {
+		for kind, n := range forwardedCounts(t, "http://"+names.addrs[name]+"/metrics") {
+			forwarded[kind] += n
+		}
+	}
+	if forwarded["call"] == 0 || forwarded["http"] == 0 {
+		t.Errorf("forwarded to the partitions' holders: %v; want calls and requests", forwarded)
+	}
+	t.Logf("forwarded to the partitions' holders before the kill: %v", forwarded)
 	for _, name := range []string{"ordering-2", "payments"} {
 		if err := procs[name].Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
@@ -408,6 +420,30 @@ func waitOwners(t *testing.T, owners func() map[string]int, within time.Duration
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// forwardedCounts reads agora_partition_forwarded_total by kind from a
+// process's /metrics.
+func forwardedCounts(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		rest, ok := strings.CutPrefix(line, `agora_partition_forwarded_total{kind="`)
+		if !ok {
+			continue
+		}
+		kind, num, _ := strings.Cut(rest, `"} `)
+		var n float64
+		fmt.Sscan(num, &n)
+		out[kind] = n
+	}
+	return out
 }
 
 func getJSONTry(url string) (int, map[string]any, error) {

@@ -15,6 +15,7 @@ package module
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"time"
@@ -176,6 +177,12 @@ type Module struct {
 	Publish messaging.Mapper
 	// Outboxes are its outboxes, relayed to its stream.
 	Outboxes []Outbox
+	// PartitionKey, for a partitioned context, is the key (an account's
+	// or a transfer's ID) whose partition a call's request is about, by
+	// the call's subject ("" for a call about no one partition): where
+	// instances split the partitions, a call goes to the instance that
+	// holds that partition's lease.
+	PartitionKey func(subject string, request json.RawMessage) string
 	// Service is its application service, for tests and tools that look
 	// behind its API.
 	Service any

@@ -101,6 +101,7 @@ func (s *Server) openDistributed(ctx context.Context) error {
 		if c.parts == nil {
 			continue
 		}
+		m := s.mods[0]
 		l := &leases{c: c, cluster: c.name, instance: s.instanceID(), reg: kv, kv: kv, url: url, log: s.log,
 			work: func(ctx context.Context, part *contextStore) {
 				var fs []func(context.Context) error
@@ -110,10 +111,20 @@ func (s *Server) openDistributed(ctx context.Context) error {
 				for _, r := range part.relays {
 					fs = append(fs, r.Run)
 				}
+				// The calls about this partition, sent here by the others.
+				for _, a := range m.Answers {
+					fs = append(fs, func(ctx context.Context) error {
+						return s.bus.Respond(ctx, partitionSubject(a.Subject, part.name), "", a.Respond)
+					})
+				}
 				runAll(ctx, s.log, "partition "+part.name, fs...)
 			}}
 		s.leases = append(s.leases, l)
 		api = s.toOwner(l, api)
+		for _, a := range m.Answers {
+			routed := s.routeCall(l, a, m.PartitionKey)
+			s.daemons = append(s.daemons, func(ctx context.Context) error { return s.bus.Respond(ctx, a.Subject, a.Owner, routed) })
+		}
 	}
 	top.Handle("/", api)
 	// Run registers the instance once it serves.

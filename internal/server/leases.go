@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/agora-commerce/agora/internal/gateway/registry"
 	"github.com/agora-commerce/agora/internal/payments/partition"
+	"github.com/agora-commerce/agora/internal/platform/call"
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
 )
@@ -49,8 +51,8 @@ import (
 // who may write. Each held lease's session names itself in
 // pg_stat_activity.application_name ("agora-lease <schema> <pid>").
 const (
-	leaseEvery = time.Second
-	freeAfter  = 3 * time.Second
+	leaseEvery = 500 * time.Millisecond
+	freeAfter  = 2 * time.Second
 )
 
 // leases runs the leases of partitioned context c's partitions.
@@ -314,6 +316,7 @@ func (s *Server) toOwner(l *leases, h http.Handler) http.Handler {
 			Transport: s.forwardTransport(),
 			ModifyResponse: func(res *http.Response) error {
 				res.Header.Set(ForwardedHeader, owner.ID)
+				s.metrics.PartitionForwarded("http")
 				return nil
 			},
 			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -344,4 +347,42 @@ func partitionKey(r *http.Request) string {
 		}
 	}
 	return ""
+}
+
+// partitionSubject is the subject of call subject about partition log,
+// answered only by the instance that holds its lease.
+func partitionSubject(subject, log string) string { return subject + "." + log }
+
+// routeCall answers call a where the call's partition is: here when
+// this instance holds its lease, or when the call is about no one
+// partition (keyOf answers ""); else it passes the call on to the
+// holder, and answers it here when no holder answers (none holds it
+// yet, or it died: the commands are idempotent and appends optimistic).
+func (s *Server) routeCall(l *leases, a call.Answer, keyOf func(string, json.RawMessage) string) func(context.Context, []byte) []byte {
+	return func(ctx context.Context, data []byte) []byte {
+		if keyOf == nil {
+			return a.Respond(ctx, data)
+		}
+		var env struct {
+			Request json.RawMessage `json:"request"`
+		}
+		if json.Unmarshal(data, &env) != nil {
+			return a.Respond(ctx, data)
+		}
+		key := keyOf(a.Subject, env.Request)
+		if key == "" {
+			return a.Respond(ctx, data)
+		}
+		k := partition.Of(key, len(l.c.parts))
+		if l.Owns(k) {
+			return a.Respond(ctx, data)
+		}
+		out, err := s.bus.Request(ctx, partitionSubject(a.Subject, l.c.parts[k].name), data)
+		if err != nil {
+			s.log.Debug("partition: no holder answered: answering here", "subject", a.Subject, "partition", l.c.parts[k].name, "err", err)
+			return a.Respond(ctx, data)
+		}
+		s.metrics.PartitionForwarded("call")
+		return out
+	}
 }

@@ -121,7 +121,7 @@ func (s *Server) build(ctx context.Context, defs []module.Def) error {
 			s.consumers = append(s.consumers, c)
 		}
 		s.daemons = append(s.daemons, m.Daemons...)
-		if distributed {
+		if distributed && !d.Partitioned { // a partitioned context's: routed to its partitions' holders (openDistributed)
 			for _, a := range m.Answers {
 				s.daemons = append(s.daemons, func(ctx context.Context) error { return s.bus.Respond(ctx, a.Subject, a.Owner, a.Respond) })
 			}

@@ -6,7 +6,9 @@ package paymentsmod
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/internal/module"
@@ -60,11 +62,12 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 	}
 	transfers := app.NewTransfers(svc, engines...)
 	m := &module.Module{
-		Routes:      api.New(svc, transfers, readmodel.NewQueries(p.DB), runners).Register,
-		Projections: runners,
-		Answers:     append(Answers(svc), SagaAnswers(transfers.EngineOf)...),
-		Publish:     app.Publish,
-		Service:     svc,
+		Routes:       api.New(svc, transfers, readmodel.NewQueries(p.DB), runners).Register,
+		Projections:  runners,
+		Answers:      append(Answers(svc), SagaAnswers(transfers.EngineOf)...),
+		Publish:      app.Publish,
+		Service:      svc,
+		PartitionKey: PartitionKey,
 	}
 	if p.Settings.CheckoutMode == module.Choreography {
 		h, err := svc.Reactions(ctx, p.DB)
@@ -74,6 +77,38 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 		m.Consumers = append(m.Consumers, module.Reaction("payments-checkout", app.ReactionSubjects, h))
 	}
 	return m, nil
+}
+
+// PartitionKey is the account or transfer whose partition a call's
+// request is about (module.Module.PartitionKey): the paying account of a
+// payment or refund, the account asked about, the account opened for
+// the caller, the transfer of a saga read or retried.
+func PartitionKey(subject string, request json.RawMessage) string {
+	var r struct {
+		From      string `json:"from"`
+		AccountID string `json:"account_id"`
+		ID        string `json:"id"`
+		Meta      struct {
+			User string `json:"user"`
+		} `json:"meta"`
+	}
+	if json.Unmarshal(request, &r) != nil {
+		return ""
+	}
+	switch subject {
+	case paymentsapi.Pay.Subject, paymentsapi.Refund.Subject:
+		return r.From
+	case paymentsapi.AccountOwner.Subject:
+		return r.AccountID
+	case paymentsapi.OpenAccount.Subject:
+		if r.Meta.User != "" {
+			return "acct-" + r.Meta.User
+		}
+	case paymentsapi.GetSaga.Subject, paymentsapi.RetrySaga.Subject:
+		id, _ := strings.CutPrefix(r.ID, paymentsapi.TransferSagaPrefix)
+		return id
+	}
+	return ""
 }
 
 // waiters are the accounts read model's runners, one per partition: an

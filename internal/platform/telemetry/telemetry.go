@@ -26,11 +26,14 @@ type Metrics struct {
 
 	appendSeconds *prometheus.HistogramVec
 	batchSize     *prometheus.HistogramVec
-	events        *prometheus.CounterVec
-	appends       *prometheus.CounterVec
-	httpRequests  *prometheus.CounterVec
-	httpSeconds   *prometheus.HistogramVec
-	httpCache     sync.Map // httpKey → *httpSeries
+	// forwarded is registered on first use (PartitionForwarded).
+	forwardOnce  sync.Once
+	forwarded    *prometheus.CounterVec
+	events       *prometheus.CounterVec
+	appends      *prometheus.CounterVec
+	httpRequests *prometheus.CounterVec
+	httpSeconds  *prometheus.HistogramVec
+	httpCache    sync.Map // httpKey → *httpSeries
 	// route names a request's route and service (Routes); nil: the
 	// ServeMux pattern and no service.
 	route func(r *http.Request) (route, service string)
@@ -256,3 +259,20 @@ func (w *codeWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *codeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// PartitionForwarded counts a request or call about one partition that
+// this instance passed to the instance holding the partition's lease:
+// kind "http" or "call". Safe on nil.
+func (m *Metrics) PartitionForwarded(kind string) {
+	if m == nil {
+		return
+	}
+	m.forwardOnce.Do(func() {
+		m.forwarded = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "agora_partition_forwarded_total",
+			Help: "Requests (http) and bus calls (call) about one partition passed to the instance holding its lease.",
+		}, []string{"kind"})
+		m.Registry.MustRegister(m.forwarded)
+	})
+	m.forwarded.WithLabelValues(kind).Inc()
+}
