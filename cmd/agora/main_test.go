@@ -146,15 +146,25 @@ func spawn(t *testing.T, addr, dir string, args ...string) *exec.Cmd {
 			_ = cmd.Wait()
 		}
 	})
+	// The last lines it logged, to say why if it never becomes ready.
+	var mu sync.Mutex
+	var last []string
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			if os.Getenv("AGORA_TEST_LOG") != "" {
 				fmt.Fprintln(os.Stderr, sc.Text())
 			}
+			mu.Lock()
+			if last = append(last, sc.Text()); len(last) > 10 {
+				last = last[1:]
+			}
+			mu.Unlock()
 		}
 	}()
-	deadline := time.Now().Add(15 * time.Second)
+	// A bound on a stuck start, not a measure: ten processes starting on
+	// a loaded 2-core machine can take a while.
+	deadline := time.Now().Add(45 * time.Second)
 	for time.Now().Before(deadline) {
 		if res, err := http.Get("http://" + addr + "/readyz"); err == nil {
 			res.Body.Close()
@@ -165,7 +175,9 @@ func spawn(t *testing.T, addr, dir string, args ...string) *exec.Cmd {
 		time.Sleep(20 * time.Millisecond)
 	}
 	cmd.Process.Kill()
-	t.Fatal("agora did not become ready")
+	mu.Lock()
+	defer mu.Unlock()
+	t.Fatalf("agora %v did not become ready; its last lines:\n%s", args, strings.Join(last, "\n"))
 	return nil
 }
 
