@@ -13,7 +13,6 @@ import (
 	"github.com/agora-commerce/agora/internal/payments/partition"
 	"github.com/agora-commerce/agora/internal/server"
 	"github.com/agora-commerce/agora/internal/split"
-	"github.com/agora-commerce/agora/messaging"
 )
 
 // RunPostgres reshards payments on PostgreSQL (cfg's URL, schema prefix
@@ -84,11 +83,7 @@ func RunPostgres(ctx context.Context, cfg server.Config, to int, progress split.
 			return err
 		}
 		defer db.Close()
-		cps, err := messaging.SQLCheckpoints(ctx, db)
-		if err != nil {
-			return err
-		}
-		sources[len(sources)-1].relayed, err = cps.Load(ctx, "events-"+log)
+		sources[len(sources)-1].relayed, err = relayCheckpoint(ctx, db, log, false, 0)
 		return err
 	}
 	if rep.From == 0 {
@@ -154,10 +149,7 @@ func RunPostgres(ctx context.Context, cfg server.Config, to int, progress split.
 		if err != nil {
 			return rep, err
 		}
-		cps, err := messaging.SQLCheckpoints(ctx, db)
-		if err == nil {
-			err = cps.Save(ctx, "events-"+log, done[log])
-		}
+		_, err = relayCheckpoint(ctx, db, log, true, done[log])
 		db.Close()
 		if err != nil {
 			return rep, fmt.Errorf("reshard: %s: %w", log, err)

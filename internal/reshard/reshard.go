@@ -167,11 +167,7 @@ func openSources(ctx context.Context, dir, dataDir string, from int) ([]source, 
 			return err
 		}
 		defer db.Close()
-		cps, err := messaging.SQLCheckpoints(ctx, db)
-		if err != nil {
-			return err
-		}
-		out[len(out)-1].relayed, err = cps.Load(ctx, "events-"+name)
+		out[len(out)-1].relayed, err = relayCheckpoint(ctx, db, name, false, 0)
 		return err
 	}
 	if from == 0 {
@@ -293,25 +289,29 @@ func build(ctx context.Context, stage string, to int, recs []eventstore.Record, 
 		if err := split.RestoreTimes(ctx, filepath.Join(d, eventsFile), times[log]); err != nil {
 			return fmt.Errorf("reshard: %s: %w", log, err)
 		}
-		if err := saveCheckpoint(ctx, filepath.Join(d, stateFile), "events-"+log, done[log]); err != nil {
+		db, err := sql.Open("sqlite", sqlite.DSN(filepath.Join(d, stateFile), false))
+		if err == nil {
+			_, err = relayCheckpoint(ctx, db, log, true, done[log])
+			db.Close()
+		}
+		if err != nil {
 			return fmt.Errorf("reshard: %s: %w", log, err)
 		}
 	}
 	return nil
 }
 
-// saveCheckpoint records relay's checkpoint in the state database at path.
-func saveCheckpoint(ctx context.Context, path, relay string, pos uint64) error {
-	db, err := sql.Open("sqlite", sqlite.DSN(path, false))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+// relayCheckpoint is the checkpoint of log's relay ("events-<log>") in
+// the state database db: loaded, or (save) set to pos.
+func relayCheckpoint(ctx context.Context, db *sql.DB, log string, save bool, pos uint64) (uint64, error) {
 	cps, err := messaging.SQLCheckpoints(ctx, db)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	return cps.Save(ctx, relay, pos)
+	if save {
+		return pos, cps.Save(ctx, "events-"+log, pos)
+	}
+	return cps.Load(ctx, "events-"+log)
 }
 
 // balance is an account's balance as its events fold.

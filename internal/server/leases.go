@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -115,7 +116,7 @@ func (l *leases) Run(ctx context.Context) error {
 		delete(held, k)
 	}
 	defer func() {
-		for _, k := range mapsKeys(held) {
+		for k := range held {
 			release(k)
 		}
 	}()
@@ -129,14 +130,6 @@ func (l *leases) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
-}
-
-func mapsKeys(m map[int]*lease) []int {
-	out := make([]int, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 func (l *leases) tick(ctx context.Context, held map[int]*lease, freeSince map[int]time.Time, release func(int)) {
@@ -154,7 +147,7 @@ func (l *leases) tick(ctx context.Context, held map[int]*lease, freeSince map[in
 	instances := max(1, len(l.reg.Instances(l.cluster)))
 	share := (n + instances - 1) / instances
 	if len(held) > share {
-		k := slices.Max(mapsKeys(held))
+		k := slices.Max(slices.Collect(maps.Keys(held)))
 		release(k)
 		l.log.Info("partition: released to balance", "partition", l.c.parts[k].name, "share", share, "instances", instances)
 	}

@@ -158,17 +158,17 @@ func (s *Server) plumb(ctx context.Context) error {
 	for _, m := range s.mods {
 		// Every log's state keeps relay checkpoints (the audit reads them),
 		// whether or not a relay runs there.
+		checkpoints := map[*contextStore]messaging.Checkpoints{}
 		for _, c := range append([]*contextStore{m.storage}, m.storage.parts...) {
-			if _, err := messaging.SQLCheckpoints(ctx, c.db); err != nil {
-				return err
-			}
-		}
-		// add relays l to stream, its checkpoint in the state of log c.
-		add := func(c *contextStore, name string, l messaging.Log, stream string, events eventstore.Store) error {
 			cps, err := messaging.SQLCheckpoints(ctx, c.db)
 			if err != nil {
 				return err
 			}
+			checkpoints[c] = cps
+		}
+		// add relays l to stream, its checkpoint in the state of log c.
+		add := func(c *contextStore, name string, l messaging.Log, stream string, events eventstore.Store) {
+			cps := checkpoints[c]
 			o := messaging.RelayOptions{Name: name, Tail: s.bus.Tail(stream), Logger: s.log,
 				SpanAttributes: []attribute.KeyValue{attribute.String("messaging.system", "nats"), tracing.ServiceKey.String(m.def.Name)}}
 			if s.cfg.PostgresURL != "" {
@@ -181,21 +181,16 @@ func (s *Server) plumb(ctx context.Context) error {
 			s.bus.OnReconnect(r.RequestRewind)
 			s.relays = append(s.relays, relay{name, r, events})
 			c.relays = append(c.relays, relay{name, r, events})
-			return nil
 		}
 		for _, o := range m.Outboxes {
-			if err := add(m.storage, o.Name, o.Log, m.def.Stream, nil); err != nil {
-				return err
-			}
+			add(m.storage, o.Name, o.Log, m.def.Stream, nil)
 		}
 		if m.Publish == nil {
 			continue
 		}
 		// Each log's relay (a partitioned context's: each partition's).
 		for _, c := range m.storage.logs() {
-			if err := add(c, "events-"+c.name, messaging.EventLog(c.store, m.Publish), m.def.Stream, c.store); err != nil {
-				return err
-			}
+			add(c, "events-"+c.name, messaging.EventLog(c.store, m.Publish), m.def.Stream, c.store)
 		}
 	}
 	return nil
