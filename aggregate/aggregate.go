@@ -36,7 +36,11 @@ type Type[S, E any] struct {
 	// Decode turns a stored record into a domain event.
 	Decode func(r eventstore.Record) (E, error)
 	// SnapshotEvery saves a snapshot each time the stream's version crosses
-	// a multiple of it; 0 disables snapshots.
+	// a multiple of it; 0 disables snapshots. A state whose snapshot is
+	// large is snapshotted less often: only once the events since its last
+	// snapshot number at least the snapshot's size / snapshotBytesPerEvent,
+	// so that the cost of snapshots stays proportional to the events
+	// appended however large the state grows.
 	SnapshotEvery uint64
 	// StateVersion identifies the shape of S in snapshots. Bump it when S
 	// changes: older snapshots are then ignored and the stream replayed.
@@ -81,9 +85,23 @@ type Repository[S, E any] struct {
 	// (WithCache), so a hot aggregate is not rebuilt from its snapshot for
 	// every command; the stream's tail is still read before deciding.
 	cacheMu   sync.Mutex
-	cache     map[string]Loaded[S]
+	cache     map[string]cached[S]
 	cacheCap  int
 	assumeNew bool
+}
+
+// cached is a cached state and what the repository knows of its latest
+// snapshot (for spacing snapshots by their size: see snapshotDue).
+type cached[S any] struct {
+	Loaded[S]
+	snap snapInfo
+}
+
+// snapInfo describes an aggregate's latest snapshot: its version and its
+// encoded size.
+type snapInfo struct {
+	version uint64
+	bytes   int
 }
 
 // errGuessedWrong reports that an AssumeNew guess did not hold.
@@ -131,7 +149,7 @@ func NewRepository[S, E any](store eventstore.Store, typ Type[S, E], opts ...Opt
 	}
 	r := &Repository[S, E]{store: store, typ: typ, retries: o.retries, queue: o.stripes > 0, assumeNew: o.assumeNew}
 	if o.cache > 0 && o.stripes > 0 {
-		r.cacheCap, r.cache = o.cache, make(map[string]Loaded[S])
+		r.cacheCap, r.cache = o.cache, make(map[string]cached[S])
 	}
 	return r
 }
@@ -142,22 +160,31 @@ func (r *Repository[S, E]) Type() Type[S, E] { return r.typ }
 // Load returns the aggregate's current state. An aggregate with no events
 // loads as Initial() at version 0.
 func (r *Repository[S, E]) Load(ctx context.Context, id string) (Loaded[S], error) {
+	c, err := r.load(ctx, id)
+	return c.Loaded, err
+}
+
+// load is Load, also telling which snapshot it started from.
+func (r *Repository[S, E]) load(ctx context.Context, id string) (cached[S], error) {
 	stream := r.typ.StreamID(id)
-	l := Loaded[S]{ID: id, State: r.typ.Initial()}
+	c := cached[S]{Loaded: Loaded[S]{ID: id, State: r.typ.Initial()}}
 	if r.typ.SnapshotEvery > 0 {
 		snap, ok, err := r.store.LoadSnapshot(ctx, stream)
 		if err != nil {
-			return l, fmt.Errorf("aggregate: load snapshot of %s: %w", stream, err)
+			return c, fmt.Errorf("aggregate: load snapshot of %s: %w", stream, err)
 		}
 		if ok && snap.StateVersion == r.typ.StateVersion {
 			s := r.typ.Initial()
 			if err := json.Unmarshal(snap.State, &s); err == nil {
-				l.State, l.Version = s, snap.Version
+				c.State, c.Version = s, snap.Version
+				c.snap = snapInfo{version: snap.Version, bytes: len(snap.State)}
 			}
 			// A snapshot that does not decode is ignored: replay is always correct.
 		}
 	}
-	return r.tail(ctx, l)
+	var err error
+	c.Loaded, err = r.tail(ctx, c.Loaded)
+	return c, err
 }
 
 // tail folds the events after l.Version into l.
@@ -315,24 +342,24 @@ func (r *Repository[S, E]) Current(ctx context.Context, id string) (Loaded[S], e
 }
 
 // loadCached returns the cached state of id brought up to date, or loads it.
-func (r *Repository[S, E]) loadCached(ctx context.Context, id string) (Loaded[S], error) {
+func (r *Repository[S, E]) loadCached(ctx context.Context, id string) (cached[S], error) {
 	if r.cache == nil {
-		return r.Load(ctx, id)
+		return r.load(ctx, id)
 	}
 	r.cacheMu.Lock()
-	l, ok := r.cache[id]
+	c, ok := r.cache[id]
 	r.cacheMu.Unlock()
 	if !ok {
-		return r.Load(ctx, id)
+		return r.load(ctx, id)
 	}
-	l, err := r.tail(ctx, l)
-	if err != nil {
+	var err error
+	if c.Loaded, err = r.tail(ctx, c.Loaded); err != nil {
 		r.forget(id)
 	}
-	return l, err
+	return c, err
 }
 
-func (r *Repository[S, E]) remember(l Loaded[S]) {
+func (r *Repository[S, E]) remember(l cached[S]) {
 	if r.cache == nil {
 		return
 	}
@@ -369,14 +396,16 @@ func (r *Repository[S, E]) forget(id string) {
 // commands' own decide errors are left in them.
 func (r *Repository[S, E]) handleBatch(ctx context.Context, id string, batch []*command[S, E], guess bool) error {
 	var l Loaded[S]
+	var snap snapInfo
 	if guess {
 		l = Loaded[S]{ID: id, State: r.typ.Initial()}
 	} else {
-		var err error
-		if l, err = r.loadCached(ctx, id); err != nil {
+		c, err := r.loadCached(ctx, id)
+		if err != nil {
 			return err
 		}
-		r.remember(l)
+		r.remember(c)
+		l, snap = c.Loaded, c.snap
 	}
 	before := l.Version
 	var data []eventstore.EventData
@@ -431,21 +460,48 @@ func (r *Repository[S, E]) handleBatch(ctx context.Context, id string, batch []*
 			c.res.Append = app
 		}
 	}
-	if n := r.typ.SnapshotEvery; n > 0 && cur.Version/n > before/n {
+	if r.snapshotDue(before, cur.Version, snap) {
 		// A failed snapshot costs only speed: the events are committed.
-		_ = r.SaveSnapshot(ctx, cur)
+		if size, err := r.saveSnapshot(ctx, cur); err == nil {
+			snap = snapInfo{version: cur.Version, bytes: size}
+		}
 	}
-	r.remember(cur)
+	r.remember(cached[S]{Loaded: cur, snap: snap})
 	return nil
+}
+
+// snapshotBytesPerEvent spaces the snapshots of a large state: at most
+// about this many bytes of snapshot are written for each event appended
+// (a merchant's account, whose state remembers each transfer it took part
+// in, is snapshotted every ~2,000 events at 1 MB rather than every 100).
+// Loading such an aggregate cold replays at most as many events.
+const snapshotBytesPerEvent = 512
+
+// snapshotDue reports whether an aggregate that went from version before
+// to version now is to be snapshotted: now crossed a multiple of
+// SnapshotEvery, and enough events followed its last snapshot for that
+// snapshot's size.
+func (r *Repository[S, E]) snapshotDue(before, now uint64, last snapInfo) bool {
+	n := r.typ.SnapshotEvery
+	if n == 0 || now/n == before/n {
+		return false
+	}
+	return now-last.version >= uint64(last.bytes/snapshotBytesPerEvent)
 }
 
 // SaveSnapshot stores l as the aggregate's snapshot.
 func (r *Repository[S, E]) SaveSnapshot(ctx context.Context, l Loaded[S]) error {
+	_, err := r.saveSnapshot(ctx, l)
+	return err
+}
+
+// saveSnapshot stores l as the aggregate's snapshot and returns its size.
+func (r *Repository[S, E]) saveSnapshot(ctx context.Context, l Loaded[S]) (int, error) {
 	state, err := json.Marshal(l.State)
 	if err != nil {
-		return fmt.Errorf("aggregate: encode snapshot: %w", err)
+		return 0, fmt.Errorf("aggregate: encode snapshot: %w", err)
 	}
-	return r.store.SaveSnapshot(ctx, eventstore.Snapshot{
+	return len(state), r.store.SaveSnapshot(ctx, eventstore.Snapshot{
 		StreamID:     r.typ.StreamID(l.ID),
 		Version:      l.Version,
 		StateVersion: r.typ.StateVersion,

@@ -229,3 +229,78 @@ func TestAssumeNew(t *testing.T) {
 		t.Fatalf("c1 = %+v", l)
 	}
 }
+
+// snapshotCounter counts the snapshots saved through it.
+type snapshotCounter struct {
+	eventstore.Store
+	mu       sync.Mutex
+	versions []uint64
+}
+
+func (s *snapshotCounter) SaveSnapshot(ctx context.Context, snap eventstore.Snapshot) error {
+	s.mu.Lock()
+	s.versions = append(s.versions, snap.Version)
+	s.mu.Unlock()
+	return s.Store.SaveSnapshot(ctx, snap)
+}
+
+// A state that grows (here, a log of every amount added) is snapshotted
+// less often as its snapshot grows, so that writing snapshots costs about
+// the same for each event however long the stream; and a snapshot's load
+// still equals the replay.
+func TestLargeStatesAreSnapshottedLessOften(t *testing.T) {
+	ctx := context.Background()
+	store := &snapshotCounter{Store: openStore(t)}
+	type grow struct {
+		Log []string `json:"log"`
+	}
+	typ := aggregate.Type[grow, added]{
+		Name:    "grow",
+		Initial: func() grow { return grow{} },
+		Evolve: func(s grow, e added) grow {
+			s.Log = append(s.Log, fmt.Sprintf("%0100d", e.N))
+			return s
+		},
+		Encode: func(e added) (eventstore.EventData, error) {
+			b, err := json.Marshal(e)
+			return eventstore.EventData{Type: "Added", Data: b}, err
+		},
+		Decode: func(r eventstore.Record) (added, error) {
+			var e added
+			err := json.Unmarshal(r.Data, &e)
+			return e, err
+		},
+		SnapshotEvery: 10,
+		StateVersion:  1,
+	}
+	repo := aggregate.NewRepository(store, typ, aggregate.WithCache(16))
+	const events = 1000
+	for i := range events {
+		if _, err := repo.Handle(ctx, "g", eventstore.Metadata{}, func(aggregate.Loaded[grow]) ([]added, error) {
+			return []added{{N: i}}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every 10 events would be 100 snapshots, of up to 100 KB: 5 MB
+	// written. Spaced by size, each event pays for about 512 bytes.
+	var written int
+	for _, v := range store.versions {
+		written += int(v) * 105 // each entry is about 105 bytes of JSON
+	}
+	if len(store.versions) >= events/10/2 || written > 4*512*events {
+		t.Fatalf("%d snapshots at versions %v (about %d bytes) for %d events", len(store.versions), store.versions, written, events)
+	}
+	if len(store.versions) < 3 {
+		t.Fatalf("only %d snapshots (%v) for %d events", len(store.versions), store.versions, events)
+	}
+	fresh := aggregate.NewRepository(store, typ)
+	loaded, err := fresh.Load(ctx, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if loaded.Version != events || len(loaded.State.Log) != events || loaded.State.Log[events-1] != fmt.Sprintf("%0100d", events-1) {
+		t.Fatalf("loaded version %d with %d entries", loaded.Version, len(loaded.State.Log))
+	}
+	t.Logf("%d snapshots for %d events, at versions %v", len(store.versions), events, store.versions)
+}

@@ -235,6 +235,7 @@ func (m *Main) ParseFlags(args []string) error {
 			fs.StringVar(&m.checkout.Tracing, "tracing", "on", "on, off, or both: rounds with tracing on and off in turn, reporting each one's orders/s and what tracing costs")
 			fs.IntVar(&m.checkout.Rounds, "rounds", 4, "rounds of --tracing both (the orders split among them)")
 			fs.StringVar(&m.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+			fs.StringVar(&m.checkout.TenthProfiles, "cpuprofile-tenths", "", "write each tenth's CPU profile to PREFIX.tenth-NN.pprof (not with --cpuprofile)")
 			fs.StringVar(&m.checkout.MemProfile, "memprofile", "", "write a heap profile to this file at the end of the run, while the platform still runs")
 			if err := fs.Parse(args[2:]); err != nil {
 				return err

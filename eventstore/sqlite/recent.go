@@ -10,8 +10,10 @@ import (
 // keeps in memory: a fixed ring of about 200 bytes a slot plus each
 // record's data and metadata (about 0.5 KB more), allocated when the store
 // opens, so the memory is the same after a thousand events as after a
-// billion. A reader more than that many events behind reads the table.
-const recentRecords = 1 << 14
+// billion (about 3 MB a store; a platform has ten stores and more). The
+// live readers follow the head within a few hundred events; one more
+// than that many events behind reads the table.
+const recentRecords = 1 << 12
 
 // recent holds the newest committed records, by position, in a ring.
 //

@@ -62,6 +62,10 @@ type CheckoutConfig struct {
 	// end of the run (after a collection, while the platform still runs):
 	// what the platform keeps after the orders placed.
 	MemProfile string
+	// TenthProfiles, if set, is a path prefix: the CPU profile of each
+	// tenth of the run goes to PREFIX.tenth-NN.pprof (tracing on or off
+	// only), to compare what an order costs early and late in a soak.
+	TenthProfiles string
 	// Log, if set, receives progress lines.
 	Log func(format string, args ...any)
 }
@@ -296,6 +300,12 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 			len(res.Tenths), t.Orders, t.OrdersPerSec, t.P99Ms, t.CPUMsPerOrder, t.RSSMB, t.HeapMB, t.RSSMB-goHeldMB())
 		tenthStart, tenthCPU = now, cpu
 		tenthLat.reset()
+		if cfg.TenthProfiles != "" {
+			pprof.StopCPUProfile()
+			if len(res.Tenths) < 10 {
+				startTenthProfile(cfg.TenthProfiles, len(res.Tenths)+1)
+			}
+		}
 	}
 	slot := make(chan struct{}, cfg.InFlight)
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -458,6 +468,9 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		n, until := cfg.Orders, time.Time{}
 		mu.Lock()
 		tenthStart, tenthCPU, tenthSize = time.Now(), cpuTime(), max(cfg.Orders/10, 1)
+		if cfg.TenthProfiles != "" {
+			startTenthProfile(cfg.TenthProfiles, 1)
+		}
 		mu.Unlock()
 		stopTicks := make(chan struct{})
 		if cfg.Duration > 0 {
@@ -681,3 +694,15 @@ func relayRate(ctx context.Context, dir string, n int) (float64, error) {
 }
 
 func sqlOpen(path string) (*sql.DB, error) { return sql.Open("sqlite", sqlite.DSN(path, false)) }
+
+// startTenthProfile starts the CPU profile of tenth n into
+// prefix.tenth-NN.pprof; a file that cannot be made is said and skipped.
+func startTenthProfile(prefix string, n int) {
+	f, err := os.Create(fmt.Sprintf("%s.tenth-%02d.pprof", prefix, n))
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		slog.Warn("bench: tenth's CPU profile", "tenth", n, "err", err)
+	}
+}
