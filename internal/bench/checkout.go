@@ -301,7 +301,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		tenthStart, tenthCPU = now, cpu
 		tenthLat.reset()
 		if cfg.TenthProfiles != "" {
-			pprof.StopCPUProfile()
+			stopTenthProfile()
 			if len(res.Tenths) < 10 {
 				startTenthProfile(cfg.TenthProfiles, len(res.Tenths)+1)
 			}
@@ -695,14 +695,30 @@ func relayRate(ctx context.Context, dir string, n int) (float64, error) {
 
 func sqlOpen(path string) (*sql.DB, error) { return sql.Open("sqlite", sqlite.DSN(path, false)) }
 
+// tenthProfile is the file of the tenth's CPU profile being written.
+var tenthProfile *os.File
+
 // startTenthProfile starts the CPU profile of tenth n into
 // prefix.tenth-NN.pprof; a file that cannot be made is said and skipped.
 func startTenthProfile(prefix string, n int) {
 	f, err := os.Create(fmt.Sprintf("%s.tenth-%02d.pprof", prefix, n))
 	if err == nil {
-		err = pprof.StartCPUProfile(f)
+		if err = pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+		} else {
+			tenthProfile = f
+		}
 	}
 	if err != nil {
 		slog.Warn("bench: tenth's CPU profile", "tenth", n, "err", err)
+	}
+}
+
+// stopTenthProfile ends the tenth's CPU profile and closes its file.
+func stopTenthProfile() {
+	pprof.StopCPUProfile()
+	if tenthProfile != nil {
+		tenthProfile.Close()
+		tenthProfile = nil
 	}
 }
