@@ -148,6 +148,13 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	ckpt.SetMaxOpenConns(1)
+	if _, err := ckpt.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size = -%d`, checkpointCacheKiB)); err != nil {
+		w.Close()
+		r.Close()
+		ckpt.Close()
+		unlock()
+		return nil, fmt.Errorf("sqlite: checkpointer pragmas: %w", err)
+	}
 	s := &Store{w: w, r: r, ckpt: ckpt, opts: opts, reqs: make(chan *appendReq, 4096), quit: make(chan struct{}), done: make(chan struct{}), ckptDone: make(chan struct{}), mem: mem, recent: newRecent(recentRecords), unlock: unlock}
 	head, err := s.Head(ctx)
 	if err != nil {
@@ -176,7 +183,9 @@ func DSN(path string, readOnly bool) string {
 	q.Add("_pragma", "foreign_keys(ON)")
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
+		q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", readerCacheKiB))
 	} else {
+		q.Add("_pragma", fmt.Sprintf("cache_size(-%d)", stateCacheKiB))
 		q.Add("_txlock", "immediate")
 	}
 	return "file:" + path + "?" + q.Encode()
@@ -389,6 +398,8 @@ type writer struct {
 	// stream it forgot is looked up again (memtable, then stream_index).
 	versions *bounded.Map[string, int64]
 	stmts    stmts
+	// args is the multi-row INSERTs' argument buffer, reused.
+	args []any
 	// now is the recorded-at time of the batch being written.
 	now int64
 }
@@ -398,8 +409,27 @@ type writer struct {
 // bound: the writer's hot pages are the right edges of the events table
 // and its event ID index (positions and UUIDv7s grow), the stream index's
 // pages a flush touches and the streams it looks up, so a few MiB hold
-// them; each reader connection keeps SQLite's default 2 MiB.
-const writerCacheKiB = 8192
+// them; each reader connection keeps readerCacheKiB.
+const writerCacheKiB = 4096
+
+// readerCacheKiB is each read-only connection's SQLite page cache, in
+// KiB (SQLite's default is 2 MiB). Outside the Go heap; a store has
+// four readers and a platform ten stores and more, so the default would
+// come to 80 MiB and more. The live readers read what was just written
+// (most of it from the recent-records ring, without SQL), and a page the
+// cache lacks is in the kernel's page cache.
+const readerCacheKiB = 512
+
+// stateCacheKiB is the page cache, in KiB, of a writable connection
+// opened with DSN other than a store's writer: a state database's one
+// connection (read models, outbox, inbox, checkpoints), whose hot pages
+// are its tables' recent rows.
+const stateCacheKiB = 1024
+
+// checkpointCacheKiB is the checkpointer's page cache, in KiB: a
+// checkpoint copies WAL frames to the database file and reads few pages
+// through the cache.
+const checkpointCacheKiB = 256
 
 // maxCachedStreams bounds the writer's stream-version cache (about 100
 // bytes a stream).
@@ -413,13 +443,19 @@ func newWriter(ctx context.Context, s *Store) (*writer, error) {
 		dst **sql.Stmt
 		q   string
 	}{
-		{&st.ins, `INSERT INTO events (position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&st.ins, insertRows(1)},
 		{&st.ver, `SELECT COALESCE(MAX(version), 0) FROM stream_index WHERE stream_id = ?`},
 		{&st.id, `SELECT stream_id, position FROM events WHERE event_id = ?`},
 		{&st.del, `DELETE FROM events WHERE position >= ?`},
 	} {
 		var err error
 		if *p.dst, err = s.w.PrepareContext(ctx, p.q); err != nil {
+			return nil, fmt.Errorf("sqlite: prepare: %w", err)
+		}
+	}
+	for i, n := range insertChunks {
+		var err error
+		if st.rows[i], err = s.w.PrepareContext(ctx, insertRows(n)); err != nil {
 			return nil, fmt.Errorf("sqlite: prepare: %w", err)
 		}
 	}
@@ -554,13 +590,36 @@ func (w *writer) commit(batch []*appendReq, events int) {
 // stmts are the writer's prepared statements for one transaction.
 type stmts struct {
 	ins, ver, id, del *sql.Stmt
+	// rows insert insertChunks[i] events in one statement.
+	rows [len(insertChunks)]*sql.Stmt
 }
 
 func (s stmts) close() {
-	for _, st := range []*sql.Stmt{s.ins, s.ver, s.id, s.del} {
+	for _, st := range append([]*sql.Stmt{s.ins, s.ver, s.id, s.del}, s.rows[:]...) {
 		st.Close()
 	}
 }
+
+// insertChunks are the row counts of the writer's multi-row INSERTs,
+// largest first: a batch's events go in as few statements as these
+// make (100 events: 64 + 16 + 16 + 4), since each statement costs a
+// round through database/sql, the driver and SQLite's VM on top of its
+// rows.
+var insertChunks = [...]int{64, 16, 4, 1}
+
+// eventCols is how many values an event row binds.
+const eventCols = 9
+
+// insertRows is the INSERT of n event rows.
+func insertRows(n int) string {
+	row := "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	return `INSERT INTO events (position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at) VALUES ` +
+		strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+}
+
+// errRowByRow says a multi-row INSERT met a duplicate event ID: the
+// batch is written again an append at a time, which tells whose it is.
+var errRowByRow = errors.New("sqlite: a duplicate event ID in the batch")
 
 func (w *writer) write(ctx context.Context, batch []*appendReq) (err error) {
 	tx, err := w.conn.BeginTx(ctx, nil)
@@ -578,8 +637,27 @@ func (w *writer) write(ctx context.Context, batch []*appendReq) (err error) {
 		id:  tx.StmtContext(ctx, w.stmts.id),
 		del: tx.StmtContext(ctx, w.stmts.del),
 	}
+	for i, r := range w.stmts.rows {
+		st.rows[i] = tx.StmtContext(ctx, r)
+	}
 	now := time.Now().UnixNano()
 	w.now = now
+	first := w.nextPos
+	err = w.writeRows(ctx, tx, st, batch, now)
+	if err == nil {
+		return tx.Commit()
+	}
+	if !errors.Is(err, errRowByRow) {
+		return err
+	}
+	// Undo the batch's rows and write it again, an append at a time.
+	if _, err := st.del.ExecContext(ctx, first); err != nil {
+		return err
+	}
+	w.nextPos = first
+	for _, r := range batch {
+		r.res, r.err, r.wrote = eventstore.AppendResult{}, nil, false
+	}
 	for _, r := range batch {
 		if err := w.appendOne(ctx, tx, st, r, now); err != nil {
 			var af appendFailure
@@ -590,6 +668,99 @@ func (w *writer) write(ctx context.Context, batch []*appendReq) (err error) {
 		}
 	}
 	return tx.Commit()
+}
+
+// writeRows writes the batch's appends inside tx with multi-row INSERTs.
+// Each append's expected version is checked as appendOne does, against
+// the versions the batch's earlier appends leave; the writer's version
+// cache learns them only if the whole batch is written. A duplicate
+// event ID fails a whole statement, not one append: writeRows then
+// returns errRowByRow and the caller writes the batch the slow way.
+func (w *writer) writeRows(ctx context.Context, tx *sql.Tx, st stmts, batch []*appendReq, now int64) error {
+	versions := make(map[string]int64, len(batch))
+	args := w.args[:0]
+	flush := func() error {
+		for rest := args; len(rest) > 0; {
+			n := len(rest) / eventCols
+			i := 0
+			for insertChunks[i] > n {
+				i++
+			}
+			c := insertChunks[i] * eventCols
+			if _, err := st.rows[i].ExecContext(ctx, rest[:c]...); err != nil {
+				if isDuplicateID(err) {
+					return errRowByRow
+				}
+				return err
+			}
+			rest = rest[c:]
+		}
+		clear(args) // the rows' data is the callers'
+		args = args[:0]
+		return nil
+	}
+	for _, r := range batch {
+		if r.snap != nil {
+			if err := w.appendOne(ctx, tx, st, r, now); err != nil {
+				var af appendFailure
+				if !errors.As(err, &af) {
+					return err
+				}
+				r.err = af.error
+			}
+			continue
+		}
+		cur, ok := versions[r.stream]
+		if !ok {
+			var err error
+			if cur, err = w.version(ctx, st, r.stream); err != nil {
+				return err
+			}
+		}
+		if !r.expected.Check(uint64(cur)) {
+			// A retry of an earlier append (perhaps of this batch) may
+			// carry a condition that held then: look its first event up
+			// once the rows before it are in.
+			if err := flush(); err != nil {
+				return err
+			}
+			res, ok, err := w.repeat(ctx, tx, st, r)
+			var af appendFailure
+			switch {
+			case errors.As(err, &af):
+				r.err = af.error
+			case err != nil:
+				return err
+			case ok:
+				r.res = res
+			default:
+				r.err = &eventstore.ConcurrencyError{StreamID: r.stream, Expected: r.expected, Actual: uint64(cur)}
+			}
+			continue
+		}
+		first := w.nextPos
+		for i := range r.events {
+			e := &r.events[i]
+			var meta []byte
+			if e.Metadata != (eventstore.Metadata{}) {
+				meta, _ = json.Marshal(e.Metadata)
+			}
+			args = append(args, w.nextPos, r.stream, cur+int64(i)+1, e.ID[:], e.Type, e.SchemaVersion, []byte(e.Data), meta, now)
+			w.nextPos++
+		}
+		versions[r.stream] = cur + int64(len(r.events))
+		r.wrote = true
+		r.res = eventstore.AppendResult{FirstPosition: uint64(first), LastPosition: uint64(w.nextPos - 1), NextExpectedVersion: uint64(cur) + uint64(len(r.events))}
+	}
+	err := flush()
+	w.args = args[:0]
+	if err != nil {
+		return err
+	}
+	for stream, v := range versions {
+		w.versions.Put(stream, v)
+	}
+	return nil
 }
 
 // appendFailure marks an error that fails one append but not its batch.
