@@ -305,17 +305,17 @@ func (m *Main) Run(ctx context.Context) error {
 		m.audit.Logger = log
 		return m.runAudit(ctx)
 	case "bench checkout":
-		return m.report("orders", true, func(log func(string, ...any), p bench.Progress) (result, error) {
+		return m.report(true, func(log func(string, ...any), p bench.Progress) (result, error) {
 			m.checkout.Log, m.checkout.Progress = log, p
 			return bench.RunCheckout(ctx, m.checkout)
 		})
 	case "bench transfers":
-		return m.report("transfers", true, func(log func(string, ...any), p bench.Progress) (result, error) {
+		return m.report(true, func(log func(string, ...any), p bench.Progress) (result, error) {
 			m.transfers.Log, m.transfers.Progress = log, p
 			return bench.RunTransfers(ctx, m.transfers)
 		})
 	case "bench gateway":
-		return m.report("turns", false, func(log func(string, ...any), p bench.Progress) (result, error) {
+		return m.report(false, func(log func(string, ...any), p bench.Progress) (result, error) {
 			m.gateway.Log, m.gateway.Progress = log, p
 			return bench.RunGateway(ctx, m.gateway)
 		})
@@ -326,7 +326,7 @@ func (m *Main) Run(ctx context.Context) error {
 	case "payments reshard":
 		return m.runReshard(ctx)
 	case "bench store":
-		return m.report("events", true, func(log func(string, ...any), p bench.Progress) (result, error) {
+		return m.report(true, func(log func(string, ...any), p bench.Progress) (result, error) {
 			m.bench.Log, m.bench.Progress = log, p
 			return bench.Run(ctx, m.bench)
 		})
@@ -370,10 +370,10 @@ type result interface {
 func (m *Main) logf(format string, args ...any) { fmt.Fprintf(m.Stderr, format+"\n", args...) }
 
 // report runs a benchmark (under the CPU profiler if --cpuprofile) and
-// prints its result. The benchmark's log lines and progress (counting
-// unit, with its rate if rate) go to stderr through one progress display:
-// a bar on a terminal, lines otherwise.
-func (m *Main) report(unit string, rate bool, run func(log func(string, ...any), p bench.Progress) (result, error)) error {
+// prints its result. The benchmark's log lines and progress (its counts'
+// rates if rate) go to stderr through one progress display: a bar on a
+// terminal, lines otherwise.
+func (m *Main) report(rate bool, run func(log func(string, ...any), p bench.Progress) (result, error)) error {
 	if m.cpuProfile != "" {
 		f, err := os.Create(m.cpuProfile)
 		if err != nil {
@@ -385,8 +385,9 @@ func (m *Main) report(unit string, rate bool, run func(log func(string, ...any),
 		}
 		defer pprof.StopCPUProfile()
 	}
-	bar := m.progress(unit, rate)
-	res, err := run(bar.Logf, func(what string, done, total int) {
+	bar := m.progress("", rate)
+	res, err := run(bar.Logf, func(what, unit string, done, total int) {
+		bar.SetUnit(unit)
 		bar.Describe(what)
 		bar.Set(done, total)
 	})

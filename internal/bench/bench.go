@@ -169,26 +169,28 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	cfg.Log("aggregate load: 10k events, from a snapshot and by replay...")
-	cfg.Progress.report("aggregate load", 0, 0)
+	cfg.Progress.report("aggregate load", "", 0, 0)
 	res.AggregateLoad10kSnapshotMs, res.AggregateLoad10kReplayMs, err = aggregateLoad(ctx, dir)
 	return res, err
 }
 
-// Progress is told how far a benchmark has got: done of total (total <= 0:
-// no known end) of what it is doing now. The CLI shows it as a bar on a
-// terminal, a plain line now and then elsewhere.
-type Progress func(what string, done, total int)
+// Progress is told how far a benchmark has got: done of total units
+// (events, orders, ...; total <= 0: no known end) of what it is doing now.
+// The CLI shows it as a bar on a terminal, a plain line now and then
+// elsewhere.
+type Progress func(what, unit string, done, total int)
 
 // report calls p, if set.
-func (p Progress) report(what string, done, total int) {
+func (p Progress) report(what, unit string, done, total int) {
 	if p != nil {
-		p(what, done, total)
+		p(what, unit, done, total)
 	}
 }
 
-// of is p's report of what (doing nothing if p is not set).
-func (p Progress) of(what string) func(done, total int) {
-	return func(done, total int) { p.report(what, done, total) }
+// of is p's report of what, counted in unit (doing nothing if p is not
+// set).
+func (p Progress) of(what, unit string) func(done, total int) {
+	return func(done, total int) { p.report(what, unit, done, total) }
 }
 
 type opener func(ctx context.Context, name string, maxBatch int) (eventstore.Store, func(), error)
@@ -201,7 +203,7 @@ func storeRun(ctx context.Context, cfg Config, name string, open opener) (Throug
 	if err != nil {
 		return t, fmt.Errorf("%s: %w", name, err)
 	}
-	rate, lat, err := appendLoad(ctx, naive, cfg.NaiveEvents, cfg.Writers, cfg.Progress.of(name+": naive baseline"))
+	rate, lat, err := appendLoad(ctx, naive, cfg.NaiveEvents, cfg.Writers, cfg.Progress.of(name+": naive baseline", "events"))
 	closeNaive()
 	if err != nil {
 		return t, fmt.Errorf("%s naive: %w", name, err)
@@ -214,7 +216,7 @@ func storeRun(ctx context.Context, cfg Config, name string, open opener) (Throug
 		return t, fmt.Errorf("%s: %w", name, err)
 	}
 	defer closeS()
-	rate, lat, err = appendLoad(ctx, s, cfg.Events, cfg.Writers, cfg.Progress.of(name+": group commit"))
+	rate, lat, err = appendLoad(ctx, s, cfg.Events, cfg.Writers, cfg.Progress.of(name+": group commit", "events"))
 	if err != nil {
 		return t, fmt.Errorf("%s: %w", name, err)
 	}
@@ -222,7 +224,7 @@ func storeRun(ctx context.Context, cfg Config, name string, open opener) (Throug
 	t.Speedup = t.EventsPerSec / t.NaiveEventsPerSec
 
 	cfg.Log("%s: catch-up read of %d events...", name, cfg.Events)
-	t.CatchupPerSec, err = catchup(ctx, s, cfg.Progress.of(name+": catch-up read"))
+	t.CatchupPerSec, err = catchup(ctx, s, cfg.Progress.of(name+": catch-up read", "events"))
 	return t, err
 }
 

@@ -218,7 +218,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	res := CheckoutResult{Mode: cfg.Mode, Orders: cfg.Orders, Reasons: map[string]int{}}
 	if cfg.RelayEvents > 0 {
 		logf("relay: %d events from the event store to the embedded broker", cfg.RelayEvents)
-		cfg.Progress.report("relay", 0, 0)
+		cfg.Progress.report("relay", "", 0, 0)
 		rate, err := relayRate(ctx, dir, cfg.RelayEvents)
 		if err != nil {
 			return res, fmt.Errorf("relay: %w", err)
@@ -236,7 +236,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	defer stop()
 
 	logf("setup: %d products, %d customers", cfg.Products, cfg.Customers)
-	setup := cfg.Progress.of("setup: products and customers")
+	setup := cfg.Progress.of("setup", "products and customers")
 	products := make([]string, cfg.Products)
 	for i := range products {
 		setup(i, cfg.Products+cfg.Customers)
@@ -348,7 +348,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 			}
 		}
 		if phase != "" {
-			cfg.Progress.report(phase, res.Confirmed+res.Cancelled-phaseBase, phaseTotal)
+			cfg.Progress.report(phase, "orders", res.Confirmed+res.Cancelled-phaseBase, phaseTotal)
 		}
 		return nil
 	})
@@ -369,7 +369,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		if !until.IsZero() {
 			phaseTotal = 0
 		}
-		cfg.Progress.report(phase, 0, phaseTotal)
+		cfg.Progress.report(phase, "orders", 0, phaseTotal)
 		mu.Unlock()
 		var next atomic.Int64
 		start := time.Now()

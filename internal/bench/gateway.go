@@ -43,7 +43,7 @@ type GatewayConfig struct {
 	Caddy string
 	// Log, if set, receives progress lines.
 	Log func(format string, args ...any)
-	// Progress, if set, is told after every target's turn how many of
+	// Progress, if set, is told before every target's turn how many of
 	// the run's turns are done.
 	Progress Progress
 }
@@ -244,7 +244,7 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) (GatewayResult, error) {
 	for round := range cfg.Rounds {
 		for _, i := range order(len(targets), round) {
 			t := targets[i]
-			cfg.Progress.report(fmt.Sprintf("round %d: %s", round+1, t.name), turn, turns)
+			cfg.Progress.report(fmt.Sprintf("round %d: %s", round+1, t.name), "turns", turn, turns)
 			turn++
 			// Each target starts on a collected heap, as a Go benchmark
 			// does: a collection the previous target's garbage made due
@@ -266,7 +266,7 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) (GatewayResult, error) {
 	logf("latency: %d rounds of one client, %s each", cfg.Rounds, cfg.Duration/2)
 	for round := range cfg.Rounds {
 		for _, t := range targets {
-			cfg.Progress.report(fmt.Sprintf("latency round %d: %s", round+1, t.name), turn, turns)
+			cfg.Progress.report(fmt.Sprintf("latency round %d: %s", round+1, t.name), "turns", turn, turns)
 			turn++
 			l, errs, _, err := drive(ctx, t.url, c.token, 1, cfg.Duration/2)
 			if err != nil {
@@ -276,7 +276,7 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) (GatewayResult, error) {
 			res.Errors += errs
 		}
 	}
-	cfg.Progress.report("done", turns, turns)
+	cfg.Progress.report("done", "turns", turns, turns)
 	for _, t := range targets {
 		slices.Sort(t.lat)
 	}

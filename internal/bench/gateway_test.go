@@ -108,7 +108,7 @@ func TestGatewayWithCaddy(t *testing.T) {
 	}
 	var turns []int
 	res, err := RunGateway(context.Background(), GatewayConfig{Clients: 4, Duration: 200 * time.Millisecond, Rounds: 1, Dir: t.TempDir(), Caddy: bin,
-		Progress: func(_ string, done, total int) { turns = append(turns, done, total) }})
+		Progress: func(_, _ string, done, total int) { turns = append(turns, done, total) }})
 	if err != nil {
 		t.Fatal(err)
 	}

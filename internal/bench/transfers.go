@@ -129,9 +129,9 @@ func RunTransfers(ctx context.Context, cfg TransfersConfig) (TransfersResult, er
 	for round := 1; round <= cfg.Rounds; round++ {
 		for _, n := range cfg.Partitions {
 			before, what := len(res.Runs)*cfg.Transfers, fmt.Sprintf("round %d, %d partitions", round, n)
-			cfg.Progress.report(what+": booting", before, total)
+			cfg.Progress.report(what+": booting", "transfers", before, total)
 			run, err := transfersRun(ctx, cfg, fmt.Sprintf("%s/r%d-p%d", dir, round, n), n, func(ended int) {
-				cfg.Progress.report(what, before+ended, total)
+				cfg.Progress.report(what, "transfers", before+ended, total)
 			})
 			if err != nil {
 				return res, fmt.Errorf("%d partitions, round %d: %w", n, round, err)

@@ -59,9 +59,11 @@ type Bar struct {
 	done  int
 	total int // <= 0: not known
 	desc  string
-	begun time.Time // of the Bar: the plain lines' elapsed time
-	count time.Time // of the current count (a new total starts one): its rate
-	ended bool
+	// restart: the next Set starts a new count (the unit changed).
+	restart bool
+	begun   time.Time // of the Bar: the plain lines' elapsed time
+	count   time.Time // of the current count (a new total starts one): its rate
+	ended   bool
 
 	stop    chan struct{}
 	stopped chan struct{}
@@ -116,8 +118,8 @@ func (b *Bar) Set(done, total int) {
 	if b.ended {
 		return
 	}
-	if total != b.total || done < b.done || (b.o.Terminal && b.bar == nil) {
-		b.total, b.done, b.count = total, 0, time.Now()
+	if b.restart || total != b.total || done < b.done || (b.o.Terminal && b.bar == nil) {
+		b.total, b.done, b.count, b.restart = total, 0, time.Now(), false
 		b.newBar()
 	}
 	if total > 0 {
@@ -132,7 +134,18 @@ func (b *Bar) Set(done, total int) {
 	}
 }
 
-// Describe says what the command is doing now ("round 3: caddy").
+// SetUnit changes what the count counts ("events", "orders"; empty: no
+// count shown); the next Set starts a new count.
+func (b *Bar) SetUnit(unit string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if unit != b.o.Unit {
+		b.o.Unit, b.restart = unit, true
+	}
+}
+
+// Describe says what the command is doing now ("round 3: caddy"); it
+// shows from the first Set on.
 func (b *Bar) Describe(desc string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -140,13 +153,9 @@ func (b *Bar) Describe(desc string) {
 		return
 	}
 	b.desc = desc
-	if !b.o.Terminal {
-		return
+	if b.bar != nil {
+		b.bar.Describe(desc)
 	}
-	if b.bar == nil {
-		b.newBar()
-	}
-	b.bar.Describe(desc)
 }
 
 // Logf writes a line of its own (a result, a phase starting): above the
@@ -198,6 +207,9 @@ func (b *Bar) newBar() {
 		progressbar.OptionThrottle(200 * time.Millisecond),
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionSetRenderBlankState(true),
+		// No spinner of its own drawing from another goroutine: tick
+		// redraws it.
+		progressbar.OptionSetSpinnerChangeInterval(0),
 	}
 	if b.o.Unit != "" {
 		opts = append(opts, progressbar.OptionShowCount())

@@ -93,7 +93,8 @@ func TestPlainWithoutCount(t *testing.T) {
 }
 
 // TestCountStartsOver: a count going back to less than it was (the next
-// phase, of the same total) is a new count, whose end is written too.
+// phase, of the same total), or in another unit, is a new count, whose
+// end is written too.
 func TestCountStartsOver(t *testing.T) {
 	var out syncBuffer
 	b := progress.New(&out, progress.Options{Name: "bench store", Unit: "events", Interval: time.Hour})
@@ -102,9 +103,12 @@ func TestCountStartsOver(t *testing.T) {
 	b.Describe("catch-up read")
 	b.Set(4, 10)
 	b.Set(10, 10)
+	b.SetUnit("orders") // the same count in another unit: a new count
+	b.Describe("placing")
+	b.Set(10, 10)
 	b.Finish()
 	got := out.String()
-	if want := "bench store: 0 s: 10 of 10 events: group commit\nbench store: 0 s: 10 of 10 events: catch-up read\n"; got != want {
+	if want := "bench store: 0 s: 10 of 10 events: group commit\nbench store: 0 s: 10 of 10 events: catch-up read\nbench store: 0 s: 10 of 10 orders: placing\n"; got != want {
 		t.Errorf("lines:\n%s", got)
 	}
 }
