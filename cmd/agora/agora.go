@@ -30,7 +30,7 @@ commands:
   bench store     measure the event stores (add --json for machine output)
   bench checkout  place orders through the HTTP API as fast as they are taken
   bench transfers transfers between accounts with payments over 1, 2 and 4 partitions
-  bench gateway   the gateway against a plain reverse proxy and the upstream direct
+  bench gateway   the gateway against a plain reverse proxy (and nginx, Caddy) and the upstream direct
   load URL     drive a running platform with virtual customers (browse, order, transfer…) and report
   migrate split   upgrade a data directory of one shared store to a store per context (once)
   payments reshard  change how many partitions payments spreads accounts over (offline)
@@ -193,9 +193,10 @@ func (m *Main) ParseFlags(args []string) error {
 			fs.BoolVar(&m.asJSON, "json", false, "print one JSON object instead of a table")
 			fs.IntVar(&m.gateway.Clients, "clients", 32, "concurrent clients")
 			fs.DurationVar(&m.gateway.Duration, "duration", time.Second, "how long each target is driven per round")
-			fs.IntVar(&m.gateway.Rounds, "rounds", 10, "rounds of the three targets in turn")
+			fs.IntVar(&m.gateway.Rounds, "rounds", 10, "rounds of the targets in turn")
 			fs.StringVar(&m.gateway.Dir, "dir", "", "data directory (default: a temporary one)")
 			fs.StringVar(&m.gateway.Nginx, "nginx", "", "an nginx binary to measure as a plain proxy too (e.g. /usr/sbin/nginx)")
+			fs.StringVar(&m.gateway.Caddy, "caddy", "", "a caddy binary to measure as a plain reverse_proxy too (e.g. /usr/bin/caddy)")
 			fs.StringVar(&m.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
 			return fs.Parse(args[2:])
 		}
@@ -305,14 +306,20 @@ func (m *Main) Run(ctx context.Context) error {
 		m.audit.Logger = log
 		return m.runAudit(ctx)
 	case "bench checkout":
-		m.checkout.Log = m.logf
-		return m.report(func() (result, error) { return bench.RunCheckout(ctx, m.checkout) })
+		return m.report(true, func(log func(string, ...any), p bench.Progress) (result, error) {
+			m.checkout.Log, m.checkout.Progress = log, p
+			return bench.RunCheckout(ctx, m.checkout)
+		})
 	case "bench transfers":
-		m.transfers.Log = m.logf
-		return m.report(func() (result, error) { return bench.RunTransfers(ctx, m.transfers) })
+		return m.report(true, func(log func(string, ...any), p bench.Progress) (result, error) {
+			m.transfers.Log, m.transfers.Progress = log, p
+			return bench.RunTransfers(ctx, m.transfers)
+		})
 	case "bench gateway":
-		m.gateway.Log = m.logf
-		return m.report(func() (result, error) { return bench.RunGateway(ctx, m.gateway) })
+		return m.report(false, func(log func(string, ...any), p bench.Progress) (result, error) {
+			m.gateway.Log, m.gateway.Progress = log, p
+			return bench.RunGateway(ctx, m.gateway)
+		})
 	case "load":
 		return m.runLoad(ctx)
 	case "migrate split":
@@ -320,8 +327,10 @@ func (m *Main) Run(ctx context.Context) error {
 	case "payments reshard":
 		return m.runReshard(ctx)
 	case "bench store":
-		m.bench.Log = m.logf
-		return m.report(func() (result, error) { return bench.Run(ctx, m.bench) })
+		return m.report(true, func(log func(string, ...any), p bench.Progress) (result, error) {
+			m.bench.Log, m.bench.Progress = log, p
+			return bench.Run(ctx, m.bench)
+		})
 	}
 	return errUsage
 }
@@ -362,8 +371,10 @@ type result interface {
 func (m *Main) logf(format string, args ...any) { fmt.Fprintf(m.Stderr, format+"\n", args...) }
 
 // report runs a benchmark (under the CPU profiler if --cpuprofile) and
-// prints its result.
-func (m *Main) report(run func() (result, error)) error {
+// prints its result. The benchmark's log lines and progress (its counts'
+// rates if rate) go to stderr through one progress display: a bar on a
+// terminal, lines otherwise.
+func (m *Main) report(rate bool, run func(log func(string, ...any), p bench.Progress) (result, error)) error {
 	if m.cpuProfile != "" {
 		f, err := os.Create(m.cpuProfile)
 		if err != nil {
@@ -375,7 +386,13 @@ func (m *Main) report(run func() (result, error)) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := run()
+	bar := m.progress("", rate)
+	res, err := run(bar.Logf, func(what, unit string, done, total int) {
+		bar.SetUnit(unit)
+		bar.Describe(what)
+		bar.Set(done, total)
+	})
+	bar.Finish()
 	if err != nil {
 		return err
 	}

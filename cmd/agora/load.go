@@ -5,15 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"os"
 	"time"
-
-	"golang.org/x/term"
 
 	"github.com/agora-commerce/agora/internal/identity/app"
 	"github.com/agora-commerce/agora/internal/load"
+	"github.com/agora-commerce/agora/internal/progress"
 )
 
 // loadUsage heads `agora load -h`.
@@ -98,7 +95,7 @@ func (m *Main) parseLoad(args []string) error {
 // interrupted or had too many errors.
 func (m *Main) runLoad(ctx context.Context) error {
 	m.load.Progress = m.Stderr
-	m.load.Terminal = isTerminal(m.Stderr)
+	m.load.Terminal = progress.IsTerminal(m.Stderr)
 	m.load.Log = m.logf
 	rep, err := load.Run(ctx, m.load)
 	if rep.Scenarios == nil {
@@ -111,10 +108,4 @@ func (m *Main) runLoad(ctx context.Context) error {
 		werr = rep.WriteTable(m.Stdout)
 	}
 	return errors.Join(err, werr)
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -9,12 +9,9 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"time"
-
-	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
 	"github.com/agora-commerce/agora/internal/payments/partition"
+	"github.com/agora-commerce/agora/internal/progress"
 	"github.com/agora-commerce/agora/internal/reshard"
 	"github.com/agora-commerce/agora/internal/server"
 	"github.com/agora-commerce/agora/internal/split"
@@ -66,7 +63,9 @@ flags:`)
 
 // runSplit splits the data directory, with a progress bar on a terminal.
 func (m *Main) runSplit(ctx context.Context) error {
-	progress := m.progress("moving events", "split")
+	bar := m.progress("events moved", true)
+	defer bar.Finish()
+	moved := moving(bar, "moving events")
 	var (
 		rep   split.Report
 		err   error
@@ -74,11 +73,11 @@ func (m *Main) runSplit(ctx context.Context) error {
 	)
 	if m.serve.PostgresURL != "" {
 		where = "the database's schemas " + server.PostgresSchemaOf(m.serve.PostgresSchema, "*")
-		rep, err = split.RunPostgres(ctx, m.serve.PostgresURL, m.splitFrom, m.serve.PostgresSchema, m.reshardTo, contextURLs(), progress)
-	} else if rep, err = split.Run(ctx, m.serve.DataDir, progress); err == nil {
+		rep, err = split.RunPostgres(ctx, m.serve.PostgresURL, m.splitFrom, m.serve.PostgresSchema, m.reshardTo, contextURLs(), moved)
+	} else if rep, err = split.Run(ctx, m.serve.DataDir, moved); err == nil {
 		// Payments' one log, spread over its partitions.
 		var rs reshard.Report
-		if rs, err = reshard.Run(ctx, m.serve.DataDir, m.reshardTo, m.progress("spreading payments", "reshard")); err == nil {
+		if rs, err = reshard.Run(ctx, m.serve.DataDir, m.reshardTo, moving(bar, "spreading payments")); err == nil {
 			delete(rep.Events, partition.Context)
 			maps.Copy(rep.Events, rs.Events)
 		}
@@ -97,26 +96,18 @@ func (m *Main) runSplit(ctx context.Context) error {
 	return nil
 }
 
-// progress is a progress report of a long command: a bar on a terminal
-// (described as what), else a line every 2 s (prefixed with who).
-func (m *Main) progress(what, who string) split.Progress {
-	if f, ok := m.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		var bar *progressbar.ProgressBar
-		return func(done, total int) {
-			if bar == nil {
-				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(m.Stderr), progressbar.OptionSetDescription(what),
-					progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
-			}
-			bar.Set(done) //nolint:errcheck // a progress bar
-		}
-	}
-	last := time.Now()
-	return func(done, total int) {
-		if time.Since(last) > 2*time.Second || done == total {
-			fmt.Fprintf(m.Stderr, "%s: %d of %d events moved\n", who, done, total)
-			last = time.Now()
-		}
-	}
+// progress shows the command's progress on stderr (package progress): a
+// bar on a terminal, else a line every 2 s headed with the command. The
+// bar counts unit (with its rate if rate); Finish ends it.
+func (m *Main) progress(unit string, rate bool) *progress.Bar {
+	return progress.New(m.Stderr, progress.Options{Name: m.command, Unit: unit, Rate: rate, Terminal: progress.IsTerminal(m.Stderr)})
+}
+
+// moving is a progress report of events moved (split.Progress), shown on
+// bar as what the command is doing.
+func moving(bar *progress.Bar, what string) split.Progress {
+	bar.Describe(what)
+	return func(done, total int) { bar.Set(done, total) }
 }
 
 // parsePayments reads `agora payments reshard`'s flags.
@@ -162,16 +153,18 @@ flags:`)
 
 // runReshard reshards payments, with a progress bar on a terminal.
 func (m *Main) runReshard(ctx context.Context) error {
-	progress := m.progress("moving events", "reshard")
+	bar := m.progress("events moved", true)
+	defer bar.Finish()
+	moved := moving(bar, "moving events")
 	var (
 		rep reshard.Report
 		err error
 	)
 	if m.serve.PostgresURL != "" {
 		m.serve.PostgresURLs = contextURLs()
-		rep, err = reshard.RunPostgres(ctx, m.serve, m.reshardTo, progress)
+		rep, err = reshard.RunPostgres(ctx, m.serve, m.reshardTo, moved)
 	} else {
-		rep, err = reshard.Run(ctx, m.serve.DataDir, m.reshardTo, progress)
+		rep, err = reshard.Run(ctx, m.serve.DataDir, m.reshardTo, moved)
 	}
 	if err != nil {
 		return err

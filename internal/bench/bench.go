@@ -41,6 +41,9 @@ type Config struct {
 	Dir string
 	// Log, if set, receives progress lines.
 	Log func(format string, args ...any)
+	// Progress, if set, is told how many events each phase has appended
+	// or read.
+	Progress Progress
 }
 
 // Throughput is one store's append figures.
@@ -165,8 +168,29 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return res, err
 		}
 	}
+	cfg.Log("aggregate load: 10k events, from a snapshot and by replay...")
+	cfg.Progress.report("aggregate load", "", 0, 0)
 	res.AggregateLoad10kSnapshotMs, res.AggregateLoad10kReplayMs, err = aggregateLoad(ctx, dir)
 	return res, err
+}
+
+// Progress is told how far a benchmark has got: done of total units
+// (events, orders, ...; total <= 0: no known end) of what it is doing now.
+// The CLI shows it as a bar on a terminal, a plain line now and then
+// elsewhere.
+type Progress func(what, unit string, done, total int)
+
+// report calls p, if set.
+func (p Progress) report(what, unit string, done, total int) {
+	if p != nil {
+		p(what, unit, done, total)
+	}
+}
+
+// of is p's report of what, counted in unit (doing nothing if p is not
+// set).
+func (p Progress) of(what, unit string) func(done, total int) {
+	return func(done, total int) { p.report(what, unit, done, total) }
 }
 
 type opener func(ctx context.Context, name string, maxBatch int) (eventstore.Store, func(), error)
@@ -179,7 +203,7 @@ func storeRun(ctx context.Context, cfg Config, name string, open opener) (Throug
 	if err != nil {
 		return t, fmt.Errorf("%s: %w", name, err)
 	}
-	rate, lat, err := appendLoad(ctx, naive, cfg.NaiveEvents, cfg.Writers)
+	rate, lat, err := appendLoad(ctx, naive, cfg.NaiveEvents, cfg.Writers, cfg.Progress.of(name+": naive baseline", "events"))
 	closeNaive()
 	if err != nil {
 		return t, fmt.Errorf("%s naive: %w", name, err)
@@ -192,7 +216,7 @@ func storeRun(ctx context.Context, cfg Config, name string, open opener) (Throug
 		return t, fmt.Errorf("%s: %w", name, err)
 	}
 	defer closeS()
-	rate, lat, err = appendLoad(ctx, s, cfg.Events, cfg.Writers)
+	rate, lat, err = appendLoad(ctx, s, cfg.Events, cfg.Writers, cfg.Progress.of(name+": group commit", "events"))
 	if err != nil {
 		return t, fmt.Errorf("%s: %w", name, err)
 	}
@@ -200,13 +224,14 @@ func storeRun(ctx context.Context, cfg Config, name string, open opener) (Throug
 	t.Speedup = t.EventsPerSec / t.NaiveEventsPerSec
 
 	cfg.Log("%s: catch-up read of %d events...", name, cfg.Events)
-	t.CatchupPerSec, err = catchup(ctx, s)
+	t.CatchupPerSec, err = catchup(ctx, s, cfg.Progress.of(name+": catch-up read", "events"))
 	return t, err
 }
 
 // appendLoad appends total one-event appends from writers goroutines and
-// returns events/s and every append's latency.
-func appendLoad(ctx context.Context, s eventstore.Store, total, writers int) (float64, []time.Duration, error) {
+// returns events/s and every append's latency; progress is told of every
+// 500th append.
+func appendLoad(ctx context.Context, s eventstore.Store, total, writers int, progress func(done, total int)) (float64, []time.Duration, error) {
 	var next atomic.Int64
 	lats := make([][]time.Duration, writers)
 	errc := make(chan error, writers)
@@ -217,7 +242,14 @@ func appendLoad(ctx context.Context, s eventstore.Store, total, writers int) (fl
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for i := 0; next.Add(1) <= int64(total); i++ {
+			for i := 0; ; i++ {
+				n := next.Add(1)
+				if n > int64(total) {
+					return
+				}
+				if n%500 == 0 {
+					progress(int(n), total)
+				}
 				stream := fmt.Sprintf("bench-%d-%d", w, i%16)
 				t0 := time.Now()
 				if _, err := s.Append(ctx, stream, eventstore.Any, eventstore.EventData{Type: "bench.Deposited", Data: data}); err != nil {
@@ -234,6 +266,7 @@ func appendLoad(ctx context.Context, s eventstore.Store, total, writers int) (fl
 	if err := <-errc; err != nil {
 		return 0, nil, err
 	}
+	progress(total, total)
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)
@@ -250,8 +283,9 @@ func pct(lat []time.Duration, p float64) float64 {
 	return float64(lat[i].Microseconds()) / 1000
 }
 
-// catchup reads the whole log from the start, as a new subscriber would.
-func catchup(ctx context.Context, s eventstore.Store) (float64, error) {
+// catchup reads the whole log from the start, as a new subscriber would,
+// telling progress of every batch.
+func catchup(ctx context.Context, s eventstore.Store, progress func(done, total int)) (float64, error) {
 	head, err := s.Head(ctx)
 	if err != nil {
 		return 0, err
@@ -262,6 +296,7 @@ func catchup(ctx context.Context, s eventstore.Store) (float64, error) {
 	defer cancel()
 	err = eventstore.Subscribe(ctx, s, 0, 5000, func(_ context.Context, b []eventstore.Record) error {
 		n += len(b)
+		progress(n, int(head))
 		if b[len(b)-1].Position >= head {
 			cancel()
 		}

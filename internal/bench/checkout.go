@@ -68,6 +68,9 @@ type CheckoutConfig struct {
 	TenthProfiles string
 	// Log, if set, receives progress lines.
 	Log func(format string, args ...any)
+	// Progress, if set, is told how many products and customers the
+	// setup made, then how many orders of each round ended.
+	Progress Progress
 }
 
 // CheckoutResult is what `agora bench checkout --json` prints.
@@ -219,6 +222,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	res := CheckoutResult{Mode: cfg.Mode, Orders: cfg.Orders, Reasons: map[string]int{}}
 	if cfg.RelayEvents > 0 {
 		logf("relay: %d events from the event store to the embedded broker", cfg.RelayEvents)
+		cfg.Progress.report("relay", "", 0, 0)
 		rate, err := relayRate(ctx, dir, cfg.RelayEvents)
 		if err != nil {
 			return res, fmt.Errorf("relay: %w", err)
@@ -236,8 +240,10 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	defer stop()
 
 	logf("setup: %d products, %d customers", cfg.Products, cfg.Customers)
+	setup := cfg.Progress.of("setup", "products and customers")
 	products := make([]string, cfg.Products)
 	for i := range products {
+		setup(i, cfg.Products+cfg.Customers)
 		var p struct{ ID string }
 		if err := c.post(ctx, "/api/v1/products", map[string]any{"sku": fmt.Sprintf("BENCH-%d", i), "name": fmt.Sprintf("Product %d", i),
 			"price": map[string]any{"amount": 100 + rand.IntN(5000), "currency": "USD"}}, &p); err != nil {
@@ -254,6 +260,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	}
 	customers := make([]string, cfg.Customers)
 	for i := range customers {
+		setup(cfg.Products+i, cfg.Products+cfg.Customers)
 		customers[i] = fmt.Sprintf("bench-customer-%d", i)
 		bal := int64(1_000_000_000)
 		if i%20 == 0 {
@@ -264,6 +271,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 			return res, err
 		}
 	}
+	setup(cfg.Products+cfg.Customers, cfg.Products+cfg.Customers)
 
 	// Watch the log for orders ending.
 	orders := srv.StoreOf("ordering")
@@ -287,6 +295,11 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		tenthStart time.Time
 		tenthCPU   time.Duration
 		tenthLat   histogram
+		// phase is what the round placing orders is, for the progress:
+		// phaseTotal orders (0: until a time), counted from phaseBase
+		// ended.
+		phase                 string
+		phaseBase, phaseTotal int
 	)
 	closeTenth := func(now time.Time) { // with mu held
 		if tenthLat.n == 0 || len(res.Tenths) == 10 {
@@ -344,21 +357,29 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 				delete(ended, id)
 			}
 		}
+		if phase != "" {
+			cfg.Progress.report(phase, "orders", res.Confirmed+res.Cancelled-phaseBase, phaseTotal)
+		}
 		return nil
 	})
 
 	var failed atomic.Int64
 	// placeUntil places n orders, or as many as it can until until, and
 	// waits for them to end (bounded): one round, timed from its first
-	// POST to its last order's end.
-	var placeUntil func(n int, until time.Time) (int, time.Duration, time.Duration)
+	// POST to its last order's end. what names it in the progress.
+	var placeUntil func(what string, n int, until time.Time) (int, time.Duration, time.Duration)
 	// place places n orders (placeUntil with no end).
-	place := func(n int) (int, time.Duration, time.Duration) { return placeUntil(n, time.Time{}) }
-	placeUntil = func(n int, until time.Time) (int, time.Duration, time.Duration) {
+	place := func(what string, n int) (int, time.Duration, time.Duration) { return placeUntil(what, n, time.Time{}) }
+	placeUntil = func(what string, n int, until time.Time) (int, time.Duration, time.Duration) {
 		cpu := cpuTime()
 		mu.Lock()
 		endedBefore := res.Confirmed + res.Cancelled
 		last = time.Time{}
+		phase, phaseBase, phaseTotal = what, endedBefore, n
+		if !until.IsZero() {
+			phaseTotal = 0
+		}
+		cfg.Progress.report(phase, "orders", 0, phaseTotal)
 		mu.Unlock()
 		var next atomic.Int64
 		start := time.Now()
@@ -434,12 +455,12 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		// A warm-up round, not counted: the first round would otherwise
 		// pay for cold caches.
 		logf("warm-up: %d orders", per/2)
-		place(max(per/2, 1))
+		place("warm-up", max(per/2, 1))
 		for i := range rounds {
 			on := (i+i/2)%2 == 0
 			tracing.SetEnabled(on)
 			logf("round %d of %d: %d orders (%s, %d clients, at most %d in flight), tracing %s", i+1, rounds, per, cfg.Mode, cfg.Clients, cfg.InFlight, onOff(on))
-			n, d, cpu := place(per)
+			n, d, cpu := place(fmt.Sprintf("round %d of %d, tracing %s", i+1, rounds, onOff(on)), per)
 			logf("  %.0f orders/s, %.2f ms of CPU an order", rate(n, d), perOrder(cpu, n))
 			if on {
 				onN, onT, onCPU = onN+n, onT+d, onCPU+cpu
@@ -495,7 +516,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 				}
 			}()
 		}
-		done, took, _ = placeUntil(n, until)
+		done, took, _ = placeUntil("placing "+what, n, until)
 		close(stopTicks)
 		mu.Lock()
 		closeTenth(cmp.Or(last, time.Now())) // the last, with what ended since, at the last end

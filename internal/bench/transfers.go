@@ -38,6 +38,8 @@ type TransfersConfig struct {
 	Dir string
 	// Log receives progress lines (nil: none).
 	Log func(format string, args ...any)
+	// Progress, if set, is told how many of the runs' transfers ended.
+	Progress Progress
 }
 
 // TransfersRun is one run of one partition count.
@@ -123,9 +125,14 @@ func RunTransfers(ctx context.Context, cfg TransfersConfig) (TransfersResult, er
 		dir = d
 	}
 	var res TransfersResult
+	total := cfg.Rounds * len(cfg.Partitions) * cfg.Transfers
 	for round := 1; round <= cfg.Rounds; round++ {
 		for _, n := range cfg.Partitions {
-			run, err := transfersRun(ctx, cfg, fmt.Sprintf("%s/r%d-p%d", dir, round, n), n)
+			before, what := len(res.Runs)*cfg.Transfers, fmt.Sprintf("round %d, %d partitions", round, n)
+			cfg.Progress.report(what+": booting", "transfers", before, total)
+			run, err := transfersRun(ctx, cfg, fmt.Sprintf("%s/r%d-p%d", dir, round, n), n, func(ended int) {
+				cfg.Progress.report(what, "transfers", before+ended, total)
+			})
 			if err != nil {
 				return res, fmt.Errorf("%d partitions, round %d: %w", n, round, err)
 			}
@@ -156,8 +163,8 @@ func cmpOr(v, def int) int {
 }
 
 // transfersRun boots a platform with n partitions in dir and measures
-// cfg.Transfers transfers on it.
-func transfersRun(ctx context.Context, cfg TransfersConfig, dir string, n int) (TransfersRun, error) {
+// cfg.Transfers transfers on it, telling progress how many ended.
+func transfersRun(ctx context.Context, cfg TransfersConfig, dir string, n int, progress func(ended int)) (TransfersRun, error) {
 	run := TransfersRun{Partitions: n, Transfers: cfg.Transfers}
 	srv, c, stop, err := boot(ctx, server.Config{DataDir: dir, PaymentsPartitions: n}, cfg.InFlight)
 	if err != nil {
@@ -214,6 +221,7 @@ func transfersRun(ctx context.Context, cfg TransfersConfig, dir string, n int) (
 					close(allEnded)
 				}
 			}
+			progress(ended)
 			return nil
 		})
 	}

@@ -449,7 +449,9 @@ func forwardedFor(pr *httputil.ProxyRequest) {
 // dropUpstreamRequestID keeps the gateway's X-Request-Id and
 // Agora-Trace-Id (the upstream's names the same trace) the only ones.
 func dropUpstreamRequestID(res *http.Response) error {
-	res.Header.Del(httpapi.RequestIDHeader)
-	res.Header.Del(httpapi.TraceIDHeader)
+	// Both names are canonical: Header.Del would only canonicalize them
+	// again.
+	delete(res.Header, httpapi.RequestIDHeader)
+	delete(res.Header, httpapi.TraceIDHeader)
 	return nil
 }

@@ -81,14 +81,17 @@ func BenchmarkOverhead(b *testing.B) {
 	plain.Transport = stubTransport{}
 	pooled := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: "127.0.0.1:1"})
 	pooled.Transport, pooled.BufferPool = stubTransport{}, &pool{sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
-	// As agora serve runs it: with the access log (dropped) and metrics.
-	served := httpapi.Middleware(slog.New(slog.DiscardHandler), telemetry.New().HTTP(gw))
+	// As agora serve runs it (server.Open): the access log (off, as in
+	// agora bench gateway) and metrics around the gateway, which gives
+	// request IDs and spans itself.
+	served := httpapi.AccessLog(slog.New(slog.DiscardHandler), telemetry.New().HTTP(gw))
 	for _, tc := range []struct {
 		name string
 		h    http.Handler
 	}{{"gateway", gw}, {"gateway-as-served", served}, {"plain", plain}, {"plain-pooled-buffers", pooled}} {
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
+			defer reportCPU(b)()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					req := httptest.NewRequest(http.MethodGet, "/api/v1/products/0193a1b2-7c3d-7e4f-8a5b-6c7d8e9f0a1b", nil)
@@ -125,14 +128,15 @@ func BenchmarkOverheadTCP(b *testing.B) {
 	gs, ps := httptest.NewServer(gw), httptest.NewServer(plain)
 	defer gs.Close()
 	defer ps.Close()
-	// As agora serve runs it: access log (dropped), metrics, server timeouts.
-	served := httptest.NewUnstartedServer(httpapi.Middleware(slog.New(slog.DiscardHandler), telemetry.New().HTTP(gw)))
+	// As agora serve runs it: access log (off), metrics, server timeouts.
+	served := httptest.NewUnstartedServer(httpapi.AccessLog(slog.New(slog.DiscardHandler), telemetry.New().HTTP(gw)))
 	served.Config.ReadHeaderTimeout, served.Config.ReadTimeout, served.Config.WriteTimeout = 10*time.Second, 30*time.Second, 30*time.Second
 	served.Start()
 	defer served.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	for _, tc := range []struct{ name, url string }{{"gateway", gs.URL}, {"gateway-as-served", served.URL}, {"plain", ps.URL}, {"direct", upstream.URL}} {
 		b.Run(tc.name, func(b *testing.B) {
+			defer reportCPU(b)()
 			b.SetParallelism(16)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -150,5 +154,18 @@ func BenchmarkOverheadTCP(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// reportCPU adds the process's CPU time per operation (user and system,
+// every goroutine's) to b's report when the returned function is called:
+// on a machine shared with other work, a steadier measure than ns/op,
+// which counts the time other processes had the cores.
+func reportCPU(b *testing.B) func() {
+	start := cpuTime()
+	return func() {
+		if used := cpuTime() - start; used > 0 && b.N > 0 {
+			b.ReportMetric(float64(used.Nanoseconds())/float64(b.N), "cpu-ns/op")
+		}
 	}
 }

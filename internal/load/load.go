@@ -148,7 +148,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			}
 		}
 	}()
-	prog := startProgress(cfg, st, start)
+	stopProgress := showProgress(cfg, st, start)
 	var wg sync.WaitGroup
 	for _, u := range users {
 		wg.Go(func() {
@@ -164,7 +164,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	wg.Wait()
 	close(done)
 	elapsed := time.Since(start)
-	prog.stop()
+	stopProgress()
 
 	rep := st.report(elapsed)
 	rep.URL, rep.Users, rep.Seed, rep.MaxErrors = cfg.URL, len(users), cfg.Seed, cfg.MaxErrors

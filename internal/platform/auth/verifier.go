@@ -156,9 +156,9 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > MaxTokenBytes {
 		return nil, invalid(errors.New("auth: token too long"))
 	}
-	if !compactJWS(token) {
-		return nil, invalid(errors.New("auth: token has characters a compact JWS does not"))
-	}
+	// A remembered token passed every check below as it is, character
+	// for character (the cache is keyed by the whole token): only its
+	// expiry and revocation are looked at again.
 	if c, ok := v.verified.GetIfPresent(token); ok && time.Now().Before(c.ExpiresAt.Time) {
 		if v.revoked != nil && v.revoked.Revoked(c.ID) {
 			return nil, ErrRevoked
@@ -166,6 +166,9 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 		cp := *c // callers must not change the remembered claims
 		cp.Roles, cp.Audience = slices.Clone(c.Roles), slices.Clone(c.Audience)
 		return &cp, nil
+	}
+	if !compactJWS(token) {
+		return nil, invalid(errors.New("auth: token has characters a compact JWS does not"))
 	}
 	var c Claims
 	keyfunc := v.key(ctx)
@@ -205,14 +208,20 @@ func (v *Verifier) verify(ctx context.Context, token string) (*Claims, error) {
 // with line breaks added would pass as the token issued.
 func compactJWS(token string) bool {
 	for i := 0; i < len(token); i++ {
-		switch c := token[i]; {
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
-		default:
+		if !jwsByte[token[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// jwsByte tells the bytes of a compact JWS: base64url's and the dot.
+var jwsByte = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+	}
+	return t
+}()
 
 func invalid(err error) error {
 	e := *ErrInvalidToken

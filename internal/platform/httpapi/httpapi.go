@@ -416,20 +416,26 @@ func Middleware(log *slog.Logger, h http.Handler) http.Handler {
 func RequestID(next http.Handler) http.Handler {
 	tracer := tracing.Tracer("http")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(RequestIDHeader)
+		// The headers are read and written by their canonical keys, as
+		// Header.Get, Set and Del would after canonicalizing them.
+		var id string
+		if v := r.Header[RequestIDHeader]; len(v) > 0 {
+			id = v[0]
+		}
 		if !ValidRequestID(id) {
 			id = uuid.NewString()
-			r.Header.Set(RequestIDHeader, id)
+			r.Header[RequestIDHeader] = []string{id}
 		}
-		w.Header().Set(RequestIDHeader, id)
-		ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx := tracing.Propagator.Extract(r.Context(), headerCarrier(r.Header))
 		ctx, span := tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
 				attribute.String("agora.request_id", id)))
 		defer span.End()
-		r.Header.Del(TraceParentHeader)
-		tracing.Propagator.Inject(ctx, propagation.HeaderCarrier(r.Header))
-		w.Header().Set(TraceIDHeader, span.SpanContext().TraceID().String())
+		delete(r.Header, TraceParentHeader)
+		tracing.Propagator.Inject(ctx, headerCarrier(r.Header))
+		v := []string{id, span.SpanContext().TraceID().String()} // one allocation for both answers
+		h := w.Header()
+		h[RequestIDHeader], h[TraceIDHeader] = v[0:1:1], v[1:2:2]
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(tracing.WithRequestID(ctx, id)))
 		span.SetAttributes(attribute.Int("http.response.status_code", sw.code()))
@@ -438,6 +444,35 @@ func RequestID(next http.Handler) http.Handler {
 		}
 	})
 }
+
+// headerCarrier is propagation.HeaderCarrier knowing the W3C trace
+// context's canonical keys, which it would otherwise canonicalize on
+// every request.
+type headerCarrier http.Header
+
+func (c headerCarrier) key(k string) string {
+	switch k {
+	case "traceparent":
+		return TraceParentHeader
+	case "tracestate":
+		return "Tracestate"
+	}
+	return http.CanonicalHeaderKey(k)
+}
+
+// Get implements propagation.TextMapCarrier.
+func (c headerCarrier) Get(key string) string {
+	if v := c[c.key(key)]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Set implements propagation.TextMapCarrier.
+func (c headerCarrier) Set(key, value string) { c[c.key(key)] = []string{value} }
+
+// Keys implements propagation.TextMapCarrier.
+func (c headerCarrier) Keys() []string { return propagation.HeaderCarrier(c).Keys() }
 
 // Recoverer answers a panicking handler's request with a 500 problem
 // (when nothing was written yet; else it cuts the connection) and logs

@@ -74,11 +74,13 @@ type Summary struct {
 
 // entry is a trace as the store keeps it: its spans as the SDK handed
 // them over (turned into Spans only when read, off the hot path), and
-// what lists and filters need.
+// what lists and filters need. Its ID is written out in hex only when
+// read.
 type entry struct {
-	id         string
-	tid        trace.TraceID
-	spans      []sdktrace.ReadOnlySpan
+	tid   trace.TraceID
+	spans []sdktrace.ReadOnlySpan
+	// first holds spans' first few: most traces need no other array.
+	first      [4]sdktrace.ReadOnlySpan
 	bytes      int
 	start, end time.Time
 	err        bool
@@ -151,7 +153,8 @@ func (s *Store) OnEnd(ro sdktrace.ReadOnlySpan) {
 	defer s.mu.Unlock()
 	e := s.byID[id]
 	if e == nil {
-		e = &entry{id: id.String(), tid: id, start: ro.StartTime(), end: ro.EndTime()}
+		e = &entry{tid: id, start: ro.StartTime(), end: ro.EndTime()}
+		e.spans = e.first[:0]
 		e.elem = s.lru.PushFront(e)
 		s.byID[id] = e
 	} else {
@@ -325,7 +328,7 @@ func (s *Store) Summaries(ids []string) []Summary {
 }
 
 func (e *entry) summary() Summary {
-	sum := Summary{TraceID: e.id, Root: e.root, Start: e.start, DurationMS: float64(e.end.Sub(e.start).Microseconds()) / 1000, Spans: len(e.spans),
+	sum := Summary{TraceID: e.tid.String(), Root: e.root, Start: e.start, DurationMS: float64(e.end.Sub(e.start).Microseconds()) / 1000, Spans: len(e.spans),
 		Error: e.err, OrderIDs: slices.Clone(e.orders), Services: slices.Sorted(slices.Values(e.services))}
 	if sum.Services == nil {
 		sum.Services = []string{}
