@@ -115,6 +115,15 @@ type CheckoutResult struct {
 	// CPUNote says why the processes' CPU is missing, when it is (it is
 	// read from Linux's /proc).
 	CPUNote string `json:"cpu_note,omitempty"`
+	// Seconds is how long the orders took, from the first POST to the
+	// last order's end (distributed).
+	Seconds float64 `json:"seconds,omitempty"`
+	// MachineCPUS is the CPU every process on the machine used in that
+	// time (distributed, Linux): the platform's and the benchmark's, and
+	// whatever else runs there — the database, the broker, other work.
+	MachineCPUS float64 `json:"machine_cpu_s,omitempty"`
+	// CPUs is how many cores the machine has.
+	CPUs int `json:"cpus,omitempty"`
 }
 
 // ProcessCPU is the CPU a process used while the orders were placed
@@ -199,6 +208,10 @@ func (r CheckoutResult) WriteTable(w io.Writer) error {
 		}
 		if r.CPUNote == "" {
 			fmt.Fprintf(tw, "  total\t\t%.1f s\t%.2f ms\n", total.CPUS, total.CPUMsPerOrder)
+		}
+		if r.MachineCPUS > 0 {
+			fmt.Fprintf(tw, "  the whole machine\t\t%.1f s\t%.2f ms\t(%d cores over %.1f s: %.0f %% busy; beyond the above: the database, the broker, anything else)\n",
+				r.MachineCPUS, r.MachineCPUS*1000/float64(max(r.Orders, 1)), r.CPUs, r.Seconds, 100*r.MachineCPUS/(float64(r.CPUs)*r.Seconds))
 		}
 	}
 	return tw.Flush()
@@ -541,6 +554,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		logf("placing %s (%s, %d clients, at most %d in flight), tracing %s, by tenths", what, res.Mode, cfg.Clients, cfg.InFlight, onOff(on))
 		n, until := cfg.Orders, time.Time{}
 		procs, selfCPU := p.processes(), cpuTime()
+		machine, machineOK := machineCPU()
 		mu.Lock()
 		tenthStart, tenthCPU, tenthSize = time.Now(), p.cpu(), max(cfg.Orders/10, 1)
 		mu.Unlock()
@@ -569,6 +583,12 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		}
 		done, took, _ = placeUntil(n, until)
 		res.Processes, res.Client, res.CPUNote = processesUsed(procs, p.processes(), cpuTime()-selfCPU, done)
+		if res.Distributed {
+			res.Seconds, res.CPUs = took.Seconds(), numCPU()
+			if m, ok := machineCPU(); ok && machineOK {
+				res.MachineCPUS = (m - machine).Seconds()
+			}
+		}
 		close(stopTicks)
 		mu.Lock()
 		closeTenth(cmp.Or(last, time.Now())) // the last, with what ended since, at the last end

@@ -54,3 +54,29 @@ func procRSSMB(pid int) (_ float64, ok bool) {
 	}
 	return float64(resident*uint64(os.Getpagesize())) / (1 << 20), true
 }
+
+// machineCPU is the CPU time every process on the machine has used since
+// it booted (all cores; idle and I/O wait left out), from /proc/stat; ok
+// is false if it cannot be read.
+func machineCPU() (_ time.Duration, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, false
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	// cpu user nice system idle iowait irq softirq steal (guest time is
+	// counted in user already).
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return 0, false
+	}
+	var busy uint64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, err := strconv.ParseUint(string(f[i]), 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		busy += v
+	}
+	return time.Duration(busy) * time.Second / clockTicks, true
+}
