@@ -435,6 +435,8 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	slot := make(chan struct{}, cfg.InFlight)
 
 	var failed atomic.Int64
+	// The first few failures' errors, to say why.
+	var failures []string
 	// placeUntil places n orders, or as many as it can until until, and
 	// waits for them to end (bounded): one round, timed from its first
 	// POST to its last order's end.
@@ -473,6 +475,9 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 						mu.Lock()
 						delete(submitted, id)
 						delete(ended, id)
+						if len(failures) < 3 {
+							failures = append(failures, err.Error())
+						}
 						mu.Unlock()
 						<-slot
 						continue
@@ -612,7 +617,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	res.OrdersPerSec = rate(done, took)
 	res.P50Ms, res.P99Ms = latencies.quantile(0.50), latencies.quantile(0.99)
 	if failed.Load() > 0 {
-		logf("%d order submissions failed", failed.Load())
+		logf("%d order submissions failed; the first: %s", failed.Load(), strings.Join(failures, "; "))
 	}
 	return res, nil
 }
