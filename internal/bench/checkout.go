@@ -476,7 +476,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 						delete(submitted, id)
 						delete(ended, id)
 						if len(failures) < 3 {
-							failures = append(failures, err.Error())
+							failures = append(failures, strings.TrimSpace(err.Error()))
 						}
 						mu.Unlock()
 						<-slot
