@@ -50,6 +50,10 @@ type Projection interface {
 // React with each batch before it opens the batch's transaction, so that
 // transaction (and on SQLite the database's one writer) is held only to
 // run Apply and move the checkpoint, not for the effect's duration. A
+// Shared runner instead reacts inside the batch's transaction, once it
+// has locked the checkpoint and found the batch its own: of the runners
+// of several processes, only the one that applies a batch reacts to it
+// (PostgreSQL holds no writer for it, only the checkpoint's row). A
 // crash between React and the checkpoint's commit runs React again on
 // the same events.
 type Reactor interface {
@@ -249,9 +253,16 @@ func (r *Runner) applyBatch(ctx context.Context, epoch uint64, batch []eventstor
 		}
 		span.End()
 	}()
-	if re, ok := r.p.(Reactor); ok {
+	re, reacts := r.p.(Reactor)
+	react := func() error {
 		if err := re.React(ctx, batch); err != nil {
 			return fmt.Errorf("projection %s: react up to %d: %w", r.p.Name(), last, err)
+		}
+		return nil
+	}
+	if reacts && !r.opts.Shared {
+		if err := react(); err != nil {
+			return err
 		}
 	}
 	tx, err := r.db.BeginTx(ctx, nil)
@@ -266,6 +277,11 @@ func (r *Runner) applyBatch(ctx context.Context, epoch uint64, batch []eventstor
 		}
 		if uint64(at) != r.Position() || batch[0].Position <= uint64(at) {
 			return errMoved
+		}
+		if reacts {
+			if err := react(); err != nil {
+				return err
+			}
 		}
 	}
 	if err := r.p.Apply(ctx, tx, batch); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -227,6 +228,73 @@ func TestSharedRunnersApplyOnce(t *testing.T) {
 			t.Fatalf("shared runners applied %d events of %d", n, total)
 		case !shared && n <= total:
 			t.Fatalf("control: unshared runners applied %d of %d events: want some twice (the test would not see double applies)", n, total)
+		}
+	}
+}
+
+// reacting is a tally that is also a Reactor: it counts its reactions to
+// each event's position.
+type reacting struct {
+	tally
+	mu      *sync.Mutex
+	reacted map[uint64]int
+}
+
+func (r reacting) React(_ context.Context, batch []eventstore.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range batch {
+		r.reacted[e.Position]++
+	}
+	return nil
+}
+
+// Two Shared runners of one Reactor (two instances of a service) react to
+// each event once: only the runner that applies a batch reacts to it. The
+// control without Shared reacts to events twice.
+func TestSharedRunnersReactOnce(t *testing.T) {
+	store, db := testenv.Postgres(t)
+	const events = 600
+	from := 0
+	for _, shared := range []bool{true, false} {
+		p := reacting{tally: tally{fmt.Sprintf("react-shared-%v", shared)}, mu: &sync.Mutex{}, reacted: map[uint64]int{}}
+		ctx, cancel := context.WithCancel(context.Background())
+		var runners []*projection.Runner
+		done := make(chan error, 2)
+		for range 2 {
+			r := projection.NewRunner(store, db, p, projection.Options{BatchSize: 20, Shared: shared})
+			runners = append(runners, r)
+			go func() { done <- r.Run(ctx) }()
+		}
+		head := appendN(t, store, from, from+events)
+		from += events
+		for _, r := range runners {
+			wctx, wcancel := context.WithTimeout(ctx, 60*time.Second)
+			err := r.WaitFor(wctx, head)
+			wcancel()
+			if err != nil {
+				t.Fatalf("shared=%v: a runner did not reach the head %d: %v", shared, head, err)
+			}
+		}
+		cancel()
+		<-done
+		<-done
+		p.mu.Lock()
+		twice := 0
+		for pos := head - events + 1; pos <= head; pos++ {
+			switch n := p.reacted[pos]; {
+			case n == 0:
+				t.Fatalf("shared=%v: no reaction to position %d", shared, pos)
+			case n > 1:
+				twice++
+			}
+		}
+		p.mu.Unlock()
+		switch {
+		case shared && twice > 0:
+			t.Fatalf("shared runners reacted to %d events of %d more than once", twice, events)
+		case !shared && twice == 0:
+			t.Fatalf("control: unshared runners reacted to every event once: want some twice (the test would not see double reactions)")
 		}
 	}
 }

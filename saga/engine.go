@@ -47,6 +47,13 @@ type Options struct {
 	// Observer, if set, is told of every instance started, every attempt
 	// at a step and every instance that ends, for metrics.
 	Observer Observer
+	// SharedIndex says the engines of other processes keep the same
+	// index (several instances of a service on one PostgreSQL schema):
+	// its projection runner is then Shared (projection.Options), so that
+	// each batch is applied once, by one of them, rather than by every
+	// engine in turn (twice the work, and deadlocks between the
+	// instances' transactions).
+	SharedIndex bool
 }
 
 // runner is a definition with its data type erased.
@@ -106,7 +113,7 @@ func NewEngine(store eventstore.Store, db *sql.DB, opts Options) *Engine {
 		opts.CompensationAttempts = 5
 	}
 	e := &Engine{store: store, db: db, opts: opts, defs: map[string]runner{}, running: map[string]bool{}, started: bounded.New[string, bool](maxStarted)}
-	e.index = projection.NewRunner(store, db, indexProjection{}, projection.Options{})
+	e.index = projection.NewRunner(store, db, indexProjection{}, projection.Options{Shared: opts.SharedIndex})
 	return e
 }
 

@@ -28,7 +28,8 @@ commands:
   serve        run the whole platform in one process (embedded storage)
   audit        check the stores' invariants (money, stock, checkouts, sagas, relays); exit 1 on a violation
   bench store     measure the event stores (add --json for machine output)
-  bench checkout  place orders through the HTTP API as fast as they are taken
+  bench checkout  place orders through the HTTP API as fast as they are taken;
+                  --distributed: a process per context on PostgreSQL + NATS (+ Redis)
   bench transfers transfers between accounts with payments over 1, 2 and 4 partitions
   bench gateway   the gateway against a plain reverse proxy (and nginx, Caddy) and the upstream direct
   load URL     drive a running platform with virtual customers (browse, order, transfer…) and report
@@ -115,6 +116,7 @@ func (m *Main) ParseFlags(args []string) error {
 		fs.StringVar(&m.serve.Routes, "routes", os.Getenv("AGORA_ROUTES"), "a YAML route table replacing the embedded one (AGORA_ROUTES)")
 		fs.BoolVar(&m.serve.SeedDemo, "seed-demo", env("AGORA_SEED_DEMO", "true") == "true", "create the demo tenant, users and catalog if missing (AGORA_SEED_DEMO)")
 		fs.StringVar(&m.serve.RedisURL, "redis", os.Getenv("AGORA_REDIS_URL"), "Redis URL of the shared cache tier, e.g. redis://127.0.0.1:6379/0 (AGORA_REDIS_URL)")
+		fs.StringVar(&m.cpuProfile, "cpuprofile", os.Getenv("AGORA_CPUPROFILE"), "write a CPU profile of the process's run, from start to stop, to this file (AGORA_CPUPROFILE)")
 		fs.StringVar(&m.serve.CheckoutMode, "checkout-mode", env("AGORA_CHECKOUT_MODE", "orchestration"), "orchestration or choreography (AGORA_CHECKOUT_MODE)")
 		idemTTL := fs.String("idempotency-ttl", env("AGORA_IDEMPOTENCY_TTL", "24h"), "how long an Idempotency-Key's answer is kept (AGORA_IDEMPOTENCY_TTL)")
 		timeout := fs.String("checkout-timeout", env("AGORA_CHECKOUT_TIMEOUT", "30s"), "deadline of each checkout step; of the whole checkout in choreography (AGORA_CHECKOUT_TIMEOUT)")
@@ -230,20 +232,52 @@ func (m *Main) ParseFlags(args []string) error {
 			fs.DurationVar(&m.checkout.Duration, "duration", 0, "place orders for this long (a soak, e.g. 30m) instead of --orders; reported by tenths either way")
 			fs.IntVar(&m.checkout.InFlight, "in-flight", 128, "most orders submitted and not yet ended")
 			fs.IntVar(&m.checkout.Clients, "clients", 32, "concurrent HTTP clients")
-			fs.IntVar(&m.checkout.RelayEvents, "relay-events", 100_000, "events for the relay measurement (0 skips it)")
+			fs.IntVar(&m.checkout.RelayEvents, "relay-events", 100_000, "events for the relay measurement (0 skips it; not with --distributed)")
 			fs.StringVar(&m.checkout.Mode, "mode", env("AGORA_CHECKOUT_MODE", "orchestration"), "orchestration or choreography")
 			fs.StringVar(&m.checkout.Dir, "dir", "", "data directory (default: a temporary one)")
-			fs.StringVar(&m.checkout.Tracing, "tracing", "on", "on, off, or both: rounds with tracing on and off in turn, reporting each one's orders/s and what tracing costs")
+			fs.StringVar(&m.checkout.Tracing, "tracing", "on", "on, off, or both: rounds with tracing on and off in turn, reporting each one's orders/s and what tracing costs (both: not with --distributed)")
 			fs.IntVar(&m.checkout.Rounds, "rounds", 4, "rounds of --tracing both (the orders split among them)")
-			fs.StringVar(&m.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
-			fs.StringVar(&m.checkout.TenthProfiles, "cpuprofile-tenths", "", "write each tenth's CPU profile to PREFIX.tenth-NN.pprof (not with --cpuprofile)")
-			fs.StringVar(&m.checkout.MemProfile, "memprofile", "", "write a heap profile to this file at the end of the run, while the platform still runs")
+			fs.StringVar(&m.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file (this process: with --distributed, the clients; see --profile-dir)")
+			fs.StringVar(&m.checkout.TenthProfiles, "cpuprofile-tenths", "", "write each tenth's CPU profile of this process to PREFIX.tenth-NN.pprof (not with --cpuprofile)")
+			fs.StringVar(&m.checkout.MemProfile, "memprofile", "", "write a heap profile to this file at the end of the run, while the platform still runs (not with --distributed)")
+			distributed := fs.Bool("distributed", false, "run the platform as processes of this binary — identity, catalog, inventory, shipping, payments ×2, ordering ×2, bff, gateway — on PostgreSQL and NATS (+ Redis), in a fresh schema prefix and NATS namespace removed at the end, and report each process's CPU")
+			var d bench.Distributed
+			fs.StringVar(&d.PostgresURL, "postgres", os.Getenv("AGORA_POSTGRES_URL"), "with --distributed: PostgreSQL URL (AGORA_POSTGRES_URL)")
+			fs.StringVar(&d.NATSURL, "nats", os.Getenv("AGORA_NATS_URL"), "with --distributed: NATS URL (AGORA_NATS_URL)")
+			fs.StringVar(&d.RedisURL, "redis", os.Getenv("AGORA_REDIS_URL"), "with --distributed: Redis URL of the shared cache tier; empty runs without (AGORA_REDIS_URL)")
+			fs.StringVar(&d.ProfileDir, "profile-dir", "", "with --distributed: each process writes a CPU profile of its run (setup included) to <dir>/<process>.pprof")
 			if err := fs.Parse(args[2:]); err != nil {
 				return err
 			}
 			if t := m.checkout.Tracing; t != "on" && t != "off" && t != "both" {
 				return fmt.Errorf("--tracing: %q: want on, off or both", t)
 			}
+			set := map[string]bool{}
+			fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+			if set["cpuprofile"] && set["cpuprofile-tenths"] {
+				return errors.New("--cpuprofile-tenths: not with --cpuprofile (one CPU profile at a time)")
+			}
+			if !*distributed {
+				for _, name := range []string{"postgres", "nats", "redis", "profile-dir"} {
+					if set[name] {
+						return fmt.Errorf("--%s: only with --distributed", name)
+					}
+				}
+				return nil
+			}
+			for _, name := range []string{"relay-events", "memprofile"} {
+				if set[name] {
+					return fmt.Errorf("--%s measures this process's platform: not with --distributed", name)
+				}
+			}
+			if m.checkout.Tracing == "both" {
+				return errors.New("--tracing both switches this process's tracing: not with --distributed")
+			}
+			if d.PostgresURL == "" || d.NATSURL == "" {
+				return bench.ErrDistributedSetup
+			}
+			m.checkout.RelayEvents = 0
+			m.checkout.Distributed = &d
 			return nil
 		}
 		if len(args) < 2 || args[1] != "store" {
@@ -278,6 +312,11 @@ func (m *Main) Run(ctx context.Context) error {
 	switch m.command {
 	case "serve":
 		m.serve.Logger = log
+		stop, err := m.startCPUProfile()
+		if err != nil {
+			return err
+		}
+		defer stop()
 		srv, err := server.Open(ctx, m.serve)
 		if err != nil {
 			return err
@@ -375,17 +414,11 @@ func (m *Main) logf(format string, args ...any) { fmt.Fprintf(m.Stderr, format+"
 // rates if rate) go to stderr through one progress display: a bar on a
 // terminal, lines otherwise.
 func (m *Main) report(rate bool, run func(log func(string, ...any), p bench.Progress) (result, error)) error {
-	if m.cpuProfile != "" {
-		f, err := os.Create(m.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := m.startCPUProfile()
+	if err != nil {
+		return err
 	}
+	defer stop()
 	bar := m.progress("", rate)
 	res, err := run(bar.Logf, func(what, unit string, done, total int) {
 		bar.SetUnit(unit)
@@ -400,6 +433,28 @@ func (m *Main) report(rate bool, run func(log func(string, ...any), p bench.Prog
 		return res.WriteJSON(m.Stdout)
 	}
 	return res.WriteTable(m.Stdout)
+}
+
+// startCPUProfile starts the CPU profile --cpuprofile asks for, if any,
+// and returns what stops it and writes it out.
+func (m *Main) startCPUProfile() (stop func(), err error) {
+	if m.cpuProfile == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(m.cpuProfile)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			slog.Error("--cpuprofile", "err", err)
+		}
+	}, nil
 }
 
 // Close releases what Run opened.

@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,7 @@ import (
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/eventstore/sqlite"
-	"github.com/agora-commerce/agora/internal/ordering"
+
 	"github.com/agora-commerce/agora/internal/platform/tracing"
 	"github.com/agora-commerce/agora/internal/server"
 	"github.com/agora-commerce/agora/messaging"
@@ -64,8 +65,15 @@ type CheckoutConfig struct {
 	MemProfile string
 	// TenthProfiles, if set, is a path prefix: the CPU profile of each
 	// tenth of the run goes to PREFIX.tenth-NN.pprof (tracing on or off
-	// only), to compare what an order costs early and late in a soak.
+	// only; this process's), to compare what an order costs early and
+	// late in a soak.
 	TenthProfiles string
+	// Distributed, if set, runs the platform as a process per context
+	// (two each of ordering and payments) on PostgreSQL and NATS instead
+	// of in this process. Tracing "both", MemProfile and the relay
+	// measurement are of this process's platform: not with it. Tracing
+	// "off" starts the processes with OTEL_TRACES_SAMPLER=always_off.
+	Distributed *Distributed
 	// Log, if set, receives progress lines.
 	Log func(format string, args ...any)
 	// Progress, if set, is told how many products and customers the
@@ -104,6 +112,36 @@ type CheckoutResult struct {
 	// Tenths are the run's tenths, in order (tracing on or off only):
 	// whether the cost of an order grows with the orders before it.
 	Tenths []Tenth `json:"tenths,omitempty"`
+	// Distributed says the platform ran as processes (--distributed).
+	Distributed bool `json:"distributed,omitempty"`
+	// Processes are the platform's processes, in the order they started,
+	// with the CPU each used while the orders were placed (distributed).
+	Processes []ProcessCPU `json:"processes,omitempty"`
+	// Client is this process's CPU in the same time: the benchmark's
+	// clients and its watch of the orders (distributed).
+	Client *ProcessCPU `json:"client,omitempty"`
+	// CPUNote says why the processes' CPU is missing, when it is (it is
+	// read from Linux's /proc).
+	CPUNote string `json:"cpu_note,omitempty"`
+	// Seconds is how long the orders took, from the first POST to the
+	// last order's end (distributed).
+	Seconds float64 `json:"seconds,omitempty"`
+	// MachineCPUS is the CPU every process on the machine used in that
+	// time (distributed, Linux): the platform's and the benchmark's, and
+	// whatever else runs there — the database, the broker, other work.
+	MachineCPUS float64 `json:"machine_cpu_s,omitempty"`
+	// CPUs is how many cores the machine has.
+	CPUs int `json:"cpus,omitempty"`
+}
+
+// ProcessCPU is the CPU a process used while the orders were placed
+// (from the first POST to the last order's end), in seconds and over the
+// orders that ended.
+type ProcessCPU struct {
+	Name          string  `json:"name"`
+	PID           int     `json:"pid"`
+	CPUS          float64 `json:"cpu_s"`
+	CPUMsPerOrder float64 `json:"cpu_ms_per_order"`
 }
 
 // Tenth is one tenth of a checkout run: its rate, its orders' p99 from
@@ -115,11 +153,14 @@ type Tenth struct {
 	Orders       int     `json:"orders"`
 	OrdersPerSec float64 `json:"orders_per_sec"`
 	P99Ms        float64 `json:"p99_ms"`
-	RSSMB        float64 `json:"rss_mb"`
-	HeapMB       float64 `json:"heap_mb"`
-	// CPUMsPerOrder is the process's CPU time (platform and clients) in
-	// the tenth over its orders: steadier than the rate on a machine
-	// others share.
+	// RSSMB is the resident memory: the process's, or (distributed)
+	// every process's and this one's summed.
+	RSSMB float64 `json:"rss_mb"`
+	// HeapMB is the Go heap in use (embedded only).
+	HeapMB float64 `json:"heap_mb,omitempty"`
+	// CPUMsPerOrder is the CPU time (platform and clients: every
+	// process's, distributed) in the tenth over its orders: steadier than
+	// the rate on a machine others share.
 	CPUMsPerOrder float64 `json:"cpu_ms_per_order"`
 }
 
@@ -133,23 +174,53 @@ func (r CheckoutResult) WriteJSON(w io.Writer) error {
 // WriteTable prints r for people.
 func (r CheckoutResult) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "checkout (%s, %d orders)\t\n", r.Mode, r.Orders)
+	where := "embedded"
+	if r.Distributed {
+		where = "distributed"
+	}
+	fmt.Fprintf(tw, "checkout (%s, %s, %d orders)\t\n", r.Mode, where, r.Orders)
 	fmt.Fprintf(tw, "orders/s\t%.0f\n", r.OrdersPerSec)
 	fmt.Fprintf(tw, "submit → terminal p50\t%.1f ms\n", r.P50Ms)
 	fmt.Fprintf(tw, "submit → terminal p99\t%.1f ms\n", r.P99Ms)
 	fmt.Fprintf(tw, "confirmed / cancelled / stuck\t%d / %d / %d\n", r.Confirmed, r.Cancelled, r.Stuck)
 	fmt.Fprintf(tw, "cancel reasons\t%v\n", r.Reasons)
-	fmt.Fprintf(tw, "relay msg/s\t%.0f\n", r.RelayMsgsPerSec)
+	if !r.Distributed {
+		fmt.Fprintf(tw, "relay msg/s\t%.0f\n", r.RelayMsgsPerSec)
+	}
 	fmt.Fprintf(tw, "tracing\t%s\n", r.Tracing)
 	if len(r.Tenths) > 0 {
 		fmt.Fprintf(tw, "by tenth\torders\torders/s\tp99\tCPU an order\tRSS\tGo heap\n")
 		for i, t := range r.Tenths {
-			fmt.Fprintf(tw, "  %d\t%d\t%.0f\t%.0f ms\t%.2f ms\t%.0f MB\t%.0f MB\n", i+1, t.Orders, t.OrdersPerSec, t.P99Ms, t.CPUMsPerOrder, t.RSSMB, t.HeapMB)
+			heap := "—"
+			if !r.Distributed {
+				heap = fmt.Sprintf("%.0f MB", t.HeapMB)
+			}
+			fmt.Fprintf(tw, "  %d\t%d\t%.0f\t%.0f ms\t%.2f ms\t%.0f MB\t%s\n", i+1, t.Orders, t.OrdersPerSec, t.P99Ms, t.CPUMsPerOrder, t.RSSMB, heap)
 		}
 	}
 	if r.Tracing == "both" {
 		fmt.Fprintf(tw, "orders/s, tracing on / off\t%.0f / %.0f (tracing costs %.1f %%)\n", r.TracingOnOrdersPerSec, r.TracingOffOrdersPerSec, r.TracingCostPct)
 		fmt.Fprintf(tw, "CPU an order, tracing on / off\t%.2f / %.2f ms (tracing costs %.1f %%)\n", r.TracingOnCPUMsPerOrder, r.TracingOffCPUMsPerOrder, r.TracingCPUCostPct)
+	}
+	if len(r.Processes) > 0 {
+		fmt.Fprintf(tw, "process\tpid\tCPU\tCPU an order\n")
+		var total ProcessCPU
+		for _, p := range append(r.Processes, *r.Client) {
+			if r.CPUNote != "" {
+				fmt.Fprintf(tw, "  %s\t%d\t%s\t\n", p.Name, p.PID, r.CPUNote)
+				continue
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%.1f s\t%.2f ms\n", p.Name, p.PID, p.CPUS, p.CPUMsPerOrder)
+			total.CPUS += p.CPUS
+			total.CPUMsPerOrder += p.CPUMsPerOrder
+		}
+		if r.CPUNote == "" {
+			fmt.Fprintf(tw, "  total\t\t%.1f s\t%.2f ms\n", total.CPUS, total.CPUMsPerOrder)
+		}
+		if r.MachineCPUS > 0 {
+			fmt.Fprintf(tw, "  the whole machine\t\t%.1f s\t%.2f ms\t(%d cores over %.1f s: %.0f %% busy; beyond the above: the database, the broker, anything else)\n",
+				r.MachineCPUS, r.MachineCPUS*1000/float64(max(r.Orders, 1)), r.CPUs, r.Seconds, 100*r.MachineCPUS/(float64(r.CPUs)*r.Seconds))
+		}
 	}
 	return tw.Flush()
 }
@@ -185,11 +256,12 @@ func (c benchClient) post(ctx context.Context, path string, body any, out any) e
 	return nil
 }
 
-// RunCheckout boots the platform in process (embedded storage) and
-// places orders through its HTTP API as fast as it takes them: a mix where
-// about 5% of orders ask for products that are out of stock and about 5%
-// come from customers who cannot pay. Latency is from the POST to the
-// order's terminal event.
+// RunCheckout runs the platform — in process (embedded storage), or as a
+// process per context on PostgreSQL and NATS (cfg.Distributed) — and
+// places orders through its gateway's HTTP API as fast as it takes them: a
+// mix where about 5% of orders ask for products that are out of stock and
+// about 5% come from customers who cannot pay. Latency is from the POST to
+// the order's terminal event.
 func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error) {
 	if cfg.Orders <= 0 {
 		cfg.Orders = 5000
@@ -210,6 +282,17 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
+	if cfg.Distributed != nil {
+		// What measures this process's platform only.
+		switch {
+		case cfg.Tracing == "both":
+			return CheckoutResult{}, errors.New("--tracing both switches the tracing of this process's platform: not with --distributed")
+		case cfg.MemProfile != "":
+			return CheckoutResult{}, errors.New("--memprofile profiles this process's platform: not with --distributed")
+		case cfg.Distributed.PostgresURL == "" || cfg.Distributed.NATSURL == "":
+			return CheckoutResult{}, ErrDistributedSetup
+		}
+	}
 	dir := cfg.Dir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "agora-bench-checkout-")
@@ -219,8 +302,8 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		defer os.RemoveAll(d)
 		dir = d
 	}
-	res := CheckoutResult{Mode: cfg.Mode, Orders: cfg.Orders, Reasons: map[string]int{}}
-	if cfg.RelayEvents > 0 {
+	res := CheckoutResult{Mode: cmp.Or(cfg.Mode, "orchestration"), Orders: cfg.Orders, Reasons: map[string]int{}, Distributed: cfg.Distributed != nil}
+	if cfg.RelayEvents > 0 && cfg.Distributed == nil {
 		logf("relay: %d events from the event store to the embedded broker", cfg.RelayEvents)
 		cfg.Progress.report("relay", "", 0, 0)
 		rate, err := relayRate(ctx, dir, cfg.RelayEvents)
@@ -233,52 +316,66 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	// Everything goes through the gateway as the bootstrapped admin, who
 	// places each order on its customer's behalf (the rate limits are
 	// off: one client places them all).
-	srv, c, stop, err := boot(ctx, server.Config{DataDir: dir + "/platform", CheckoutMode: cfg.Mode}, cfg.Clients*2)
-	if err != nil {
-		return res, err
+	var p checkoutPlatform
+	if cfg.Distributed != nil {
+		dcfg := *cfg.Distributed
+		if cfg.Tracing == "off" {
+			dcfg.Env = append(slices.Clip(dcfg.Env), "OTEL_TRACES_SAMPLER=always_off")
+		}
+		d, err := startDistributed(ctx, dcfg, res.Mode, dir+"/platform", cfg.Clients*2, logf)
+		if err != nil {
+			return res, err
+		}
+		p = d
+	} else {
+		e, err := bootEmbedded(ctx, server.Config{DataDir: dir + "/platform", CheckoutMode: cfg.Mode}, cfg.Clients*2)
+		if err != nil {
+			return res, err
+		}
+		p = e
 	}
-	defer stop()
+	defer func() {
+		if err := p.close(); err != nil {
+			logf("stopping the platform: %v", err)
+		}
+	}()
+	c := p.client()
 
 	logf("setup: %d products, %d customers", cfg.Products, cfg.Customers)
 	setup := cfg.Progress.of("setup", "products and customers")
+	var made atomic.Int64
 	products := make([]string, cfg.Products)
-	for i := range products {
-		setup(i, cfg.Products+cfg.Customers)
+	if err := parallel(ctx, len(products), setupWorkers, func(i int) error {
+		setup(int(made.Add(1))-1, cfg.Products+cfg.Customers)
 		var p struct{ ID string }
 		if err := c.post(ctx, "/api/v1/products", map[string]any{"sku": fmt.Sprintf("BENCH-%d", i), "name": fmt.Sprintf("Product %d", i),
 			"price": map[string]any{"amount": 100 + rand.IntN(5000), "currency": "USD"}}, &p); err != nil {
-			return res, err
+			return err
 		}
 		products[i] = p.ID
 		qty := cfg.Orders // plenty
 		if i%20 == 0 {
 			qty = 1 // these sell out at once: later orders for them are out of stock
 		}
-		if err := c.post(ctx, "/api/v1/inventory/"+p.ID+"/restock", map[string]any{"quantity": qty}, nil); err != nil {
-			return res, err
-		}
+		return c.post(ctx, "/api/v1/inventory/"+p.ID+"/restock", map[string]any{"quantity": qty}, nil)
+	}); err != nil {
+		return res, err
 	}
 	customers := make([]string, cfg.Customers)
-	for i := range customers {
-		setup(cfg.Products+i, cfg.Products+cfg.Customers)
+	if err := parallel(ctx, len(customers), setupWorkers, func(i int) error {
+		setup(int(made.Add(1))-1, cfg.Products+cfg.Customers)
 		customers[i] = fmt.Sprintf("bench-customer-%d", i)
 		bal := int64(1_000_000_000)
 		if i%20 == 0 {
 			bal = 0 // cannot pay
 		}
-		if err := c.post(ctx, "/api/v1/accounts", map[string]any{"id": customers[i], "owner_id": customers[i], "currency": "USD",
-			"initial_balance": map[string]any{"amount": bal, "currency": "USD"}}, nil); err != nil {
-			return res, err
-		}
+		return c.post(ctx, "/api/v1/accounts", map[string]any{"id": customers[i], "owner_id": customers[i], "currency": "USD",
+			"initial_balance": map[string]any{"amount": bal, "currency": "USD"}}, nil)
+	}); err != nil {
+		return res, err
 	}
 	setup(cfg.Products+cfg.Customers, cfg.Products+cfg.Customers)
 
-	// Watch the log for orders ending.
-	orders := srv.StoreOf("ordering")
-	head, err := orders.Head(ctx)
-	if err != nil {
-		return res, err
-	}
 	var (
 		mu        sync.Mutex
 		submitted = map[string]time.Time{}
@@ -305,12 +402,17 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		if tenthLat.n == 0 || len(res.Tenths) == 10 {
 			return
 		}
-		cpu := cpuTime()
-		t := Tenth{Orders: tenthLat.n, OrdersPerSec: rate(tenthLat.n, now.Sub(tenthStart)), P99Ms: tenthLat.quantile(0.99), RSSMB: rssMB(), HeapMB: heapMB(),
+		cpu, mem := p.cpu(), p.memory()
+		t := Tenth{Orders: tenthLat.n, OrdersPerSec: rate(tenthLat.n, now.Sub(tenthStart)), P99Ms: tenthLat.quantile(0.99), RSSMB: mem.RSSMB, HeapMB: mem.HeapMB,
 			CPUMsPerOrder: perOrder(cpu-tenthCPU, tenthLat.n)}
 		res.Tenths = append(res.Tenths, t)
-		logf("  tenth %d: %d orders, %.0f orders/s, p99 %.0f ms, %.2f ms of CPU an order, RSS %.0f MB (Go heap in use %.0f MB, outside Go %.0f MB)",
-			len(res.Tenths), t.Orders, t.OrdersPerSec, t.P99Ms, t.CPUMsPerOrder, t.RSSMB, t.HeapMB, t.RSSMB-goHeldMB())
+		if res.Distributed {
+			logf("  tenth %d: %d orders, %.0f orders/s, p99 %.0f ms, %.2f ms of CPU an order (every process), RSS %.0f MB (every process)",
+				len(res.Tenths), t.Orders, t.OrdersPerSec, t.P99Ms, t.CPUMsPerOrder, t.RSSMB)
+		} else {
+			logf("  tenth %d: %d orders, %.0f orders/s, p99 %.0f ms, %.2f ms of CPU an order, RSS %.0f MB (Go heap in use %.0f MB, outside Go %.0f MB)",
+				len(res.Tenths), t.Orders, t.OrdersPerSec, t.P99Ms, t.CPUMsPerOrder, t.RSSMB, t.HeapMB, mem.OutsideGoMB)
+		}
 		tenthStart, tenthCPU = now, cpu
 		tenthLat.reset()
 		if cfg.TenthProfiles != "" {
@@ -320,28 +422,27 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 			}
 		}
 	}
-	slot := make(chan struct{}, cfg.InFlight)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	confirmedType, cancelledType := (ordering.OrderConfirmed{}).EventType(), (ordering.OrderCancelled{}).EventType()
-	go eventstore.Subscribe(watchCtx, orders, head, 1000, func(_ context.Context, batch []eventstore.Record) error {
-		now := time.Now()
+	// Watch for orders ending. Only the orders this run awaits count (an
+	// end seen twice, or of an order whose POST failed, does not).
+	if err := p.watch(watchCtx, func(now time.Time, ends []orderEnd) {
 		mu.Lock()
 		defer mu.Unlock()
-		for _, r := range batch {
-			if r.Type != confirmedType && r.Type != cancelledType {
+		for _, e := range ends {
+			ch, ok := ended[e.id]
+			if !ok {
 				continue
 			}
-			id := strings.TrimPrefix(r.StreamID, "order-")
-			if r.Type == confirmedType {
+			close(ch)
+			delete(ended, e.id)
+			if e.confirmed {
 				res.Confirmed++
 			} else {
 				res.Cancelled++
-				var e ordering.OrderCancelled
-				_ = json.Unmarshal(r.Data, &e)
-				res.Reasons[e.Reason]++
+				res.Reasons[e.reason]++
 			}
-			if t, ok := submitted[id]; ok {
+			if t, ok := submitted[e.id]; ok {
 				latencies.add(now.Sub(t))
 				if tenthSize > 0 {
 					tenthLat.add(now.Sub(t))
@@ -349,21 +450,21 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 						closeTenth(now)
 					}
 				}
-				delete(submitted, id)
+				delete(submitted, e.id)
 			}
 			last = now
-			if ch, ok := ended[id]; ok {
-				close(ch)
-				delete(ended, id)
-			}
 		}
 		if phase != "" {
 			cfg.Progress.report(phase, "orders", res.Confirmed+res.Cancelled-phaseBase, phaseTotal)
 		}
-		return nil
-	})
+	}); err != nil {
+		return res, fmt.Errorf("watch the orders: %w", err)
+	}
+	slot := make(chan struct{}, cfg.InFlight)
 
 	var failed atomic.Int64
+	// The first few failures' errors, to say why.
+	var failures []string
 	// placeUntil places n orders, or as many as it can until until, and
 	// waits for them to end (bounded): one round, timed from its first
 	// POST to its last order's end. what names it in the progress.
@@ -371,7 +472,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	// place places n orders (placeUntil with no end).
 	place := func(what string, n int) (int, time.Duration, time.Duration) { return placeUntil(what, n, time.Time{}) }
 	placeUntil = func(what string, n int, until time.Time) (int, time.Duration, time.Duration) {
-		cpu := cpuTime()
+		cpu := p.cpu()
 		mu.Lock()
 		endedBefore := res.Confirmed + res.Cancelled
 		last = time.Time{}
@@ -407,6 +508,9 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 						mu.Lock()
 						delete(submitted, id)
 						delete(ended, id)
+						if len(failures) < 3 {
+							failures = append(failures, strings.TrimSpace(err.Error()))
+						}
 						mu.Unlock()
 						<-slot
 						continue
@@ -429,7 +533,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 			mu.Lock()
 			n := len(submitted)
 			mu.Unlock()
-			if n == 0 {
+			if n == 0 || ctx.Err() != nil {
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
@@ -439,7 +543,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		if last.IsZero() {
 			return 0, 0, 0
 		}
-		return res.Confirmed + res.Cancelled - endedBefore, last.Sub(start), cpuTime() - cpu
+		return res.Confirmed + res.Cancelled - endedBefore, last.Sub(start), p.cpu() - cpu
 	}
 
 	var done int
@@ -485,10 +589,12 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		if cfg.Duration > 0 {
 			what = "orders for " + cfg.Duration.String()
 		}
-		logf("placing %s (%s, %d clients, at most %d in flight), tracing %s, by tenths", what, cfg.Mode, cfg.Clients, cfg.InFlight, onOff(on))
+		logf("placing %s (%s, %d clients, at most %d in flight), tracing %s, by tenths", what, res.Mode, cfg.Clients, cfg.InFlight, onOff(on))
 		n, until := cfg.Orders, time.Time{}
+		procs, selfCPU := p.processes(), cpuTime()
+		machine, machineOK := machineCPU()
 		mu.Lock()
-		tenthStart, tenthCPU, tenthSize = time.Now(), cpuTime(), max(cfg.Orders/10, 1)
+		tenthStart, tenthCPU, tenthSize = time.Now(), p.cpu(), max(cfg.Orders/10, 1)
 		if cfg.TenthProfiles != "" {
 			startTenthProfile(cfg.TenthProfiles, 1)
 		}
@@ -517,6 +623,13 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 			}()
 		}
 		done, took, _ = placeUntil("placing "+what, n, until)
+		res.Processes, res.Client, res.CPUNote = processesUsed(procs, p.processes(), cpuTime()-selfCPU, done)
+		if res.Distributed {
+			res.Seconds, res.CPUs = took.Seconds(), numCPU()
+			if m, ok := machineCPU(); ok && machineOK {
+				res.MachineCPUS = (m - machine).Seconds()
+			}
+		}
 		close(stopTicks)
 		mu.Lock()
 		closeTenth(cmp.Or(last, time.Now())) // the last, with what ended since, at the last end
@@ -525,7 +638,9 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 		tracing.SetEnabled(true)
 	}
 	stopWatch()
-	logf("memory at the end: %s", memoryBreakdown())
+	if !res.Distributed {
+		logf("memory at the end: %s", memoryBreakdown())
+	}
 	if cfg.MemProfile != "" {
 		if err := writeHeapProfile(cfg.MemProfile); err != nil {
 			return res, fmt.Errorf("--memprofile: %w", err)
@@ -538,7 +653,7 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	res.OrdersPerSec = rate(done, took)
 	res.P50Ms, res.P99Ms = latencies.quantile(0.50), latencies.quantile(0.99)
 	if failed.Load() > 0 {
-		logf("%d order submissions failed", failed.Load())
+		logf("%d order submissions failed; the first: %s", failed.Load(), strings.Join(failures, "; "))
 	}
 	return res, nil
 }
@@ -644,17 +759,27 @@ func boot(ctx context.Context, cfg server.Config, idle int) (*server.Server, ben
 	if err != nil {
 		return nil, benchClient{}, nil, err
 	}
-	c := benchClient{base: "http://" + srv.Addr(), http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: idle}}}
+	c, err := login(ctx, "http://"+srv.Addr(), idle)
+	if err != nil {
+		stop()
+		return nil, benchClient{}, nil, err
+	}
+	return srv, c, stop, nil
+}
+
+// login returns a client of the gateway at base, logged in as benchAdmin
+// and keeping up to idle connections.
+func login(ctx context.Context, base string, idle int) (benchClient, error) {
+	c := benchClient{base: base, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: idle}}}
 	email, password, _ := strings.Cut(benchAdmin, ":")
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
 	if err := c.post(ctx, "/api/v1/auth/token", map[string]any{"email": email, "password": password}, &tok); err != nil {
-		stop()
-		return nil, benchClient{}, nil, err
+		return benchClient{}, fmt.Errorf("log in as the bench admin: %w", err)
 	}
 	c.token = tok.AccessToken
-	return srv, c, stop, nil
+	return c, nil
 }
 
 // relayRate appends n events to a fresh SQLite store and times a relay
@@ -715,6 +840,53 @@ func relayRate(ctx context.Context, dir string, n int) (float64, error) {
 }
 
 func sqlOpen(path string) (*sql.DB, error) { return sql.Open("sqlite", sqlite.DSN(path, false)) }
+
+// setupWorkers is how many requests at once create the benchmark's
+// products and accounts.
+const setupWorkers = 8
+
+// parallel calls f(0) … f(n-1) from workers goroutines and returns the
+// first error (the calls not yet started are then skipped).
+func parallel(ctx context.Context, n, workers int, f func(i int) error) error {
+	var next atomic.Int64
+	var once sync.Once
+	var first error
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := f(i); err != nil {
+					once.Do(func() { first = err })
+					next.Store(int64(n))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return cmp.Or(first, ctx.Err())
+}
+
+// processesUsed is what each process used between before and after (the
+// same processes), and this process's self over orders ended orders;
+// note says why the processes' CPU is missing, if it is.
+func processesUsed(before, after []processCPU, self time.Duration, orders int) (procs []ProcessCPU, client *ProcessCPU, note string) {
+	if len(after) == 0 {
+		return nil, nil, ""
+	}
+	for i, a := range after {
+		cpu := a.cpu - before[i].cpu
+		if !a.ok || !before[i].ok {
+			cpu, note = 0, "unavailable: a process's CPU is read from Linux's /proc"
+		}
+		procs = append(procs, ProcessCPU{Name: a.name, PID: a.pid, CPUS: cpu.Seconds(), CPUMsPerOrder: perOrder(cpu, orders)})
+	}
+	return procs, &ProcessCPU{Name: "bench (clients)", PID: os.Getpid(), CPUS: self.Seconds(), CPUMsPerOrder: perOrder(self, orders)}, note
+}
 
 // tenthProfile is the file of the tenth's CPU profile being written.
 var tenthProfile *os.File

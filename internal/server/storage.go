@@ -272,7 +272,8 @@ func (s *Server) openLog(ctx context.Context, c *contextStore, u, dir, schema st
 	if c.db, err = s.openState(ctx, u, dir, schema); err != nil {
 		return err
 	}
-	sopts := saga.Options{Logger: s.log, Observer: s.metrics.Sagas()}
+	// On PostgreSQL, the instances of a service share the saga index.
+	sopts := saga.Options{Logger: s.log, Observer: s.metrics.Sagas(), SharedIndex: u != ""}
 	if s.cfg.Only != "" {
 		// Other instances' engines take over a dead one's sagas.
 		sopts.Sweep = 10 * time.Second

@@ -76,10 +76,15 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 	opts.Ended = func(o ordering.Order) {
 		p.Metrics.CheckoutEnded(o.Status == ordering.StatusConfirmed, o.Reason, o.UpdatedAt.Sub(o.CreatedAt))
 	}
-	if orchestrated {
+	if orchestrated && !p.Settings.Postgres {
 		// The checkout starts as soon as the order is placed; the
 		// Starter projection starts those a crash kept from starting
-		// (Start is idempotent).
+		// (Start is idempotent). On PostgreSQL, where several instances
+		// may run, the Starter alone starts every checkout, once (its
+		// runners are shared and only the one applying a batch reacts):
+		// a saga started in two instances is driven by both engines,
+		// since each sees its own Start succeed, and every step then runs
+		// twice.
 		opts.Placed = func(meta eventstore.Metadata, o ordering.Order) {
 			go func() {
 				ctx, cancel := context.WithTimeout(saga.WithMetadata(context.Background(), meta), 10*time.Second)
@@ -89,6 +94,8 @@ func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 				}
 			}()
 		}
+	}
+	if orchestrated {
 		opts.Abort = checkout.Aborter(p.Sagas)
 	}
 	svc := app.NewService(p.Store, opts)
