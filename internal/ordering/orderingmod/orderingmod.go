@@ -12,9 +12,11 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agora-commerce/agora/eventstore"
+	"github.com/agora-commerce/agora/internal/bounded"
 	"github.com/agora-commerce/agora/internal/catalog/catalogapi"
 	"github.com/agora-commerce/agora/internal/module"
 	"github.com/agora-commerce/agora/internal/ordering"
@@ -57,12 +59,32 @@ func PricesConsumer(model *products.Model) module.Consumer {
 		Subjects: products.Subjects, Concurrency: 1, InFlight: 1, AckWait: 30 * time.Second}, Handle: model.Handle}
 }
 
+// ownersKept bounds the payment accounts whose owner ordering remembers
+// (about 150 bytes each).
+const ownersKept = 1 << 14
+
 // New builds the ordering module in the settings' checkout mode.
 func New(ctx context.Context, p *module.Platform) (*module.Module, error) {
 	orchestrated := p.Settings.CheckoutMode != module.Choreography
 	owner := paymentsapi.AccountOwner.Bind(p.Calls)
+	// An account's owner and tenant are set when it opens and never
+	// change, so an answer is kept (at most ownersKept accounts): a
+	// placement by a returning customer asks payments nothing.
+	var ownersMu sync.Mutex
+	owners := bounded.New[string, call.Owner](ownersKept)
 	accounts := call.OwnerFunc(func(ctx context.Context, id string) (string, string, error) {
+		ownersMu.Lock()
+		o, ok := owners.Get(id)
+		ownersMu.Unlock()
+		if ok {
+			return o.Tenant, o.ID, nil
+		}
 		o, err := owner(ctx, paymentsapi.AccountRequest{AccountID: id})
+		if err == nil && o.ID != "" {
+			ownersMu.Lock()
+			owners.Put(id, o)
+			ownersMu.Unlock()
+		}
 		return o.Tenant, o.ID, err
 	})
 	model, err := products.Open(ctx, p.DB, products.Options{Postgres: p.Settings.Postgres,
