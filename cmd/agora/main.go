@@ -37,7 +37,7 @@ const gcPercent = 400
 // following five times a live heap that grows for a while (caches
 // filling). What the platform keeps is bounded by design (every cache,
 // index and map says its bound), about 150 MB of heap embedded; SQLite's
-// page caches are outside the Go heap and outside this limit (about 150
+// page caches are outside the Go heap and outside this limit (about 60
 // MB more at most, embedded). It is a soft limit: a live heap above it
 // is not an error, only collected more often. GOMEMLIMIT, when set, wins
 // (GOMEMLIMIT=off: no limit).
