@@ -28,7 +28,6 @@ import (
 
 	"github.com/agora-commerce/agora/eventstore"
 	"github.com/agora-commerce/agora/eventstore/sqlite"
-
 	"github.com/agora-commerce/agora/internal/platform/tracing"
 	"github.com/agora-commerce/agora/internal/server"
 	"github.com/agora-commerce/agora/messaging"
@@ -347,17 +346,17 @@ func RunCheckout(ctx context.Context, cfg CheckoutConfig) (CheckoutResult, error
 	products := make([]string, cfg.Products)
 	if err := parallel(ctx, len(products), setupWorkers, func(i int) error {
 		setup(int(made.Add(1))-1, cfg.Products+cfg.Customers)
-		var p struct{ ID string }
+		var prod struct{ ID string }
 		if err := c.post(ctx, "/api/v1/products", map[string]any{"sku": fmt.Sprintf("BENCH-%d", i), "name": fmt.Sprintf("Product %d", i),
-			"price": map[string]any{"amount": 100 + rand.IntN(5000), "currency": "USD"}}, &p); err != nil {
+			"price": map[string]any{"amount": 100 + rand.IntN(5000), "currency": "USD"}}, &prod); err != nil {
 			return err
 		}
-		products[i] = p.ID
+		products[i] = prod.ID
 		qty := cfg.Orders // plenty
 		if i%20 == 0 {
 			qty = 1 // these sell out at once: later orders for them are out of stock
 		}
-		return c.post(ctx, "/api/v1/inventory/"+p.ID+"/restock", map[string]any{"quantity": qty}, nil)
+		return c.post(ctx, "/api/v1/inventory/"+prod.ID+"/restock", map[string]any{"quantity": qty}, nil)
 	}); err != nil {
 		return res, err
 	}
