@@ -34,18 +34,22 @@ func counterType(every uint64, stateVersion int) aggregate.Type[counter, added] 
 			s.Count++
 			return s
 		},
-		Encode: func(e added) (eventstore.EventData, error) {
-			b, err := json.Marshal(e)
-			return eventstore.EventData{Type: "Added", Data: b}, err
-		},
-		Decode: func(r eventstore.Record) (added, error) {
-			var e added
-			err := json.Unmarshal(r.Data, &e)
-			return e, err
-		},
+		Encode:        encodeAdded,
+		Decode:        decodeAdded,
 		SnapshotEvery: every,
 		StateVersion:  stateVersion,
 	}
+}
+
+func encodeAdded(e added) (eventstore.EventData, error) {
+	b, err := json.Marshal(e)
+	return eventstore.EventData{Type: "Added", Data: b}, err
+}
+
+func decodeAdded(r eventstore.Record) (added, error) {
+	var e added
+	err := json.Unmarshal(r.Data, &e)
+	return e, err
 }
 
 func add(n, limit int) aggregate.Decide[counter, added] {
@@ -261,15 +265,8 @@ func TestLargeStatesAreSnapshottedLessOften(t *testing.T) {
 			s.Log = append(s.Log, fmt.Sprintf("%0100d", e.N))
 			return s
 		},
-		Encode: func(e added) (eventstore.EventData, error) {
-			b, err := json.Marshal(e)
-			return eventstore.EventData{Type: "Added", Data: b}, err
-		},
-		Decode: func(r eventstore.Record) (added, error) {
-			var e added
-			err := json.Unmarshal(r.Data, &e)
-			return e, err
-		},
+		Encode:        encodeAdded,
+		Decode:        decodeAdded,
 		SnapshotEvery: 10,
 		StateVersion:  1,
 	}

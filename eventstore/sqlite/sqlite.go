@@ -617,6 +617,16 @@ func insertRows(n int) string {
 		strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 }
 
+// appendEventRow appends the values of e's row in the events table to
+// dst, in the order of insertRows' columns.
+func appendEventRow(dst []any, pos int64, stream string, version int64, e *eventstore.EventData, now int64) []any {
+	var meta []byte
+	if e.Metadata != (eventstore.Metadata{}) {
+		meta, _ = json.Marshal(e.Metadata)
+	}
+	return append(dst, pos, stream, version, e.ID[:], e.Type, e.SchemaVersion, []byte(e.Data), meta, now)
+}
+
 // errRowByRow says a multi-row INSERT met a duplicate event ID: the
 // batch is written again an append at a time, which tells whose it is.
 var errRowByRow = errors.New("sqlite: a duplicate event ID in the batch")
@@ -740,12 +750,7 @@ func (w *writer) writeRows(ctx context.Context, tx *sql.Tx, st stmts, batch []*a
 		}
 		first := w.nextPos
 		for i := range r.events {
-			e := &r.events[i]
-			var meta []byte
-			if e.Metadata != (eventstore.Metadata{}) {
-				meta, _ = json.Marshal(e.Metadata)
-			}
-			args = append(args, w.nextPos, r.stream, cur+int64(i)+1, e.ID[:], e.Type, e.SchemaVersion, []byte(e.Data), meta, now)
+			args = appendEventRow(args, w.nextPos, r.stream, cur+int64(i)+1, &r.events[i], now)
 			w.nextPos++
 		}
 		versions[r.stream] = cur + int64(len(r.events))
@@ -813,11 +818,7 @@ func (w *writer) appendOne(ctx context.Context, tx *sql.Tx, st stmts, r *appendR
 	first := w.nextPos
 	for i := range r.events {
 		e := &r.events[i]
-		var meta []byte
-		if e.Metadata != (eventstore.Metadata{}) {
-			meta, _ = json.Marshal(e.Metadata)
-		}
-		_, err := st.ins.ExecContext(ctx, w.nextPos, r.stream, cur+int64(i)+1, e.ID[:], e.Type, e.SchemaVersion, []byte(e.Data), meta, now)
+		_, err := st.ins.ExecContext(ctx, appendEventRow(nil, w.nextPos, r.stream, cur+int64(i)+1, e, now)...)
 		if err == nil {
 			w.nextPos++
 			continue
