@@ -15,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/agora-commerce/agora/internal/cputime"
 	"github.com/agora-commerce/agora/internal/gateway"
 	"github.com/agora-commerce/agora/internal/gateway/ratelimit"
 	"github.com/agora-commerce/agora/internal/gateway/registry"
@@ -162,9 +163,9 @@ func BenchmarkOverheadTCP(b *testing.B) {
 // on a machine shared with other work, a steadier measure than ns/op,
 // which counts the time other processes had the cores.
 func reportCPU(b *testing.B) func() {
-	start := cpuTime()
+	start := cputime.Self()
 	return func() {
-		if used := cpuTime() - start; used > 0 && b.N > 0 {
+		if used := cputime.Self() - start; used > 0 && b.N > 0 {
 			b.ReportMetric(float64(used.Nanoseconds())/float64(b.N), "cpu-ns/op")
 		}
 	}
