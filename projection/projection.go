@@ -345,7 +345,8 @@ func (r *Runner) WaitFor(ctx context.Context, pos uint64) error {
 // Rebuild empties the read model, moves the checkpoint back to the start
 // and, if the runner is running, waits until it has replayed the log up to
 // the head as it was when Rebuild began, calling progress (if not nil)
-// about once a second with the position reached and the target.
+// once the target is known and then about once a second with the position
+// reached and the target.
 func (r *Runner) Rebuild(ctx context.Context, progress func(pos, target uint64)) error {
 	target, err := r.store.Head(ctx)
 	if err != nil {
@@ -364,6 +365,9 @@ func (r *Runner) Rebuild(ctx context.Context, progress func(pos, target uint64))
 		return err
 	}
 	r.opts.Logger.Info("projection rebuild started", "projection", r.p.Name(), "target", target)
+	if progress != nil {
+		progress(0, target)
+	}
 	for r.Position() < target {
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
 		err := r.WaitFor(wctx, target)

@@ -33,6 +33,7 @@ commands:
   bench transfers transfers between accounts with payments over 1, 2 and 4 partitions
   bench gateway   the gateway against a plain reverse proxy (and nginx, Caddy) and the upstream direct
   load URL     drive a running platform with virtual customers (browse, order, transfer…) and report
+  projections URL  list the projections and their lag; projections rebuild URL NAME: rebuild one, with progress
   migrate split   upgrade a data directory of one shared store to a store per context (once)
   payments reshard  change how many partitions payments spreads accounts over (offline)
 
@@ -71,6 +72,8 @@ type Main struct {
 	auditOpts audit.Options
 	// load configures `agora load`.
 	load load.Config
+	// projections configures `agora projections [rebuild]`.
+	projections projectionsConfig
 	// cpuProfile names a CPU profile to write during a benchmark.
 	cpuProfile string
 	asJSON     bool
@@ -295,6 +298,8 @@ func (m *Main) ParseFlags(args []string) error {
 	case "load":
 		m.command = "load"
 		return m.parseLoad(args[1:])
+	case "projections":
+		return m.parseProjections(args[1:])
 	case "migrate":
 		return m.parseMigrate(args[1:])
 	case "payments":
@@ -361,6 +366,8 @@ func (m *Main) Run(ctx context.Context) error {
 		})
 	case "load":
 		return m.runLoad(ctx)
+	case "projections", "projections rebuild":
+		return m.runProjections(ctx)
 	case "migrate split":
 		return m.runSplit(ctx)
 	case "payments reshard":

@@ -175,7 +175,8 @@ type API struct {
 	ScanLimit int
 
 	mu         sync.Mutex
-	rebuilding map[string]bool
+	// rebuilds holds each projection's last rebuild started here.
+	rebuilds map[string]*RebuildStatus
 }
 
 // New returns the API over cfg.
@@ -189,7 +190,7 @@ func New(cfg Config) *API {
 	if cfg.Mode == "" {
 		cfg.Mode = Embedded
 	}
-	return &API{cfg: cfg, ScanLimit: DefaultScanLimit, rebuilding: map[string]bool{}}
+	return &API{cfg: cfg, ScanLimit: DefaultScanLimit, rebuilds: map[string]*RebuildStatus{}}
 }
 
 // Register adds the endpoints to mux.

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/agora-commerce/agora/internal/platform/errs"
 	"github.com/agora-commerce/agora/internal/platform/httpapi"
@@ -17,7 +18,32 @@ type ProjectionStatus struct {
 	Lag uint64 `json:"lag"`
 	// Rebuilding tells whether a rebuild started here is running.
 	Rebuilding bool `json:"rebuilding"`
+	// Rebuild is the last rebuild started in this process (nil: none
+	// since it started).
+	Rebuild *RebuildStatus `json:"rebuild,omitempty"`
 }
+
+// RebuildStatus is how far a projection's rebuild has got.
+type RebuildStatus struct {
+	// State is "running", "done" or "failed".
+	State string `json:"state"`
+	// Position is the log position replayed so far; Target is the head
+	// when the rebuild began (0 until it is known).
+	Position uint64 `json:"position"`
+	Target   uint64 `json:"target"`
+	// StartedAt and EndedAt (zero while running) bound it.
+	StartedAt time.Time  `json:"started_at"`
+	EndedAt   *time.Time `json:"ended_at,omitempty"`
+	// Error says why a failed rebuild failed.
+	Error string `json:"error,omitempty"`
+}
+
+// A rebuild's states.
+const (
+	rebuildRunning = "running"
+	rebuildDone    = "done"
+	rebuildFailed  = "failed"
+)
 
 // RelayStatus is a relay's progress.
 type RelayStatus struct {
@@ -78,10 +104,14 @@ func (a *API) processing(w http.ResponseWriter, r *http.Request) {
 			httpapi.Error(w, r, err)
 			return
 		}
+		st := ProjectionStatus{Name: p.Name(), Checkpoint: p.Position(), Lag: lag}
 		a.mu.Lock()
-		v.Projections = append(v.Projections, ProjectionStatus{Name: p.Name(), Checkpoint: p.Position(), Lag: lag,
-			Rebuilding: a.rebuilding[p.Name()]})
+		if rb := a.rebuilds[p.Name()]; rb != nil {
+			c := *rb
+			st.Rebuild, st.Rebuilding = &c, c.State == rebuildRunning
+		}
 		a.mu.Unlock()
+		v.Projections = append(v.Projections, st)
 	}
 	for _, rl := range a.cfg.Relays {
 		pos := rl.Position()
@@ -152,23 +182,35 @@ func (a *API) rebuild(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.mu.Lock()
-	if a.rebuilding[name] {
+	if rb := a.rebuilds[name]; rb != nil && rb.State == rebuildRunning {
 		a.mu.Unlock()
 		httpapi.Error(w, r, &errs.Error{Code: errs.Conflict, Reason: "rebuild_running", Message: "a rebuild of " + name + " is running"})
 		return
 	}
-	a.rebuilding[name] = true
+	rb := &RebuildStatus{State: rebuildRunning, StartedAt: time.Now().UTC()}
+	a.rebuilds[name] = rb
 	a.mu.Unlock()
 	log := a.cfg.Logger
 	go func() {
-		defer func() {
+		err := p.Rebuild(a.cfg.Context, func(pos, target uint64) {
 			a.mu.Lock()
-			delete(a.rebuilding, name)
+			rb.Position, rb.Target = pos, target
 			a.mu.Unlock()
-		}()
-		if err := p.Rebuild(a.cfg.Context, nil); err != nil && a.cfg.Context.Err() == nil {
+		})
+		if err != nil && a.cfg.Context.Err() == nil {
 			log.Error("ops: rebuild failed", "projection", name, "err", err)
 		}
+		end := time.Now().UTC()
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		rb.EndedAt = &end
+		if err != nil {
+			rb.State, rb.Error = rebuildFailed, err.Error()
+			return
+		}
+		rb.State = rebuildDone
+		rb.Position = max(rb.Position, p.Position())
+		rb.Target = max(rb.Target, rb.Position)
 	}()
 	httpapi.JSON(w, http.StatusAccepted, map[string]string{"name": name, "status": "rebuilding"})
 }
