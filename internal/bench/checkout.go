@@ -225,9 +225,48 @@ func (r CheckoutResult) WriteTable(w io.Writer) error {
 }
 
 type benchClient struct {
-	base  string
-	http  *http.Client
-	token string
+	base string
+	http *http.Client
+	// auth, if set, is the session whose token requests carry.
+	auth *session
+}
+
+// session is a login whose access token is renewed (by logging in again)
+// before it expires, so that a soak outlives any one token.
+type session struct {
+	email, password string
+
+	mu      sync.Mutex
+	token   string
+	renewAt time.Time
+}
+
+// bearer returns the session's token, logging in again first when it is
+// due for renewal; "" without a session.
+func (c benchClient) bearer(ctx context.Context) (string, error) {
+	a := c.auth
+	if a == nil {
+		return "", nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.token != "" && time.Now().Before(a.renewAt) {
+		return a.token, nil
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int64  `json:"expires_in"`
+	}
+	anon := benchClient{base: c.base, http: c.http}
+	if err := anon.post(ctx, "/api/v1/auth/token", map[string]any{"email": a.email, "password": a.password}, &tok); err != nil {
+		return "", fmt.Errorf("log in as %s: %w", a.email, err)
+	}
+	life := time.Duration(tok.ExpiresIn) * time.Second
+	if life <= 0 {
+		life = 5 * time.Minute
+	}
+	a.token, a.renewAt = tok.AccessToken, time.Now().Add(life/2)
+	return a.token, nil
 }
 
 func (c benchClient) post(ctx context.Context, path string, body any, out any) error {
@@ -237,8 +276,12 @@ func (c benchClient) post(ctx context.Context, path string, body any, out any) e
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	tok, err := c.bearer(ctx)
+	if err != nil {
+		return err
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	res, err := c.http.Do(req)
 	if err != nil {
@@ -767,17 +810,15 @@ func boot(ctx context.Context, cfg server.Config, idle int) (*server.Server, ben
 }
 
 // login returns a client of the gateway at base, logged in as benchAdmin
-// and keeping up to idle connections.
+// (and logging in again before each token expires) and keeping up to idle
+// connections.
 func login(ctx context.Context, base string, idle int) (benchClient, error) {
-	c := benchClient{base: base, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: idle}}}
 	email, password, _ := strings.Cut(benchAdmin, ":")
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := c.post(ctx, "/api/v1/auth/token", map[string]any{"email": email, "password": password}, &tok); err != nil {
+	c := benchClient{base: base, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: idle}},
+		auth: &session{email: email, password: password}}
+	if _, err := c.bearer(ctx); err != nil {
 		return benchClient{}, fmt.Errorf("log in as the bench admin: %w", err)
 	}
-	c.token = tok.AccessToken
 	return c, nil
 }
 

@@ -212,12 +212,16 @@ func (d *distributed) waitRoutes(ctx context.Context) error {
 	deadline := time.Now().Add(processReady)
 	for {
 		var bad []string
+		tok, err := d.c.bearer(ctx)
+		if err != nil {
+			return err
+		}
 		for _, path := range probes {
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.c.base+path, nil)
 			if err != nil {
 				return err
 			}
-			req.Header.Set("Authorization", "Bearer "+d.c.token)
+			req.Header.Set("Authorization", "Bearer "+tok)
 			res, err := d.c.http.Do(req)
 			if err != nil {
 				bad = append(bad, fmt.Sprintf("%s: %v", path, err))

@@ -251,7 +251,11 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) (GatewayResult, error) {
 			// is not charged to this one.
 			runtime.GC()
 			before := cpuTime()
-			lat, errs, took, err := drive(ctx, t.url, c.token, cfg.Clients, cfg.Duration)
+			tok, err := c.bearer(ctx)
+			if err != nil {
+				return res, err
+			}
+			lat, errs, took, err := drive(ctx, t.url, tok, cfg.Clients, cfg.Duration)
 			if err != nil {
 				return res, err
 			}
@@ -268,7 +272,11 @@ func RunGateway(ctx context.Context, cfg GatewayConfig) (GatewayResult, error) {
 		for _, t := range targets {
 			cfg.Progress.report(fmt.Sprintf("latency round %d: %s", round+1, t.name), "turns", turn, turns)
 			turn++
-			l, errs, _, err := drive(ctx, t.url, c.token, 1, cfg.Duration/2)
+			tok, err := c.bearer(ctx)
+			if err != nil {
+				return res, err
+			}
+			l, errs, _, err := drive(ctx, t.url, tok, 1, cfg.Duration/2)
 			if err != nil {
 				return res, err
 			}
