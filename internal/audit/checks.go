@@ -147,7 +147,7 @@ func (a *auditor) reservations(context.Context) (Check, error) {
 	// The holds still reserved, by order.
 	held := map[string][]map[string]any{}
 	for _, product := range slices.Sorted(maps.Keys(a.f.stock)) {
-		for order, h := range a.f.stock[product].Holds {
+		for order, h := range a.f.stock[product].Holds.All() {
 			if h.State == inventory.HoldReserved {
 				held[order] = append(held[order], map[string]any{"product_id": product, "quantity": h.Quantity, "reserved_at": h.At})
 			}

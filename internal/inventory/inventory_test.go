@@ -1,7 +1,9 @@
 package inventory_test
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,7 +44,7 @@ func TestEndedHoldsAreForgottenAfterRetention(t *testing.T) {
 	s := replay(events)
 
 	for i := range 3000 {
-		h, ok := s.Holds[fmt.Sprintf("old-%d", i)]
+		h, ok := s.Holds.Get(fmt.Sprintf("old-%d", i))
 		switch {
 		case i%3 == 0 && (!ok || h.State != inventory.HoldReserved):
 			t.Fatalf("old-%d: an open hold was forgotten (%v %+v)", i, ok, h)
@@ -51,7 +53,7 @@ func TestEndedHoldsAreForgottenAfterRetention(t *testing.T) {
 		}
 	}
 	for i := range 3000 {
-		if h, ok := s.Holds[fmt.Sprintf("new-%d", i)]; !ok || h.State != inventory.HoldReleased {
+		if h, ok := s.Holds.Get(fmt.Sprintf("new-%d", i)); !ok || h.State != inventory.HoldReleased {
 			t.Fatalf("new-%d: a recent release was forgotten (%v %+v)", i, ok, h)
 		}
 	}
@@ -65,8 +67,8 @@ func TestEndedHoldsAreForgottenAfterRetention(t *testing.T) {
 	for _, e := range events[4000:] {
 		mid = inventory.EvolveStock(mid, e)
 	}
-	if len(mid.Holds) != len(s.Holds) || mid.PruneAt != s.PruneAt {
-		t.Fatalf("replays differ: %d/%d holds, prune at %d/%d", len(mid.Holds), len(s.Holds), mid.PruneAt, s.PruneAt)
+	if mid.Holds.Len() != s.Holds.Len() || mid.PruneAt != s.PruneAt {
+		t.Fatalf("replays differ: %d/%d holds, prune at %d/%d", mid.Holds.Len(), s.Holds.Len(), mid.PruneAt, s.PruneAt)
 	}
 }
 
@@ -86,5 +88,37 @@ func TestRecentHoldsStayAndAnswerRedeliveries(t *testing.T) {
 	}
 	if evs, err := s.Release("p", "o-17", t0.Add(2*time.Hour)); err != nil || len(evs) != 0 {
 		t.Fatalf("a redelivered release: %v %v", evs, err)
+	}
+}
+
+// TestStockJSONIsUnchanged: a stock's JSON (its snapshots) is what it was
+// when holds were a map[string]Hold: old snapshots decode, and new ones
+// read the same.
+func TestStockJSONIsUnchanged(t *testing.T) {
+	old := `{"product_id":"p","on_hand":10,"reserved":3,"holds":{` +
+		`"0190c3e4-5b6a-7c8d-9e0f-a1b2c3d4e5f6":{"quantity":2,"state":"reserved","at":"2026-01-01T00:00:00Z"},` +
+		`"legacy-order-7":{"quantity":1,"state":"reserved","at":"2026-01-01T00:00:01.5Z"},` +
+		`"x":{"quantity":0,"state":"released"}},"prune_at":2048}`
+	var s inventory.Stock
+	if err := json.Unmarshal([]byte(old), &s); err != nil {
+		t.Fatal(err)
+	}
+	h, ok := s.Holds.Get("legacy-order-7")
+	if !ok || h.Quantity != 1 || h.State != inventory.HoldReserved || !h.At.Equal(time.Date(2026, 1, 1, 0, 0, 1, 5e8, time.UTC)) {
+		t.Fatalf("legacy-order-7: %+v %v", h, ok)
+	}
+	if h, ok := s.Holds.Get("x"); !ok || !h.At.IsZero() || h.State != inventory.HoldReleased {
+		t.Fatalf("x: %+v %v", h, ok)
+	}
+	b, err := json.Marshal(s)
+	if err != nil || string(b) != old {
+		t.Fatalf("re-encoded:\n%s\nwant\n%s (%v)", b, old, err)
+	}
+	if err := json.Unmarshal([]byte(`{"holds":{"o":{"quantity":1,"state":"lost"}}}`), &s); err == nil {
+		t.Error("an unknown hold state decoded")
+	}
+	b, _ = json.Marshal(inventory.Stock{ProductID: "p"})
+	if strings.Contains(string(b), "holds") {
+		t.Errorf("no holds should leave holds out: %s", b)
 	}
 }

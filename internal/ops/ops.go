@@ -174,7 +174,7 @@ type API struct {
 	// (DefaultScanLimit; tests set it lower).
 	ScanLimit int
 
-	mu         sync.Mutex
+	mu sync.Mutex
 	// rebuilds holds each projection's last rebuild started here.
 	rebuilds map[string]*RebuildStatus
 }

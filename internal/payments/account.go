@@ -75,7 +75,7 @@ type Account struct {
 	// LastActivity is the time of the latest event.
 	LastActivity time.Time `json:"last_activity"`
 	// Legs records every transfer key the account has seen (see Debit).
-	Legs map[string]Leg `json:"legs,omitempty"`
+	Legs Legs `json:"legs,omitzero"`
 }
 
 // Opened reports whether the account exists.

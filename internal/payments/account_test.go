@@ -1,10 +1,12 @@
 package payments_test
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,5 +163,38 @@ func TestParseStatus(t *testing.T) {
 	var s payments.Status
 	if err := s.UnmarshalText([]byte("Open")); err == nil {
 		t.Fatal("UnmarshalText accepted an unknown status")
+	}
+}
+
+// TestAccountJSONIsUnchanged: an account's JSON (its snapshots) is what it
+// was when legs were a map[string]Leg: old snapshots decode, legs of any
+// key, state and reason included, and new ones read the same.
+func TestAccountJSONIsUnchanged(t *testing.T) {
+	old := `{"id":"m","owner_id":"o","currency":"USD","balance":500,"status":"Active","transactions":4,` +
+		`"opened_at":"2026-01-01T00:00:00Z","last_activity":"2026-01-01T00:00:00Z","legs":{` +
+		`"manual-7":{"state":"debited","amount":100},` +
+		`"order:0190c3e4-5b6a-7c8d-9e0f-a1b2c3d4e5f6":{"state":"credited","amount":600},` +
+		`"order:0190c3e4-5b6a-7c8d-9e0f-a1b2c3d4e5f7":{"state":"declined","reason":"insufficient_funds"},` +
+		`"order:0190c3e4-5b6a-7c8d-9e0f-a1b2c3d4e5f8":{"state":"declined","reason":"a reason from elsewhere"}}}`
+	var a payments.Account
+	if err := json.Unmarshal([]byte(old), &a); err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := a.Leg("order:0190c3e4-5b6a-7c8d-9e0f-a1b2c3d4e5f8"); !ok || l.Reason != "a reason from elsewhere" || l.State != payments.LegDeclined {
+		t.Fatalf("odd leg: %+v %v", l, ok)
+	}
+	if l, ok := a.Leg("manual-7"); !ok || l.Amount != 100 || l.State != payments.LegDebited {
+		t.Fatalf("manual-7: %+v %v", l, ok)
+	}
+	if a.Legs.Len() != 4 {
+		t.Fatalf("%d legs", a.Legs.Len())
+	}
+	b, err := json.Marshal(a)
+	if err != nil || string(b) != old {
+		t.Fatalf("re-encoded:\n%s\nwant\n%s (%v)", b, old, err)
+	}
+	b, _ = json.Marshal(payments.Account{ID: "x"})
+	if strings.Contains(string(b), "legs") {
+		t.Errorf("no legs should leave legs out: %s", b)
 	}
 }

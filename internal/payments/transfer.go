@@ -1,10 +1,13 @@
 package payments
 
 import (
+	"encoding/json"
+	"iter"
 	"time"
 
 	"github.com/agora-commerce/agora/internal/payments/paymentsapi"
 	"github.com/agora-commerce/agora/internal/platform/errs"
+	"github.com/agora-commerce/agora/internal/platform/idmap"
 	"github.com/agora-commerce/agora/money"
 )
 
@@ -123,9 +126,121 @@ func ErrDeclined(reason string) error {
 // ErrUnknownKey reports an empty transfer key.
 var ErrUnknownKey = errs.E(errs.Invalid, "transfer key is empty")
 
-func (a Account) leg(key string) (Leg, bool) {
-	l, ok := a.Legs[key]
-	return l, ok
+func (a Account) leg(key string) (Leg, bool) { return a.Legs.Get(key) }
+
+// Legs are an account's transfer legs by key. A merchant's account
+// receives a leg for every order paid, and a cached account keeps them
+// all, so a leg is kept in about 40 bytes with no pointer for the garbage
+// collector to scan (package idmap) when its key ends in a UUID
+// ("order:<id>") and its state and reason are among the known ones; any
+// other leg is kept as it is. Its JSON is that of a map[string]Leg. Copies
+// share the legs, as copies of a map do.
+type Legs struct {
+	packed idmap.Map[packedLeg]
+	odd    idmap.Map[Leg] // legs with a reason packedLeg cannot number
+}
+
+// packedLeg is a Leg without pointers: its state and reason as numbers.
+type packedLeg struct {
+	amount int64
+	state  uint8
+	reason uint8
+}
+
+// legStates and legReasons number the states and the known reasons.
+var (
+	legStates  = [...]LegState{"", LegDebited, LegCredited, LegRefunded, LegReversed, LegDeclined, LegVoided}
+	legReasons = [...]string{"", ReasonInsufficientFunds, ReasonAccountClosed, ReasonCancelled}
+)
+
+func packLeg(l Leg) (packedLeg, bool) {
+	p := packedLeg{amount: l.Amount}
+	st, re := -1, -1
+	for i, s := range legStates {
+		if s == l.State {
+			st = i
+		}
+	}
+	for i, r := range legReasons {
+		if r == l.Reason {
+			re = i
+		}
+	}
+	if st < 0 || re < 0 {
+		return p, false
+	}
+	p.state, p.reason = uint8(st), uint8(re)
+	return p, true
+}
+
+func (p packedLeg) leg() Leg {
+	return Leg{State: legStates[p.state], Amount: p.amount, Reason: legReasons[p.reason]}
+}
+
+// MarshalJSON encodes the leg as a Leg.
+func (p packedLeg) MarshalJSON() ([]byte, error) { return json.Marshal(p.leg()) }
+
+// Get returns key's leg.
+func (ls Legs) Get(key string) (Leg, bool) {
+	if p, ok := ls.packed.Get(key); ok {
+		return p.leg(), true
+	}
+	return ls.odd.Get(key)
+}
+
+// Len is the number of legs.
+func (ls Legs) Len() int { return ls.packed.Len() + ls.odd.Len() }
+
+// IsZero reports whether there are no legs.
+func (ls Legs) IsZero() bool { return ls.Len() == 0 }
+
+// All yields every leg by key, in no particular order.
+func (ls Legs) All() iter.Seq2[string, Leg] {
+	return func(yield func(string, Leg) bool) {
+		for k, p := range ls.packed.All() {
+			if !yield(k, p.leg()) {
+				return
+			}
+		}
+		for k, l := range ls.odd.All() {
+			if !yield(k, l) {
+				return
+			}
+		}
+	}
+}
+
+// set records key's leg.
+func (ls *Legs) set(key string, l Leg) {
+	if p, ok := packLeg(l); ok {
+		ls.packed.Set(key, p)
+		ls.odd.Delete(key)
+		return
+	}
+	ls.odd.Set(key, l)
+	ls.packed.Delete(key)
+}
+
+// MarshalJSON encodes the legs as a JSON object by key.
+func (ls Legs) MarshalJSON() ([]byte, error) {
+	all := make(map[string]Leg, ls.Len())
+	for k, l := range ls.All() {
+		all[k] = l
+	}
+	return json.Marshal(all)
+}
+
+// UnmarshalJSON decodes a JSON object of legs by key.
+func (ls *Legs) UnmarshalJSON(b []byte) error {
+	var all map[string]Leg
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	*ls = Legs{}
+	for k, l := range all {
+		ls.set(k, l)
+	}
+	return nil
 }
 
 func (a Account) checkLeg(key string, amount money.Money) error {
@@ -231,12 +346,7 @@ func (a Account) Leg(key string) (Leg, bool) { return a.leg(key) }
 
 func (a Account) evolveLeg(e Event) Account {
 	// Legs is updated in place: a state is owned by whoever folds it.
-	set := func(key string, l Leg) {
-		if a.Legs == nil {
-			a.Legs = make(map[string]Leg)
-		}
-		a.Legs[key] = l
-	}
+	set := a.Legs.set
 	switch e := e.(type) {
 	case TransferDebited:
 		a.Balance -= e.Amount.Amount

@@ -30,7 +30,7 @@ func (s *Service) leg(ctx context.Context, meta eventstore.Metadata, id, key str
 		}
 		out.Leg, _ = l.State.Leg(key)
 		for _, e := range evs { // the leg as it will be after evs
-			out.Leg = payments.Evolve(payments.Account{Currency: l.State.Currency}, e).Legs[key]
+			out.Leg, _ = payments.Evolve(payments.Account{Currency: l.State.Currency}, e).Legs.Get(key)
 		}
 		return evs, nil
 	})
