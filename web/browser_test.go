@@ -383,6 +383,24 @@ func TestStorefrontAndConsole(t *testing.T) {
 		// Processing and services show the platform's parts.
 		b.goTo("/ops/processing")
 		b.until("projections, relays and consumers", `document.querySelectorAll('#projections tbody tr').length >= 3 && document.querySelectorAll('#relays tbody tr').length >= 1 && document.querySelectorAll('#consumers tbody tr').length >= 1`, 5*time.Second)
+		// Rebuild the first projection from its button: the rebuild runs
+		// and ends, and the page shows its button again.
+		first := eval[string](b, `document.querySelector('#projections tbody tr td').innerText`)
+		eval[bool](b, `(window.confirm = () => true, true)`)
+		b.do(chromedp.Click(chromedp.CSS(`#projections tbody tr button.danger`)))
+		adminToken := s.token(t, demo.AdminEmail, demo.AdminPassword)
+		b.until("the rebuild to end", `!document.body.innerText.includes('rebuilding…') && document.querySelector('#projections tbody tr button.danger')`, 10*time.Second)
+		var state string
+		for _, p := range s.api(t, adminToken, "GET", "/api/v1/ops/processing", nil)["projections"].([]any) {
+			if p := p.(map[string]any); p["name"] == first {
+				if rb, ok := p["rebuild"].(map[string]any); ok {
+					state, _ = rb["state"].(string)
+				}
+			}
+		}
+		if state != "done" {
+			t.Errorf("projection %s after its Rebuild button: rebuild state %q, want done", first, state)
+		}
 		b.goTo("/ops/services")
 		b.until("every cluster with its breaker", `document.querySelectorAll('#services .cluster').length >= 6 && document.querySelector('#services .badge-closed')`, 5*time.Second)
 	})

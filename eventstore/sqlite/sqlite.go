@@ -410,26 +410,28 @@ type writer struct {
 // and its event ID index (positions and UUIDv7s grow), the stream index's
 // pages a flush touches and the streams it looks up, so a few MiB hold
 // them; each reader connection keeps readerCacheKiB.
-const writerCacheKiB = 4096
+const writerCacheKiB = 2048
 
 // readerCacheKiB is each read-only connection's SQLite page cache, in
 // KiB (SQLite's default is 2 MiB). Outside the Go heap; a store has
 // four readers and a platform ten stores and more, so the default would
 // come to 80 MiB and more. The live readers read what was just written
 // (most of it from the recent-records ring, without SQL), and a page the
-// cache lacks is in the kernel's page cache.
-const readerCacheKiB = 512
+// cache lacks is in the kernel's page cache. Each of these bounds costs
+// about twice itself in memory once the cache is full: modernc's C
+// allocator gives a 4 KiB page and its header an 8 KiB slot.
+const readerCacheKiB = 256
 
 // stateCacheKiB is the page cache, in KiB, of a writable connection
 // opened with DSN other than a store's writer: a state database's one
 // connection (read models, outbox, inbox, checkpoints), whose hot pages
 // are its tables' recent rows.
-const stateCacheKiB = 1024
+const stateCacheKiB = 512
 
 // checkpointCacheKiB is the checkpointer's page cache, in KiB: a
 // checkpoint copies WAL frames to the database file and reads few pages
 // through the cache.
-const checkpointCacheKiB = 256
+const checkpointCacheKiB = 128
 
 // maxCachedStreams bounds the writer's stream-version cache (about 100
 // bytes a stream).

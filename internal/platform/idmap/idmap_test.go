@@ -131,9 +131,17 @@ func TestManyPrefixes(t *testing.T) {
 	}
 }
 
+// sizes are the benchmarks' entry counts (-short: the small one only).
+func sizes() []int {
+	if testing.Short() {
+		return []int{10_000}
+	}
+	return []int{10_000, 1_000_000}
+}
+
 // BenchmarkGet looks keys up in a Map and in a map[string] of n entries.
 func BenchmarkGet(b *testing.B) {
-	for _, n := range []int{10_000, 1_000_000} {
+	for _, n := range sizes() {
 		ks := make([]string, n)
 		var m Map[rec]
 		plain := make(map[string]rec, n)
@@ -162,7 +170,7 @@ func BenchmarkGet(b *testing.B) {
 // BenchmarkCollect times a garbage collection with a Map, or a
 // map[string], of n entries live: what each costs every collection.
 func BenchmarkCollect(b *testing.B) {
-	for _, n := range []int{10_000, 1_000_000} {
+	for _, n := range sizes() {
 		b.Run(fmt.Sprintf("idmap/%d", n), func(b *testing.B) {
 			var m Map[rec]
 			for i := range n {

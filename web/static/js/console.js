@@ -221,10 +221,10 @@ async function processing(main) {
   page(main, '/ops/processing', 'Processing', h('p', { class: 'muted' }, 'Events in every log ', String(p.head)), msg,
     h('h2', {}, 'Projections'),
     table(['Projection', 'Checkpoint', 'Lag', ''], (p.projections || []).map((x) => [x.name, String(x.checkpoint), String(x.lag),
-      x.rebuilding ? 'rebuilding…' : h('button', { type: 'button', class: 'danger', onclick: async () => {
+      x.rebuilding ? rebuildProgress(x.rebuild) : h('span', {}, h('button', { type: 'button', class: 'danger', onclick: async () => {
         if (!confirm('Rebuild projection ' + x.name + ' from the start of the log? Its read model is replaced when it catches up.')) return;
         try { await post('/api/v1/ops/projections/' + encodeURIComponent(x.name) + '/rebuild', undefined, { 'Idempotency-Key': newKey() }); msg.textContent = 'Rebuilding ' + x.name; setTimeout(() => processing(main), 500); } catch (e) { msg.textContent = e.message; }
-      } }, 'Rebuild')]), { id: 'projections' }),
+      } }, 'Rebuild'), x.rebuild && x.rebuild.state === 'failed' ? h('span', { class: 'bad' }, ' last rebuild failed: ' + x.rebuild.error) : '')]), { id: 'projections' }),
     h('h2', {}, 'Relays'),
     table(['Relay', 'Checkpoint', 'Head', 'Lag'], (p.relays || []).map((x) => [x.name, String(x.checkpoint), String(x.head), String(x.lag)]), { id: 'relays' }),
     h('h2', {}, 'Consumers'),
@@ -234,6 +234,18 @@ async function processing(main) {
       h('button', { type: 'button', onclick: async () => {
         try { await post('/api/v1/ops/dead-letters/' + encodeURIComponent(d.id) + '/redeliver', undefined, { 'Idempotency-Key': newKey() }); processing(main); } catch (e) { msg.textContent = 'Redelivery failed: ' + e.message; }
       } }, 'Redeliver')]), { id: 'dead-letters' }));
+  // Follow a running rebuild while this page shows.
+  if ((p.projections || []).some((x) => x.rebuilding)) {
+    setTimeout(() => { if (location.hash === '#/ops/processing') processing(main); }, 1000);
+  }
+}
+
+// rebuildProgress shows how far a running rebuild has replayed the log.
+function rebuildProgress(rb) {
+  if (!rb || !rb.target) return 'rebuilding…';
+  const pct = Math.min(100, Math.floor(100 * rb.position / rb.target));
+  return h('span', {}, h('progress', { max: String(rb.target), value: String(Math.min(rb.position, rb.target)), 'aria-label': 'rebuild progress' }),
+    ' rebuilding… ' + pct + ' % (' + rb.position + ' of ' + rb.target + ' events)');
 }
 
 // ---- traces
