@@ -413,6 +413,22 @@ type result interface {
 	WriteTable(io.Writer) error
 }
 
+// parseInterleaved parses fs's flags from args, which may come before,
+// between and after the positional arguments, and returns those.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var rest []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return rest, nil
+		}
+		rest = append(rest, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
 // logf prints a benchmark's progress line on stderr.
 func (m *Main) logf(format string, args ...any) { fmt.Fprintf(m.Stderr, format+"\n", args...) }
 

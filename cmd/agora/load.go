@@ -48,16 +48,9 @@ func (m *Main) parseLoad(args []string) error {
 	fs.Float64Var(&c.Refusals, "refusals", 0.05, "fraction of orders and transfers made over the balance, whose refusal is expected (not an error)")
 	fs.DurationVar(&c.Grace, "grace", 30*time.Second, "after the end, how long the scenarios under way may take to finish")
 	fs.DurationVar(&c.Interval, "interval", 5*time.Second, "how often a progress line is printed when stderr is not a terminal")
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
+	rest, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
 	}
 	if len(rest) != 1 {
 		return fmt.Errorf("load: want one URL, got %q (agora load -h)", rest)
@@ -81,7 +74,6 @@ func (m *Main) parseLoad(args []string) error {
 	if c.Refusals < 0 || c.Refusals > 1 {
 		return fmt.Errorf("load: --refusals %v: want a fraction from 0 to 1", c.Refusals)
 	}
-	var err error
 	if c.Mix, err = load.ParseMix(*mix); err != nil {
 		return fmt.Errorf("load: --%w", err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,16 +66,9 @@ func (m *Main) parseProjections(args []string) error {
 	fs.BoolVar(&m.asJSON, "json", false, "print JSON instead of a table (the list; a rebuild's final status)")
 	fs.DurationVar(&c.poll, "poll", 250*time.Millisecond, "how often a rebuild's progress is asked for")
 	fs.DurationVar(&c.interval, "interval", progress.DefaultInterval, "how often a progress line is printed when stderr is not a terminal")
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
+	rest, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
 	}
 	want := 1
 	if c.rebuild {
@@ -159,7 +153,7 @@ func (c *opsClient) do(ctx context.Context, method, path string, body, out any) 
 			Title  string `json:"title"`
 		}
 		_ = json.Unmarshal(raw, &p)
-		return &apiError{status: resp.StatusCode, reason: p.Reason, detail: cmpOr(p.Detail, p.Title)}
+		return &apiError{status: resp.StatusCode, reason: p.Reason, detail: cmp.Or(p.Detail, p.Title)}
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
@@ -167,13 +161,6 @@ func (c *opsClient) do(ctx context.Context, method, path string, body, out any) 
 		}
 	}
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // processing is the part of GET /api/v1/ops/processing the command reads.
