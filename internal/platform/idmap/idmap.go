@@ -189,34 +189,31 @@ const hexDigits = "0123456789abcdef"
 // parseUUID parses the canonical form (lower-case hex, dashes at 8, 13,
 // 18 and 23), the only one that formatUUID gives back unchanged.
 func parseUUID(s string) (id [16]byte, ok bool) {
-	if s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return id, false
 	}
-	j := 0
-	for i := 0; i < 36; {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			i++
-			continue
-		}
-		hi, lo := unhex(s[i]), unhex(s[i+1])
-		if hi > 15 || lo > 15 {
-			return id, false
-		}
+	var bad byte
+	for j, i := range uuidHexAt {
+		hi, lo := unhex[s[i]], unhex[s[i+1]]
+		bad |= hi | lo
 		id[j] = hi<<4 | lo
-		i, j = i+2, j+1
 	}
-	return id, true
+	return id, bad&0xf0 == 0
 }
 
-func unhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
+// uuidHexAt are the offsets of a canonical UUID's 16 hex pairs.
+var uuidHexAt = [16]int{0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34}
+
+// unhex maps a lower-case hex digit to its value, anything else to 0xff.
+var unhex = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 255
-}
+	for i := range 16 {
+		t[hexDigits[i]] = byte(i)
+	}
+	return t
+}()
 
 func formatUUID(id [16]byte) string {
 	var b [36]byte
