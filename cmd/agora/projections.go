@@ -165,7 +165,6 @@ func (c *opsClient) do(ctx context.Context, method, path string, body, out any) 
 
 // processing is the part of GET /api/v1/ops/processing the command reads.
 type processing struct {
-	Head        uint64                 `json:"head"`
 	Projections []ops.ProjectionStatus `json:"projections"`
 }
 

@@ -210,7 +210,6 @@ func (a *API) rebuild(w http.ResponseWriter, r *http.Request) {
 		}
 		rb.State = rebuildDone
 		rb.Position = max(rb.Position, p.Position())
-		rb.Target = max(rb.Target, rb.Position)
 	}()
 	httpapi.JSON(w, http.StatusAccepted, map[string]string{"name": name, "status": "rebuilding"})
 }
