@@ -251,15 +251,20 @@ func TestDistributedTLS(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// The BFF process calls the others over https, trusting the CA.
+	// The BFF process calls the others over https, trusting the CA. Its
+	// recent orders come from ordering's order list, a projection that may
+	// trail the confirmation just seen: wait for the order to appear.
 	home := waitOK("BFF home", func() (*http.Response, map[string]any, error) {
 		res, body, err := as(token, "GET", "/bff/web/home", nil)
 		if d, _ := body["degraded"].([]any); err == nil && len(d) != 0 {
 			return res, body, fmt.Errorf("degraded: %v", d)
 		}
+		if orders, _ := body["recent_orders"].([]any); err == nil && len(orders) == 0 {
+			return res, body, fmt.Errorf("no recent orders yet")
+		}
 		return res, body, err
 	})
-	if orders, _ := home["recent_orders"].([]any); len(orders) != 1 {
+	if orders, _ := home["recent_orders"].([]any); len(orders) != 1 || orders[0].(map[string]any)["id"] != orderID {
 		t.Fatalf("BFF home: %v", home)
 	}
 }

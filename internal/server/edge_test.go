@@ -61,6 +61,10 @@ func TestBFFHome(t *testing.T) {
 		if len(recs) == 0 || recs[0].(map[string]any)["id"] != best || recs[0].(map[string]any)["sku"] == nil {
 			return "recommendations: " + string(r.raw)
 		}
+		// The order list is a projection too: wait for the newest order.
+		if o, _ := r.body["recent_orders"].([]any); len(o) == 0 || o[0].(map[string]any)["id"] != ids[5] {
+			return "recent orders: " + string(r.raw)
+		}
 		return ""
 	})
 	r := alice.do("GET", "/bff/web/home", nil)
