@@ -607,7 +607,7 @@ func (s stmts) close() {
 // make (100 events: 64 + 16 + 16 + 4), since each statement costs a
 // round through database/sql, the driver and SQLite's VM on top of its
 // rows.
-var insertChunks = [...]int{64, 16, 4, 1}
+var insertChunks = [...]int{64, 32, 16, 8, 4, 2, 1}
 
 // eventCols is how many values an event row binds.
 const eventCols = 9

@@ -41,6 +41,9 @@ import (
 // flushEvents is how many memtable entries trigger a flush.
 const flushEvents = 8192
 
+// indexRows is how many entries one of a flush's INSERTs carries at most.
+const indexRows = 128
+
 type indexEntry struct {
 	version, position int64
 }
@@ -187,16 +190,45 @@ func (w *writer) flush(ctx context.Context) error {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after commit
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO stream_index (stream_id, version, position) VALUES (?, ?, ?)`)
-	if err != nil {
-		return err
-	}
-	defer ins.Close()
-	for _, k := range keys {
-		for _, e := range m.entries(k) {
-			if _, err := ins.ExecContext(ctx, k, e.version, e.position); err != nil {
+	// Multi-row INSERTs of up to indexRows entries: a statement's round
+	// through database/sql and the driver costs about what its rows do.
+	stmts := map[int]*sql.Stmt{}
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
+	args := make([]any, 0, 3*indexRows)
+	exec := func() error {
+		n := len(args) / 3
+		st, ok := stmts[n]
+		if !ok {
+			q := `INSERT INTO stream_index (stream_id, version, position) VALUES ` +
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", n), ", ")
+			var err error
+			if st, err = tx.PrepareContext(ctx, q); err != nil {
 				return fmt.Errorf("sqlite: flush stream index: %w", err)
 			}
+			stmts[n] = st
+		}
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			return fmt.Errorf("sqlite: flush stream index: %w", err)
+		}
+		args = args[:0]
+		return nil
+	}
+	for _, k := range keys {
+		for _, e := range m.entries(k) {
+			if args = append(args, k, e.version, e.position); len(args) == cap(args) {
+				if err := exec(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if len(args) > 0 {
+		if err := exec(); err != nil {
+			return err
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE stream_index_state SET indexed_through = ? WHERE id = 1`, through); err != nil {
