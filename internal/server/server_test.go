@@ -310,3 +310,26 @@ func TestOperations(t *testing.T) {
 		t.Fatalf("request id not echoed: %v", r.header)
 	}
 }
+
+// TestMalformedMinPositionIsRefused sends a malformed Agora-Min-Position
+// to every read of one resource or list, those served from a read model
+// (which wait for it) and those served from the event log (which need
+// not): each is 400 with a problem naming the header.
+func TestMalformedMinPositionIsRefused(t *testing.T) {
+	c := boot(t)
+	id, _ := c.open("dora", 100)
+	none := "0190aaaa-0000-7000-8000-000000000000"
+	for _, path := range []string{
+		"/api/v1/accounts", "/api/v1/accounts/" + id, "/api/v1/accounts/" + id + "/events",
+		"/api/v1/orders", "/api/v1/orders/" + none, "/api/v1/sagas/" + none,
+		"/api/v1/transfers/" + none, "/api/v1/shipments/" + none,
+		"/api/v1/products", "/api/v1/products/" + none, "/api/v1/inventory/" + none,
+	} {
+		for _, bad := range []string{"abc", "-1", "ordering.", ".12", "Ordering.12", "99999999999999999999999"} {
+			r := c.do("GET", path, nil, "Agora-Min-Position", bad)
+			if r.status != http.StatusBadRequest || r.header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(r.raw), "Agora-Min-Position") {
+				t.Errorf("GET %s with Agora-Min-Position %q: %d %s %s", path, bad, r.status, r.header.Get("Content-Type"), r.raw)
+			}
+		}
+	}
+}

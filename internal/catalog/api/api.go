@@ -115,6 +115,10 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
+	if err := httpapi.CheckMinPosition(r); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
 	p, err := h.cache.Get(r.Context(), id)
 	if err != nil {
 		httpapi.Error(w, r, err)
@@ -125,6 +129,10 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	if err := httpapi.Query(r, "limit", "cursor", "q"); err != nil {
+		httpapi.Error(w, r, err)
+		return
+	}
+	if err := httpapi.CheckMinPosition(r); err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}

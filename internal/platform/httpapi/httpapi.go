@@ -364,6 +364,14 @@ func waitFor(r *http.Request, rm Waiter, pos uint64) error {
 	return nil
 }
 
+// CheckMinPosition refuses a malformed Agora-Min-Position (an Invalid
+// error) on a read that needs no wait: one served from the event log
+// itself, which already holds every acknowledged write.
+func CheckMinPosition(r *http.Request) error {
+	_, _, _, err := minPosition(r)
+	return err
+}
+
 // minPosition is r's Agora-Min-Position, if it has one: its log ("" for
 // a bare position) and position.
 func minPosition(r *http.Request) (string, uint64, bool, error) {
