@@ -82,7 +82,7 @@ func startDistributedWith(t *testing.T, pg, nats, mode string, flags []string, e
 		if err := postgres.DropSchema(context.Background(), pg, schema); err != nil {
 			t.Errorf("drop schema: %v", err)
 		}
-		// The namespace's streams and registry bucket on the shared server.
+		// The namespace's streams and buckets on the shared server.
 		ctx := context.Background()
 		b, err := natsbus.Open(ctx, natsbus.Options{URL: nats, Namespace: ns})
 		if err != nil {
@@ -93,7 +93,9 @@ func startDistributedWith(t *testing.T, pg, nats, mode string, flags []string, e
 		for _, stream := range []string{"EVENTS", "CATALOG"} {
 			_ = b.DeleteStream(ctx, stream)
 		}
-		_ = b.JetStream().DeleteKeyValue(ctx, ns+"_registry")
+		for _, bucket := range []string{"_registry", "_revoked"} {
+			_ = b.JetStream().DeleteKeyValue(ctx, ns+bucket)
+		}
 	})
 	common := []string{"--postgres", pg, "--postgres-schema", schema, "--nats", nats, "--nats-namespace", ns,
 		"--checkout-mode", mode, "--checkout-timeout", "20s"}
