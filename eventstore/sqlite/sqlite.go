@@ -604,7 +604,7 @@ func (s stmts) close() {
 
 // insertChunks are the row counts of the writer's multi-row INSERTs,
 // largest first: a batch's events go in as few statements as these
-// make (100 events: 64 + 16 + 16 + 4), since each statement costs a
+// make (100 events: 64 + 32 + 4), since each statement costs a
 // round through database/sql, the driver and SQLite's VM on top of its
 // rows.
 var insertChunks = [...]int{64, 32, 16, 8, 4, 2, 1}
