@@ -614,9 +614,15 @@ const eventCols = 9
 
 // insertRows is the INSERT of n event rows.
 func insertRows(n int) string {
-	row := "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	return `INSERT INTO events (position, stream_id, version, event_id, type, schema_version, data, metadata, recorded_at) VALUES ` +
-		strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+		placeholders(eventCols, n)
+}
+
+// placeholders are a multi-row INSERT's VALUES: n rows of cols
+// parameters each.
+func placeholders(cols, n int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 }
 
 // appendEventRow appends the values of e's row in the events table to

@@ -203,8 +203,7 @@ func (w *writer) flush(ctx context.Context) error {
 		n := len(args) / 3
 		st, ok := stmts[n]
 		if !ok {
-			q := `INSERT INTO stream_index (stream_id, version, position) VALUES ` +
-				strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", n), ", ")
+			q := `INSERT INTO stream_index (stream_id, version, position) VALUES ` + placeholders(3, n)
 			var err error
 			if st, err = tx.PrepareContext(ctx, q); err != nil {
 				return fmt.Errorf("sqlite: flush stream index: %w", err)

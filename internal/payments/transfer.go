@@ -177,9 +177,6 @@ func (p packedLeg) leg() Leg {
 	return Leg{State: legStates[p.state], Amount: p.amount, Reason: legReasons[p.reason]}
 }
 
-// MarshalJSON encodes the leg as a Leg.
-func (p packedLeg) MarshalJSON() ([]byte, error) { return json.Marshal(p.leg()) }
-
 // Get returns key's leg.
 func (ls Legs) Get(key string) (Leg, bool) {
 	if p, ok := ls.packed.Get(key); ok {

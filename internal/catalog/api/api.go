@@ -115,10 +115,6 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	if err := httpapi.CheckMinPosition(r); err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
 	p, err := h.cache.Get(r.Context(), id)
 	if err != nil {
 		httpapi.Error(w, r, err)
@@ -129,10 +125,6 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	if err := httpapi.Query(r, "limit", "cursor", "q"); err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
-	if err := httpapi.CheckMinPosition(r); err != nil {
 		httpapi.Error(w, r, err)
 		return
 	}

@@ -61,10 +61,6 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	if err := httpapi.CheckMinPosition(r); err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
 	lvl, _, err := h.svc.Get(r.Context(), id)
 	if err != nil {
 		httpapi.Error(w, r, err)

@@ -306,10 +306,6 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		httpapi.Error(w, r, err)
 		return
 	}
-	if err := httpapi.CheckMinPosition(r); err != nil {
-		httpapi.Error(w, r, err)
-		return
-	}
 	limit, err := httpapi.Limit(r)
 	if err != nil {
 		httpapi.Error(w, r, err)

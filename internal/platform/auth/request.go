@@ -49,19 +49,13 @@ func Metadata(r *http.Request) eventstore.Metadata {
 	return m
 }
 
-// Read serves a GET of one resource from its event stream: the path
-// value param (checked by httpapi.PathID) and the verified caller go to
-// get, whose result is the 200 JSON answer and whose error is the
-// problem. The stream holds every acknowledged write, so an
-// Agora-Min-Position needs no wait, but a malformed one is refused.
+// Read serves a GET of one resource: the path value param (checked by
+// httpapi.PathID) and the verified caller go to get, whose result is the
+// 200 JSON answer and whose error is the problem.
 func Read[T any](param string, get func(ctx context.Context, c *Claims, id string) (T, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id, c, ok := IDAndCaller(w, r, param)
 		if !ok {
-			return
-		}
-		if err := httpapi.CheckMinPosition(r); err != nil {
-			httpapi.Error(w, r, err)
 			return
 		}
 		v, err := get(r.Context(), c, id)

@@ -364,14 +364,6 @@ func waitFor(r *http.Request, rm Waiter, pos uint64) error {
 	return nil
 }
 
-// CheckMinPosition refuses a malformed Agora-Min-Position (an Invalid
-// error) on a read that needs no wait: one served from the event log
-// itself, which already holds every acknowledged write.
-func CheckMinPosition(r *http.Request) error {
-	_, _, _, err := minPosition(r)
-	return err
-}
-
 // minPosition is r's Agora-Min-Position, if it has one: its log ("" for
 // a bare position) and position.
 func minPosition(r *http.Request) (string, uint64, bool, error) {
@@ -405,10 +397,28 @@ func ValidRequestID(id string) bool {
 	return true
 }
 
-// Middleware wraps h with request IDs, panic recovery and a JSON access
-// log line per request.
+// Middleware wraps h with request IDs, panic recovery, a JSON access
+// log line per request and the refusal of a malformed
+// Agora-Min-Position.
 func Middleware(log *slog.Logger, h http.Handler) http.Handler {
-	return RequestID(AccessLog(log, Recoverer(log, h)))
+	return RequestID(AccessLog(log, Recoverer(log, MinPosition(h))))
+}
+
+// MinPosition refuses a request whose Agora-Min-Position is not a
+// position token (400), whatever its handler does with the header: a
+// read that waits for it (Consistent), or one served from an aggregate's
+// stream or a context's own tables, which every acknowledged write has
+// already reached and so never waits.
+func MinPosition(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := r.Header[MinPositionHeader]; ok {
+			if _, _, _, err := minPosition(r); err != nil {
+				Error(w, r, err)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // RequestID gives every request an ID: the client's X-Request-Id when it

@@ -22,6 +22,8 @@ package idmap
 import (
 	"encoding/json"
 	"iter"
+
+	"github.com/google/uuid"
 )
 
 // maxPrefixes bounds the distinct prefixes kept as numbers; keys with
@@ -127,7 +129,7 @@ func (m Map[V]) All() iter.Seq2[string, V] {
 			return
 		}
 		for k, v := range m.t.ids {
-			if !yield(m.t.prefixes[k.p]+formatUUID(k.id), v) {
+			if !yield(m.t.prefixes[k.p]+uuid.UUID(k.id).String(), v) {
 				return
 			}
 		}
@@ -187,7 +189,10 @@ func (t *table[V]) split(k string, add bool) (key, bool) {
 const hexDigits = "0123456789abcdef"
 
 // parseUUID parses the canonical form (lower-case hex, dashes at 8, 13,
-// 18 and 23), the only one that formatUUID gives back unchanged.
+// 18 and 23), the only one uuid.UUID.String gives back unchanged. It is
+// uuid.Parse restricted to that form, by table: Get parses every key,
+// and uuid.Parse with a check for upper case took 100 – 180 ns a Get
+// against this one's 65.
 func parseUUID(s string) (id [16]byte, ok bool) {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return id, false
@@ -214,17 +219,3 @@ var unhex = func() (t [256]byte) {
 	}
 	return t
 }()
-
-func formatUUID(id [16]byte) string {
-	var b [36]byte
-	j := 0
-	for i, x := range id {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			b[j] = '-'
-			j++
-		}
-		b[j], b[j+1] = hexDigits[x>>4], hexDigits[x&15]
-		j += 2
-	}
-	return string(b[:])
-}
